@@ -1,0 +1,1 @@
+//! AIDE configuration files (being written).

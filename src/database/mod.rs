@@ -1,0 +1,1 @@
+//! The AIDE database format (being written).

@@ -1,0 +1,1 @@
+//! AIDE-format reports (being written).

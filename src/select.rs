@@ -1,0 +1,1 @@
+//! Which paths are recorded, and with which attributes (being written).
