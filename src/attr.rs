@@ -68,7 +68,13 @@ pub struct AttrInfo {
 
 macro_rules! info {
     ($a:ident, $c:expr, $r:expr, $d:expr, $s:expr) => {
-        AttrInfo { attr: Attr::$a, config_name: $c, report_name: $r, db_name: $d, summary_char: $s }
+        AttrInfo {
+            attr: Attr::$a,
+            config_name: $c,
+            report_name: $r,
+            db_name: $d,
+            summary_char: $s,
+        }
     };
 }
 
@@ -85,7 +91,13 @@ pub static ATTRS: [AttrInfo; 42] = [
     info!(Mtime, Some("m"), Some("Mtime"), Some("mtime"), Some('m')),
     info!(Inode, Some("i"), Some("Inode"), Some("inode"), Some('i')),
     info!(Bcount, Some("b"), Some("Bcount"), Some("bcount"), Some('b')),
-    info!(Linkcount, Some("n"), Some("Linkcount"), Some("lcount"), Some('n')),
+    info!(
+        Linkcount,
+        Some("n"),
+        Some("Linkcount"),
+        Some("lcount"),
+        Some('n')
+    ),
     info!(Md5, Some("md5"), Some("MD5"), Some("md5"), None),
     info!(Sha1, Some("sha1"), Some("SHA1"), Some("sha1"), None),
     info!(Rmd160, Some("rmd160"), Some("RMD160"), Some("rmd160"), None),
@@ -106,14 +118,56 @@ pub static ATTRS: [AttrInfo; 42] = [
     info!(AllowRmFile, Some("ARF"), None, None, None),
     info!(Sha256, Some("sha256"), Some("SHA256"), Some("sha256"), None),
     info!(Sha512, Some("sha512"), Some("SHA512"), Some("sha512"), None),
-    info!(Selinux, Some("selinux"), Some("SELinux"), Some("selinux"), Some('S')),
-    info!(Xattrs, Some("xattrs"), Some("XAttrs"), Some("xattrs"), Some('X')),
-    info!(Whirlpool, Some("whirlpool"), Some("WHIRLPOOL"), Some("whirlpool"), None),
+    info!(
+        Selinux,
+        Some("selinux"),
+        Some("SELinux"),
+        Some("selinux"),
+        Some('S')
+    ),
+    info!(
+        Xattrs,
+        Some("xattrs"),
+        Some("XAttrs"),
+        Some("xattrs"),
+        Some('X')
+    ),
+    info!(
+        Whirlpool,
+        Some("whirlpool"),
+        Some("WHIRLPOOL"),
+        Some("whirlpool"),
+        None
+    ),
     info!(Ftype, Some("ftype"), Some("File type"), None, Some('!')),
-    info!(E2fsattrs, Some("e2fsattrs"), Some("E2FSAttrs"), Some("e2fsattrs"), Some('E')),
-    info!(Caps, Some("caps"), Some("Caps"), Some("capabilities"), Some('C')),
-    info!(Stribog256, Some("stribog256"), Some("STRIBOG256"), Some("stribog256"), None),
-    info!(Stribog512, Some("stribog512"), Some("STRIBOG512"), Some("stribog512"), None),
+    info!(
+        E2fsattrs,
+        Some("e2fsattrs"),
+        Some("E2FSAttrs"),
+        Some("e2fsattrs"),
+        Some('E')
+    ),
+    info!(
+        Caps,
+        Some("caps"),
+        Some("Caps"),
+        Some("capabilities"),
+        Some('C')
+    ),
+    info!(
+        Stribog256,
+        Some("stribog256"),
+        Some("STRIBOG256"),
+        Some("stribog256"),
+        None
+    ),
+    info!(
+        Stribog512,
+        Some("stribog512"),
+        Some("STRIBOG512"),
+        Some("stribog512"),
+        None
+    ),
     info!(Growing, Some("growing"), None, None, None),
     info!(Compressed, Some("compressed"), None, None, None),
 ];
@@ -132,13 +186,19 @@ impl Attr {
     }
 
     pub fn from_config_name(name: &str) -> Option<Attr> {
-        ATTRS.iter().find(|a| a.config_name == Some(name)).map(|a| a.attr)
+        ATTRS
+            .iter()
+            .find(|a| a.config_name == Some(name))
+            .map(|a| a.attr)
     }
 
     pub fn from_db_name(name: &str) -> Option<Attr> {
         // AIDE 0.16 wrote `count` for the link count.
         let name = if name == "count" { "lcount" } else { name };
-        ATTRS.iter().find(|a| a.db_name == Some(name)).map(|a| a.attr)
+        ATTRS
+            .iter()
+            .find(|a| a.db_name == Some(name))
+            .map(|a| a.attr)
     }
 
     /// True for the message-digest attributes.
@@ -201,13 +261,19 @@ impl AttrSet {
     }
 
     pub fn iter(self) -> impl Iterator<Item = Attr> {
-        ATTRS.iter().map(|i| i.attr).filter(move |a| self.contains(*a))
+        ATTRS
+            .iter()
+            .map(|i| i.attr)
+            .filter(move |a| self.contains(*a))
     }
 }
 
 impl fmt::Debug for AttrSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names: Vec<&str> = self.iter().map(|a| a.info().config_name.or(a.info().db_name).unwrap_or("?")).collect();
+        let names: Vec<&str> = self
+            .iter()
+            .map(|a| a.info().config_name.or(a.info().db_name).unwrap_or("?"))
+            .collect();
         write!(f, "AttrSet({})", names.join("+"))
     }
 }
@@ -230,27 +296,51 @@ pub const HASH_ORDER: [Attr; 11] = [
 
 pub const HASHES: AttrSet = AttrSet::of(&HASH_ORDER);
 
-/// `H`: every hash Debian's AIDE 0.18 was compiled with.
-pub const GROUP_H: AttrSet = HASHES;
+/// Hashes this scanner can compute: all of AIDE 0.18's but HAVAL (no maintained crate).
+pub const SUPPORTED_HASHES: AttrSet = AttrSet(HASHES.0 & !(1u64 << (Attr::Haval as u8)));
+
+/// `H`: every compiled-in hash, as in AIDE (whose `H` also depends on how it was built).
+pub const GROUP_H: AttrSet = SUPPORTED_HASHES;
 
 /// `X`: extended attributes of every kind.
-pub const GROUP_X: AttrSet = AttrSet::of(&[Attr::Acl, Attr::Selinux, Attr::Xattrs, Attr::E2fsattrs, Attr::Caps]);
+pub const GROUP_X: AttrSet = AttrSet::of(&[
+    Attr::Acl,
+    Attr::Selinux,
+    Attr::Xattrs,
+    Attr::E2fsattrs,
+    Attr::Caps,
+]);
 
 /// The predefined groups of AIDE 0.18 (`aide --version` of Debian's build).
 pub fn predefined_groups() -> Vec<(&'static str, AttrSet)> {
-    use Attr::*;
+    use Attr::{
+        Acl, Caps, Ctime, E2fsattrs, Ftype, Gid, Growing, Inode, Linkcount, Linkname, Md5, Mtime,
+        Perm, Selinux, Size, Uid, Xattrs,
+    };
     let r = AttrSet::of(&[
-        Linkname, Perm, Uid, Gid, Size, Ctime, Mtime, Inode, Linkcount, Md5, Acl, Selinux, Xattrs, Ftype, E2fsattrs, Caps,
+        Linkname, Perm, Uid, Gid, Size, Ctime, Mtime, Inode, Linkcount, Md5, Acl, Selinux, Xattrs,
+        Ftype, E2fsattrs, Caps,
     ]);
-    let l = AttrSet::of(&[Linkname, Perm, Uid, Gid, Inode, Linkcount, Acl, Selinux, Xattrs, Ftype, E2fsattrs, Caps]);
+    let l = AttrSet::of(&[
+        Linkname, Perm, Uid, Gid, Inode, Linkcount, Acl, Selinux, Xattrs, Ftype, E2fsattrs, Caps,
+    ]);
     let gt = AttrSet::of(&[
-        Linkname, Perm, Uid, Gid, Size, Inode, Linkcount, Acl, Selinux, Xattrs, Ftype, E2fsattrs, Caps, Growing,
+        Linkname, Perm, Uid, Gid, Size, Inode, Linkcount, Acl, Selinux, Xattrs, Ftype, E2fsattrs,
+        Caps, Growing,
     ]);
-    vec![("R", r), ("L", l), (">", gt), ("H", GROUP_H), ("X", GROUP_X), ("E", AttrSet::EMPTY)]
+    vec![
+        ("R", r),
+        ("L", l),
+        (">", gt),
+        ("H", GROUP_H),
+        ("X", GROUP_X),
+        ("E", AttrSet::EMPTY),
+    ]
 }
 
 /// Attributes that are written to every database line whatever the rules say.
-pub const ALWAYS_IN_DB: AttrSet = AttrSet::of(&[Attr::Filename, Attr::Perm, Attr::Inode, Attr::Attr]);
+pub const ALWAYS_IN_DB: AttrSet =
+    AttrSet::of(&[Attr::Filename, Attr::Perm, Attr::Inode, Attr::Attr]);
 
 #[cfg(test)]
 mod tests {

@@ -1,7 +1,9 @@
-//! Comparing a baseline with what is on disk now.
+//! Comparing a baseline with what is on disk now: AIDE's change rules, applied as a sorted
+//! merge of two streams in AIDE order, so neither side is held in memory whole.
 
-use crate::attr::AttrSet;
-use crate::entry::Entry;
+use crate::attr::{Attr, AttrSet, HASHES};
+use crate::entry::{path_order, Entry};
+use std::cmp::Ordering;
 
 /// An entry present in both baseline and disk whose reported attributes differ.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,12 +21,184 @@ pub struct Comparison {
     pub total: u64,
     pub added: Vec<Entry>,
     pub removed: Vec<Entry>,
+    /// Entries with changed values or a different attribute set.
     pub changed: Vec<Changed>,
 }
 
-impl Comparison {
-    /// AIDE's exit code bits: 1 added, 2 removed, 4 changed.
-    pub fn exit_bits(&self) -> i32 {
-        (!self.added.is_empty() as i32) | ((!self.removed.is_empty() as i32) << 1) | ((!self.changed.is_empty() as i32) << 2)
+/// The attributes whose values differ, compared only where both entries recorded them.
+pub fn changed_attributes(old: &Entry, new: &Entry) -> AttrSet {
+    let both = old.attrs.intersect(new.attrs);
+    let growing = old.attrs.contains(Attr::Growing);
+    let mut ret = AttrSet::EMPTY;
+    let mut check = |a: Attr, differs: bool| {
+        if both.contains(a) && differs {
+            ret.insert(a);
+        }
+    };
+    // With `growing`, only a decrease counts.
+    let grow = |o: i128, n: i128| if growing { o > n } else { o != n };
+    check(
+        Attr::Ftype,
+        old.perm & libc::S_IFMT != new.perm & libc::S_IFMT,
+    );
+    check(Attr::Linkname, old.linkname != new.linkname);
+    check(Attr::SizeGrowing, old.size > new.size);
+    check(Attr::Size, grow(old.size as i128, new.size as i128));
+    check(Attr::Bcount, grow(old.bcount as i128, new.bcount as i128));
+    check(Attr::Perm, old.perm != new.perm);
+    check(Attr::Uid, old.uid != new.uid);
+    check(Attr::Gid, old.gid != new.gid);
+    check(Attr::Atime, grow(old.atime as i128, new.atime as i128));
+    check(Attr::Mtime, grow(old.mtime as i128, new.mtime as i128));
+    check(Attr::Ctime, grow(old.ctime as i128, new.ctime as i128));
+    check(Attr::Inode, old.inode != new.inode);
+    check(Attr::Linkcount, old.lcount != new.lcount);
+    for h in HASHES.iter() {
+        // Full comparison: AIDE 0.18 stops at the first zero byte of a digest (strncmp).
+        check(h, old.hash(h) != new.hash(h));
+    }
+    check(Attr::Acl, old.acl != new.acl);
+    check(Attr::Xattrs, xattrs_differ(&old.xattrs, &new.xattrs));
+    check(Attr::Selinux, old.selinux != new.selinux);
+    check(Attr::E2fsattrs, old.e2fsattrs != new.e2fsattrs);
+    check(Attr::Caps, old.caps != new.caps);
+    ret
+}
+
+type Xattrs = Option<Vec<(Vec<u8>, Vec<u8>)>>;
+
+fn xattrs_differ(a: &Xattrs, b: &Xattrs) -> bool {
+    let norm = |x: &Xattrs| {
+        let mut v: Vec<(Vec<u8>, Vec<u8>)> = x.clone().unwrap_or_default();
+        v.sort();
+        v
+    };
+    norm(a) != norm(b)
+}
+
+/// Merges the baseline stream with the disk stream. Feed both in AIDE order.
+#[derive(Default)]
+pub struct Merger {
+    result: Comparison,
+}
+
+impl Merger {
+    pub fn new() -> Merger {
+        Merger::default()
+    }
+
+    /// One entry that only the old side has.
+    pub fn removed(&mut self, old: Entry) {
+        self.result.removed.push(old);
+    }
+
+    /// One entry that only the new side has.
+    pub fn added(&mut self, new: Entry) {
+        self.result.total += 1;
+        self.result.added.push(new);
+    }
+
+    /// The same path on both sides.
+    pub fn both(&mut self, old: Entry, new: Entry) {
+        self.result.total += 1;
+        let changed = changed_attributes(&old, &new);
+        if !changed.is_empty() || old.attrs != new.attrs {
+            self.result.changed.push(Changed { old, new, changed });
+        }
+    }
+
+    /// Feed the next new-side entry, pulling old-side entries from `old` up to it.
+    pub fn merge_next<E>(
+        &mut self,
+        new: Entry,
+        old: &mut impl Iterator<Item = Result<Entry, E>>,
+        peeked: &mut Option<Entry>,
+    ) -> Result<(), E> {
+        loop {
+            if peeked.is_none() {
+                *peeked = old.next().transpose()?;
+            }
+            match peeked.take() {
+                None => {
+                    self.added(new);
+                    return Ok(());
+                }
+                Some(o) => match path_order(&o.name, &new.name) {
+                    Ordering::Less => self.removed(o),
+                    Ordering::Equal => {
+                        self.both(o, new);
+                        return Ok(());
+                    }
+                    Ordering::Greater => {
+                        *peeked = Some(o);
+                        self.added(new);
+                        return Ok(());
+                    }
+                },
+            }
+        }
+    }
+
+    /// No more new-side entries: the rest of the old side was removed.
+    pub fn finish<E>(
+        mut self,
+        old: &mut impl Iterator<Item = Result<Entry, E>>,
+        peeked: Option<Entry>,
+    ) -> Result<Comparison, E> {
+        if let Some(o) = peeked {
+            self.removed(o);
+        }
+        for o in old {
+            self.removed(o?);
+        }
+        Ok(self.result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn e(name: &str, perm: u32) -> Entry {
+        Entry {
+            name: name.as_bytes().to_vec(),
+            perm,
+            attrs: AttrSet::of(&[Attr::Filename, Attr::Perm, Attr::Ftype]),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn merge_finds_added_removed_changed() {
+        let old = vec![e("/a", 0o100644), e("/a/b", 0o100644), e("/c", 0o100644)];
+        let new = vec![e("/a", 0o100600), e("/a.b", 0o100644), e("/c", 0o100644)];
+        let mut it = old.into_iter().map(Ok::<_, ()>);
+        let mut peek = None;
+        let mut m = Merger::new();
+        for n in new {
+            m.merge_next(n, &mut it, &mut peek).unwrap();
+        }
+        let c = m.finish(&mut it, peek).unwrap();
+        assert_eq!(c.total, 3);
+        assert_eq!(
+            c.added.iter().map(|e| &e.name[..]).collect::<Vec<_>>(),
+            [b"/a.b"]
+        );
+        assert_eq!(
+            c.removed.iter().map(|e| &e.name[..]).collect::<Vec<_>>(),
+            [b"/a/b"]
+        );
+        assert_eq!(c.changed.len(), 1);
+        assert!(c.changed[0].changed.contains(Attr::Perm));
+    }
+
+    #[test]
+    fn digests_compare_in_full() {
+        let mut a = e("/f", 0o100644);
+        a.attrs.insert(Attr::Sha256);
+        let mut b = a.clone();
+        a.set_hash(Attr::Sha256, vec![0, 1].into());
+        b.set_hash(Attr::Sha256, vec![0, 2].into());
+        assert!(changed_attributes(&a, &b).contains(Attr::Sha256));
     }
 }

@@ -124,11 +124,17 @@ impl Entry {
     }
 
     pub fn hash(&self, a: Attr) -> Option<&[u8]> {
-        self.hashes.iter().find(|(h, _)| *h == a).map(|(_, d)| &d[..])
+        self.hashes
+            .iter()
+            .find(|(h, _)| *h == a)
+            .map(|(_, d)| &d[..])
     }
 
     pub fn set_hash(&mut self, a: Attr, digest: Box<[u8]>) {
-        match self.hashes.binary_search_by_key(&(a as u8), |(h, _)| *h as u8) {
+        match self
+            .hashes
+            .binary_search_by_key(&(a as u8), |(h, _)| *h as u8)
+        {
             Ok(i) => self.hashes[i].1 = digest,
             Err(i) => self.hashes.insert(i, (a, digest)),
         }

@@ -49,6 +49,8 @@ pub struct ReportOptions {
     pub format: ReportFormat,
     pub base16: bool,
     pub quiet: bool,
+    /// `report_append`: append to `file:` report URLs instead of truncating them.
+    pub append: bool,
     pub detailed_init: bool,
     pub summarize_changes: bool,
     pub grouped: bool,
@@ -70,6 +72,7 @@ impl Default for ReportOptions {
             format: ReportFormat::Plain,
             base16: false,
             quiet: false,
+            append: false,
             detailed_init: false,
             summarize_changes: true,
             grouped: true,

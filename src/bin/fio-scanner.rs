@@ -1,1 +1,263 @@
-fn main(){}
+//! `fio-scanner`: AIDE's command line over the `fio` library.
+
+use fio::config::{Config, LoadOptions};
+use fio::report::{self, DbDigests, Report};
+use fio::scan::{self, Mode};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// AIDE's exit code for a bad command line.
+const INVALID_ARGUMENT: u8 = 15;
+
+const USAGE: &str = "Usage: fio-scanner [options] command
+
+Commands (AIDE's):
+  -i, --init          Initialize the database (writes database_out)
+  -C, --check         Check the database (default)
+  -u, --update        Check and update the database (writes database_out)
+  -E, --compare       Compare database_in with database_new
+  -D, --config-check  Test the configuration file
+  -v, --version       Show version and compile-time options
+  -h, --help          Show this help
+
+Commands (fio-scanner's own):
+  --reinit            Initialise a new database, then move database_in and the log to
+                      timestamped backups (keeping --max-backups of each) and put the
+                      new database in place of database_in
+
+Options:
+  -c, --config=FILE   Configuration file (default /etc/aide/aide.conf; - for stdin)
+  -B, --before=LINE   Configuration line before the file (repeatable)
+  -A, --after=LINE    Configuration line after the file (repeatable)
+  -L, --log-level=LVL error, warning, notice, info, rule, compare, debug, trace
+  -W, --workers=N     Hashing threads (default: all cores)
+      --max-backups=N Backups kept by --reinit (default 5)
+      --log=FILE      Log file rotated by --reinit (default: aide.log next to database_in)
+
+Exit codes as AIDE: 0 no differences, 1|2|4 added|removed|changed entries,
+14 write error, 15 invalid argument, 16 unimplemented, 17 configuration error, 18 I/O error.
+";
+
+#[derive(Debug, PartialEq)]
+enum Cmd {
+    Scan(Mode),
+    ConfigCheck,
+    Version,
+    Help,
+    Reinit,
+}
+
+struct Args {
+    cmd: Cmd,
+    config: PathBuf,
+    load: LoadOptions,
+    log_level: Option<String>,
+    workers: Option<usize>,
+    max_backups: usize,
+    log: Option<PathBuf>,
+}
+
+fn parse_args() -> Result<Args, lexopt::Error> {
+    use lexopt::prelude::*;
+    let mut p = lexopt::Parser::from_env();
+    let mut a = Args {
+        cmd: Cmd::Scan(Mode::Check),
+        config: PathBuf::from("/etc/aide/aide.conf"),
+        load: LoadOptions::default(),
+        log_level: None,
+        workers: None,
+        max_backups: 5,
+        log: None,
+    };
+    let mut cmds = Vec::new();
+    while let Some(arg) = p.next()? {
+        match arg {
+            Short('i') | Long("init") => cmds.push(Cmd::Scan(Mode::Init)),
+            Short('C') | Long("check") => cmds.push(Cmd::Scan(Mode::Check)),
+            Short('u') | Long("update") => cmds.push(Cmd::Scan(Mode::Update)),
+            Short('E') | Long("compare") => cmds.push(Cmd::Scan(Mode::Compare)),
+            Short('D') | Long("config-check") => cmds.push(Cmd::ConfigCheck),
+            Short('v') | Long("version") => cmds.push(Cmd::Version),
+            Short('h') | Long("help") => cmds.push(Cmd::Help),
+            Long("reinit") => cmds.push(Cmd::Reinit),
+            Short('c') | Long("config") => a.config = p.value()?.into(),
+            Short('B') | Long("before") => a.load.before.push(p.value()?.string()?),
+            Short('A') | Long("after") => a.load.after.push(p.value()?.string()?),
+            Short('L') | Long("log-level") => a.log_level = Some(p.value()?.string()?),
+            Short('W') | Long("workers") => a.workers = Some(p.value()?.parse()?),
+            Long("max-backups") => a.max_backups = p.value()?.parse()?,
+            Long("log") => a.log = Some(p.value()?.into()),
+            _ => return Err(arg.unexpected()),
+        }
+    }
+    if cmds.len() > 1 {
+        return Err("only one command (--init, --check, --update, --compare, --config-check, --reinit) at a time".into());
+    }
+    if let Some(c) = cmds.pop() {
+        a.cmd = c;
+    }
+    Ok(a)
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FIO_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("fio={level},fio_scanner={level}"))
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .with_target(false)
+        .init();
+}
+
+fn level_name(l: fio::options::LogLevel) -> &'static str {
+    use fio::options::LogLevel::*;
+    match l {
+        Error => "error",
+        Warning => "warn",
+        Notice | Info => "info",
+        Rule | Compare | Config | Debug => "debug",
+        Trace => "trace",
+    }
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("fio-scanner: {e}\n\n{USAGE}");
+            return ExitCode::from(INVALID_ARGUMENT);
+        }
+    };
+    match args.cmd {
+        Cmd::Help => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Cmd::Version => {
+            println!(
+                "fio-scanner {} (AIDE {} compatible: database format, configuration and reports)\n\n\
+                 Hashes: md5 sha1 sha256 sha512 rmd160 tiger crc32 crc32b whirlpool gost\n\
+                 Attributes: p i l n u g s b m a c S I ANF ARF growing ftype acl selinux xattrs e2fsattrs caps",
+                env!("CARGO_PKG_VERSION"),
+                fio::database::AIDE_VERSION
+            );
+            return ExitCode::SUCCESS;
+        }
+        _ => {}
+    }
+    let config = match Config::load(&args.config, &args.load) {
+        Ok(c) => c,
+        Err(e) => {
+            init_logging("warn");
+            tracing::error!("{e}");
+            return ExitCode::from(e.exit_code() as u8);
+        }
+    };
+    init_logging(
+        args.log_level
+            .as_deref()
+            .unwrap_or(level_name(config.options.log_level)),
+    );
+    for w in &config.warnings {
+        tracing::warn!("{w}");
+    }
+    if let Some(n) = args.workers.or(config.options.num_workers) {
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(n.max(1))
+            .build_global();
+    }
+    let code = match args.cmd {
+        Cmd::ConfigCheck => 0,
+        Cmd::Scan(mode) => run_scan(&config, mode),
+        Cmd::Reinit => run_reinit(&config, args.max_backups, args.log),
+        Cmd::Help | Cmd::Version => 0,
+    };
+    ExitCode::from(code as u8)
+}
+
+/// AIDE opens (and locks) every report URL before scanning, so a bad URL fails fast.
+fn open_reports(config: &Config) -> Result<report::ReportOutputs, i32> {
+    report::ReportOutputs::open(&config.options.report, false).map_err(|e| {
+        tracing::error!("{e}");
+        e.exit_code()
+    })
+}
+
+fn report_and_code(
+    config: &Config,
+    outputs: &mut report::ReportOutputs,
+    out: &scan::Outcome,
+) -> i32 {
+    let opts = &config.options.report;
+    let mut r = Report::new(out.mode, opts);
+    r.start = out.start;
+    r.end = out.end;
+    r.comparison = out.comparison.as_ref();
+    r.entries = out.entries;
+    r.new_database = out.new_database.as_ref().map(|p| p.display().to_string());
+    r.databases = out
+        .databases
+        .iter()
+        .map(|(p, d)| DbDigests {
+            path: p.display().to_string(),
+            digests: d.iter().map(|(a, v)| (*a, v.to_vec())).collect(),
+        })
+        .collect();
+    if !config.options.root_prefix.is_empty() {
+        r.root_prefix = Some(String::from_utf8_lossy(&config.options.root_prefix).into_owned());
+    }
+    if let Err(e) = outputs.write(&r) {
+        tracing::error!("{e}");
+        return e.exit_code();
+    }
+    report::exit_code(&r)
+}
+
+fn run_scan(config: &Config, mode: Mode) -> i32 {
+    let mut outputs = match open_reports(config) {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
+    match scan::run(config, mode) {
+        Ok(out) => report_and_code(config, &mut outputs, &out),
+        Err(e) => {
+            tracing::error!("{e}");
+            e.exit_code()
+        }
+    }
+}
+
+fn run_reinit(config: &Config, max_backups: usize, log: Option<PathBuf>) -> i32 {
+    let (Some(fio::options::Url::File(db_in)), Some(fio::options::Url::File(db_out))) =
+        (&config.options.database_in, &config.options.database_out)
+    else {
+        tracing::error!("--reinit needs file: URLs for database_in and database_out");
+        return 17;
+    };
+    let mut outputs = match open_reports(config) {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
+    let out = match scan::run(config, Mode::Init) {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::error!("{e}");
+            return e.exit_code();
+        }
+    };
+    let log = log.or_else(|| db_in.parent().map(|d| d.join("aide.log")));
+    match fio::reinit::rotate(db_out, db_in, log.as_deref(), max_backups) {
+        Ok(r) => {
+            for b in &r.backups {
+                tracing::info!("backup: {}", b.display());
+            }
+            report_and_code(config, &mut outputs, &out)
+        }
+        Err(e) => {
+            tracing::error!("{e}");
+            e.exit_code()
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! Message digests, several at once over one stream of bytes.
+
+use crate::attr::{Attr, AttrSet, HASH_ORDER, SUPPORTED_HASHES};
+use sha2::Digest;
+
+enum Hasher {
+    Md5(md5::Md5),
+    Sha1(sha1::Sha1),
+    Sha256(sha2::Sha256),
+    Sha512(sha2::Sha512),
+    Rmd160(ripemd::Ripemd160),
+    Tiger(tiger::Tiger),
+    Whirlpool(whirlpool::Whirlpool),
+    Gost(gost94::Gost94Test),
+    Crc32(Crc32Bzip2),
+    Crc32b(crc32fast::Hasher),
+}
+
+/// Computes every requested digest in one pass.
+pub struct MultiHasher {
+    hashers: Vec<(Attr, Hasher)>,
+}
+
+impl MultiHasher {
+    /// Hashers for the supported hashes in `attrs`; others are ignored (the caller reports them).
+    pub fn new(attrs: AttrSet) -> MultiHasher {
+        let hashers = HASH_ORDER
+            .iter()
+            .filter(|a| attrs.contains(**a) && SUPPORTED_HASHES.contains(**a))
+            .map(|a| {
+                let h = match a {
+                    Attr::Md5 => Hasher::Md5(Default::default()),
+                    Attr::Sha1 => Hasher::Sha1(Default::default()),
+                    Attr::Sha256 => Hasher::Sha256(Default::default()),
+                    Attr::Sha512 => Hasher::Sha512(Default::default()),
+                    Attr::Rmd160 => Hasher::Rmd160(Default::default()),
+                    Attr::Tiger => Hasher::Tiger(Default::default()),
+                    Attr::Whirlpool => Hasher::Whirlpool(Default::default()),
+                    Attr::Gost => Hasher::Gost(Default::default()),
+                    Attr::Crc32 => Hasher::Crc32(Crc32Bzip2::new()),
+                    _ => Hasher::Crc32b(Default::default()),
+                };
+                (*a, h)
+            })
+            .collect();
+        MultiHasher { hashers }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.hashers.is_empty()
+    }
+
+    pub fn update(&mut self, data: &[u8]) {
+        for (_, h) in &mut self.hashers {
+            match h {
+                Hasher::Md5(h) => h.update(data),
+                Hasher::Sha1(h) => h.update(data),
+                Hasher::Sha256(h) => h.update(data),
+                Hasher::Sha512(h) => h.update(data),
+                Hasher::Rmd160(h) => h.update(data),
+                Hasher::Tiger(h) => h.update(data),
+                Hasher::Whirlpool(h) => h.update(data),
+                Hasher::Gost(h) => h.update(data),
+                Hasher::Crc32(h) => h.update(data),
+                Hasher::Crc32b(h) => h.update(data),
+            }
+        }
+    }
+
+    /// The digests, sorted by attribute bit (the order [`crate::entry::Entry::hashes`] keeps).
+    pub fn finish(self) -> Vec<(Attr, Box<[u8]>)> {
+        let mut out: Vec<(Attr, Box<[u8]>)> = self
+            .hashers
+            .into_iter()
+            .map(|(a, h)| {
+                let d: Box<[u8]> = match h {
+                    Hasher::Md5(h) => h.finalize().to_vec().into(),
+                    Hasher::Sha1(h) => h.finalize().to_vec().into(),
+                    Hasher::Sha256(h) => h.finalize().to_vec().into(),
+                    Hasher::Sha512(h) => h.finalize().to_vec().into(),
+                    Hasher::Rmd160(h) => h.finalize().to_vec().into(),
+                    // mhash writes each 64-bit word of the Tiger state most significant byte first.
+                    Hasher::Tiger(h) => h
+                        .finalize()
+                        .chunks(8)
+                        .flat_map(|w| w.iter().rev().copied())
+                        .collect(),
+                    Hasher::Whirlpool(h) => h.finalize().to_vec().into(),
+                    Hasher::Gost(h) => h.finalize().to_vec().into(),
+                    // mhash and AIDE store both CRCs least significant byte first.
+                    Hasher::Crc32(h) => h.finish().to_le_bytes().to_vec().into(),
+                    Hasher::Crc32b(h) => h.finalize().to_le_bytes().to_vec().into(),
+                };
+                (a, d)
+            })
+            .collect();
+        out.sort_by_key(|(a, _)| *a as u8);
+        out
+    }
+}
+
+/// mhash's `CRC32`: the non-reflected CRC-32 (polynomial 0x04C11DB7) also known as CRC-32/BZIP2.
+struct Crc32Bzip2 {
+    crc: u32,
+}
+
+static BZIP2_TABLE: std::sync::OnceLock<[u32; 256]> = std::sync::OnceLock::new();
+
+impl Crc32Bzip2 {
+    fn new() -> Self {
+        Crc32Bzip2 { crc: 0xffff_ffff }
+    }
+
+    fn table() -> &'static [u32; 256] {
+        BZIP2_TABLE.get_or_init(|| {
+            let mut t = [0u32; 256];
+            for (i, slot) in t.iter_mut().enumerate() {
+                let mut c = (i as u32) << 24;
+                for _ in 0..8 {
+                    c = if c & 0x8000_0000 != 0 {
+                        (c << 1) ^ 0x04C1_1DB7
+                    } else {
+                        c << 1
+                    };
+                }
+                *slot = c;
+            }
+            t
+        })
+    }
+
+    fn update(&mut self, data: &[u8]) {
+        let t = Self::table();
+        let mut crc = self.crc;
+        for &b in data {
+            crc = (crc << 8) ^ t[((crc >> 24) as u8 ^ b) as usize];
+        }
+        self.crc = crc;
+    }
+
+    fn finish(&self) -> u32 {
+        !self.crc
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::database::encode::b64_string;
+
+    #[test]
+    fn digests_match_aide() {
+        // Values from AIDE 0.18.3's report for a file holding "hello world\n".
+        let mut h = MultiHasher::new(crate::attr::GROUP_H);
+        h.update(b"hello world\n");
+        let d = h.finish();
+        let get = |a: Attr| b64_string(&d.iter().find(|(x, _)| *x == a).unwrap().1);
+        assert_eq!(get(Attr::Md5), "b1kCrCNwJL3QwXbLkwY9xA==");
+        let empty = MultiHasher::new(AttrSet::of(&[Attr::Tiger])).finish();
+        assert_eq!(b64_string(&empty[0].1), "JPATDGOskzIWFm52sbuSX/Nz3i1JWE56");
+        assert_eq!(get(Attr::Crc32), "NujsTg==");
+        assert_eq!(get(Attr::Crc32b), "LTsIrw==");
+        assert_eq!(get(Attr::Tiger), "5PEcoZVEMkzrHWJApnZs9z8lSK8YynB0");
+        assert_eq!(get(Attr::Rmd160), "qRVRmp+1zuZaVq0EEjzKo0SFBnw=");
+        assert_eq!(
+            get(Attr::Gost),
+            "kh4MzXlpxUj/49E4Bx4Btt3X4/dKrXvKR+APxrlnqHw="
+        );
+        assert_eq!(
+            get(Attr::Whirlpool),
+            "gTNQ6k9SmZWPM47pyGDfRUbnlV8Yhn9c3ZNklgxo52sV7VmabRdYpEUNBpN5ujH6cZPJD/4vnQRdQqNSbxCupA=="
+        );
+    }
+}
