@@ -2,7 +2,7 @@
 //! merge of two streams in AIDE order, so neither side is held in memory whole.
 
 use crate::attr::{Attr, AttrSet, HASHES};
-use crate::entry::{path_order, Entry};
+use crate::entry::{path_order, Entry, Xattrs};
 use std::cmp::Ordering;
 
 /// An entry present in both baseline and disk whose reported attributes differ.
@@ -65,11 +65,9 @@ pub fn changed_attributes(old: &Entry, new: &Entry) -> AttrSet {
     ret
 }
 
-type Xattrs = Option<Vec<(Vec<u8>, Vec<u8>)>>;
-
-fn xattrs_differ(a: &Xattrs, b: &Xattrs) -> bool {
-    let norm = |x: &Xattrs| {
-        let mut v: Vec<(Vec<u8>, Vec<u8>)> = x.clone().unwrap_or_default();
+fn xattrs_differ(a: &Option<Xattrs>, b: &Option<Xattrs>) -> bool {
+    let norm = |x: &Option<Xattrs>| {
+        let mut v: Xattrs = x.clone().unwrap_or_default();
         v.sort();
         v
     };

@@ -87,6 +87,9 @@ pub struct Acl {
     pub default: Option<Vec<u8>>,
 }
 
+/// Extended attributes as (key, value).
+pub type Xattrs = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// A recorded entry. Only the fields whose attribute is in `attrs` are meaningful; the others
 /// hold their zero value, which is also what AIDE writes for them.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -112,7 +115,7 @@ pub struct Entry {
     pub acl: Option<Acl>,
     pub selinux: Option<Vec<u8>>,
     /// Extended attributes as (key, value) in the order the filesystem listed them.
-    pub xattrs: Option<Vec<(Vec<u8>, Vec<u8>)>>,
+    pub xattrs: Option<Xattrs>,
     pub e2fsattrs: u64,
     /// File capabilities in `cap_to_text` form.
     pub caps: Option<Vec<u8>>,

@@ -1,6 +1,6 @@
 //! The scanner's modes (init, check, update, compare), as AIDE runs them.
 
-use crate::attr::{Attr, AttrSet, SUPPORTED_HASHES};
+use crate::attr::{AttrSet, SUPPORTED_HASHES};
 use crate::compare::{Comparison, Merger};
 use crate::config::Config;
 use crate::database::{DbError, DbReader, DbWriter, Spec, WriteOptions};
@@ -47,7 +47,7 @@ pub struct Outcome {
     pub entries: u64,
     pub new_database: Option<PathBuf>,
     /// Digests of the databases read and written, for the report.
-    pub databases: Vec<(PathBuf, Vec<(Attr, Box<[u8]>)>)>,
+    pub databases: Vec<(PathBuf, crate::hash::Digests)>,
 }
 
 fn file_url(u: &Option<Url>, what: &str) -> Result<PathBuf, ScanError> {

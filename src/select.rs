@@ -1,6 +1,8 @@
 //! Which paths are recorded, and with which attributes: AIDE 0.18's rule tree ("seltree").
 //!
-//! The semantics follow `src/seltree.c` and `src/db_disk.c` of AIDE 0.18.3:
+//! The semantics are those of the `aide` 0.18.3 that Debian 12 ships (checked against it with
+//! `aide --dry-init`/`--init`, see the tests), i.e. upstream `src/seltree.c` and
+//! `src/db_disk.c` of 0.18.3 plus the fixes Debian carries:
 //!
 //! * Every rule is attached to a tree node: the literal directory prefix of its regex (the text up
 //!   to the last `/` before the first of `( ^ $ ? * [`, with one level of `\` removed). The nodes
@@ -10,12 +12,15 @@
 //!   the root: the equals list of that node only if the node is exactly the parent directory,
 //!   the selective lists deepest first (first match wins), then the negative lists on the way
 //!   back down (these also apply to every parent directory between the node and the path, with
-//!   unrestricted negative rules only).
+//!   unrestricted negative rules only). A restricted negative rule matching a path of its type
+//!   makes it "descend, do not add".
 //! * Regexes are matched like PCRE2 with `PCRE2_ANCHORED | PCRE2_PARTIAL_SOFT` on the raw path
-//!   bytes. Debian's `aide` 0.18.3 binary matches in byte mode (no UTF): `.` matches one byte,
-//!   `é` in a rule is two literal bytes, a path with invalid UTF-8 is matched like any other.
-//!   A partial match (the end of the path reached while the regex could still match) of a
-//!   directory means "descend, do not add".
+//!   bytes. Debian's binary matches in byte mode (no UTF): `.` matches one byte, `é` in a rule is
+//!   two literal bytes, a path with invalid UTF-8 is matched like any other, `$` also matches
+//!   before a final newline. A partial match (the end of the path reached while the regex could
+//!   still match) of a directory means "descend, do not add".
+//! * Directories matched by a selective *or equals* rule are recorded and walked into (upstream
+//!   0.18.5 "Fix child directory processing on equal match", included in Debian's 0.18.3).
 //!
 //! The tree is fixed after the configuration is read. AIDE also adds nodes for every matched
 //! file while scanning, but those nodes carry no rules and, for a top-down walk, never change

@@ -13,7 +13,7 @@ use std::ffi::OsStr;
 use std::fs::Metadata;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::Arc;
 
 /// Builds a walk; see the module docs.
@@ -34,7 +34,6 @@ pub struct WalkStats {
 }
 
 struct Job {
-    seq: u64,
     path: Vec<u8>,
     name: Vec<u8>,
     meta: Metadata,
@@ -62,7 +61,7 @@ impl WalkBuilder {
         self
     }
 
-    /// Entries measured ahead of the consumer at most.
+    /// Batches of entries measured ahead of the consumer at most.
     pub fn window(mut self, n: usize) -> Self {
         self.window = n.max(1);
         self
@@ -79,50 +78,51 @@ impl WalkBuilder {
     /// Run the walk, calling `sink` with every selected entry in AIDE's order on this thread.
     /// Stops at the first error `sink` returns.
     pub fn run<E>(self, mut sink: impl FnMut(Entry) -> Result<(), E>) -> Result<WalkStats, E> {
-        let (job_tx, job_rx) = sync_channel::<Option<Job>>(self.window);
-        let (res_tx, res_rx) = sync_channel::<(u64, Entry)>(self.window);
-        // Counting semaphore bounding the entries in flight.
+        // Work goes out in batches: one hand-off per entry would cost more than measuring a
+        // small file. The token channel is a counting semaphore bounding batches in flight.
+        let (res_tx, res_rx) = sync_channel::<(u64, Vec<Entry>)>(self.window);
         let (tok_tx, tok_rx) = sync_channel::<()>(self.window);
         let producer = {
             let me = self.clone();
             std::thread::Builder::new()
                 .name("fio-walk".into())
-                .spawn(move || me.produce(job_tx, tok_tx))
+                .spawn(move || me.produce(res_tx, tok_tx))
                 .expect("spawn walker thread")
         };
-        let measure_opts = self.measure;
-        let dispatcher = std::thread::Builder::new()
-            .name("fio-dispatch".into())
-            .spawn(move || dispatch(job_rx, res_tx, measure_opts))
-            .expect("spawn dispatcher thread");
-        let mut pending: BTreeMap<u64, Entry> = BTreeMap::new();
+        let mut pending: BTreeMap<u64, Vec<Entry>> = BTreeMap::new();
         let mut next = 0u64;
         let mut result = Ok(());
-        for (seq, e) in res_rx.iter() {
-            pending.insert(seq, e);
-            while let Some(e) = pending.remove(&next) {
+        'recv: for (seq, batch) in res_rx.iter() {
+            pending.insert(seq, batch);
+            while let Some(batch) = pending.remove(&next) {
                 next += 1;
                 let _ = tok_rx.recv();
-                if result.is_ok() {
+                for e in batch {
                     result = sink(e);
+                    if result.is_err() {
+                        break 'recv;
+                    }
                 }
             }
-            if result.is_err() {
-                break;
-            }
         }
-        // Drain so that the producer is never stuck on a full channel.
+        // Unblock the producer if we stopped early.
         drop(res_rx);
-        while tok_rx.try_recv().is_ok() {}
         drop(tok_rx);
         let stats = producer.join().unwrap_or_default();
-        let _ = dispatcher.join();
         result.map(|_| stats)
     }
 
-    fn produce(&self, jobs: SyncSender<Option<Job>>, tokens: SyncSender<()>) -> WalkStats {
+    fn produce(&self, results: SyncSender<(u64, Vec<Entry>)>, tokens: SyncSender<()>) -> WalkStats {
         let mut st = WalkStats::default();
-        let mut seq = 0u64;
+        let mut batches = Batcher {
+            results,
+            tokens,
+            opts: self.measure,
+            jobs: Vec::new(),
+            bytes: 0,
+            seq: 0,
+            entries: 0,
+        };
         let root_path = if self.root_prefix.is_empty() {
             b"/".to_vec()
         } else {
@@ -133,25 +133,8 @@ impl WalkBuilder {
             Err(e) => {
                 tracing::error!("cannot lstat root {}: {e}", show(&root_path));
                 st.errors += 1;
-                let _ = jobs.send(None);
                 return st;
             }
-        };
-        let mut emit = |path: Vec<u8>, name: Vec<u8>, meta: Metadata, attrs| -> bool {
-            if tokens.send(()).is_err() {
-                return false;
-            }
-            let ok = jobs
-                .send(Some(Job {
-                    seq,
-                    path,
-                    name,
-                    meta,
-                    attrs,
-                }))
-                .is_ok();
-            seq += 1;
-            ok
         };
         // Depth-first with an explicit stack of (dir path, name, dev, sorted children, next index).
         let sel = self.rules.select(b"/", FileType::from_mode(meta.mode()));
@@ -160,14 +143,20 @@ impl WalkBuilder {
             Selection::Skip => false,
             Selection::Descend => true,
             Selection::Record { attrs, recurse } => {
-                if !emit(root_path.clone(), b"/".to_vec(), meta.clone(), attrs) {
+                if !batches.push(Job {
+                    path: root_path.clone(),
+                    name: b"/".to_vec(),
+                    meta: meta.clone(),
+                    attrs,
+                }) {
                     return st;
                 }
                 recurse
             }
         };
         if !enter_root || !meta.is_dir() {
-            let _ = jobs.send(None);
+            batches.flush();
+            st.entries = batches.entries;
             return st;
         }
         struct Frame {
@@ -221,7 +210,12 @@ impl WalkBuilder {
             if let Selection::Record { attrs, .. } = sel {
                 let mut path = self.root_prefix.clone();
                 path.extend_from_slice(&name);
-                if !emit(path, name.clone(), meta.clone(), attrs) {
+                if !batches.push(Job {
+                    path,
+                    name: name.clone(),
+                    meta: meta.clone(),
+                    attrs,
+                }) {
                     break 'outer;
                 }
             }
@@ -235,8 +229,8 @@ impl WalkBuilder {
                 });
             }
         }
-        st.entries = seq;
-        let _ = jobs.send(None);
+        batches.flush();
+        st.entries = batches.entries;
         st
     }
 
@@ -279,12 +273,53 @@ impl WalkBuilder {
     }
 }
 
-fn dispatch(jobs: Receiver<Option<Job>>, results: SyncSender<(u64, Entry)>, opts: MeasureOptions) {
-    while let Ok(Some(job)) = jobs.recv() {
-        let results = results.clone();
+/// Groups jobs and sends each group to the rayon pool; a group is closed after many small files
+/// or a few MiB of file data, so large files still spread over all cores.
+struct Batcher {
+    results: SyncSender<(u64, Vec<Entry>)>,
+    tokens: SyncSender<()>,
+    opts: MeasureOptions,
+    jobs: Vec<Job>,
+    bytes: u64,
+    seq: u64,
+    entries: u64,
+}
+
+const BATCH_ENTRIES: usize = 256;
+const BATCH_BYTES: u64 = 4 << 20;
+
+impl Batcher {
+    /// False once the consumer has gone away.
+    fn push(&mut self, job: Job) -> bool {
+        if job.meta.is_file() {
+            self.bytes += job.meta.len();
+        }
+        self.jobs.push(job);
+        self.entries += 1;
+        if self.jobs.len() >= BATCH_ENTRIES || self.bytes >= BATCH_BYTES {
+            return self.flush();
+        }
+        true
+    }
+
+    fn flush(&mut self) -> bool {
+        if self.jobs.is_empty() {
+            return true;
+        }
+        if self.tokens.send(()).is_err() {
+            return false;
+        }
+        let jobs = std::mem::take(&mut self.jobs);
+        self.bytes = 0;
+        let (seq, results, opts) = (self.seq, self.results.clone(), self.opts);
+        self.seq += 1;
         rayon::spawn_fifo(move || {
-            let e = measure(&job.path, job.name, &job.meta, job.attrs, &opts);
-            let _ = results.send((job.seq, e));
+            let out: Vec<Entry> = jobs
+                .into_iter()
+                .map(|j| measure(&j.path, j.name, &j.meta, j.attrs, &opts))
+                .collect();
+            let _ = results.send((seq, out));
         });
+        true
     }
 }

@@ -29,13 +29,18 @@ fn ours_init_then_aide_check(name: &str, attrs: &str, gzip: bool) {
     let db = s.init_db(Tool::Ours, attrs, gzip, "aide.db");
     let decoded = decode_db(&db).unwrap_or_else(|e| panic!("our database is not readable: {e}"));
     assert_eq!(
-        decoded.gzip, gzip,
+        decoded.gzip,
+        gzip,
         "gzip_dbout={} but our database {} is {}gzip-compressed",
         if gzip { "yes" } else { "no" },
         db.display(),
         if decoded.gzip { "" } else { "not " }
     );
-    assert!(decoded.has_end, "our database {} has no @@end_db line", db.display());
+    assert!(
+        decoded.has_end,
+        "our database {} has no @@end_db line",
+        db.display()
+    );
     let on_disk = walk_tree(&s.root);
     assert!(
         decoded.names() == on_disk,
@@ -46,7 +51,8 @@ fn ours_init_then_aide_check(name: &str, attrs: &str, gzip: bool) {
     let run = s.check(Tool::Aide, &db, attrs);
     let rep = run.report();
     assert_eq!(
-        run.code, 0,
+        run.code,
+        0,
         "aide --check of the database written by fio-scanner --init must be clean\n{}",
         run.describe()
     );
@@ -58,7 +64,10 @@ fn ours_init_then_aide_check(name: &str, attrs: &str, gzip: bool) {
     assert!(
         rep.different_attributes.is_empty(),
         "aide reports attribute-set differences for entries of our database: {:?}",
-        rep.different_attributes.keys().map(|k| show(k)).collect::<Vec<_>>()
+        rep.different_attributes
+            .keys()
+            .map(|k| show(k))
+            .collect::<Vec<_>>()
     );
     assert_eq!(
         rep.total_entries,
@@ -93,7 +102,8 @@ fn aide_init_then_ours_check(name: &str, attrs: &str, gzip: bool) {
 
     let run = s.check(Tool::Ours, &db, attrs);
     assert_eq!(
-        run.code, 0,
+        run.code,
+        0,
         "fio-scanner --check of the database written by aide --init must be clean (exit 0)\n{}",
         run.describe()
     );
@@ -140,7 +150,10 @@ fn report_differences(a_name: &str, a: &Run, b_name: &str, b: &Run) -> Vec<Strin
     let rb = b.report();
     let mut d = Vec::new();
     if a.code != b.code {
-        d.push(format!("exit code: {a_name}={} {b_name}={}", a.code, b.code));
+        d.push(format!(
+            "exit code: {a_name}={} {b_name}={}",
+            a.code, b.code
+        ));
     }
     for (what, x, y) in [
         ("added", ra.added_set(), rb.added_set()),
@@ -148,14 +161,29 @@ fn report_differences(a_name: &str, a: &Run, b_name: &str, b: &Run) -> Vec<Strin
         ("changed", ra.changed_set(), rb.changed_set()),
     ] {
         if x != y {
-            d.push(format!("{what} entries differ:\n{}", set_diff(a_name, &x, b_name, &y)));
+            d.push(format!(
+                "{what} entries differ:\n{}",
+                set_diff(a_name, &x, b_name, &y)
+            ));
         }
     }
     for (what, x, y) in [
-        ("'Total number of entries'", ra.total_entries, rb.total_entries),
+        (
+            "'Total number of entries'",
+            ra.total_entries,
+            rb.total_entries,
+        ),
         ("'Added entries' count", ra.added_count, rb.added_count),
-        ("'Removed entries' count", ra.removed_count, rb.removed_count),
-        ("'Changed entries' count", ra.changed_count, rb.changed_count),
+        (
+            "'Removed entries' count",
+            ra.removed_count,
+            rb.removed_count,
+        ),
+        (
+            "'Changed entries' count",
+            ra.changed_count,
+            rb.changed_count,
+        ),
     ] {
         if x != y {
             d.push(format!("{what}: {a_name}={x:?} {b_name}={y:?}"));
@@ -187,7 +215,10 @@ fn report_differences(a_name: &str, a: &Run, b_name: &str, b: &Run) -> Vec<Strin
     }
     if ra.different_attributes != rb.different_attributes {
         let fmt = |m: &std::collections::BTreeMap<Vec<u8>, String>| {
-            m.iter().map(|(k, v)| format!("  {}: {v}", show(k))).collect::<Vec<_>>().join("\n")
+            m.iter()
+                .map(|(k, v)| format!("  {}: {v}", show(k)))
+                .collect::<Vec<_>>()
+                .join("\n")
         };
         d.push(format!(
             "'Entry ... in databases has different attributes' lines differ:\n{a_name}:\n{}\n{b_name}:\n{}",
@@ -203,9 +234,22 @@ fn report_differences(a_name: &str, a: &Run, b_name: &str, b: &Run) -> Vec<Strin
 fn assert_reference_is_sane(reference: &Run, exp: &Expected, attrs: &str) {
     let r = reference.report();
     let ctx = || reference.describe();
-    assert_eq!(reference.code, 7, "aide must report added+removed+changed (7)\n{}", ctx());
-    assert!(r.found_differences, "aide: no 'found differences' line\n{}", ctx());
-    assert!(r.added_set() == exp.added, "aide added set\n{}", set_diff("aide", &r.added_set(), "expected", &exp.added));
+    assert_eq!(
+        reference.code,
+        7,
+        "aide must report added+removed+changed (7)\n{}",
+        ctx()
+    );
+    assert!(
+        r.found_differences,
+        "aide: no 'found differences' line\n{}",
+        ctx()
+    );
+    assert!(
+        r.added_set() == exp.added,
+        "aide added set\n{}",
+        set_diff("aide", &r.added_set(), "expected", &exp.added)
+    );
     assert!(
         r.removed_set() == exp.removed,
         "aide removed set\n{}",
@@ -213,9 +257,18 @@ fn assert_reference_is_sane(reference: &Run, exp: &Expected, attrs: &str) {
     );
     let changed = r.changed_set();
     let missing: BTreeSet<_> = exp.changed_min.difference(&changed).cloned().collect();
-    assert!(missing.is_empty(), "aide did not report these as changed:\n{}\n{}", show_set(&missing), ctx());
+    assert!(
+        missing.is_empty(),
+        "aide did not report these as changed:\n{}\n{}",
+        show_set(&missing),
+        ctx()
+    );
     let bogus: BTreeSet<_> = exp.unchanged.intersection(&changed).cloned().collect();
-    assert!(bogus.is_empty(), "aide reported these untouched paths as changed:\n{}", show_set(&bogus));
+    assert!(
+        bogus.is_empty(),
+        "aide reported these untouched paths as changed:\n{}",
+        show_set(&bogus)
+    );
     let has_l = attrs.split(['+', '-']).any(|a| a == "l");
     for l in &exp.changed_with_l {
         assert_eq!(
@@ -225,9 +278,21 @@ fn assert_reference_is_sane(reference: &Run, exp: &Expected, attrs: &str) {
             show(l)
         );
     }
-    assert_eq!(r.added_count, Some(r.added.len() as u64), "aide 'Added entries' count");
-    assert_eq!(r.removed_count, Some(r.removed.len() as u64), "aide 'Removed entries' count");
-    assert_eq!(r.changed_count, Some(r.changed.len() as u64), "aide 'Changed entries' count");
+    assert_eq!(
+        r.added_count,
+        Some(r.added.len() as u64),
+        "aide 'Added entries' count"
+    );
+    assert_eq!(
+        r.removed_count,
+        Some(r.removed.len() as u64),
+        "aide 'Removed entries' count"
+    );
+    assert_eq!(
+        r.changed_count,
+        Some(r.changed.len() as u64),
+        "aide 'Changed entries' count"
+    );
     assert_eq!(r.implied_exit_code(), reference.code);
 }
 
@@ -245,7 +310,11 @@ fn same_changes(name: &str, attrs: &str, gzip: bool) {
     );
 
     let on_disk = walk_tree(&s.root);
-    assert!(a.names() == on_disk, "harness: aide's database vs the tree\n{}", set_diff("aide db", &a.names(), "tree", &on_disk));
+    assert!(
+        a.names() == on_disk,
+        "harness: aide's database vs the tree\n{}",
+        set_diff("aide db", &a.names(), "tree", &on_disk)
+    );
 
     let expected = mutate_tree(&s.root);
 
@@ -275,7 +344,10 @@ fn same_changes(name: &str, attrs: &str, gzip: bool) {
         "reports differ after the same mutations (rule {attrs}):\n{}\n\n--- reference report \
          ({ref_name}) ---\n{}",
         failures.join("\n\n"),
-        truncate(&String::from_utf8_lossy(reference.report_raw.as_deref().unwrap_or_default()), 8000)
+        truncate(
+            &String::from_utf8_lossy(reference.report_raw.as_deref().unwrap_or_default()),
+            8000
+        )
     );
 }
 
@@ -307,7 +379,10 @@ fn init_database_matches_aide(name: &str, attrs: &str, gzip: bool) {
 
     let mut diffs = Vec::new();
     if a.spec != o.spec {
-        diffs.push(format!("@@db_spec: aide={:?}\n          ours={:?}", a.spec, o.spec));
+        diffs.push(format!(
+            "@@db_spec: aide={:?}\n          ours={:?}",
+            a.spec, o.spec
+        ));
     }
     if a.names() != o.names() {
         diffs.push(set_diff("aide db", &a.names(), "our db", &o.names()));
@@ -323,7 +398,10 @@ fn init_database_matches_aide(name: &str, attrs: &str, gzip: bool) {
             match of.get(col) {
                 Some(ov) if ov == av => {}
                 Some(ov) => diffs.push(format!("{} column {col}: aide={av} ours={ov}", show(path))),
-                None => diffs.push(format!("{} column {col}: aide={av} ours=(no column)", show(path))),
+                None => diffs.push(format!(
+                    "{} column {col}: aide={av} ours=(no column)",
+                    show(path)
+                )),
             }
         }
         if af.get("name") != of.get("name") {
@@ -338,7 +416,11 @@ fn init_database_matches_aide(name: &str, attrs: &str, gzip: bool) {
     let an: Vec<_> = a.entries.iter().map(|e| e.name.clone()).collect();
     let on: Vec<_> = o.entries.iter().map(|e| e.name.clone()).collect();
     if diffs.is_empty() && an != on {
-        let first = an.iter().zip(on.iter()).position(|(x, y)| x != y).unwrap_or(0);
+        let first = an
+            .iter()
+            .zip(on.iter())
+            .position(|(x, y)| x != y)
+            .unwrap_or(0);
         diffs.push(format!(
             "entry order differs from aide's (pre-order, siblings by strcmp) at entry #{first}: \
              aide={} ours={}",
@@ -392,7 +474,11 @@ fn assert_check_rejects_db(s: &Scenario, db: &Path, line: Option<usize>, what: &
     );
     let out = run.all_output();
     let dbs = db.display().to_string();
-    assert!(out.contains(&dbs), "{what}: the error must name the database file {dbs}\n{}", run.describe());
+    assert!(
+        out.contains(&dbs),
+        "{what}: the error must name the database file {dbs}\n{}",
+        run.describe()
+    );
     if let Some(n) = line {
         let named = out.lines().filter(|l| l.contains(&dbs)).any(|l| {
             l.contains(&format!(":{n}:"))
@@ -400,7 +486,11 @@ fn assert_check_rejects_db(s: &Scenario, db: &Path, line: Option<usize>, what: &
                 || l.ends_with(&format!(":{n}"))
                 || l.contains(&format!("line {n}"))
         });
-        assert!(named, "{what}: the error must name line {n} of {dbs}\n{}", run.describe());
+        assert!(
+            named,
+            "{what}: the error must name line {n} of {dbs}\n{}",
+            run.describe()
+        );
     }
     if let Some(raw) = &run.report_raw {
         if let Ok(r) = Report::parse(raw) {
@@ -420,14 +510,22 @@ fn missing_db_exits_18_naming_the_file() {
     fs::write(s.root.join("f"), "x").unwrap();
     let db = s.db("does-not-exist.db");
     let run = assert_check_rejects_db(&s, &db, None, "missing database");
-    assert_eq!(run.code, 18, "missing database_in is an I/O error (18) like aide\n{}", run.describe());
+    assert_eq!(
+        run.code,
+        18,
+        "missing database_in is an I/O error (18) like aide\n{}",
+        run.describe()
+    );
 }
 
 #[test]
 fn beyond_aide_truncated_gzip_db_is_an_error() {
     let (s, db) = small_scenario_with_db("db-trunc", true);
     let raw = fs::read(&db).unwrap();
-    assert!(raw.starts_with(&[0x1f, 0x8b]), "aide did not write a gzip database");
+    assert!(
+        raw.starts_with(&[0x1f, 0x8b]),
+        "aide did not write a gzip database"
+    );
     fs::write(&db, &raw[..raw.len() / 2]).unwrap();
     assert_check_rejects_db(&s, &db, None, "truncated gzip database");
 }
@@ -480,7 +578,10 @@ fn beyond_aide_killed_init_leaves_no_partial_database() {
     let spec = s.spec(&db_in, &db_out, true, CONTENT_EX);
     let (conf, _report) = s.write_config(&spec, "killed-init");
 
-    let before: BTreeSet<_> = fs::read_dir(&s.db_dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let before: BTreeSet<_> = fs::read_dir(&s.db_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     let mut child = std::process::Command::new(Tool::Ours.binary())
         .arg("-c")
         .arg(&conf)
@@ -501,7 +602,10 @@ fn beyond_aide_killed_init_leaves_no_partial_database() {
             big.display()
         );
         let db = decode_db(&db_out).unwrap_or_else(|e| panic!("fio-scanner --init output: {e}"));
-        assert!(db.has_end, "fio-scanner --init exited 0 but database_out is incomplete");
+        assert!(
+            db.has_end,
+            "fio-scanner --init exited 0 but database_out is incomplete"
+        );
         return;
     }
     let leftovers: Vec<_> = fs::read_dir(&s.db_dir)
@@ -539,7 +643,12 @@ fn beyond_aide_killed_init_leaves_no_partial_database() {
 
 fn assert_config_error_names_line(s: &Scenario, conf: &Path, line: usize, mode: &str) {
     let run = s.run_with_config(Tool::Ours, conf, &[mode], None);
-    assert_eq!(run.code, 17, "config error must exit 17 ({mode})\n{}", run.describe());
+    assert_eq!(
+        run.code,
+        17,
+        "config error must exit 17 ({mode})\n{}",
+        run.describe()
+    );
     let out = run.all_output();
     let cs = conf.display().to_string();
     let ok = out.lines().any(|l| {
@@ -548,7 +657,11 @@ fn assert_config_error_names_line(s: &Scenario, conf: &Path, line: usize, mode: 
                 || l.contains(&format!("{cs}:{line} "))
                 || l.contains(&format!("line {line}")))
     });
-    assert!(ok, "the error must name {cs} and line {line} ({mode})\n{}", run.describe());
+    assert!(
+        ok,
+        "the error must name {cs} and line {line} ({mode})\n{}",
+        run.describe()
+    );
 }
 
 #[test]
@@ -568,7 +681,10 @@ fn unknown_attribute_in_group_exits_17_naming_file_and_line() {
     .unwrap();
     assert_config_error_names_line(&s, &conf, 5, "-D");
     assert_config_error_names_line(&s, &conf, 5, "--init");
-    assert!(!db_out.exists(), "--init with a config error must not write database_out");
+    assert!(
+        !db_out.exists(),
+        "--init with a config error must not write database_out"
+    );
 }
 
 #[test]
@@ -607,7 +723,9 @@ fn operator_default_config(hostroot: &Path, aide018: bool) -> String {
     }
     c.push_str("report_url=file:@@{LOGDIR}/aide.log.new\nreport_url=stdout\nPERMS = p+u+g+acl+selinux+xattrs\n");
     let g = if aide018 { "CONTENTEX" } else { "CONTENT_EX" };
-    c.push_str(&format!("{g} = sha512+ftype+p+u+g+n+acl+selinux+xattrs\n\n"));
+    c.push_str(&format!(
+        "{g} = sha512+ftype+p+u+g+n+acl+selinux+xattrs\n\n"
+    ));
     c.push_str(&format!(
         "/hostroot/boot/        {g}\n/hostroot/root/\\..* PERMS\n/hostroot/root/   {g}\n!/hostroot/root/\\.kube\n!/hostroot/usr/src/\n!/hostroot/usr/tmp/\n"
     ));
@@ -697,7 +815,8 @@ fn config_check_operator_default(name: &str, aide018: bool) {
     fs::write(&conf, operator_default_config(&hostroot, aide018)).unwrap();
     let run = s.run_with_config(Tool::Ours, &conf, &["-D"], None);
     assert_eq!(
-        run.code, 0,
+        run.code,
+        0,
         "fio-scanner -D on the operator's default config ({} dialect) must exit 0\n{}",
         if aide018 { "AIDE 0.18" } else { "AIDE 0.16" },
         run.describe()
@@ -734,15 +853,27 @@ fn operator_default_config_roundtrip() {
     for (init, check) in [(Tool::Ours, Tool::Aide), (Tool::Aide, Tool::Ours)] {
         let _ = fs::remove_file(&db);
         let run = s.run_with_config(init, &conf, &["--init"], Some(log.clone()));
-        run.assert_code(0, &format!("{} --init with the operator default config", init.name()));
-        let decoded = decode_db(&db_new).unwrap_or_else(|e| panic!("{} database: {e}", init.name()));
-        assert!(decoded.gzip, "{} did not gzip the database (gzip_dbout=yes)", init.name());
+        run.assert_code(
+            0,
+            &format!("{} --init with the operator default config", init.name()),
+        );
+        let decoded =
+            decode_db(&db_new).unwrap_or_else(|e| panic!("{} database: {e}", init.name()));
+        assert!(
+            decoded.gzip,
+            "{} did not gzip the database (gzip_dbout=yes)",
+            init.name()
+        );
         names.push((init, decoded.names()));
         fs::rename(&db_new, &db).unwrap();
         let run = s.run_with_config(check, &conf, &["--check"], Some(log.clone()));
         run.assert_code(
             0,
-            &format!("{} --check of the database from {} --init", check.name(), init.name()),
+            &format!(
+                "{} --check of the database from {} --init",
+                check.name(),
+                init.name()
+            ),
         );
         assert!(
             run.report().no_differences,
@@ -758,9 +889,22 @@ fn operator_default_config_roundtrip() {
         );
     }
     let (ours, aide) = (&names[0].1, &names[1].1);
-    assert!(ours == aide, "selected entries differ\n{}", set_diff("ours", ours, "aide", aide));
-    for excluded in ["root/.kube/config", "etc/mtab", "etc/passwd~", "opt/x/y", "usr/bin/tool"] {
+    assert!(
+        ours == aide,
+        "selected entries differ\n{}",
+        set_diff("ours", ours, "aide", aide)
+    );
+    for excluded in [
+        "root/.kube/config",
+        "etc/mtab",
+        "etc/passwd~",
+        "opt/x/y",
+        "usr/bin/tool",
+    ] {
         let p = abs(&hostroot, excluded.as_bytes());
-        assert!(!aide.contains(&p), "harness: aide selected excluded {excluded}");
+        assert!(
+            !aide.contains(&p),
+            "harness: aide selected excluded {excluded}"
+        );
     }
 }

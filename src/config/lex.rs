@@ -325,7 +325,7 @@ impl<'a> Lexer<'a> {
             if after.is_empty() || after[0] == b'#' && has_newline && !after.contains(&b'\r') {
                 continue; // empty or comment line
             }
-            let toks = self.lex_line(body, &line.text, warnings)?;
+            let toks = self.lex_line(body, warnings)?;
             if toks.is_empty() {
                 continue;
             }
@@ -333,8 +333,7 @@ impl<'a> Lexer<'a> {
         }
     }
 
-    fn err(&self, line_text: &str, msg: String) -> ConfigError {
-        let _ = line_text;
+    fn err(&self, msg: String) -> ConfigError {
         ConfigError::Invalid {
             file: self.file.to_string(),
             line: self.line_no,
@@ -342,7 +341,7 @@ impl<'a> Lexer<'a> {
         }
     }
 
-    fn unexpected(&self, line_text: &str, c: u8) -> ConfigError {
+    fn unexpected(&self, c: u8) -> ConfigError {
         // As AIDE prints it (control characters as octal escapes since CVE-2025-54389).
         let shown = match c {
             b'\r' => "\\r".to_string(),
@@ -350,15 +349,10 @@ impl<'a> Lexer<'a> {
             c if c.is_ascii() => (c as char).to_string(),
             c => format!("\\x{:02x}", c),
         };
-        self.err(line_text, format!("unexpected character: '{}'", shown))
+        self.err(format!("unexpected character: '{}'", shown))
     }
 
-    fn lex_line(
-        &self,
-        s: &[u8],
-        text: &str,
-        warnings: &mut Vec<String>,
-    ) -> Result<Vec<Tok>, ConfigError> {
+    fn lex_line(&self, s: &[u8], warnings: &mut Vec<String>) -> Result<Vec<Tok>, ConfigError> {
         let mut toks = Vec::new();
         let mut st = State::Config;
         let mut i = 0;
@@ -376,7 +370,7 @@ impl<'a> Lexer<'a> {
                         // Inline comment up to the end of the line (a lone `\r` ends it and
                         // is then an unexpected character).
                         match r.iter().position(|&c| c == b'\r') {
-                            Some(k) => return Err(self.unexpected(text, r[k])),
+                            Some(k) => return Err(self.unexpected(r[k])),
                             None => break,
                         }
                     }
@@ -403,7 +397,7 @@ impl<'a> Lexer<'a> {
                             .filter(|(k, _)| r.starts_with(k.as_bytes()))
                             .max_by_key(|(k, _)| k.len());
                         let Some((k, t)) = best else {
-                            return Err(self.unexpected(text, c));
+                            return Err(self.unexpected(c));
                         };
                         let t = t.clone();
                         i += k.len();
@@ -431,7 +425,7 @@ impl<'a> Lexer<'a> {
                     let opt_len = opt.map(|(n, ..)| n.len()).unwrap_or(0);
                     let best = opt_len.max(o).max(g).max(l);
                     if best == 0 {
-                        return Err(self.unexpected(text, c));
+                        return Err(self.unexpected(c));
                     }
                     let word = &r[..best];
                     if opt_len == best {
@@ -450,10 +444,10 @@ impl<'a> Lexer<'a> {
                             State::StringEqHunt
                         };
                     } else if o == best {
-                        return Err(self.err(
-                            text,
-                            format!("unknown config option: '{}'", String::from_utf8_lossy(word)),
-                        ));
+                        return Err(self.err(format!(
+                            "unknown config option: '{}'",
+                            String::from_utf8_lossy(word)
+                        )));
                     } else {
                         if g != best {
                             warnings.push(format!(
@@ -479,7 +473,7 @@ impl<'a> Lexer<'a> {
                             State::String
                         };
                     } else {
-                        return Err(self.unexpected(text, c));
+                        return Err(self.unexpected(c));
                     }
                 }
                 State::Expr => {
@@ -494,7 +488,7 @@ impl<'a> Lexer<'a> {
                         _ => {
                             let n = run(r, |c| is_l(c) || c == b'>');
                             if n == 0 {
-                                return Err(self.unexpected(text, c));
+                                return Err(self.unexpected(c));
                             }
                             toks.push(Tok::Expr(r[..n].to_vec()));
                             i += n;
@@ -516,7 +510,7 @@ impl<'a> Lexer<'a> {
                         0
                     };
                     if n == 0 {
-                        return Err(self.unexpected(text, c));
+                        return Err(self.unexpected(c));
                     }
                     toks.push(Tok::Var(r[..n].to_vec()));
                     i += n;
@@ -551,7 +545,7 @@ impl<'a> Lexer<'a> {
                             i += n.len();
                             st = State::StringHunt;
                         }
-                        None => return Err(self.unexpected(text, c)),
+                        None => return Err(self.unexpected(c)),
                     }
                 }
                 State::String | State::Strings | State::Path => {
@@ -581,7 +575,7 @@ impl<'a> Lexer<'a> {
                             toks.push(Tok::Str(vec![c]));
                             i += 1;
                         }
-                        b'\r' | 0 => return Err(self.unexpected(text, c)),
+                        b'\r' | 0 => return Err(self.unexpected(c)),
                         _ => {
                             let n = run(r, |c| {
                                 !matches!(c, b'@' | b'\\' | b' ' | b'\t' | b'\r' | b'\n' | 0)

@@ -376,9 +376,8 @@ impl<'a> Parser<'a> {
                 let path = self.string_expr(&mut t)?;
                 self.rule_tail(kind, path, &mut t)?
             }
-            Some(tok) => {
+            Some(_) => {
                 t.i -= 1;
-                let _ = tok;
                 return Err(self.unexpected(&t, ""));
             }
             None => return Err(self.unexpected(&t, "")),

@@ -128,11 +128,9 @@ pub fn parse_entry(fields: &[&str], spec: &Spec) -> Result<Entry, String> {
             Attr::Xattrs => e.xattrs = parse_xattrs(f).ok_or_else(|| bad("xattrs"))?,
             Attr::E2fsattrs => e.e2fsattrs = dec(f).ok_or_else(|| bad("number"))?,
             Attr::Caps => e.caps = opt_unb64(f).ok_or_else(|| bad("base64"))?,
-            h if h.is_hash() => {
-                if *f != "0" {
-                    let d = unb64(f).ok_or_else(|| bad("base64"))?;
-                    e.set_hash(*h, d.into_boxed_slice());
-                }
+            h if h.is_hash() && *f != "0" => {
+                let d = unb64(f).ok_or_else(|| bad("base64"))?;
+                e.set_hash(*h, d.into_boxed_slice());
             }
             _ => {}
         }
@@ -186,7 +184,7 @@ fn parse_acl(s: &str) -> Option<Option<Acl>> {
     Some(Some(Acl { access, default }))
 }
 
-fn parse_xattrs(s: &str) -> Option<Option<Vec<(Vec<u8>, Vec<u8>)>>> {
+fn parse_xattrs(s: &str) -> Option<Option<crate::entry::Xattrs>> {
     let mut parts = s.split(',');
     let n: usize = parts.next()?.parse().ok()?;
     if n == 0 {

@@ -223,7 +223,7 @@ impl DbReader {
 
     /// Digests of the uncompressed content read so far (all of it once `next_entry` gave None).
     /// Drains the rest of the input first so the digest covers the whole file.
-    pub fn finish(mut self) -> Result<Vec<(crate::attr::Attr, Box<[u8]>)>, DbError> {
+    pub fn finish(mut self) -> Result<crate::hash::Digests, DbError> {
         let mut sink = Vec::new();
         self.input
             .read_to_end(&mut sink)

@@ -2,7 +2,6 @@
 //! never leaves a half-written database under the real name.
 
 use super::{format_entry, DbError, Spec};
-use crate::attr::Attr;
 use crate::entry::Entry;
 use crate::hash::MultiHasher;
 use flate2::write::GzEncoder;
@@ -22,7 +21,7 @@ pub struct WriteOptions {
 
 enum Sink {
     Plain(BufWriter<File>),
-    Gzip(GzEncoder<BufWriter<File>>),
+    Gzip(Box<GzEncoder<BufWriter<File>>>),
 }
 
 pub struct DbWriter {
@@ -58,7 +57,7 @@ impl DbWriter {
             })?;
         let buf = BufWriter::with_capacity(256 * 1024, file);
         let sink = if opts.gzip {
-            Sink::Gzip(GzEncoder::new(buf, flate2::Compression::new(6)))
+            Sink::Gzip(Box::new(GzEncoder::new(buf, flate2::Compression::new(6))))
         } else {
             Sink::Plain(buf)
         };
@@ -128,7 +127,7 @@ impl DbWriter {
     }
 
     /// Close, fsync and move into place. Returns the digests of the uncompressed content.
-    pub fn finish(mut self) -> Result<Vec<(Attr, Box<[u8]>)>, DbError> {
+    pub fn finish(mut self) -> Result<crate::hash::Digests, DbError> {
         self.write_raw(b"@@end_db\n")?;
         let tmp = self.tmp.clone();
         let werr = |source| DbError::Write {

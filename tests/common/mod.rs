@@ -161,12 +161,19 @@ impl Run {
             panic!(
                 "{} wrote no report file (report_url=file:{}):\n{}",
                 self.tool.name(),
-                self.report_path.as_deref().unwrap_or(Path::new("?")).display(),
+                self.report_path
+                    .as_deref()
+                    .unwrap_or(Path::new("?"))
+                    .display(),
                 self.describe()
             )
         });
         Report::parse(raw).unwrap_or_else(|e| {
-            panic!("cannot parse the report of {}: {e}\n{}", self.tool.name(), self.describe())
+            panic!(
+                "cannot parse the report of {}: {e}\n{}",
+                self.tool.name(),
+                self.describe()
+            )
         })
     }
 
@@ -183,7 +190,12 @@ impl Run {
     }
 
     pub fn assert_code(&self, expected: i32, what: &str) {
-        assert_eq!(self.code, expected, "{what}: unexpected exit code\n{}", self.describe());
+        assert_eq!(
+            self.code,
+            expected,
+            "{what}: unexpected exit code\n{}",
+            self.describe()
+        );
     }
 }
 
@@ -225,8 +237,12 @@ pub fn run_command(bin: &Path, args: &[&OsStr]) -> (i32, Vec<u8>, Vec<u8>, Strin
         let _ = se.read_to_end(&mut v);
         v
     });
-    let status = wait_timeout(&mut child, run_timeout())
-        .unwrap_or_else(|| panic!("`{cmdline}` did not finish within {:?} (killed)", run_timeout()));
+    let status = wait_timeout(&mut child, run_timeout()).unwrap_or_else(|| {
+        panic!(
+            "`{cmdline}` did not finish within {:?} (killed)",
+            run_timeout()
+        )
+    });
     let stdout = t_out.join().unwrap();
     let stderr = t_err.join().unwrap();
     (exit_code(status), stdout, stderr, cmdline)
@@ -336,7 +352,14 @@ impl Scenario {
         } else {
             Some(tmp)
         };
-        Scenario { tmp, base, root, db_dir, out_dir, seq: AtomicU32::new(0) }
+        Scenario {
+            tmp,
+            base,
+            root,
+            db_dir,
+            out_dir,
+            seq: AtomicU32::new(0),
+        }
     }
 
     /// A scenario with the full realistic tree of [`build_tree`].
@@ -408,7 +431,15 @@ impl Scenario {
         argv.extend(args.iter().map(OsStr::new));
         let (code, stdout, stderr, cmdline) = run_command(&tool.binary(), &argv);
         let report_raw = report.as_ref().and_then(|r| fs::read(r).ok());
-        Run { tool, cmdline, code, stdout, stderr, report_path: report, report_raw }
+        Run {
+            tool,
+            cmdline,
+            code,
+            stdout,
+            stderr,
+            report_path: report,
+            report_raw,
+        }
     }
 
     /// `tool --init`, asserting success, then move `db_out` to `db_in` (like an operator).
@@ -417,7 +448,13 @@ impl Scenario {
         let db_new = self.db(&format!("{db_name}.new"));
         let spec = self.spec(&db_in, &db_new, gzip, attrs);
         let run = self.run(tool, Mode::Init, &spec);
-        assert_eq!(run.code, 0, "{} --init failed\n{}", tool.name(), run.describe());
+        assert_eq!(
+            run.code,
+            0,
+            "{} --init failed\n{}",
+            tool.name(),
+            run.describe()
+        );
         assert!(
             db_new.is_file(),
             "{} --init exited 0 but did not write database_out {}\n{}",
@@ -441,7 +478,10 @@ impl Scenario {
 pub fn assert_root() {
     // SAFETY: geteuid has no preconditions.
     let euid = unsafe { libc::geteuid() };
-    assert_eq!(euid, 0, "the AIDE compatibility tests must run as root (device nodes, chown, setcap)");
+    assert_eq!(
+        euid, 0,
+        "the AIDE compatibility tests must run as root (device nodes, chown, setcap)"
+    );
 }
 
 // ------------------------------------------------------------------------------------------
@@ -489,7 +529,9 @@ pub fn try_tool_cmd(prog: &str, args: &[&OsStr]) -> bool {
             );
             false
         }
-        Err(e) => panic!("cannot run `{prog}` ({e}); install it (Debian: apt-get install e2fsprogs)"),
+        Err(e) => {
+            panic!("cannot run `{prog}` ({e}); install it (Debian: apt-get install e2fsprogs)")
+        }
     }
 }
 
@@ -502,12 +544,21 @@ pub fn setfacl(args: &[&str], path: &Path) {
 pub fn setfattr_set(path: &Path, name: &str, value: &str) {
     tool_cmd(
         "setfattr",
-        &[OsStr::new("-n"), OsStr::new(name), OsStr::new("-v"), OsStr::new(value), path.as_os_str()],
+        &[
+            OsStr::new("-n"),
+            OsStr::new(name),
+            OsStr::new("-v"),
+            OsStr::new(value),
+            path.as_os_str(),
+        ],
     );
 }
 
 pub fn setfattr_remove(path: &Path, name: &str) {
-    tool_cmd("setfattr", &[OsStr::new("-x"), OsStr::new(name), path.as_os_str()]);
+    tool_cmd(
+        "setfattr",
+        &[OsStr::new("-x"), OsStr::new(name), path.as_os_str()],
+    );
 }
 
 fn cstr(path: &Path) -> CString {
@@ -519,7 +570,11 @@ pub fn mknod(path: &Path, kind: libc::mode_t, perm: libc::mode_t, major: u32, mi
     // SAFETY: valid NUL-terminated path; mknod has no memory-safety preconditions.
     let r = unsafe { libc::mknod(c.as_ptr(), kind | perm, libc::makedev(major, minor)) };
     if r != 0 {
-        panic!("mknod {} failed: {}", path.display(), std::io::Error::last_os_error());
+        panic!(
+            "mknod {} failed: {}",
+            path.display(),
+            std::io::Error::last_os_error()
+        );
     }
 }
 
@@ -623,7 +678,11 @@ pub fn build_tree(root: &Path) {
     write_file(&q(b"etc/empty"), b"");
     write_file(&q(b"etc/0leading"), b"zero");
     write_file(&q(b"etc/tricky-xattr"), b"tricky xattr key\n");
-    setfattr_set(&q(b"etc/tricky-xattr"), "user.key with space%#", "value one");
+    setfattr_set(
+        &q(b"etc/tricky-xattr"),
+        "user.key with space%#",
+        "value one",
+    );
     write_file(&q(b"etc/acl-existing"), b"has an extended ACL\n");
     setfacl(&["-m", "u:nobody:rw,g:nogroup:r"], &q(b"etc/acl-existing"));
     write_file(&q(b"etc/to-dir"), b"becomes a directory\n");
@@ -637,18 +696,28 @@ pub fn build_tree(root: &Path) {
     chmod(&q(b"bin/sgidtool"), 0o2755);
     write_file(&q(b"bin/captool"), b"#!/bin/sh\necho caps\n");
     chmod(&q(b"bin/captool"), 0o755);
-    tool_cmd("setcap", &[OsStr::new("cap_net_raw+ep"), q(b"bin/captool").as_os_str()]);
+    tool_cmd(
+        "setcap",
+        &[OsStr::new("cap_net_raw+ep"), q(b"bin/captool").as_os_str()],
+    );
     symlink("../etc/hello.conf", q(b"bin/link-rel")).unwrap();
     symlink(q(b"etc/hello.conf"), q(b"bin/link-abs")).unwrap();
     symlink("/nonexistent/target", q(b"bin/dangling")).unwrap();
     symlink("0leading", q(b"bin/link-0")).unwrap();
     symlink("../dir with space/file#hash%pct", q(b"bin/link-space")).unwrap();
-    symlink(OsStr::from_bytes(b"../names/bad\xff\xfename"), q(b"bin/link-nonutf8")).unwrap();
+    symlink(
+        OsStr::from_bytes(b"../names/bad\xff\xfename"),
+        q(b"bin/link-nonutf8"),
+    )
+    .unwrap();
 
     // data/
     setfacl(&["-d", "-m", "u:nobody:rx"], &q(b"data"));
     // Files created below inherit the default ACL (so their access ACL is extended).
-    write_file(&q(b"data/random.bin"), &pseudo_random(100_000, 0x9e37_79b9_7f4a_7c15));
+    write_file(
+        &q(b"data/random.bin"),
+        &pseudo_random(100_000, 0x9e37_79b9_7f4a_7c15),
+    );
     write_file(&q(b"data/#comment"), b"y");
     write_file(&q(b"data/acl-add"), b"gets an ACL later\n");
     setfacl(&["-b"], &q(b"data/acl-add"));
@@ -660,7 +729,10 @@ pub fn build_tree(root: &Path) {
     write_file(&q(b"data/nodump"), b"e2fs flag d\n");
     try_tool_cmd("chattr", &[OsStr::new("+d"), q(b"data/nodump").as_os_str()]);
     for i in 0..200 {
-        write_file(&q(format!("data/many/f{i:04}").as_bytes()), format!("file {i}\n").as_bytes());
+        write_file(
+            &q(format!("data/many/f{i:04}").as_bytes()),
+            format!("file {i}\n").as_bytes(),
+        );
     }
     {
         // Large sparse file with real data at the start, across the 16 MiB read-block
@@ -742,7 +814,10 @@ pub fn mutate_tree(root: &Path) -> Expected {
     // content
     write_file(&q(b"etc/hello.conf"), b"hello world!\n");
     {
-        let mut f = fs::OpenOptions::new().write(true).open(q(b"data/big.bin")).unwrap();
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .open(q(b"data/big.bin"))
+            .unwrap();
         f.seek(SeekFrom::Start(40 * 1024 * 1024)).unwrap();
         f.write_all(b"!").unwrap();
     }
@@ -756,7 +831,11 @@ pub fn mutate_tree(root: &Path) -> Expected {
     // xattrs
     setfattr_remove(&q(b"etc/hello.conf"), "user.comment");
     setfattr_set(&q(b"data/#comment"), "user.new", "added");
-    setfattr_set(&q(b"etc/tricky-xattr"), "user.key with space%#", "value two");
+    setfattr_set(
+        &q(b"etc/tricky-xattr"),
+        "user.key with space%#",
+        "value two",
+    );
     // ACLs
     setfacl(&["-m", "u:nobody:rw"], &q(b"data/acl-add"));
     setfacl(&["-b"], &q(b"etc/acl-existing"));
@@ -987,7 +1066,9 @@ pub fn unescape_report_path(s: &[u8]) -> Vec<u8> {
             && i + 3 < s.len()
             && s[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
         {
-            let v = (s[i + 1] - b'0') as u32 * 64 + (s[i + 2] - b'0') as u32 * 8 + (s[i + 3] - b'0') as u32;
+            let v = (s[i + 1] - b'0') as u32 * 64
+                + (s[i + 2] - b'0') as u32 * 8
+                + (s[i + 3] - b'0') as u32;
             if v <= 255 {
                 out.push(v as u8);
                 i += 4;
@@ -1011,7 +1092,11 @@ pub fn show_set<'a>(s: impl IntoIterator<Item = &'a Vec<u8>>) -> String {
     if all.is_empty() {
         return "  (none)".into();
     }
-    let mut v: Vec<String> = all.iter().take(40).map(|p| format!("  {}", show(p))).collect();
+    let mut v: Vec<String> = all
+        .iter()
+        .take(40)
+        .map(|p| format!("  {}", show(p)))
+        .collect();
     if all.len() > 40 {
         v.push(format!("  ... and {} more", all.len() - 40));
     }
@@ -1132,7 +1217,10 @@ pub fn decode_db(path: &Path) -> Result<Database, String> {
             continue;
         }
         if db.spec.is_empty() {
-            return Err(format!("{}:{lineno}: entry before @@db_spec", path.display()));
+            return Err(format!(
+                "{}:{lineno}: entry before @@db_spec",
+                path.display()
+            ));
         }
         if fields.len() != db.spec.len() {
             return Err(format!(
@@ -1143,7 +1231,11 @@ pub fn decode_db(path: &Path) -> Result<Database, String> {
             ));
         }
         let name = decode_string(fields[0].as_bytes());
-        db.entries.push(DbEntry { name, line: lineno, fields });
+        db.entries.push(DbEntry {
+            name,
+            line: lineno,
+            fields,
+        });
     }
     db.text = text;
     if !db.has_begin {
