@@ -92,11 +92,8 @@ fn debian12_config_parses() {
         o.report.ignore_e2fsattrs,
         0x0010_0000 | 0x1000_0000 | 0x0000_1000 | 0x0000_0800
     );
-    // Our default is sha512 (see options.rs); the Debian config does not set it.
-    assert_eq!(
-        o.report.database_attrs,
-        crate::attr::AttrSet::of(&[crate::attr::Attr::Sha512])
-    );
+    // Debian sets `database_attrs = Checksums` (= H).
+    assert_eq!(o.report.database_attrs, GROUP_H);
     assert_eq!(
         o.report.urls,
         vec![ReportUrl {
