@@ -51,7 +51,7 @@ impl WalkBuilder {
             root_prefix: p,
             rules,
             measure: MeasureOptions::default(),
-            window: 4096,
+            window: 16,
             cross_mounts: false,
         }
     }
