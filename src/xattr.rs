@@ -93,6 +93,10 @@ pub fn acl_text(value: &[u8]) -> Option<Vec<u8>> {
         .collect();
     // libacl sorts by tag, then qualifier; the kernel already stores them so, but be sure.
     entries.sort_by_key(|(t, _, id)| (*t, *id));
+    let mask = entries
+        .iter()
+        .find(|(t, _, _)| *t == ACL_MASK)
+        .map(|(_, p, _)| *p);
     let mut out = Vec::new();
     for (tag, perm, id) in entries {
         let (kind, qual) = match tag {
@@ -104,7 +108,14 @@ pub fn acl_text(value: &[u8]) -> Option<Vec<u8>> {
             ACL_OTHER => ("other", String::new()),
             _ => return None,
         };
-        out.extend_from_slice(format!("{kind}:{qual}:{}\n", perms(perm as u32)).as_bytes());
+        out.extend_from_slice(format!("{kind}:{qual}:{}", perms(perm as u32)).as_bytes());
+        // libacl notes the rights the mask takes away from the entries it governs.
+        if let Some(m) = mask
+            .filter(|m| matches!(tag, ACL_USER | ACL_GROUP_OBJ | ACL_GROUP) && perm & !m & 7 != 0)
+        {
+            out.extend_from_slice(format!("\t#effective:{}", perms((perm & m) as u32)).as_bytes());
+        }
+        out.push(b'\n');
     }
     Some(out)
 }
@@ -345,6 +356,21 @@ mod tests {
             minimal_acl_text(0o644),
             b"user::rw-\ngroup::r--\nother::r--\n"
         );
+        // A mask narrower than an entry: libacl appends the effective rights.
+        let mut v = 2u32.to_le_bytes().to_vec();
+        for (t, p, id) in [
+            (1u16, 6u16, u32::MAX),
+            (2, 5, 0),
+            (4, 5, u32::MAX),
+            (0x10, 4, u32::MAX),
+            (0x20, 4, u32::MAX),
+        ] {
+            v.extend_from_slice(&t.to_le_bytes());
+            v.extend_from_slice(&p.to_le_bytes());
+            v.extend_from_slice(&id.to_le_bytes());
+        }
+        let t = String::from_utf8(acl_text(&v).unwrap()).unwrap();
+        assert_eq!(t, "user::rw-\nuser:root:r-x\t#effective:r--\ngroup::r-x\t#effective:r--\nmask::r--\nother::r--\n");
     }
 
     #[test]

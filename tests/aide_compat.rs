@@ -10,7 +10,8 @@
 //!   either tool.
 //! * `beyond_aide_*`: fio-scanner must be stricter / safer than AIDE 0.18.3 (corrupt databases,
 //!   killed init, the operator's AIDE-0.16 config dialect). With `FIO_SCANNER=/usr/bin/aide`
-//!   (harness validation) these are expected to fail; everything else must pass.
+//!   (harness validation) these are expected to fail; everything else must pass:
+//!   `FIO_SCANNER=/usr/bin/aide cargo test --release --test aide_compat -- --skip beyond_aide_`
 
 mod common;
 
@@ -379,10 +380,16 @@ fn init_database_matches_aide(name: &str, attrs: &str, gzip: bool) {
 
     let mut diffs = Vec::new();
     if a.spec != o.spec {
-        diffs.push(format!("@@db_spec: aide={:?}\n          ours={:?}", a.spec, o.spec));
+        diffs.push(format!(
+            "@@db_spec: aide={:?}\n          ours={:?}",
+            a.spec, o.spec
+        ));
     }
     if a.names() != o.names() {
-        diffs.push(format!("entry names:\n{}", set_diff("aide db", &a.names(), "our db", &o.names())));
+        diffs.push(format!(
+            "entry names:\n{}",
+            set_diff("aide db", &a.names(), "our db", &o.names())
+        ));
     }
     // column -> (count, examples)
     let mut by_col: std::collections::BTreeMap<String, (usize, Vec<String>)> = Default::default();
@@ -396,18 +403,30 @@ fn init_database_matches_aide(name: &str, attrs: &str, gzip: bool) {
                 let e = by_col.entry(col.clone()).or_default();
                 e.0 += 1;
                 if e.1.len() < 4 {
-                    e.1.push(format!("    {}: aide={av} ours={ov}", show(path)));
+                    e.1.push(format!(
+                        "    {}: aide={} ours={}",
+                        show(path),
+                        readable_field(col, av),
+                        readable_field(col, ov)
+                    ));
                 }
             }
         }
     }
     for (col, (n, ex)) in &by_col {
-        diffs.push(format!("column {col}: {n} entries differ, e.g.\n{}", ex.join("\n")));
+        diffs.push(format!(
+            "column {col}: {n} entries differ, e.g.\n{}",
+            ex.join("\n")
+        ));
     }
     let an: Vec<_> = a.entries.iter().map(|e| e.name.clone()).collect();
     let on: Vec<_> = o.entries.iter().map(|e| e.name.clone()).collect();
     if diffs.is_empty() && an != on {
-        let first = an.iter().zip(on.iter()).position(|(x, y)| x != y).unwrap_or(0);
+        let first = an
+            .iter()
+            .zip(on.iter())
+            .position(|(x, y)| x != y)
+            .unwrap_or(0);
         diffs.push(format!(
             "entry order differs from aide's (pre-order, siblings by strcmp) at entry #{first}: \
              aide={} ours={}",
@@ -420,6 +439,31 @@ fn init_database_matches_aide(name: &str, attrs: &str, gzip: bool) {
         "database written by fio-scanner --init differs from aide's (rule {attrs}):\n{}",
         diffs.join("\n")
     );
+}
+
+/// A database field with its base64 parts decoded (acl, selinux, capabilities, times).
+fn readable_field(col: &str, v: &str) -> String {
+    use base64::Engine as _;
+    let b64 = |x: &str| {
+        base64::engine::general_purpose::STANDARD
+            .decode(x)
+            .map(|d| format!("{:?}", String::from_utf8_lossy(&d)))
+            .unwrap_or_else(|_| x.to_string())
+    };
+    match col {
+        "acl" if v.starts_with("POSIX,") => {
+            let parts: Vec<&str> = v[6..].split(',').collect();
+            let dec: Vec<String> = parts
+                .iter()
+                .map(|p| if *p == "0" { "0".into() } else { b64(p) })
+                .collect();
+            format!("{v} (= POSIX,{})", dec.join(","))
+        }
+        "selinux" | "capabilities" | "atime" | "mtime" | "ctime" if v != "0" => {
+            format!("{v} (= {})", b64(v))
+        }
+        _ => v.to_string(),
+    }
 }
 
 #[test]

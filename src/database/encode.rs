@@ -5,7 +5,8 @@ use base64::Engine;
 use std::fmt::Write;
 
 /// Bytes AIDE escapes as `%XX` besides the non-printable ones (`URL_UNSAFE` in util.c).
-const URL_UNSAFE: &[u8] = b" <>\"#%{}|\\^~[]`@:\x1b'";
+/// Debian's 0.18.3 also escapes `,` (xattr and ACL fields are comma-separated).
+const URL_UNSAFE: &[u8] = b" <>\"#%{}|\\^~[]`@:\x1b',";
 
 fn is_unsafe(b: u8) -> bool {
     !(0x20..0x7f).contains(&b) || URL_UNSAFE.contains(&b)

@@ -27,6 +27,8 @@ enum Sink {
 pub struct DbWriter {
     path: PathBuf,
     tmp: PathBuf,
+    /// The data is in an O_TMPFILE that gets a name (`tmp`) only once complete.
+    anonymous: bool,
     sink: Option<Sink>,
     spec: Spec,
     hasher: Option<MultiHasher>,
@@ -45,16 +47,30 @@ impl DbWriter {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "aide.db".into());
-        let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-        let file = OpenOptions::new()
+        // The temporary name starts with the database's own name, so the rules that exclude
+        // `aide.*` also exclude it, and it sits in the same directory so the rename is atomic.
+        let tmp = dir.join(format!("{name}.tmp-{}", std::process::id()));
+        // Preferably an unnamed O_TMPFILE: a killed scan then leaves nothing behind at all.
+        let (file, anonymous) = match OpenOptions::new()
             .write(true)
-            .create_new(true)
             .mode(0o600)
-            .open(&tmp)
-            .map_err(|source| DbError::Write {
-                path: tmp.clone(),
-                source,
-            })?;
+            .custom_flags(libc::O_TMPFILE)
+            .open(dir)
+        {
+            Ok(f) => (f, true),
+            Err(_) => {
+                let f = OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&tmp)
+                    .map_err(|source| DbError::Write {
+                        path: tmp.clone(),
+                        source,
+                    })?;
+                (f, false)
+            }
+        };
         let buf = BufWriter::with_capacity(256 * 1024, file);
         let sink = if opts.gzip {
             Sink::Gzip(Box::new(GzEncoder::new(buf, flate2::Compression::new(6))))
@@ -69,6 +85,7 @@ impl DbWriter {
         let mut w = DbWriter {
             path: path.into(),
             tmp,
+            anonymous,
             sink: Some(sink),
             spec,
             hasher,
@@ -141,6 +158,10 @@ impl DbWriter {
         };
         let file = buf.into_inner().map_err(|e| werr(e.into_error()))?;
         file.sync_all().map_err(werr)?;
+        if self.anonymous {
+            let _ = std::fs::remove_file(&self.tmp);
+            link_anonymous(&file, &self.tmp).map_err(werr)?;
+        }
         drop(file);
         std::fs::rename(&self.tmp, &self.path).map_err(|source| DbError::Write {
             path: self.path.clone(),
@@ -159,6 +180,42 @@ impl DbWriter {
             }
         }
         Ok(self.hasher.take().map(|h| h.finish()).unwrap_or_default())
+    }
+}
+
+/// Give a complete O_TMPFILE a name, through /proc (needs no privilege), else AT_EMPTY_PATH.
+fn link_anonymous(file: &File, name: &Path) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    let target = std::ffi::CString::new(name.as_os_str().as_bytes())?;
+    let proc_path = std::ffi::CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))?;
+    // SAFETY: both paths are NUL-terminated and the fd is open.
+    let r = unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            proc_path.as_ptr(),
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    };
+    if r == 0 {
+        return Ok(());
+    }
+    // SAFETY: as above; an empty path with AT_EMPTY_PATH names the fd itself.
+    let r = unsafe {
+        libc::linkat(
+            file.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
     }
 }
 
