@@ -278,9 +278,9 @@ impl fmt::Debug for AttrSet {
     }
 }
 
-/// The hash attributes this scanner computes, in AIDE's `hashsums[]` order (the order of the
-/// `H` group and of report lines).
-pub const HASH_ORDER: [Attr; 11] = [
+/// Every hash attribute AIDE knows, in its `hashsums[]` order (the order of the `H` group and
+/// of report lines). Not all are supported: see [`SUPPORTED_HASHES`].
+pub const HASH_ORDER: [Attr; 13] = [
     Attr::Md5,
     Attr::Sha1,
     Attr::Sha256,
@@ -292,12 +292,16 @@ pub const HASH_ORDER: [Attr; 11] = [
     Attr::Haval,
     Attr::Whirlpool,
     Attr::Gost,
+    Attr::Stribog256,
+    Attr::Stribog512,
 ];
 
 pub const HASHES: AttrSet = AttrSet::of(&HASH_ORDER);
 
-/// Hashes this scanner can compute: all of AIDE 0.18's but HAVAL (no maintained crate).
-pub const SUPPORTED_HASHES: AttrSet = AttrSet(HASHES.0 & !(1u64 << (Attr::Haval as u8)));
+/// Hashes this scanner can compute: AIDE 0.18's mhash set but HAVAL (no maintained crate);
+/// the stribogs need libgcrypt in AIDE too.
+pub const SUPPORTED_HASHES: AttrSet =
+    AttrSet(HASHES.0 & !AttrSet::of(&[Attr::Haval, Attr::Stribog256, Attr::Stribog512]).0);
 
 /// `H`: every compiled-in hash, as in AIDE (whose `H` also depends on how it was built).
 pub const GROUP_H: AttrSet = SUPPORTED_HASHES;

@@ -6,7 +6,7 @@ use crate::attr::{Attr, AttrSet, HASHES, SUPPORTED_HASHES};
 use crate::entry::{Acl, Entry, FileType};
 use crate::hash::MultiHasher;
 use crate::xattr;
-use std::ffi::{CStr, CString};
+use std::ffi::CString;
 use std::fs::{File, Metadata};
 use std::io::Read;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -86,14 +86,38 @@ pub fn measure(
         attrs.remove(Attr::Linkname);
     }
 
+    // Only regular files and directories are ever opened (FIFOs would block, devices could
+    // have side effects); the open file then serves every xattr call without path lookups.
+    let want_flags = attrs.contains(Attr::E2fsattrs);
+    let want_hash = !attrs.intersect(HASHES).is_empty() && ftype == FileType::Regular;
+    let mut file = None;
+    if matches!(ftype, FileType::Regular | FileType::Directory) {
+        match open_noatime(path) {
+            Ok(f) => file = Some(f),
+            Err(err) if want_hash => tracing::warn!(
+                "hash calculation: open() failed for {}: {err} (hashsums could not be calculated)",
+                show(path)
+            ),
+            Err(_) => {}
+        }
+    }
+    let fd = file.as_ref().map(std::os::fd::AsRawFd::as_raw_fd);
+    let (follow, nofollow) = match fd {
+        Some(fd) => (xattr::Target::Fd(fd), xattr::Target::Fd(fd)),
+        None => (
+            xattr::Target::Follow(&cpath),
+            xattr::Target::NoFollow(&cpath),
+        ),
+    };
+
     if attrs.contains(Attr::Acl) {
-        read_acl(&cpath, mode, ftype, &mut e, &mut attrs);
+        read_acl(follow, path, mode, ftype, &mut e, &mut attrs);
     }
     if attrs.contains(Attr::Xattrs) {
-        read_xattrs(&cpath, &mut e, &mut attrs);
+        read_xattrs(nofollow, follow, path, &mut e, &mut attrs);
     }
     if attrs.contains(Attr::Selinux) {
-        match xattr::get(&cpath, c"security.selinux", false) {
+        match xattr::get(nofollow, c"security.selinux") {
             Ok(Some(mut v)) => {
                 while v.last() == Some(&0) {
                     v.pop();
@@ -110,7 +134,7 @@ pub fn measure(
         }
     }
     if attrs.contains(Attr::Caps) {
-        match xattr::get(&cpath, c"security.capability", true) {
+        match xattr::get(follow, c"security.capability") {
             Ok(Some(v)) => match xattr::caps_text(&v) {
                 Some(t) => e.caps = Some(t),
                 None => attrs.remove(Attr::Caps),
@@ -119,24 +143,6 @@ pub fn measure(
         }
     }
 
-    // Only regular files and directories are ever opened; FIFOs would block, devices could
-    // have side effects.
-    let want_flags = attrs.contains(Attr::E2fsattrs);
-    let want_hash = !attrs.intersect(HASHES).is_empty() && ftype == FileType::Regular;
-    let mut file = None;
-    if (want_flags && matches!(ftype, FileType::Regular | FileType::Directory)) || want_hash {
-        match open_noatime(path) {
-            Ok(f) => file = Some(f),
-            Err(err) => {
-                if want_hash {
-                    tracing::warn!(
-                        "hash calculation: open() failed for {}: {err} (hashsums could not be calculated)",
-                        show(path)
-                    );
-                }
-            }
-        }
-    }
     if want_flags {
         match file.as_ref().and_then(get_flags) {
             Some(f) => e.e2fsattrs = f,
@@ -258,8 +264,15 @@ fn hash_file(
     Some(h.finish())
 }
 
-fn read_acl(p: &CStr, mode: u32, ftype: FileType, e: &mut Entry, attrs: &mut AttrSet) {
-    let access = match xattr::get(p, c"system.posix_acl_access", true) {
+fn read_acl(
+    t: xattr::Target,
+    path: &[u8],
+    mode: u32,
+    ftype: FileType,
+    e: &mut Entry,
+    attrs: &mut AttrSet,
+) {
+    let access = match xattr::get(t, c"system.posix_acl_access") {
         Ok(Some(v)) => xattr::acl_text(&v),
         Ok(None) => Some(xattr::minimal_acl_text(mode)),
         Err(err) if err.raw_os_error() == Some(libc::EOPNOTSUPP) => {
@@ -269,14 +282,14 @@ fn read_acl(p: &CStr, mode: u32, ftype: FileType, e: &mut Entry, attrs: &mut Att
         Err(err) => {
             tracing::warn!(
                 "tried to read access ACL on {} but failed with: {err}",
-                show(p.to_bytes())
+                show(path)
             );
             None
         }
     };
     // Only directories have a default ACL; an empty one is recorded as absent.
     let default = if ftype == FileType::Directory {
-        match xattr::get(p, c"system.posix_acl_default", true) {
+        match xattr::get(t, c"system.posix_acl_default") {
             Ok(Some(v)) => xattr::acl_text(&v).filter(|t| !t.is_empty()),
             _ => None,
         }
@@ -289,13 +302,20 @@ fn read_acl(p: &CStr, mode: u32, ftype: FileType, e: &mut Entry, attrs: &mut Att
     });
 }
 
-fn read_xattrs(p: &CStr, e: &mut Entry, attrs: &mut AttrSet) {
-    let names = match xattr::list(p) {
+/// Names are listed without following links, values read following them, as AIDE does.
+fn read_xattrs(
+    list: xattr::Target,
+    get: xattr::Target,
+    path: &[u8],
+    e: &mut Entry,
+    attrs: &mut AttrSet,
+) {
+    let names = match xattr::list(list) {
         Ok(n) => n,
         Err(err) => {
             match err.raw_os_error() {
                 Some(libc::ENOSYS) | Some(libc::EOPNOTSUPP) => attrs.remove(Attr::Xattrs),
-                _ => tracing::warn!("listxattrs failed for {}:{err}", show(p.to_bytes())),
+                _ => tracing::warn!("listxattrs failed for {}:{err}", show(path)),
             }
             return;
         }
@@ -309,10 +329,10 @@ fn read_xattrs(p: &CStr, e: &mut Entry, attrs: &mut AttrSet) {
         let Ok(cn) = CString::new(n.clone()) else {
             continue;
         };
-        match xattr::get(p, &cn, true) {
+        match xattr::get(get, &cn) {
             Ok(Some(v)) => out.push((n, v)),
             Ok(None) => {}
-            Err(err) => tracing::warn!("getxattr failed for {}:{err}", show(p.to_bytes())),
+            Err(err) => tracing::warn!("getxattr failed for {}:{err}", show(path)),
         }
     }
     if !out.is_empty() {

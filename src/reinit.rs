@@ -35,20 +35,8 @@ fn io_err<'a>(path: &'a Path, op: &'static str) -> impl FnOnce(io::Error) -> Rei
 
 /// `backup-YYYYMMDDTHH_MM_SS`, the suffix upstream's daemon uses (local time).
 pub fn backup_suffix(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    let (tm, _) = crate::timefmt::local_parts(secs);
-    format!(
-        "backup-{:04}{:02}{:02}T{:02}_{:02}_{:02}",
-        tm.tm_year + 1900,
-        tm.tm_mon + 1,
-        tm.tm_mday,
-        tm.tm_hour,
-        tm.tm_min,
-        tm.tm_sec
-    )
+    let (y, m, d, hh, mm, ss) = crate::timefmt::local_fields(crate::timefmt::epoch_secs(t));
+    format!("backup-{y:04}{m:02}{d:02}T{hh:02}_{mm:02}_{ss:02}")
 }
 
 /// Move `file` to `<file>.backup-<time>` without ever replacing an existing backup: on a clash

@@ -51,7 +51,7 @@ impl WalkBuilder {
             root_prefix: p,
             rules,
             measure: MeasureOptions::default(),
-            window: 16,
+            window: 128,
             cross_mounts: false,
         }
     }

@@ -6,27 +6,27 @@ use std::ffi::CStr;
 use std::io;
 use std::sync::Mutex;
 
-/// `getxattr` (follows symlinks, as AIDE's `getxattr`/`acl_get_file`/`cap_get_file` do) or
-/// `lgetxattr`. `Ok(None)` when the attribute does not exist.
-pub fn get(path: &CStr, name: &CStr, follow: bool) -> io::Result<Option<Vec<u8>>> {
+/// What an xattr call reads from: an open file (no path lookup: the cheap way for the regular
+/// files and directories a scan opens anyway), or a path, followed (`getxattr`, as AIDE's
+/// `getxattr`/`acl_get_file`/`cap_get_file`) or not (`lgetxattr`).
+#[derive(Clone, Copy)]
+pub enum Target<'a> {
+    Fd(std::os::fd::RawFd),
+    Follow(&'a CStr),
+    NoFollow(&'a CStr),
+}
+
+/// One extended attribute; `Ok(None)` when it does not exist.
+pub fn get(t: Target, name: &CStr) -> io::Result<Option<Vec<u8>>> {
     let mut buf = vec![0u8; 256];
     loop {
-        // SAFETY: path and name are NUL-terminated; buf is valid for buf.len() bytes.
+        let (ptr, len) = (buf.as_mut_ptr().cast(), buf.len());
+        // SAFETY: paths and name are NUL-terminated, the fd is open, buf is valid for len bytes.
         let n = unsafe {
-            if follow {
-                libc::getxattr(
-                    path.as_ptr(),
-                    name.as_ptr(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                )
-            } else {
-                libc::lgetxattr(
-                    path.as_ptr(),
-                    name.as_ptr(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                )
+            match t {
+                Target::Fd(fd) => libc::fgetxattr(fd, name.as_ptr(), ptr, len),
+                Target::Follow(p) => libc::getxattr(p.as_ptr(), name.as_ptr(), ptr, len),
+                Target::NoFollow(p) => libc::lgetxattr(p.as_ptr(), name.as_ptr(), ptr, len),
             }
         };
         if n >= 0 {
@@ -42,12 +42,18 @@ pub fn get(path: &CStr, name: &CStr, follow: bool) -> io::Result<Option<Vec<u8>>
     }
 }
 
-/// `llistxattr`: the names of a file's extended attributes (not following symlinks).
-pub fn list(path: &CStr) -> io::Result<Vec<Vec<u8>>> {
+/// The names of a file's extended attributes (`llistxattr` for paths: links are not followed).
+pub fn list(t: Target) -> io::Result<Vec<Vec<u8>>> {
     let mut buf = vec![0u8; 1024];
     loop {
+        let (ptr, len) = (buf.as_mut_ptr().cast(), buf.len());
         // SAFETY: as in `get`.
-        let n = unsafe { libc::llistxattr(path.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        let n = unsafe {
+            match t {
+                Target::Fd(fd) => libc::flistxattr(fd, ptr, len),
+                Target::Follow(p) | Target::NoFollow(p) => libc::llistxattr(p.as_ptr(), ptr, len),
+            }
+        };
         if n >= 0 {
             buf.truncate(n as usize);
             return Ok(buf
@@ -332,21 +338,21 @@ pub fn caps_text(value: &[u8]) -> Option<Vec<u8>> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn acl_text_like_libacl() {
-        // user::rw- user:0:r-- group::r-- mask::r-- other::r--
+    /// A `system.posix_acl_*` value from (tag, perm, id) entries.
+    fn acl_value(entries: &[(u16, u16, u32)]) -> Vec<u8> {
         let mut v = 2u32.to_le_bytes().to_vec();
-        for (t, p, id) in [
-            (1u16, 6u16, u32::MAX),
-            (2, 4, 0),
-            (4, 4, u32::MAX),
-            (0x10, 4, u32::MAX),
-            (0x20, 4, u32::MAX),
-        ] {
+        for (t, p, id) in entries {
             v.extend_from_slice(&t.to_le_bytes());
             v.extend_from_slice(&p.to_le_bytes());
             v.extend_from_slice(&id.to_le_bytes());
         }
+        v
+    }
+
+    #[test]
+    fn acl_text_like_libacl() {
+        const X: u32 = u32::MAX;
+        let v = acl_value(&[(1, 6, X), (2, 4, 0), (4, 4, X), (0x10, 4, X), (0x20, 4, X)]);
         let t = String::from_utf8(acl_text(&v).unwrap()).unwrap();
         assert_eq!(
             t,
@@ -357,20 +363,12 @@ mod tests {
             b"user::rw-\ngroup::r--\nother::r--\n"
         );
         // A mask narrower than an entry: libacl appends the effective rights.
-        let mut v = 2u32.to_le_bytes().to_vec();
-        for (t, p, id) in [
-            (1u16, 6u16, u32::MAX),
-            (2, 5, 0),
-            (4, 5, u32::MAX),
-            (0x10, 4, u32::MAX),
-            (0x20, 4, u32::MAX),
-        ] {
-            v.extend_from_slice(&t.to_le_bytes());
-            v.extend_from_slice(&p.to_le_bytes());
-            v.extend_from_slice(&id.to_le_bytes());
-        }
+        let v = acl_value(&[(1, 6, X), (2, 5, 0), (4, 5, X), (0x10, 4, X), (0x20, 4, X)]);
         let t = String::from_utf8(acl_text(&v).unwrap()).unwrap();
-        assert_eq!(t, "user::rw-\nuser:root:r-x\t#effective:r--\ngroup::r-x\t#effective:r--\nmask::r--\nother::r--\n");
+        assert_eq!(
+            t,
+            "user::rw-\nuser:root:r-x\t#effective:r--\ngroup::r-x\t#effective:r--\nmask::r--\nother::r--\n"
+        );
     }
 
     #[test]

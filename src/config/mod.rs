@@ -506,22 +506,20 @@ impl Loader {
                 _ => return Err(at.err(format!("invalid restriction '{}'", lossy(r)))),
             }
         }
-        let mut a = match attrs {
+        let a = match attrs {
             Some(e) => self.eval_attrs(at, e)?,
             None => AttrSet::EMPTY,
         };
         let mut regex = prefix.map(<[u8]>::to_vec).unwrap_or_default();
         regex.extend_from_slice(&rx);
+        // AIDE only warns about hashes it was built without and records the file without
+        // them; a baseline silently missing a digest the admin asked for is worse than an error.
         let unsupported = a.intersect(UNSUPPORTED_HASHES);
         if !unsupported.is_empty() {
-            self.warn(
-                at,
-                format!(
-                    "ignoring unsupported hash algorithm(s): {}",
-                    attr_names(unsupported)
-                ),
-            );
-            a = a.minus(unsupported);
+            return Err(at.err(format!(
+                "hash algorithm(s) not supported by fio-scanner: {} (remove them from the rule)",
+                attr_names(unsupported)
+            )));
         }
         if a.contains(Attr::Compressed) && a.intersect(GROUP_H).is_empty() {
             self.warn(

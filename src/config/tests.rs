@@ -550,10 +550,21 @@ fn options_are_filled() {
 }
 
 #[test]
+fn unsupported_hash_in_a_rule_is_an_error() {
+    let e = parse("X = p\n/a haval+p\n").unwrap_err();
+    assert!(
+        e.to_string()
+            .contains(":2: hash algorithm(s) not supported by fio-scanner: haval"),
+        "{e}"
+    );
+    assert_eq!(e.exit_code(), 17);
+}
+
+#[test]
 fn groups_and_expressions() {
     let c = parse(
         "OwnerMode = p+u+g+ftype\nSize = s+b\nInodeData = OwnerMode+n+i+Size+l+X\nVarInode = InodeData-i\n\
-         R = p\nCONTENT_EX = sha512+ftype\n/a VarInode\n/b R\n/c CONTENT_EX\n/d H-md5\n/e stribog256+p\n",
+         R = p\nCONTENT_EX = sha512+ftype\n/a VarInode\n/b R\n/c CONTENT_EX\n/d H-md5\n",
     )
     .unwrap();
     let rules = c.rules.rules();
@@ -572,15 +583,10 @@ fn groups_and_expressions() {
     assert_eq!(rules[1].attrs, attrs(&[Attr::Perm]), "redefined R");
     assert_eq!(rules[2].attrs, attrs(&[Attr::Sha512, Attr::Ftype]));
     assert_eq!(rules[3].attrs, GROUP_H.without(Attr::Md5));
-    assert_eq!(rules[4].attrs, attrs(&[Attr::Perm]));
     assert!(c
         .warnings
         .iter()
         .any(|w| w.contains("special characters in group names")));
-    assert!(c
-        .warnings
-        .iter()
-        .any(|w| w.contains("ignoring unsupported hash algorithm(s): stribog256")));
     assert_eq!(
         c.rules.db_out_attrs(),
         rules.iter().fold(AttrSet::EMPTY, |a, r| a.union(r.attrs))

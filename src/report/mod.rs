@@ -25,7 +25,7 @@ use crate::attr::{Attr, AttrSet};
 use crate::compare::{Changed, Comparison};
 use crate::entry::{path_order, Entry};
 use crate::options::{ReportFormat, ReportLevel, ReportOptions, ReportUrl, Url};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 pub use output::{write_all, ReportError, ReportOutputs};
 
@@ -123,16 +123,7 @@ impl<'a> Report<'a> {
     }
 }
 
-/// Seconds since the epoch, as `time(NULL)` would have returned at that moment.
-pub(crate) fn epoch_secs(t: SystemTime) -> i64 {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => d.as_secs() as i64,
-        Err(e) => {
-            let d = e.duration();
-            -(d.as_secs() as i64) - i64::from(d.subsec_nanos() > 0)
-        }
-    }
-}
+pub(crate) use crate::timefmt::epoch_secs;
 
 const E2FS: AttrSet = AttrSet::of(&[Attr::E2fsattrs]);
 

@@ -10,6 +10,7 @@
 //!   given in the test.
 
 use super::*;
+use std::time::UNIX_EPOCH;
 use crate::compare::{Changed, Comparison};
 use crate::entry::Acl;
 use crate::options::{ReportFormat, ReportLevel, ReportOptions, ReportUrl, Url};

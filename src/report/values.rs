@@ -108,50 +108,7 @@ pub fn file_type_char(perm: u32) -> char {
     }
 }
 
-/// Converts days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-/// `strftime("%Y-%m-%d %H:%M:%S %z")` of `secs` in a zone `offset` seconds east of UTC.
-pub fn format_time_with_offset(secs: i64, offset: i64) -> String {
-    let local = secs + offset;
-    let days = local.div_euclid(86_400);
-    let sod = local.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    let sign = if offset < 0 { '-' } else { '+' };
-    let a = offset.abs();
-    format!(
-        "{y}-{m:02}-{d:02} {:02}:{:02}:{:02} {sign}{:02}{:02}",
-        sod / 3600,
-        (sod % 3600) / 60,
-        sod % 60,
-        a / 3600,
-        (a % 3600) / 60
-    )
-}
-
-/// UTC offset (seconds east) of the local time zone at `secs`, as `localtime` sees it (`TZ`).
-pub fn local_offset(secs: i64) -> i64 {
-    // SAFETY: localtime_r writes only into the zeroed `tm` we own; a null return leaves it zeroed.
-    unsafe {
-        let mut tm: libc::tm = std::mem::zeroed();
-        let t = secs as libc::time_t;
-        if libc::localtime_r(&t, &mut tm).is_null() {
-            return 0;
-        }
-        tm.tm_gmtoff
-    }
-}
+pub use crate::timefmt::{format_time_with_offset, local_offset};
 
 #[cfg(test)]
 thread_local! {
@@ -242,24 +199,10 @@ pub fn acl_lines(acl: Option<&crate::entry::Acl>) -> Vec<Vec<u8>> {
 }
 
 /// The hash attributes in AIDE's `hashsums[]` order: the order of detail lines.
-pub const REPORT_HASH_ORDER: [Attr; 13] = [
-    Attr::Md5,
-    Attr::Sha1,
-    Attr::Sha256,
-    Attr::Sha512,
-    Attr::Rmd160,
-    Attr::Tiger,
-    Attr::Crc32,
-    Attr::Crc32b,
-    Attr::Haval,
-    Attr::Whirlpool,
-    Attr::Gost,
-    Attr::Stribog256,
-    Attr::Stribog512,
-];
+pub use crate::attr::HASH_ORDER as REPORT_HASH_ORDER;
 
 /// Every hash attribute AIDE knows (`get_hashes(true)`): the `H` column of summary strings.
-pub const ALL_HASHES: AttrSet = AttrSet::of(&REPORT_HASH_ORDER);
+pub const ALL_HASHES: AttrSet = crate::attr::HASHES;
 
 /// Field names of the JSON report (`attributes[].field_name`).
 pub fn json_name(a: Attr) -> &'static str {
