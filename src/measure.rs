@@ -110,11 +110,50 @@ pub fn measure(
         ),
     };
 
+    // One listxattr tells which of the xattr-backed attributes exist at all, which saves a
+    // getxattr per absent one (nearly always: no ACL, no SELinux label, no capabilities).
+    let want_x = AttrSet::of(&[Attr::Acl, Attr::Xattrs, Attr::Selinux, Attr::Caps]);
+    let names = if attrs.intersect(want_x).is_empty() {
+        None
+    } else {
+        match xattr::list(nofollow) {
+            Ok(n) => Some(n),
+            Err(err) => {
+                match err.raw_os_error() {
+                    Some(libc::ENOSYS) | Some(libc::EOPNOTSUPP) => {}
+                    _ => tracing::warn!("listxattrs failed for {}:{err}", show(path)),
+                }
+                if attrs.contains(Attr::Xattrs)
+                    && matches!(
+                        err.raw_os_error(),
+                        Some(libc::ENOSYS) | Some(libc::EOPNOTSUPP)
+                    )
+                {
+                    attrs.remove(Attr::Xattrs);
+                }
+                None
+            }
+        }
+    };
+    // Links list their own xattrs but AIDE reads ACLs and caps through them: no shortcut there.
+    let listed = |n: &[u8]| {
+        ftype == FileType::Symlink || names.as_ref().is_none_or(|v| v.iter().any(|x| x == n))
+    };
+
     if attrs.contains(Attr::Acl) {
-        read_acl(follow, path, mode, ftype, &mut e, &mut attrs);
+        let present = (
+            listed(b"system.posix_acl_access"),
+            listed(b"system.posix_acl_default"),
+        );
+        read_acl(follow, path, mode, ftype, present, &mut e, &mut attrs);
     }
     if attrs.contains(Attr::Xattrs) {
-        read_xattrs(nofollow, follow, path, &mut e, &mut attrs);
+        if let Some(names) = &names {
+            read_xattrs(names, follow, path, &mut e);
+        }
+    }
+    if attrs.contains(Attr::Selinux) && !listed(b"security.selinux") {
+        attrs.remove(Attr::Selinux);
     }
     if attrs.contains(Attr::Selinux) {
         match xattr::get(nofollow, c"security.selinux") {
@@ -132,6 +171,9 @@ pub fn measure(
                 attrs.remove(Attr::Selinux);
             }
         }
+    }
+    if attrs.contains(Attr::Caps) && !listed(b"security.capability") {
+        attrs.remove(Attr::Caps);
     }
     if attrs.contains(Attr::Caps) {
         match xattr::get(follow, c"security.capability") {
@@ -223,13 +265,6 @@ fn hash_file(
         );
         return None;
     }
-    {
-        use std::os::fd::AsRawFd;
-        // SAFETY: plain advisory call on an open fd.
-        unsafe {
-            libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_SEQUENTIAL);
-        }
-    }
     let mut h = MultiHasher::new(attrs.intersect(SUPPORTED_HASHES));
     let mut total: u64 = 0;
     let res = BUF.with(|b| {
@@ -240,6 +275,12 @@ fn hash_file(
                 Ok(n) => {
                     total += n as u64;
                     h.update(&buf[..n]);
+                    // A short read that reaches the lstat size is end of file: skip the read
+                    // that would return 0 (one syscall per small file). A file that grew
+                    // still fills the buffer or overshoots the size, and is caught below.
+                    if n < buf.len() && total == st.size() {
+                        return Ok(());
+                    }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
@@ -264,15 +305,23 @@ fn hash_file(
     Some(h.finish())
 }
 
+/// `present`: whether the access and default ACL xattrs exist (from listxattr).
 fn read_acl(
     t: xattr::Target,
     path: &[u8],
     mode: u32,
     ftype: FileType,
+    present: (bool, bool),
     e: &mut Entry,
     attrs: &mut AttrSet,
 ) {
-    let access = match xattr::get(t, c"system.posix_acl_access") {
+    let (has_access, has_default) = present;
+    let got = if has_access {
+        xattr::get(t, c"system.posix_acl_access")
+    } else {
+        Ok(None)
+    };
+    let access = match got {
         Ok(Some(v)) => xattr::acl_text(&v),
         Ok(None) => Some(xattr::minimal_acl_text(mode)),
         Err(err) if err.raw_os_error() == Some(libc::EOPNOTSUPP) => {
@@ -288,7 +337,7 @@ fn read_acl(
         }
     };
     // Only directories have a default ACL; an empty one is recorded as absent.
-    let default = if ftype == FileType::Directory {
+    let default = if ftype == FileType::Directory && has_default {
         match xattr::get(t, c"system.posix_acl_default") {
             Ok(Some(v)) => xattr::acl_text(&v).filter(|t| !t.is_empty()),
             _ => None,
@@ -303,25 +352,9 @@ fn read_acl(
 }
 
 /// Names are listed without following links, values read following them, as AIDE does.
-fn read_xattrs(
-    list: xattr::Target,
-    get: xattr::Target,
-    path: &[u8],
-    e: &mut Entry,
-    attrs: &mut AttrSet,
-) {
-    let names = match xattr::list(list) {
-        Ok(n) => n,
-        Err(err) => {
-            match err.raw_os_error() {
-                Some(libc::ENOSYS) | Some(libc::EOPNOTSUPP) => attrs.remove(Attr::Xattrs),
-                _ => tracing::warn!("listxattrs failed for {}:{err}", show(path)),
-            }
-            return;
-        }
-    };
+fn read_xattrs(names: &[Vec<u8>], get: xattr::Target, path: &[u8], e: &mut Entry) {
     let mut out = Vec::new();
-    for n in names {
+    for n in names.iter().cloned() {
         // AIDE keeps only these namespaces (so not system.posix_acl_*).
         if !(n.starts_with(b"user.") || n.starts_with(b"security.") || n.starts_with(b"trusted.")) {
             continue;

@@ -10,12 +10,12 @@
 //!   given in the test.
 
 use super::*;
-use std::time::UNIX_EPOCH;
 use crate::compare::{Changed, Comparison};
 use crate::entry::Acl;
 use crate::options::{ReportFormat, ReportLevel, ReportOptions, ReportUrl, Url};
 use base64::Engine as _;
 use std::time::Duration;
+use std::time::UNIX_EPOCH;
 
 fn b64(s: &str) -> Vec<u8> {
     base64::engine::general_purpose::STANDARD
