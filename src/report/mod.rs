@@ -264,7 +264,7 @@ pub fn summary_string(c: &Changed, opts: &ReportOptions) -> String {
 fn added_removed_string(e: &Entry, fill: char) -> String {
     let mut s = String::with_capacity(18);
     s.push(values::file_type_char(e.perm));
-    s.extend(std::iter::repeat(fill).take(SUMMARY_ORDER.len()));
+    s.extend(std::iter::repeat_n(fill, SUMMARY_ORDER.len()));
     s
 }
 
