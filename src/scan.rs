@@ -1,6 +1,6 @@
 //! The scanner's modes (init, check, update, compare), as AIDE runs them.
 
-use crate::attr::{AttrSet, SUPPORTED_HASHES};
+use crate::attr::SUPPORTED_HASHES;
 use crate::compare::{Comparison, Merger};
 use crate::config::Config;
 use crate::database::{DbError, DbReader, DbWriter, Spec, WriteOptions};
@@ -107,54 +107,52 @@ fn selected(rules: &RuleSet, e: &Entry) -> bool {
     )
 }
 
-/// A source of old entries in AIDE order: streamed when the file is sorted (every AIDE >= 0.16
-/// and this scanner write it so), else loaded and sorted.
+/// A source of old entries in AIDE order: streamed (every AIDE >= 0.16 and this scanner write
+/// sorted databases), or, for an unsorted one, loaded and sorted. A corrupt database is an
+/// error wherever the bad line is; the scan then stops with no report.
 struct OldEntries {
     reader: Option<DbReader>,
     sorted: std::vec::IntoIter<Entry>,
     rules: RuleSet,
+    prev: Option<Vec<u8>>,
 }
 
 impl Iterator for OldEntries {
     type Item = Result<Entry, DbError>;
     fn next(&mut self) -> Option<Self::Item> {
-        match &mut self.reader {
-            Some(r) => loop {
-                match r.next_entry() {
-                    Ok(Some(e)) if !selected(&self.rules, &e) => continue,
-                    other => return other.transpose(),
+        let Some(r) = &mut self.reader else {
+            return self.sorted.next().map(Ok);
+        };
+        loop {
+            match r.next_entry() {
+                Ok(Some(e)) => {
+                    if let Some(p) = &self.prev {
+                        if path_order(p, &e.name) != std::cmp::Ordering::Less {
+                            return Some(Err(DbError::Unsorted {
+                                path: r.path().into(),
+                            }));
+                        }
+                    }
+                    self.prev = Some(e.name.clone());
+                    if selected(&self.rules, &e) {
+                        return Some(Ok(e));
+                    }
                 }
-            },
-            None => self.sorted.next().map(Ok),
-        }
-    }
-}
-
-/// Validate the whole database first: a corrupt or truncated one is an error before anything is
-/// scanned or written. Returns whether it is in AIDE order.
-fn validate(path: &Path) -> Result<bool, DbError> {
-    let mut r = DbReader::open(path, AttrSet::EMPTY)?;
-    let mut prev: Option<Vec<u8>> = None;
-    let mut sorted = true;
-    while let Some(e) = r.next_entry()? {
-        if let Some(p) = &prev {
-            if path_order(p, &e.name) != std::cmp::Ordering::Less {
-                sorted = false;
+                other => return other.transpose(),
             }
         }
-        prev = Some(e.name);
     }
-    Ok(sorted)
 }
 
-fn open_old(path: &Path, cfg: &Config) -> Result<OldEntries, DbError> {
-    let sorted = validate(path)?;
+fn open_old(path: &Path, cfg: &Config, stream: bool) -> Result<OldEntries, DbError> {
     let reader = DbReader::open(path, cfg.options.report.database_attrs)?;
-    if sorted {
+    let rules = cfg.rules.clone();
+    if stream {
         return Ok(OldEntries {
             reader: Some(reader),
             sorted: Vec::new().into_iter(),
-            rules: cfg.rules.clone(),
+            rules,
+            prev: None,
         });
     }
     tracing::info!(
@@ -173,12 +171,21 @@ fn open_old(path: &Path, cfg: &Config) -> Result<OldEntries, DbError> {
     Ok(OldEntries {
         reader: None,
         sorted: all.into_iter(),
-        rules: cfg.rules.clone(),
+        rules,
+        prev: None,
     })
 }
 
 /// Run one mode of the scanner.
 pub fn run(cfg: &Config, mode: Mode) -> Result<Outcome, ScanError> {
+    match run_once(cfg, mode, true) {
+        // Rare (databases of AIDE < 0.16): start over with the database sorted in memory.
+        Err(ScanError::Db(DbError::Unsorted { .. })) => run_once(cfg, mode, false),
+        r => r,
+    }
+}
+
+fn run_once(cfg: &Config, mode: Mode, stream: bool) -> Result<Outcome, ScanError> {
     let start = SystemTime::now();
     check_hashes(&cfg.rules)?;
     let mut out = Outcome {
@@ -203,7 +210,7 @@ pub fn run(cfg: &Config, mode: Mode) -> Result<Outcome, ScanError> {
         }
         Mode::Check | Mode::Update => {
             let db_in = file_url(&cfg.options.database_in, "database_in")?;
-            let mut old = open_old(&db_in, cfg)?;
+            let mut old = open_old(&db_in, cfg, stream)?;
             let mut writer = if mode == Mode::Update {
                 let db_out = file_url(&cfg.options.database_out, "database_out")?;
                 out.new_database = Some(db_out.clone());
@@ -235,8 +242,8 @@ pub fn run(cfg: &Config, mode: Mode) -> Result<Outcome, ScanError> {
         Mode::Compare => {
             let db_in = file_url(&cfg.options.database_in, "database_in")?;
             let db_new = file_url(&cfg.options.database_new, "database_new")?;
-            let mut old = open_old(&db_in, cfg)?;
-            let new = open_old(&db_new, cfg)?;
+            let mut old = open_old(&db_in, cfg, stream)?;
+            let new = open_old(&db_new, cfg, stream)?;
             let mut merger = Merger::new();
             let mut peeked = None;
             for e in new {

@@ -43,6 +43,8 @@ pub enum DbError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{path}: entries are not in AIDE order")]
+    Unsorted { path: PathBuf },
     #[error("{path}: cannot lock database (is another scan running?): {source}")]
     Lock {
         path: PathBuf,

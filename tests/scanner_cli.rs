@@ -1,0 +1,177 @@
+//! fio-scanner's own behaviour beyond AIDE compatibility: re-init with backups, databases in
+//! another order, and what a user sees on the command line.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    tree: PathBuf,
+    db_dir: PathBuf,
+    conf: PathBuf,
+}
+
+fn setup() -> Setup {
+    // Under target/ (not a tmpfs /tmp) so that xattrs work as on a node's disk.
+    let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let dir = tempfile::tempdir_in(base).expect("tempdir");
+    let tree = dir.path().join("hostroot");
+    let db_dir = dir.path().join("etc-kubernetes");
+    fs::create_dir_all(tree.join("etc/ssh")).unwrap();
+    fs::create_dir_all(&db_dir).unwrap();
+    fs::write(tree.join("etc/resolv.conf"), "nameserver 10.0.0.1\n").unwrap();
+    fs::write(tree.join("etc/ssh/sshd_config"), "PermitRootLogin no\n").unwrap();
+    fs::write(tree.join("etc/hosts"), "127.0.0.1 localhost\n").unwrap();
+    let conf = dir.path().join("aide.conf");
+    fs::write(
+        &conf,
+        format!(
+            "database_in=file:{db}/aide.db.gz\ndatabase_out=file:{db}/aide.db.gz.new\ngzip_dbout=yes\n\
+             report_url=file:{db}/aide.log.new\nCONTENTEX = sha512+ftype+p+u+g+n+acl+selinux+xattrs\n{tree}/etc/ CONTENTEX\n",
+            db = db_dir.display(),
+            tree = tree.display()
+        ),
+    )
+    .unwrap();
+    Setup {
+        _dir: dir,
+        tree,
+        db_dir,
+        conf,
+    }
+}
+
+fn scanner(s: &Setup, args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_fio-scanner"))
+        .arg("-c")
+        .arg(&s.conf)
+        .args(args)
+        .output()
+        .expect("run fio-scanner");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn reinit_backs_up_database_and_log_and_prunes() {
+    let s = setup();
+    assert_eq!(scanner(&s, &["--init"]).0, 0);
+    fs::rename(s.db_dir.join("aide.db.gz.new"), s.db_dir.join("aide.db.gz")).unwrap();
+    fs::write(s.tree.join("etc/resolv.conf"), "nameserver 10.9.9.9\n").unwrap();
+    let (rc, _) = scanner(&s, &["--check"]);
+    assert_eq!(rc, 4, "a changed file is exit 4");
+    fs::copy(s.db_dir.join("aide.log.new"), s.db_dir.join("aide.log")).unwrap();
+    let old_db = fs::read(s.db_dir.join("aide.db.gz")).unwrap();
+
+    let (rc, err) = scanner(&s, &["--reinit", "--max-backups", "2"]);
+    assert_eq!(rc, 0, "{err}");
+    let n = names(&s.db_dir);
+    let db_backups: Vec<&String> = n
+        .iter()
+        .filter(|x| x.starts_with("aide.db.gz.backup-"))
+        .collect();
+    let log_backups: Vec<&String> = n
+        .iter()
+        .filter(|x| x.starts_with("aide.log.backup-"))
+        .collect();
+    assert_eq!((db_backups.len(), log_backups.len()), (1, 1), "{n:?}");
+    // The backup is the old baseline, byte for byte; the new database and an empty log replace them.
+    assert_eq!(fs::read(s.db_dir.join(db_backups[0])).unwrap(), old_db);
+    assert_eq!(fs::metadata(s.db_dir.join("aide.log")).unwrap().len(), 0);
+    assert_eq!(mode(&s.db_dir.join("aide.db.gz")), 0o600);
+    assert_eq!(mode(&s.db_dir.join("aide.log")), 0o644);
+    assert!(!s.db_dir.join("aide.db.gz.new").exists());
+    // The suffix is backup-YYYYMMDDTHH_MM_SS, as the upstream daemon writes it.
+    let suffix = &db_backups[0]["aide.db.gz.backup-".len()..];
+    assert!(
+        suffix.len() == 17 && suffix.as_bytes()[8] == b'T' && suffix.as_bytes()[11] == b'_',
+        "{suffix}"
+    );
+    assert_eq!(scanner(&s, &["--check"]).0, 0, "clean after re-init");
+
+    // Two more re-inits (possibly in the same second): never an overwritten backup, at most 2 kept.
+    for _ in 0..2 {
+        assert_eq!(scanner(&s, &["--reinit", "--max-backups", "2"]).0, 0);
+    }
+    let n = names(&s.db_dir);
+    assert_eq!(
+        n.iter()
+            .filter(|x| x.starts_with("aide.db.gz.backup-"))
+            .count(),
+        2,
+        "{n:?}"
+    );
+    assert_eq!(
+        n.iter()
+            .filter(|x| x.starts_with("aide.log.backup-"))
+            .count(),
+        2,
+        "{n:?}"
+    );
+}
+
+#[test]
+fn failed_init_keeps_the_old_database() {
+    let s = setup();
+    assert_eq!(scanner(&s, &["--init"]).0, 0);
+    fs::rename(s.db_dir.join("aide.db.gz.new"), s.db_dir.join("aide.db.gz")).unwrap();
+    let before = fs::read(s.db_dir.join("aide.db.gz")).unwrap();
+    // A config error (exit 17) during a re-init must not touch the baseline.
+    let bad = fs::read_to_string(&s.conf).unwrap() + "/x p+nosuchattr\n";
+    fs::write(&s.conf, bad).unwrap();
+    let (rc, err) = scanner(&s, &["--reinit"]);
+    assert_eq!(rc, 17, "{err}");
+    assert!(
+        err.contains("aide.conf:7"),
+        "error names file and line: {err}"
+    );
+    assert_eq!(fs::read(s.db_dir.join("aide.db.gz")).unwrap(), before);
+    let n = names(&s.db_dir);
+    assert!(!n.iter().any(|x| x.contains("backup") || x.contains("tmp")), "{n:?}");
+}
+
+#[test]
+fn database_in_another_order_is_still_compared_correctly() {
+    let s = setup();
+    let conf = fs::read_to_string(&s.conf)
+        .unwrap()
+        .replace("gzip_dbout=yes", "gzip_dbout=no");
+    fs::write(&s.conf, conf).unwrap();
+    assert_eq!(scanner(&s, &["--init"]).0, 0);
+    // Reverse the entry lines, as an old AIDE or a hand edit might leave them.
+    let text = fs::read_to_string(s.db_dir.join("aide.db.gz.new")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let first = lines.iter().position(|l| l.starts_with('/')).unwrap();
+    let end = lines
+        .iter()
+        .position(|l| l.starts_with("@@end_db"))
+        .unwrap();
+    let mut out: Vec<&str> = lines[..first].to_vec();
+    out.extend(lines[first..end].iter().rev());
+    out.extend(&lines[end..]);
+    fs::write(s.db_dir.join("aide.db.gz"), out.join("\n") + "\n").unwrap();
+    assert_eq!(
+        scanner(&s, &["--check"]).0,
+        0,
+        "same tree, reordered database: no differences"
+    );
+    fs::remove_file(s.tree.join("etc/hosts")).unwrap();
+    assert_eq!(scanner(&s, &["--check"]).0, 2, "one removed entry");
+}
