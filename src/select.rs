@@ -1317,6 +1317,16 @@ impl RuleSet {
     pub fn rules(&self) -> &[Rule] {
         &self.inner.rules
     }
+
+    /// Whether a selective or equals rule is attached at `dir` or below it: the configuration
+    /// then asks for what is inside `dir` explicitly (used to decide on entering mount points).
+    pub fn names_inside(&self, dir: &[u8]) -> bool {
+        self.inner.rules.iter().any(|r| {
+            r.kind != RuleKind::Negative
+                && r.node.starts_with(dir)
+                && (r.node.len() == dir.len() || r.node[dir.len()] == b'/' || dir == b"/")
+        })
+    }
 }
 
 #[cfg(test)]

@@ -200,6 +200,7 @@ impl WalkBuilder {
                 && meta.dev() != parent_dev
                 && !self.cross_mounts
                 && sel != Selection::Descend
+                && !self.rules.names_inside(&name)
             {
                 tracing::info!(
                     "not descending into mount point {} (no rule names a path inside it)",

@@ -144,7 +144,10 @@ fn failed_init_keeps_the_old_database() {
     );
     assert_eq!(fs::read(s.db_dir.join("aide.db.gz")).unwrap(), before);
     let n = names(&s.db_dir);
-    assert!(!n.iter().any(|x| x.contains("backup") || x.contains("tmp")), "{n:?}");
+    assert!(
+        !n.iter().any(|x| x.contains("backup") || x.contains("tmp")),
+        "{n:?}"
+    );
 }
 
 #[test]
@@ -174,4 +177,55 @@ fn database_in_another_order_is_still_compared_correctly() {
     );
     fs::remove_file(s.tree.join("etc/hosts")).unwrap();
     assert_eq!(scanner(&s, &["--check"]).0, 2, "one removed entry");
+}
+
+/// Mount a tmpfs (we run as root, as the scanner does on a node). None where mounting is not
+/// allowed, so that this one test can say it was skipped instead of failing for the sandbox.
+fn mount_tmpfs(at: &Path) -> Option<()> {
+    fs::create_dir_all(at).unwrap();
+    let ok = Command::new("mount")
+        .args(["-t", "tmpfs", "fio-test", at.to_str()?])
+        .status()
+        .ok()?
+        .success();
+    ok.then_some(())
+}
+
+#[test]
+fn mount_points_are_entered_only_when_a_rule_points_inside() {
+    let s = setup();
+    let mnt = s.tree.join("etc/mnt");
+    if mount_tmpfs(&mnt).is_none() {
+        panic!(
+            "cannot mount a tmpfs at {} (tests run as root, as .ci/run requires)",
+            mnt.display()
+        );
+    }
+    fs::write(mnt.join("inside"), "x").unwrap();
+    let result = std::panic::catch_unwind(|| {
+        let conf = fs::read_to_string(&s.conf)
+            .unwrap()
+            .replace("gzip_dbout=yes", "gzip_dbout=no");
+        fs::write(&s.conf, &conf).unwrap();
+        assert_eq!(scanner(&s, &["--init"]).0, 0);
+        let db = fs::read_to_string(s.db_dir.join("aide.db.gz.new")).unwrap();
+        assert!(
+            db.contains("/etc/mnt "),
+            "the mount point itself is recorded"
+        );
+        assert!(!db.contains("/etc/mnt/inside"), "but not entered: {db}");
+        // A rule naming a path inside the mount: now it is scanned.
+        fs::write(
+            &s.conf,
+            format!("{conf}{}/etc/mnt/ CONTENTEX\n", s.tree.display()),
+        )
+        .unwrap();
+        assert_eq!(scanner(&s, &["--init"]).0, 0);
+        let db = fs::read_to_string(s.db_dir.join("aide.db.gz.new")).unwrap();
+        assert!(db.contains("/etc/mnt/inside"), "{db}");
+    });
+    let _ = Command::new("umount").arg(&mnt).status();
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
 }
