@@ -4,6 +4,7 @@
 pub mod attr;
 pub mod compare;
 pub mod config;
+pub mod daemon;
 pub mod database;
 pub mod entry;
 pub mod hash;

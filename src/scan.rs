@@ -50,6 +50,30 @@ pub struct Outcome {
     pub databases: Vec<(PathBuf, crate::hash::Digests)>,
 }
 
+impl Outcome {
+    /// The report of this run, with the configuration's report options.
+    pub fn report<'a>(&'a self, cfg: &'a Config) -> crate::report::Report<'a> {
+        let mut r = crate::report::Report::new(self.mode, &cfg.options.report);
+        r.start = self.start;
+        r.end = self.end;
+        r.comparison = self.comparison.as_ref();
+        r.entries = self.entries;
+        r.new_database = self.new_database.as_ref().map(|p| p.display().to_string());
+        r.databases = self
+            .databases
+            .iter()
+            .map(|(p, d)| crate::report::DbDigests {
+                path: p.display().to_string(),
+                digests: d.iter().map(|(a, v)| (*a, v.to_vec())).collect(),
+            })
+            .collect();
+        if !cfg.options.root_prefix.is_empty() {
+            r.root_prefix = Some(String::from_utf8_lossy(&cfg.options.root_prefix).into_owned());
+        }
+        r
+    }
+}
+
 fn file_url(u: &Option<Url>, what: &str) -> Result<PathBuf, ScanError> {
     match u {
         Some(Url::File(p)) => Ok(p.clone()),

@@ -229,3 +229,50 @@ fn mount_points_are_entered_only_when_a_rule_points_inside() {
         std::panic::resume_unwind(e);
     }
 }
+
+#[test]
+fn daemon_initialises_checks_and_logs_like_upstream() {
+    let s = setup();
+    let out = Command::new(env!("CARGO_BIN_EXE_fio-scanner"))
+        .args(["daemon", "--once", "-c"])
+        .arg(&s.conf)
+        .env("NODE_NAME", "node-1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    // The lines of the seed's `oc logs` sample, in that order.
+    let mut at = 0;
+    for line in [
+        "Starting the AIDE runner daemon",
+        "initializing AIDE db",
+        "initialization finished",
+        "running aide check",
+    ] {
+        let pos = stdout[at..]
+            .find(line)
+            .unwrap_or_else(|| panic!("'{line}' missing after byte {at}: {stdout}"));
+        at += pos + line.len();
+    }
+    assert_eq!(mode(&s.db_dir.join("aide.db.gz")), 0o600);
+    assert_eq!(mode(&s.db_dir.join("aide.log")), 0o644);
+
+    fs::write(s.tree.join("etc/resolv.conf"), "nameserver 10.9.9.9\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_fio-scanner"))
+        .args(["daemon", "--once", "-c"])
+        .arg(&s.conf)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(4), "{stdout}");
+    assert!(
+        !stdout.contains("initializing AIDE db"),
+        "a baseline exists: no init: {stdout}"
+    );
+    let log = fs::read_to_string(s.db_dir.join("aide.log")).unwrap();
+    assert!(log.contains("Changed entries:\t\t1"), "{log}");
+    assert!(
+        log.contains(&format!("{}/etc/resolv.conf", s.tree.display())),
+        "{log}"
+    );
+}

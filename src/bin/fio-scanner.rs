@@ -1,7 +1,7 @@
 //! `fio-scanner`: AIDE's command line over the `fio` library.
 
 use fio::config::{Config, LoadOptions};
-use fio::report::{self, DbDigests, Report};
+use fio::report;
 use fio::scan::{self, Mode};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,6 +21,9 @@ Commands (AIDE's):
   -h, --help          Show this help
 
 Commands (fio-scanner's own):
+  daemon              Run as the per-node daemon: initialise when there is no database,
+                      then check every --interval seconds (--once: a single check);
+                      logs upstream's lines, keeps aide.log, re-inits with backups
   --reinit            Initialise a new database, then move database_in and the log to
                       timestamped backups (keeping --max-backups of each) and put the
                       new database in place of database_in
@@ -33,6 +36,8 @@ Options:
   -W, --workers=N     Hashing threads (default: all cores)
       --max-backups=N Backups kept by --reinit (default 5)
       --log=FILE      Log file rotated by --reinit (default: aide.log next to database_in)
+      --interval=SECS daemon: seconds between checks (default 900, minimum 10)
+      --once          daemon: one check, then exit with AIDE's exit code for it
 
 Exit codes as AIDE: 0 no differences, 1|2|4 added|removed|changed entries,
 14 write error, 15 invalid argument, 16 unimplemented, 17 configuration error, 18 I/O error.
@@ -45,6 +50,7 @@ enum Cmd {
     Version,
     Help,
     Reinit,
+    Daemon,
 }
 
 struct Args {
@@ -55,6 +61,8 @@ struct Args {
     workers: Option<usize>,
     max_backups: usize,
     log: Option<PathBuf>,
+    interval: u64,
+    once: bool,
 }
 
 fn parse_args() -> Result<Args, lexopt::Error> {
@@ -68,6 +76,8 @@ fn parse_args() -> Result<Args, lexopt::Error> {
         workers: None,
         max_backups: 5,
         log: None,
+        interval: 900,
+        once: false,
     };
     let mut cmds = Vec::new();
     while let Some(arg) = p.next()? {
@@ -87,6 +97,9 @@ fn parse_args() -> Result<Args, lexopt::Error> {
             Short('W') | Long("workers") => a.workers = Some(p.value()?.parse()?),
             Long("max-backups") => a.max_backups = p.value()?.parse()?,
             Long("log") => a.log = Some(p.value()?.into()),
+            Long("interval") => a.interval = p.value()?.parse()?,
+            Long("once") => a.once = true,
+            Value(v) if v == "daemon" => cmds.push(Cmd::Daemon),
             _ => return Err(arg.unexpected()),
         }
     }
@@ -172,6 +185,7 @@ fn main() -> ExitCode {
         Cmd::ConfigCheck => 0,
         Cmd::Scan(mode) => run_scan(&config, mode),
         Cmd::Reinit => run_reinit(&config, args.max_backups, args.log),
+        Cmd::Daemon => run_daemon(&args),
         Cmd::Help | Cmd::Version => 0,
     };
     ExitCode::from(code as u8)
@@ -190,24 +204,7 @@ fn report_and_code(
     outputs: &mut report::ReportOutputs,
     out: &scan::Outcome,
 ) -> i32 {
-    let opts = &config.options.report;
-    let mut r = Report::new(out.mode, opts);
-    r.start = out.start;
-    r.end = out.end;
-    r.comparison = out.comparison.as_ref();
-    r.entries = out.entries;
-    r.new_database = out.new_database.as_ref().map(|p| p.display().to_string());
-    r.databases = out
-        .databases
-        .iter()
-        .map(|(p, d)| DbDigests {
-            path: p.display().to_string(),
-            digests: d.iter().map(|(a, v)| (*a, v.to_vec())).collect(),
-        })
-        .collect();
-    if !config.options.root_prefix.is_empty() {
-        r.root_prefix = Some(String::from_utf8_lossy(&config.options.root_prefix).into_owned());
-    }
+    let r = out.report(config);
     if let Err(e) = outputs.write(&r) {
         tracing::error!("{e}");
         return e.exit_code();
@@ -259,5 +256,27 @@ fn run_reinit(config: &Config, max_backups: usize, log: Option<PathBuf>) -> i32 
             tracing::error!("{e}");
             e.exit_code()
         }
+    }
+}
+
+fn run_daemon(args: &Args) -> i32 {
+    use fio::daemon::{run_local, NodeScanner, ScanResult};
+    let node = NodeScanner {
+        config_path: args.config.clone(),
+        load: args.load.clone(),
+        max_backups: args.max_backups,
+        node_name: std::env::var("NODE_NAME").unwrap_or_else(|_| "localhost".into()),
+    };
+    // Upstream clamps the interval to at least 10 seconds.
+    let interval = std::time::Duration::from_secs(args.interval.max(10));
+    match run_local(&node, interval, args.once) {
+        ScanResult::Succeeded => 0,
+        ScanResult::Failed {
+            added,
+            removed,
+            changed,
+            ..
+        } => (added > 0) as i32 | ((removed > 0) as i32) << 1 | ((changed > 0) as i32) << 2,
+        ScanResult::Errored { .. } => 18,
     }
 }

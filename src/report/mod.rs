@@ -639,6 +639,12 @@ pub fn exit_code(report: &Report) -> i32 {
     if !report.mode.compares() {
         return 0;
     }
+    let (a, r, c) = counts(report);
+    i32::from(a > 0) | (i32::from(r > 0) << 1) | (i32::from(c > 0) << 2)
+}
+
+/// Added, removed and changed entries as the report's summary counts them.
+pub fn counts(report: &Report) -> (u64, u64, u64) {
     let model = Model::build(report, ReportLevel::Minimal);
-    i32::from(model.nadd > 0) | (i32::from(model.nrem > 0) << 1) | (i32::from(model.nchg > 0) << 2)
+    (model.nadd, model.nrem, model.nchg)
 }

@@ -1,0 +1,193 @@
+//! The per-node runner: what the daemon pod does on its node, without the cluster side.
+//! Initialises when there is no baseline, checks, re-initialises with backups, keeps `aide.log`,
+//! and turns every scan into a [`ScanResult`], logging upstream's lines so that
+//! `oc logs` reads as users know it.
+
+pub mod result;
+
+pub use result::{pack_log, LogPayload, ScanResult};
+
+use crate::config::{Config, LoadOptions};
+use crate::options::Url;
+use crate::report::{self, ReportOutputs};
+use crate::scan::{self, Mode};
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+/// The daemon's lines, as upstream's daemon prints them (the seed's `oc logs` sample).
+pub const LOG_START: &str = "Starting the AIDE runner daemon";
+pub const LOG_INIT: &str = "initializing AIDE db";
+pub const LOG_REINIT: &str = "re-initializing AIDE db";
+pub const LOG_INIT_DONE: &str = "initialization finished";
+pub const LOG_CHECK: &str = "running aide check";
+
+/// Runs scans on one node with one configuration file.
+#[derive(Debug, Clone)]
+pub struct NodeScanner {
+    pub config_path: PathBuf,
+    pub load: LoadOptions,
+    pub max_backups: usize,
+    pub node_name: String,
+}
+
+/// Paths the configuration names: database_in, database_out, the persistent log beside
+/// database_in, and the `file:` report written by each scan.
+struct Files {
+    db: PathBuf,
+    db_new: PathBuf,
+    log: PathBuf,
+    report: Option<PathBuf>,
+}
+
+fn say(msg: &str) {
+    println!("{msg}");
+    tracing::info!("{msg}");
+}
+
+impl NodeScanner {
+    fn config(&self) -> Result<(Config, Files), ScanResult> {
+        let cfg =
+            Config::load(&self.config_path, &self.load).map_err(|e| errored(e.exit_code(), &e))?;
+        let file = |u: &Option<Url>, what: &str| match u {
+            Some(Url::File(p)) => Ok(p.clone()),
+            _ => Err(errored(
+                17,
+                &format!("{}: {what} must be a file: URL", self.config_path.display()),
+            )),
+        };
+        let db = file(&cfg.options.database_in, "database_in")?;
+        let db_new = file(&cfg.options.database_out, "database_out")?;
+        let log = db.parent().unwrap_or(Path::new("/")).join("aide.log");
+        let report = cfg.options.report.urls.iter().find_map(|u| match &u.url {
+            Url::File(p) => Some(p.clone()),
+            _ => None,
+        });
+        Ok((
+            cfg,
+            Files {
+                db,
+                db_new,
+                log,
+                report,
+            },
+        ))
+    }
+
+    /// True when there is no usable baseline yet (missing or empty `database_in`).
+    pub fn needs_init(&self) -> bool {
+        match self.config() {
+            Ok((_, f)) => std::fs::metadata(&f.db)
+                .map(|m| m.len() == 0)
+                .unwrap_or(true),
+            Err(_) => false,
+        }
+    }
+
+    /// Write a new baseline; the old database and log become timestamped backups.
+    pub fn init(&self, reinit: bool) -> Result<(), ScanResult> {
+        say(if reinit { LOG_REINIT } else { LOG_INIT });
+        let (cfg, f) = self.config()?;
+        scan::run(&cfg, Mode::Init).map_err(|e| errored(e.exit_code(), &e))?;
+        crate::reinit::rotate(&f.db_new, &f.db, Some(&f.log), self.max_backups)
+            .map_err(|e| errored(e.exit_code(), &e))?;
+        say(LOG_INIT_DONE);
+        Ok(())
+    }
+
+    /// One check against the baseline. The report goes to the configuration's report URLs and
+    /// is then kept as `aide.log`.
+    pub fn check(&self) -> ScanResult {
+        say(LOG_CHECK);
+        let (cfg, f) = match self.config() {
+            Ok(c) => c,
+            Err(r) => return r,
+        };
+        let mut outputs = match ReportOutputs::open(&cfg.options.report, false) {
+            Ok(o) => o,
+            Err(e) => return errored(e.exit_code(), &e),
+        };
+        let out = match scan::run(&cfg, Mode::Check) {
+            Ok(o) => o,
+            Err(e) => return errored(e.exit_code(), &e),
+        };
+        let rep = out.report(&cfg);
+        if let Err(e) = outputs.write(&rep) {
+            return errored(e.exit_code(), &e);
+        }
+        drop(outputs);
+        let code = report::exit_code(&rep);
+        say(&format!("aide check returned status {code}"));
+        let log = f
+            .report
+            .as_ref()
+            .and_then(|p| std::fs::read(p).ok())
+            .unwrap_or_default();
+        if !log.is_empty() {
+            if let Err(e) = replace_file(&f.log, &log) {
+                return errored(14, &format!("Error updating log files from scan: {e}"));
+            }
+        }
+        if code == 0 {
+            return ScanResult::Succeeded;
+        }
+        let (added, removed, changed) = report::counts(&rep);
+        ScanResult::Failed {
+            added: added as usize,
+            removed: removed as usize,
+            changed: changed as usize,
+            log,
+        }
+    }
+}
+
+fn errored(code: i32, e: &dyn std::fmt::Display) -> ScanResult {
+    let message = format!(
+        "AIDE error: {code} {}: {e}",
+        result::aide_error_message(code)
+    );
+    tracing::error!("{message}");
+    ScanResult::Errored { message }
+}
+
+/// Replace `path` atomically with `data`, mode 0644 (the log is readable, as on upstream nodes).
+fn replace_file(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o644)
+        .open(&tmp)?;
+    f.write_all(data)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+/// The daemon loop without the cluster: initialise if needed, then check every `interval`.
+/// `once` stops after the first check (for tests and manual runs).
+pub fn run_local(node: &NodeScanner, interval: std::time::Duration, once: bool) -> ScanResult {
+    say(LOG_START);
+    loop {
+        if node.needs_init() {
+            if let Err(r) = node.init(false) {
+                if once {
+                    return r;
+                }
+                std::thread::sleep(interval);
+                continue;
+            }
+        }
+        let r = node.check();
+        say(&format!(
+            "scan result for node {}: {}",
+            node.node_name,
+            r.condition()
+        ));
+        if once {
+            return r;
+        }
+        std::thread::sleep(interval);
+    }
+}
