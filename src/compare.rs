@@ -96,6 +96,16 @@ impl Merger {
         self.result.added.push(new);
     }
 
+    /// The same path on both sides, known to be identical.
+    pub fn unchanged(&mut self) {
+        self.result.total += 1;
+    }
+
+    /// The comparison so far (every entry fed).
+    pub fn into_comparison(self) -> Comparison {
+        self.result
+    }
+
     /// The same path on both sides.
     pub fn both(&mut self, old: Entry, new: Entry) {
         self.result.total += 1;

@@ -1,6 +1,7 @@
 //! File integrity scanning compatible with AIDE, and the pieces the Kubernetes operator and its
 //! per-node daemon are built from.
 
+pub mod api;
 pub mod attr;
 pub mod compare;
 pub mod config;

@@ -3,7 +3,7 @@
 use crate::attr::SUPPORTED_HASHES;
 use crate::compare::{Comparison, Merger};
 use crate::config::Config;
-use crate::database::{DbError, DbReader, DbWriter, Spec, WriteOptions};
+use crate::database::{DbError, DbReader, DbWriter, RawEntry, Spec, WriteOptions};
 use crate::entry::{path_order, Entry, FileType};
 use crate::measure::MeasureOptions;
 use crate::options::Url;
@@ -124,11 +124,27 @@ fn write_options(cfg: &Config) -> WriteOptions {
 
 /// An old database entry is compared only if the current rules still select it (AIDE drops the
 /// others without reporting them).
-fn selected(rules: &RuleSet, e: &Entry) -> bool {
+fn selected(rules: &RuleSet, name: &[u8], perm: u32) -> bool {
     matches!(
-        rules.select(&e.name, FileType::from_mode(e.perm)),
+        rules.select(name, FileType::from_mode(perm)),
         Selection::Record { .. }
     )
+}
+
+/// One old entry: a line not decoded yet, or (for a database that had to be sorted in memory)
+/// a decoded entry.
+enum Old {
+    Raw(RawEntry),
+    Parsed(Box<Entry>),
+}
+
+impl Old {
+    fn name(&self) -> &[u8] {
+        match self {
+            Old::Raw(r) => &r.name,
+            Old::Parsed(e) => &e.name,
+        }
+    }
 }
 
 /// A source of old entries in AIDE order: streamed (every AIDE >= 0.16 and this scanner write
@@ -139,37 +155,83 @@ struct OldEntries {
     sorted: std::vec::IntoIter<Entry>,
     rules: RuleSet,
     prev: Option<Vec<u8>>,
+    peeked: Option<Old>,
 }
 
-impl Iterator for OldEntries {
-    type Item = Result<Entry, DbError>;
-    fn next(&mut self) -> Option<Self::Item> {
+impl OldEntries {
+    fn next_old(&mut self) -> Result<Option<Old>, DbError> {
+        if let Some(o) = self.peeked.take() {
+            return Ok(Some(o));
+        }
         let Some(r) = &mut self.reader else {
-            return self.sorted.next().map(Ok);
+            return Ok(self.sorted.next().map(|e| Old::Parsed(Box::new(e))));
         };
-        loop {
-            match r.next_entry() {
-                Ok(Some(e)) => {
-                    if let Some(p) = &self.prev {
-                        if path_order(p, &e.name) != std::cmp::Ordering::Less {
-                            return Some(Err(DbError::Unsorted {
-                                path: r.path().into(),
-                            }));
-                        }
-                    }
-                    self.prev = Some(e.name.clone());
-                    if selected(&self.rules, &e) {
-                        return Some(Ok(e));
-                    }
+        while let Some(raw) = r.next_raw()? {
+            if let Some(p) = &self.prev {
+                if path_order(p, &raw.name) != std::cmp::Ordering::Less {
+                    return Err(DbError::Unsorted {
+                        path: r.path().into(),
+                    });
                 }
-                other => return other.transpose(),
+            }
+            self.prev = Some(raw.name.clone());
+            if selected(&self.rules, &raw.name, raw.perm) {
+                return Ok(Some(Old::Raw(raw)));
             }
         }
+        Ok(None)
+    }
+
+    fn resolve(&self, o: Old) -> Result<Entry, DbError> {
+        match (o, &self.reader) {
+            (Old::Parsed(e), _) => Ok(*e),
+            (Old::Raw(r), Some(reader)) => reader.parse_raw(&r),
+            (Old::Raw(_), None) => unreachable!("raw entries come from a reader"),
+        }
+    }
+
+    /// Feed the next new entry into `m`, pulling old entries up to it. An old line identical to
+    /// the new entry written in the old database's columns is unchanged without decoding it.
+    fn merge(&mut self, m: &mut Merger, new: Entry, buf: &mut String) -> Result<(), DbError> {
+        loop {
+            let Some(o) = self.next_old()? else {
+                m.added(new);
+                return Ok(());
+            };
+            match path_order(o.name(), &new.name) {
+                std::cmp::Ordering::Less => m.removed(self.resolve(o)?),
+                std::cmp::Ordering::Equal => {
+                    if let (Old::Raw(r), Some(reader)) = (&o, &self.reader) {
+                        buf.clear();
+                        crate::database::format_entry(&new, reader.spec(), buf);
+                        if *buf == r.line {
+                            m.unchanged();
+                            return Ok(());
+                        }
+                    }
+                    m.both(self.resolve(o)?, new);
+                    return Ok(());
+                }
+                std::cmp::Ordering::Greater => {
+                    self.peeked = Some(o);
+                    m.added(new);
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// The rest of the old side was removed.
+    fn finish(&mut self, mut m: Merger) -> Result<Comparison, DbError> {
+        while let Some(o) = self.next_old()? {
+            m.removed(self.resolve(o)?);
+        }
+        Ok(m.into_comparison())
     }
 }
 
 fn open_old(path: &Path, cfg: &Config, stream: bool) -> Result<OldEntries, DbError> {
-    let reader = DbReader::open(path, cfg.options.report.database_attrs)?;
+    let mut reader = DbReader::open(path, cfg.options.report.database_attrs)?;
     let rules = cfg.rules.clone();
     if stream {
         return Ok(OldEntries {
@@ -177,6 +239,7 @@ fn open_old(path: &Path, cfg: &Config, stream: bool) -> Result<OldEntries, DbErr
             sorted: Vec::new().into_iter(),
             rules,
             prev: None,
+            peeked: None,
         });
     }
     tracing::info!(
@@ -184,9 +247,8 @@ fn open_old(path: &Path, cfg: &Config, stream: bool) -> Result<OldEntries, DbErr
         path.display()
     );
     let mut all = Vec::new();
-    for e in reader {
-        let e = e?;
-        if selected(&cfg.rules, &e) {
+    while let Some(e) = reader.next_entry()? {
+        if selected(&cfg.rules, &e.name, e.perm) {
             all.push(e);
         }
     }
@@ -197,6 +259,7 @@ fn open_old(path: &Path, cfg: &Config, stream: bool) -> Result<OldEntries, DbErr
         sorted: all.into_iter(),
         rules,
         prev: None,
+        peeked: None,
     })
 }
 
@@ -243,14 +306,14 @@ fn run_once(cfg: &Config, mode: Mode, stream: bool) -> Result<Outcome, ScanError
                 None
             };
             let mut merger = Merger::new();
-            let mut peeked = None;
+            let mut buf = String::new();
             walker(cfg).run(|e| -> Result<(), DbError> {
                 if let Some(w) = writer.as_mut() {
                     w.write(&e)?;
                 }
-                merger.merge_next(e, &mut old, &mut peeked)
+                old.merge(&mut merger, e, &mut buf)
             })?;
-            let cmp = merger.finish(&mut old, peeked)?;
+            let cmp = old.finish(merger)?;
             if let Some(r) = old.reader.take() {
                 out.databases.push((db_in, r.finish()?));
             }
@@ -267,13 +330,14 @@ fn run_once(cfg: &Config, mode: Mode, stream: bool) -> Result<Outcome, ScanError
             let db_in = file_url(&cfg.options.database_in, "database_in")?;
             let db_new = file_url(&cfg.options.database_new, "database_new")?;
             let mut old = open_old(&db_in, cfg, stream)?;
-            let new = open_old(&db_new, cfg, stream)?;
+            let mut new = open_old(&db_new, cfg, stream)?;
             let mut merger = Merger::new();
-            let mut peeked = None;
-            for e in new {
-                merger.merge_next(e?, &mut old, &mut peeked)?;
+            let mut buf = String::new();
+            while let Some(n) = new.next_old()? {
+                let e = new.resolve(n)?;
+                old.merge(&mut merger, e, &mut buf)?;
             }
-            out.comparison = Some(merger.finish(&mut old, peeked)?);
+            out.comparison = Some(old.finish(merger)?);
         }
     }
     out.end = SystemTime::now();

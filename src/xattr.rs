@@ -83,7 +83,7 @@ const ACL_OTHER: u16 = 0x20;
 pub fn acl_text(value: &[u8]) -> Option<Vec<u8>> {
     if value.len() < 4
         || u32::from_le_bytes(value[0..4].try_into().ok()?) != 2
-        || (value.len() - 4) % 8 != 0
+        || !(value.len() - 4).is_multiple_of(8)
     {
         return None;
     }

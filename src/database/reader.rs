@@ -24,6 +24,16 @@ impl<R: Read> Read for Tee<R> {
     }
 }
 
+/// An entry line not decoded yet (see [`DbReader::next_raw`]).
+#[derive(Debug, Clone)]
+pub struct RawEntry {
+    pub name: Vec<u8>,
+    pub perm: u32,
+    /// The line, trimmed.
+    pub line: String,
+    pub lineno: u64,
+}
+
 /// An open database positioned at its first entry.
 pub struct DbReader {
     path: PathBuf,
@@ -219,6 +229,80 @@ impl DbReader {
                 }
             };
         }
+    }
+
+    /// The next entry line, checked for its field count and name but not decoded: enough to
+    /// order and select it, and to compare it as text with a new entry written the same way
+    /// (a check then decodes only the lines that differ).
+    pub fn next_raw(&mut self) -> Result<Option<RawEntry>, DbError> {
+        if self.ended {
+            return Ok(None);
+        }
+        loop {
+            if !self.next_line()? {
+                return Err(DbError::Truncated {
+                    path: self.path.clone(),
+                    line: self.line,
+                });
+            }
+            let t = self.text().trim();
+            if t.is_empty() || t.starts_with('#') {
+                continue;
+            }
+            if t.starts_with("@@end_db") {
+                self.ended = true;
+                return Ok(None);
+            }
+            let mut name = None;
+            let mut perm = 0;
+            let mut n = 0;
+            for (i, f) in t.split_ascii_whitespace().enumerate() {
+                match self.spec.columns.get(i) {
+                    Some(Some(crate::attr::Attr::Filename)) if f.starts_with('/') => {
+                        name = Some(super::encode::unescape(f))
+                    }
+                    Some(Some(crate::attr::Attr::Perm)) => match u32::from_str_radix(f, 8) {
+                        Ok(p) => perm = p,
+                        Err(_) => {
+                            return Err(self.format_err(format!("bad perm field '{}'", short(f))))
+                        }
+                    },
+                    _ => {}
+                }
+                n += 1;
+            }
+            if n != self.spec.columns.len() {
+                let first = t.split_ascii_whitespace().next().unwrap_or("");
+                return Err(self.format_err(format!(
+                    "wrong number of fields: {n} found, {} expected by @@db_spec (entry '{}')",
+                    self.spec.columns.len(),
+                    short(first)
+                )));
+            }
+            let Some(name) = name else {
+                return Err(self.format_err("entry name does not start with '/'"));
+            };
+            let line = t.to_string();
+            return Ok(Some(RawEntry {
+                name,
+                perm,
+                line,
+                lineno: self.line,
+            }));
+        }
+    }
+
+    /// Decode a line returned by [`next_raw`](Self::next_raw).
+    pub fn parse_raw(&self, r: &RawEntry) -> Result<Entry, DbError> {
+        let fields: Vec<&str> = r.line.split_ascii_whitespace().collect();
+        parse_entry(&fields, &self.spec).map_err(|msg| DbError::Format {
+            path: self.path.clone(),
+            line: r.lineno,
+            msg: format!(
+                "{msg} (entry '{}')",
+                short(fields.first().copied().unwrap_or(""))
+            ),
+        })
     }
 
     /// Digests of the uncompressed content read so far (all of it once `next_entry` gave None).

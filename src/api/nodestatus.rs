@@ -1,0 +1,296 @@
+//! `FileIntegrityNodeStatus`: the scan results of one node for one FileIntegrity.
+//!
+//! The object has no `spec` and no status subresource: `nodeName`, `results` and `lastResult`
+//! sit beside `metadata` (upstream's shape). kube's `#[kube(no_spec)]` expresses exactly that:
+//! the Rust root type keeps a `spec` field (so `Api`, `Resource` and `CustomResourceExt` work as
+//! for any custom resource), but it is `#[serde(flatten)]`ed, on the wire and in the schema.
+//! In Rust the fields are therefore reached as `status.spec.node_name`,
+//! `status.spec.last_result` (see [`FileIntegrityNodeStatus::fields`]).
+//!
+//! Object name `<fi.name>-<node>`, namespace of the FileIntegrity, label
+//! `file-integrity.openshift.io/owner=<fi.name>`, controller owner reference to the
+//! FileIntegrity. Only the operator writes these objects.
+
+use std::fmt;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::fileintegrity::is_zero;
+
+/// FileIntegrityNodeStatus holds the scan results of one node: the latest per condition.
+// Several printer columns share `type_ = "integer"`, which clippy takes for repeated attributes.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "fileintegrity.openshift.io",
+    version = "v1alpha1",
+    kind = "FileIntegrityNodeStatus",
+    singular = "fileintegritynodestatus",
+    plural = "fileintegritynodestatuses",
+    shortname = "fins",
+    shortname = "finodestatus",
+    namespaced,
+    no_spec,
+    derive = "PartialEq",
+    doc = "FileIntegrityNodeStatus holds the scan results of one node for one FileIntegrity. \
+           Written by the operator only.",
+    printcolumn(name = "Node", type_ = "string", json_path = ".nodeName"),
+    printcolumn(
+        name = "Status",
+        type_ = "string",
+        json_path = ".lastResult.condition",
+        description = "Succeeded, Failed or Errored"
+    ),
+    printcolumn(
+        name = "Added",
+        type_ = "integer",
+        json_path = ".lastResult.filesAdded",
+        description = "Entries added since the database was initialised (last result)"
+    ),
+    printcolumn(
+        name = "Changed",
+        type_ = "integer",
+        json_path = ".lastResult.filesChanged",
+        description = "Entries changed since the database was initialised (last result)"
+    ),
+    printcolumn(
+        name = "Removed",
+        type_ = "integer",
+        json_path = ".lastResult.filesRemoved",
+        description = "Entries removed since the database was initialised (last result)"
+    ),
+    printcolumn(
+        name = "Last Probe",
+        type_ = "date",
+        json_path = ".lastResult.lastProbeTime",
+        description = "When the last result was reported",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct FileIntegrityNodeStatusFields {
+    /// The node these results are for.
+    pub node_name: String,
+    /// The latest result of each condition (at most one entry per condition).
+    pub results: Vec<FileIntegrityScanResult>,
+    /// The newest of `results`.
+    pub last_result: FileIntegrityScanResult,
+}
+
+impl FileIntegrityNodeStatus {
+    /// The top-level fields (`nodeName`, `results`, `lastResult`); an alias of `self.spec` with a
+    /// name that does not suggest a spec.
+    pub fn fields(&self) -> &FileIntegrityNodeStatusFields {
+        &self.spec
+    }
+}
+
+/// FileIntegrityScanResult defines one scan result of a node.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FileIntegrityScanResult {
+    /// When the result was reported (creation time of the daemon's result ConfigMap).
+    pub last_probe_time: Time,
+    /// Succeeded (no differences), Failed (see the result ConfigMap) or Errored (see errorMessage).
+    pub condition: FileIntegrityNodeCondition,
+    /// Name of the ConfigMap holding the report of a Failed result.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub result_config_map_name: String,
+    /// Namespace of that ConfigMap.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub result_config_map_namespace: String,
+    /// What went wrong, for an Errored result.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub error_message: String,
+    /// Number of entries added since the database was initialised.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub files_added: i64,
+    /// Number of entries changed since the database was initialised.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub files_changed: i64,
+    /// Number of entries removed since the database was initialised.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub files_removed: i64,
+}
+
+/// Condition of a scan result.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub enum FileIntegrityNodeCondition {
+    /// The scan found no differences.
+    Succeeded,
+    /// The scan found differences; the report is in the result ConfigMap.
+    Failed,
+    /// The scan could not run.
+    Errored,
+}
+
+impl FileIntegrityNodeCondition {
+    /// The value as written in `condition`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Succeeded => "Succeeded",
+            Self::Failed => "Failed",
+            Self::Errored => "Errored",
+        }
+    }
+}
+
+impl fmt::Display for FileIntegrityNodeCondition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A node status as the upstream operator writes it (a Failed result after a Succeeded one).
+    fn upstream_json() -> serde_json::Value {
+        json!({
+            "apiVersion": "fileintegrity.openshift.io/v1alpha1",
+            "kind": "FileIntegrityNodeStatus",
+            "metadata": {
+                "name": "worker-fileintegrity-ip-10-0-139-137.ec2.internal",
+                "namespace": "openshift-file-integrity",
+                "labels": {"file-integrity.openshift.io/owner": "worker-fileintegrity"},
+                "ownerReferences": [{
+                    "apiVersion": "fileintegrity.openshift.io/v1alpha1",
+                    "kind": "FileIntegrity",
+                    "name": "worker-fileintegrity",
+                    "uid": "5d2e0e0a-4b1c-4c38-9f0e-2f7c5e0b8c11",
+                    "controller": true,
+                    "blockOwnerDeletion": true
+                }]
+            },
+            "nodeName": "ip-10-0-139-137.ec2.internal",
+            "results": [
+                {"condition": "Succeeded", "lastProbeTime": "2020-09-15T12:45:57Z"},
+                {
+                    "condition": "Failed",
+                    "filesChanged": 1,
+                    "lastProbeTime": "2020-09-15T12:54:14Z",
+                    "resultConfigMapName": "aide-worker-fileintegrity-ip-10-0-139-137.ec2.internal-failed",
+                    "resultConfigMapNamespace": "openshift-file-integrity"
+                }
+            ],
+            "lastResult": {
+                "condition": "Failed",
+                "filesChanged": 1,
+                "lastProbeTime": "2020-09-15T12:54:14Z",
+                "resultConfigMapName": "aide-worker-fileintegrity-ip-10-0-139-137.ec2.internal-failed",
+                "resultConfigMapNamespace": "openshift-file-integrity"
+            }
+        })
+    }
+
+    #[test]
+    fn upstream_node_status_round_trips() {
+        let v = upstream_json();
+        let ns: FileIntegrityNodeStatus = serde_json::from_value(v.clone()).unwrap();
+        let f = ns.fields();
+        assert_eq!(f.node_name, "ip-10-0-139-137.ec2.internal");
+        assert_eq!(f.results.len(), 2);
+        assert_eq!(
+            f.results[0].condition,
+            FileIntegrityNodeCondition::Succeeded
+        );
+        assert_eq!(f.last_result.condition, FileIntegrityNodeCondition::Failed);
+        assert_eq!(f.last_result.files_changed, 1);
+        assert_eq!(f.last_result.files_added, 0);
+        assert_eq!(
+            f.last_result.result_config_map_name,
+            "aide-worker-fileintegrity-ip-10-0-139-137.ec2.internal-failed"
+        );
+        assert_eq!(
+            f.last_result.last_probe_time.0.to_string(),
+            "2020-09-15T12:54:14Z"
+        );
+        assert_eq!(serde_json::to_value(&ns).unwrap(), v);
+    }
+
+    #[test]
+    fn errored_result_uses_error_message() {
+        let r: FileIntegrityScanResult = serde_json::from_value(json!({
+            "condition": "Errored",
+            "lastProbeTime": "2021-01-02T03:04:05Z",
+            "errorMessage": "AIDE error: 17 Invalid configureline error"
+        }))
+        .unwrap();
+        assert_eq!(r.condition, FileIntegrityNodeCondition::Errored);
+        assert_eq!(
+            r.error_message,
+            "AIDE error: 17 Invalid configureline error"
+        );
+        let back = serde_json::to_value(&r).unwrap();
+        assert_eq!(
+            back["errorMessage"],
+            "AIDE error: 17 Invalid configureline error"
+        );
+    }
+
+    #[test]
+    fn omitempty_fields_are_omitted() {
+        let r = FileIntegrityScanResult {
+            last_probe_time: Time("2020-09-15T12:45:57Z".parse().unwrap()),
+            condition: FileIntegrityNodeCondition::Succeeded,
+            result_config_map_name: String::new(),
+            result_config_map_namespace: String::new(),
+            error_message: String::new(),
+            files_added: 0,
+            files_changed: 0,
+            files_removed: 0,
+        };
+        assert_eq!(
+            serde_json::to_value(&r).unwrap(),
+            json!({"lastProbeTime": "2020-09-15T12:45:57Z", "condition": "Succeeded"})
+        );
+        // nodeName, results and lastResult have no omitempty upstream: always written.
+        let ns = FileIntegrityNodeStatus::new(
+            "fi-node",
+            FileIntegrityNodeStatusFields {
+                node_name: String::new(),
+                results: Vec::new(),
+                last_result: r,
+            },
+        );
+        let v = serde_json::to_value(&ns).unwrap();
+        assert_eq!(v["nodeName"], "");
+        assert_eq!(v["results"], json!([]));
+        assert_eq!(v["lastResult"]["condition"], "Succeeded");
+        assert!(v.get("spec").is_none(), "{v}");
+        assert!(v.get("status").is_none(), "{v}");
+    }
+
+    #[test]
+    fn required_fields_are_required() {
+        let mut v = upstream_json();
+        v.as_object_mut().unwrap().remove("lastResult");
+        assert!(serde_json::from_value::<FileIntegrityNodeStatus>(v).is_err());
+        let r = json!({"lastProbeTime": "2020-09-15T12:45:57Z"});
+        assert!(serde_json::from_value::<FileIntegrityScanResult>(r).is_err());
+        let r = json!({"condition": "Passed", "lastProbeTime": "2020-09-15T12:45:57Z"});
+        assert!(serde_json::from_value::<FileIntegrityScanResult>(r).is_err());
+    }
+
+    #[test]
+    fn conditions_are_upstream_strings() {
+        for (c, s) in [
+            (FileIntegrityNodeCondition::Succeeded, "Succeeded"),
+            (FileIntegrityNodeCondition::Failed, "Failed"),
+            (FileIntegrityNodeCondition::Errored, "Errored"),
+        ] {
+            assert_eq!(serde_json::to_value(c).unwrap(), json!(s));
+            assert_eq!(c.to_string(), s);
+        }
+    }
+}

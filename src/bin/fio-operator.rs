@@ -1,0 +1,109 @@
+//! `fio-operator`: the File Integrity Operator binary.
+//!
+//! Subcommands:
+//! - `crds [--out DIR]`: print both CustomResourceDefinitions as multi-document YAML, or write
+//!   `DIR/<group>_<plural>.yaml` (how `deploy/crds/` is generated:
+//!   `cargo run --bin fio-operator -- crds --out deploy/crds`).
+//!
+//! Exit codes: 0 success, 1 failure, 2 usage error.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use fio::api;
+
+const USAGE: &str = "\
+Usage: fio-operator <COMMAND>
+
+Commands:
+  crds [--out DIR]   Print the CustomResourceDefinitions as multi-document YAML,
+                     or write one file per CRD into DIR (deploy/crds is generated
+                     by: cargo run --bin fio-operator -- crds --out deploy/crds)
+
+Options:
+  -h, --help         Print this help
+  -V, --version      Print the version
+";
+
+enum Command {
+    Help,
+    Version,
+    Crds { out: Option<PathBuf> },
+}
+
+fn main() -> ExitCode {
+    let command = match parse(std::env::args_os().skip(1).collect()) {
+        Ok(command) => command,
+        Err(msg) => {
+            eprintln!("fio-operator: {msg}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match command {
+        Command::Help => write_stdout(USAGE),
+        Command::Version => write_stdout(&format!("fio-operator {}\n", env!("CARGO_PKG_VERSION"))),
+        Command::Crds { out } => crds(out),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("fio-operator: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn parse(args: Vec<OsString>) -> Result<Command, String> {
+    use lexopt::prelude::*;
+    let mut parser = lexopt::Parser::from_args(args);
+    let command = match parser.next().map_err(|e| e.to_string())? {
+        None => return Err("missing command".into()),
+        Some(Short('h') | Long("help")) => return Ok(Command::Help),
+        Some(Short('V') | Long("version")) => return Ok(Command::Version),
+        Some(Value(v)) => v
+            .into_string()
+            .map_err(|v| format!("unknown command {v:?}"))?,
+        Some(arg) => return Err(arg.unexpected().to_string()),
+    };
+    match command.as_str() {
+        "help" => Ok(Command::Help),
+        "crds" => {
+            let mut out = None;
+            while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
+                match arg {
+                    Short('o') | Long("out") => {
+                        out = Some(PathBuf::from(parser.value().map_err(|e| e.to_string())?))
+                    }
+                    Short('h') | Long("help") => return Ok(Command::Help),
+                    arg => return Err(arg.unexpected().to_string()),
+                }
+            }
+            Ok(Command::Crds { out })
+        }
+        other => Err(format!("unknown command '{other}'")),
+    }
+}
+
+fn crds(out: Option<PathBuf>) -> Result<(), String> {
+    let Some(dir) = out else {
+        return write_stdout(&api::crds_yaml().map_err(|e| format!("serialising the CRDs: {e}"))?);
+    };
+    let files = api::crd_files().map_err(|e| format!("serialising the CRDs: {e}"))?;
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for file in files {
+        let path = dir.join(&file.file_name);
+        std::fs::write(&path, file.yaml).map_err(|e| format!("{}: {e}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn write_stdout(s: &str) -> Result<(), String> {
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(s.as_bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(|e| format!("stdout: {e}"))
+}
