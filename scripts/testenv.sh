@@ -185,6 +185,14 @@ cmd_bin() {
 
 pidfile() { echo "$DIR/$1.pid"; }
 
+# alive and not a zombie: an exited process stays a zombie until its parent (here often init,
+# which may reap only every few seconds) collects it; as a zombie it holds no port and no file.
+running() {
+    local st
+    st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null) || return 1
+    [[ -n $st && ${st:0:1} != Z && ${st:0:1} != X ]]
+}
+
 # pid of a running component, verified against /proc (a stale pid file or a recycled pid is ignored)
 alive_pid() {
     local f pid exe
@@ -229,7 +237,10 @@ wait_for() { # description timeout-seconds component-to-watch command...
             tail -n 30 "$DIR/$watch.log" >&2 || true
             die "$watch exited while waiting for $what (log: $DIR/$watch.log)"
         fi
-        ((SECONDS < deadline)) || die "timed out after ${timeout}s waiting for $what"
+        if ((SECONDS >= deadline)); then
+            [[ -z $watch ]] || tail -n 30 "$DIR/$watch.log" >&2 || true
+            die "timed out after ${timeout}s waiting for $what"
+        fi
         sleep 0.2
     done
     log "$what after $(elapsed "$t0")"
@@ -337,6 +348,8 @@ cmd_up() {
         port_free "$p" || die "127.0.0.1:$p is already in use (another testenv with another DIR? run: ss -ltnp | grep $p)"
     done
     mkdir -p "$DIR"
+    # a failed start leaves nothing running
+    trap 'log "up failed: stopping what was started (logs: $DIR/*.log)"; stop_all quiet' EXIT
     ensure_pki
     write_kubeconfig
     rm -rf "$DIR/etcd-data"   # every `up` starts with an empty cluster
@@ -391,6 +404,7 @@ cmd_up() {
     # ServiceAccount shows that the controllers run.
     wait_for "kube-controller-manager (ServiceAccount default/default)" 60 kube-controller-manager \
         curl_admin -f -o /dev/null "https://127.0.0.1:$APISERVER_PORT/api/v1/namespaces/default/serviceaccounts/default"
+    trap - EXIT
     write_env
     log "up in $(elapsed "$t0"): $DIR (logs: $DIR/*.log)"
     cat "$DIR/env"
@@ -410,11 +424,11 @@ stop_all() { # [quiet]
         deadline=$((SECONDS + 20))
         for entry in "${pids[@]}"; do
             c=${entry%%:*}; pid=${entry#*:}
-            while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
-            if kill -0 "$pid" 2>/dev/null; then
+            while running "$pid" && ((SECONDS < deadline)); do sleep 0.1; done
+            if running "$pid"; then
                 log "$c ($pid) ignored SIGTERM for 20s: SIGKILL"
                 kill -KILL "$pid" 2>/dev/null || true
-                while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+                while running "$pid"; do sleep 0.1; done
             fi
             [[ ${1:-} == quiet ]] || log "stopped $c ($pid)"
         done
