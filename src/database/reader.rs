@@ -202,32 +202,9 @@ impl DbReader {
     /// The next entry; `Ok(None)` after `@@end_db`. A database that ends without `@@end_db` is
     /// truncated, which is an error: it must never read as "every later file was added".
     pub fn next_entry(&mut self) -> Result<Option<Entry>, DbError> {
-        if self.ended {
-            return Ok(None);
-        }
-        loop {
-            if !self.next_line()? {
-                return Err(DbError::Truncated {
-                    path: self.path.clone(),
-                    line: self.line,
-                });
-            }
-            let t = self.text().trim();
-            if t.is_empty() || t.starts_with('#') {
-                continue;
-            }
-            if t.starts_with("@@end_db") {
-                self.ended = true;
-                return Ok(None);
-            }
-            let fields: Vec<&str> = t.split_ascii_whitespace().collect();
-            return match parse_entry(&fields, &self.spec) {
-                Ok(e) => Ok(Some(e)),
-                Err(msg) => {
-                    let msg = format!("{msg} (entry '{}')", short(fields[0]));
-                    Err(self.format_err(msg))
-                }
-            };
+        match self.next_raw()? {
+            Some(r) => self.parse_raw(&r).map(Some),
+            None => Ok(None),
         }
     }
 
