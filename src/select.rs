@@ -1498,21 +1498,7 @@ pub(crate) mod tests {
     }
 
     fn decode_name(s: &[u8]) -> Vec<u8> {
-        let hex = |c: u8| (c as char).to_digit(16);
-        let mut out = Vec::new();
-        let mut i = 0;
-        while i < s.len() {
-            if s[i] == b'%' && i + 2 < s.len() {
-                if let (Some(h), Some(l)) = (hex(s[i + 1]), hex(s[i + 2])) {
-                    out.push((h * 16 + l) as u8);
-                    i += 3;
-                    continue;
-                }
-            }
-            out.push(s[i]);
-            i += 1;
-        }
-        out
+        crate::database::encode::unescape(std::str::from_utf8(s).expect("AIDE writes ASCII names"))
     }
 
     /// Runs `aide --init` with `conf_body` on `root` and returns name -> attr column.

@@ -23,36 +23,7 @@ fn b64(s: &str) -> Vec<u8> {
         .unwrap_or_else(|e| panic!("bad base64 {s}: {e}"))
 }
 
-fn url_decode(s: &str) -> Vec<u8> {
-    let b = s.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let (Some(h), Some(l)) = (
-                (b[i + 1] as char).to_digit(16),
-                (b[i + 2] as char).to_digit(16),
-            ) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    out
-}
-
-/// `db_readchar`.
-fn read_str(s: &str) -> Option<Vec<u8>> {
-    match s {
-        "0" => None,
-        "0-" => Some(Vec::new()),
-        s if s.starts_with("00") => Some(url_decode(&s[1..])),
-        s => Some(url_decode(s)),
-    }
-}
+use crate::database::encode::{read_optional as read_str, unescape as url_decode};
 
 fn read_time(s: &str) -> i64 {
     if s == "0" {
