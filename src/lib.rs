@@ -5,6 +5,7 @@ pub mod api;
 pub mod attr;
 pub mod compare;
 pub mod config;
+pub mod controller;
 pub mod daemon;
 pub mod database;
 pub mod entry;

@@ -438,7 +438,9 @@ fn daemon_can_report_but_not_write_node_statuses() {
             "daemon may {verb} fileintegrities"
         );
     }
-    for verb in ["get", "list", "update", "patch", "delete"] {
+    // get: the daemon reads its AIDE config through the API; it cannot enumerate ConfigMaps.
+    assert!(allows(&rules, "", "configmaps", "get"));
+    for verb in ["list", "watch", "update", "patch", "delete"] {
         assert!(
             !allows(&rules, "", "configmaps", verb),
             "daemon may {verb} configmaps"

@@ -141,6 +141,10 @@ pub struct FileIntegrityStatus {
     /// Initializing, Active, Pending or Error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<FileIntegrityStatusPhase>,
+    /// Why the phase is what it is, when that is not obvious: the configuration error with its
+    /// line for Error, the nodes still re-initialising for Initializing. Not in upstream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// Phase: Initializing (databases being built, DaemonSet not ready), Active, Pending or Error.

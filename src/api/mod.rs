@@ -13,6 +13,7 @@
 mod fileintegrity;
 pub mod names;
 mod nodestatus;
+pub mod reinit;
 
 pub use fileintegrity::{
     default_tolerations, FileIntegrity, FileIntegrityConfig, FileIntegritySpec,
@@ -22,6 +23,7 @@ pub use nodestatus::{
     FileIntegrityNodeCondition, FileIntegrityNodeStatus, FileIntegrityNodeStatusFields,
     FileIntegrityScanResult,
 };
+pub use reinit::ReinitRequests;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
@@ -211,7 +213,7 @@ mod tests {
         let props = schema["properties"].as_object().unwrap();
         let mut keys: Vec<_> = props.keys().map(String::as_str).collect();
         keys.sort_unstable();
-        assert_eq!(keys, ["lastResult", "nodeName", "results"]);
+        assert_eq!(keys, ["lastResult", "nodeName", "reinitId", "results"]);
         let mut required: Vec<_> = schema["required"]
             .as_array()
             .unwrap()

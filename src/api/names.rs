@@ -40,6 +40,12 @@ pub const REINIT_ON_FAILED_ANNOTATION: &str = "file-integrity.openshift.io/re-in
 /// Annotation on a FileIntegrity: scans are paused. `""` = all nodes, or a comma list of nodes.
 /// Written by the node controller while the machine-config daemon updates a node.
 pub const HOLDOFF_ANNOTATION: &str = "file-integrity.openshift.io/holdoff";
+/// Annotation on FileIntegrity, owned by the operator (not in upstream): the re-init requests
+/// per node, JSON `{"config":"<sha256>","seq":N,"nodes":{"<node>":<id>}}` (see NOTES.md).
+pub const REINIT_REQUESTS_ANNOTATION: &str = "file-integrity.openshift.io/reinit-requests";
+/// Annotation on result ConfigMaps (not in upstream): the newest re-init request id the node has
+/// completed for this FileIntegrity.
+pub const REINIT_ID_ANNOTATION: &str = "file-integrity.openshift.io/reinit-id";
 /// Label (value `""`) on the daemon's temporary result ConfigMap: process it as a scan result.
 pub const LOG_LABEL: &str = "file-integrity.openshift.io/log";
 /// Label (value `""`) on the persisted `<result-cm>-failed` ConfigMap ("a log we decided to
@@ -189,3 +195,56 @@ pub const EVENT_REASON_FILE_INTEGRITY_STATUS: &str = "FileIntegrityStatus";
 pub const EVENT_REASON_NODE_INTEGRITY_STATUS: &str = "NodeIntegrityStatus";
 /// Event reason for an unusable `spec.priorityClassName`.
 pub const EVENT_REASON_PRIORITY_CLASS: &str = "PriorityClass";
+
+// ---- Object names -------------------------------------------------------------------------------
+
+/// `name`, or `prefix` + SHA-1 hex of `name` when `name` is `limit` characters or longer
+/// (upstream's DNSLengthName uses 64 for DaemonSets: `aide` + 40 hex digits).
+fn length_limited(prefix: &str, name: String, limit: usize) -> String {
+    if name.len() < limit {
+        return name;
+    }
+    let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, name.as_bytes());
+    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    format!("{prefix}{hex}")
+}
+
+/// The scan DaemonSet of a FileIntegrity: `aide-<fi>`.
+pub fn daemonset_name(fi: &str) -> String {
+    length_limited(DAEMONSET_PREFIX, format!("{DAEMONSET_PREFIX}-{fi}"), 64)
+}
+
+/// The temporary result ConfigMap of one node: `aide-<fi>-<node>`, hashed when it would not
+/// leave room for the `-failed` suffix within the 253 characters of a name (upstream did not
+/// limit it).
+pub fn result_configmap_name(fi: &str, node: &str) -> String {
+    length_limited(
+        "aide-",
+        format!("{DAEMONSET_PREFIX}-{fi}-{node}"),
+        253 - FAILED_RESULT_CONFIGMAP_SUFFIX.len(),
+    )
+}
+
+/// The node status of one node: `<fi>-<node>`.
+pub fn node_status_name(fi: &str, node: &str) -> String {
+    format!("{fi}-{node}")
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::*;
+
+    #[test]
+    fn long_names_are_hashed_as_upstream() {
+        assert_eq!(
+            daemonset_name("worker-fileintegrity"),
+            "aide-worker-fileintegrity"
+        );
+        let long = "x".repeat(59);
+        assert_eq!(daemonset_name(&long[..58]).len(), 63);
+        let hashed = daemonset_name(&long);
+        assert!(hashed.starts_with("aide") && hashed.len() == 44, "{hashed}");
+        assert_eq!(result_configmap_name("fi", "node-1"), "aide-fi-node-1");
+        assert!(result_configmap_name("fi", &"n".repeat(250)).len() <= 253 - 7);
+    }
+}

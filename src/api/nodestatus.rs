@@ -83,6 +83,11 @@ pub struct FileIntegrityNodeStatusFields {
     pub results: Vec<FileIntegrityScanResult>,
     /// The newest of `results`.
     pub last_result: FileIntegrityScanResult,
+    /// The newest re-initialisation request (see the FileIntegrity's
+    /// `file-integrity.openshift.io/reinit-requests` annotation) this node has completed. Not in
+    /// upstream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reinit_id: Option<i64>,
 }
 
 impl FileIntegrityNodeStatus {
@@ -261,6 +266,7 @@ mod tests {
                 node_name: String::new(),
                 results: Vec::new(),
                 last_result: r,
+                reinit_id: None,
             },
         );
         let v = serde_json::to_value(&ns).unwrap();

@@ -18,6 +18,9 @@ const USAGE: &str = "\
 Usage: fio-operator <COMMAND>
 
 Commands:
+  run                Run the operator: watches FileIntegrity objects in $WATCH_NAMESPACE
+                     (default: the namespace of its service account); in-cluster config
+                     or $KUBECONFIG; logs filtered by $FIO_LOG (default info)
   crds [--out DIR]   Print the CustomResourceDefinitions as multi-document YAML,
                      or write one file per CRD into DIR (deploy/crds is generated
                      by: cargo run --bin fio-operator -- crds --out deploy/crds)
@@ -31,6 +34,7 @@ enum Command {
     Help,
     Version,
     Crds { out: Option<PathBuf> },
+    Run,
 }
 
 fn main() -> ExitCode {
@@ -45,6 +49,7 @@ fn main() -> ExitCode {
         Command::Help => write_stdout(USAGE),
         Command::Version => write_stdout(&format!("fio-operator {}\n", env!("CARGO_PKG_VERSION"))),
         Command::Crds { out } => crds(out),
+        Command::Run => run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -69,6 +74,10 @@ fn parse(args: Vec<OsString>) -> Result<Command, String> {
     };
     match command.as_str() {
         "help" => Ok(Command::Help),
+        "run" => match parser.next().map_err(|e| e.to_string())? {
+            None => Ok(Command::Run),
+            Some(arg) => Err(arg.unexpected().to_string()),
+        },
         "crds" => {
             let mut out = None;
             while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
@@ -98,6 +107,49 @@ fn crds(out: Option<PathBuf>) -> Result<(), String> {
         eprintln!("wrote {}", path.display());
     }
     Ok(())
+}
+
+/// The namespace to watch: `$WATCH_NAMESPACE`, else the service account's (upstream's order).
+fn watch_namespace() -> Result<String, String> {
+    const SA_NAMESPACE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+    if let Ok(ns) = std::env::var(api::names::ENV_WATCH_NAMESPACE) {
+        if !ns.is_empty() {
+            return Ok(ns);
+        }
+    }
+    std::fs::read_to_string(SA_NAMESPACE)
+        .map(|s| s.trim().to_owned())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| {
+            format!(
+                "{} must be set (or run in a pod with {SA_NAMESPACE})",
+                api::names::ENV_WATCH_NAMESPACE
+            )
+        })
+}
+
+fn run() -> Result<(), String> {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FIO_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let namespace = watch_namespace()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("starting the async runtime: {e}"))?;
+    runtime.block_on(async {
+        let client = kube::Client::try_default()
+            .await
+            .map_err(|e| format!("building the Kubernetes client: {e}"))?;
+        fio::controller::run(client, namespace)
+            .await
+            .map_err(|e| format!("{e:#}"))
+    })
 }
 
 fn write_stdout(s: &str) -> Result<(), String> {

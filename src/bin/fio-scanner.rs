@@ -23,7 +23,10 @@ Commands (AIDE's):
 Commands (fio-scanner's own):
   daemon              Run as the per-node daemon: initialise when there is no database,
                       then check every --interval seconds (--once: a single check);
-                      logs upstream's lines, keeps aide.log, re-inits with backups
+                      logs upstream's lines, keeps aide.log, re-inits with backups.
+                      With --owner: the daemon of a FileIntegrity in a cluster (config
+                      from the ConfigMap <owner>, results as ConfigMaps, re-init requests;
+                      env NODE_NAME, in-cluster config or $KUBECONFIG)
   --reinit            Initialise a new database, then move database_in and the log to
                       timestamped backups (keeping --max-backups of each) and put the
                       new database in place of database_in
@@ -38,6 +41,12 @@ Options:
       --log=FILE      Log file rotated by --reinit (default: aide.log next to database_in)
       --interval=SECS daemon: seconds between checks (default 900, minimum 10)
       --once          daemon: one check, then exit with AIDE's exit code for it
+      --owner=FI      daemon: the FileIntegrity this daemon scans for
+      --namespace=NS  daemon: its namespace
+      --hostroot=DIR  daemon: where the node's root filesystem is (default /hostroot)
+      --config-map=CM daemon: the ConfigMap with aide.conf (default: the owner's name)
+      --debug[=BOOL]  daemon: debug logging
+      --compress      daemon: always gzip+base64 the report in result ConfigMaps
 
 Exit codes as AIDE: 0 no differences, 1|2|4 added|removed|changed entries,
 14 write error, 15 invalid argument, 16 unimplemented, 17 configuration error, 18 I/O error.
@@ -63,6 +72,12 @@ struct Args {
     log: Option<PathBuf>,
     interval: u64,
     once: bool,
+    owner: Option<String>,
+    namespace: Option<String>,
+    hostroot: PathBuf,
+    config_map: Option<String>,
+    debug: bool,
+    compress: bool,
 }
 
 fn parse_args() -> Result<Args, lexopt::Error> {
@@ -78,6 +93,12 @@ fn parse_args() -> Result<Args, lexopt::Error> {
         log: None,
         interval: 900,
         once: false,
+        owner: None,
+        namespace: None,
+        hostroot: PathBuf::from("/hostroot"),
+        config_map: None,
+        debug: false,
+        compress: false,
     };
     let mut cmds = Vec::new();
     while let Some(arg) = p.next()? {
@@ -99,6 +120,17 @@ fn parse_args() -> Result<Args, lexopt::Error> {
             Long("log") => a.log = Some(p.value()?.into()),
             Long("interval") => a.interval = p.value()?.parse()?,
             Long("once") => a.once = true,
+            Long("owner") => a.owner = Some(p.value()?.string()?),
+            Long("namespace") => a.namespace = Some(p.value()?.string()?),
+            Long("hostroot") => a.hostroot = p.value()?.into(),
+            Long("config-map") => a.config_map = Some(p.value()?.string()?),
+            Long("compress") => a.compress = true,
+            Long("debug") => {
+                a.debug = match p.optional_value() {
+                    None => true,
+                    Some(v) => v.parse()?,
+                }
+            }
             Value(v) if v == "daemon" => cmds.push(Cmd::Daemon),
             _ => return Err(arg.unexpected()),
         }
@@ -159,6 +191,9 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         _ => {}
+    }
+    if let (Cmd::Daemon, Some(owner)) = (&args.cmd, &args.owner) {
+        return run_cluster_daemon(&args, owner.clone());
     }
     let config = match Config::load(&args.config, &args.load) {
         Ok(c) => c,
@@ -278,5 +313,68 @@ fn run_daemon(args: &Args) -> i32 {
             ..
         } => (added > 0) as i32 | ((removed > 0) as i32) << 1 | ((changed > 0) as i32) << 2,
         ScanResult::Errored { .. } => 18,
+    }
+}
+
+/// `daemon --owner=FI`: the daemon pod of a FileIntegrity. Exits non-zero only when it cannot
+/// run at all (the kubelet restarts it), as upstream's FATAL.
+fn run_cluster_daemon(args: &Args, owner: String) -> ExitCode {
+    init_logging(if args.debug { "debug" } else { "info" });
+    let Ok(node_name) = std::env::var(fio::api::names::ENV_NODE_NAME) else {
+        tracing::error!("the environment variable NODE_NAME must be set");
+        return ExitCode::from(1);
+    };
+    let Some(namespace) = args.namespace.clone() else {
+        tracing::error!("daemon --owner needs --namespace");
+        return ExitCode::from(INVALID_ARGUMENT);
+    };
+    let opts = fio::daemon::cluster::Options {
+        config_map: args.config_map.clone().unwrap_or_else(|| owner.clone()),
+        owner,
+        namespace,
+        hostroot: args.hostroot.clone(),
+        interval: std::time::Duration::from_secs(args.interval.max(10)),
+        max_backups: args.max_backups,
+        node_name,
+        force_compress: args.compress,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!("starting the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async {
+        tokio::select! {
+            r = fio::daemon::cluster::run(opts) => r,
+            _ = shutdown_signal() => Ok(()),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("exit: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

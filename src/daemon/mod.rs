@@ -3,6 +3,7 @@
 //! and turns every scan into a [`ScanResult`], logging upstream's lines so that
 //! `oc logs` reads as users know it.
 
+pub mod cluster;
 pub mod result;
 
 pub use result::{pack_log, LogPayload, ScanResult};

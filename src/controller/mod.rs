@@ -1,0 +1,218 @@
+//! The operator: a controller for FileIntegrity objects ([`fileintegrity`]: configuration,
+//! DaemonSet, re-init requests, phase) and one for the daemons' scan results ([`results`]:
+//! node statuses, persistent failure reports, Events). Design notes in NOTES.md.
+
+pub mod aideconf;
+pub mod daemonset;
+pub mod fileintegrity;
+pub mod results;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::core::v1::{ConfigMap, Node};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Api, Client, Resource};
+
+use crate::api::{names, FileIntegrity, FileIntegrityNodeStatus};
+
+/// The field manager of every server-side apply the operator makes.
+pub const MANAGER: &str = "fio-operator";
+
+/// What a reconcile can fail on. Each variant names the object the operator was working on.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{action}: {source}")]
+    Kube {
+        action: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+impl Error {
+    /// A write lost a race against another writer: retry at once with fresh data.
+    fn is_conflict(&self) -> bool {
+        matches!(self, Error::Kube { source: kube::Error::Api(s), .. } if s.code == 409)
+    }
+}
+
+/// Attach what the operator was doing to a kube error.
+pub(crate) trait KubeContext<T> {
+    fn ctx(self, action: impl FnOnce() -> String) -> Result<T, Error>;
+}
+
+impl<T> KubeContext<T> for Result<T, kube::Error> {
+    fn ctx(self, action: impl FnOnce() -> String) -> Result<T, Error> {
+        self.map_err(|source| Error::Kube {
+            action: action(),
+            source,
+        })
+    }
+}
+
+/// Shared by both controllers.
+pub struct Context {
+    pub client: Client,
+    /// The namespace the operator watches (its own by default, as upstream).
+    pub namespace: String,
+    /// The image of the daemon pods.
+    pub image: String,
+    pub recorder: Recorder,
+}
+
+impl Context {
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    /// Publish an Event about `obj`; a failure is logged, never fatal (Events are best effort).
+    pub async fn event<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        warning: bool,
+        reason: &str,
+        note: String,
+    ) {
+        let ev = Event {
+            type_: if warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: reason.to_owned(),
+            note: Some(note),
+            action: reason.to_owned(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&ev, &obj.object_ref(&())).await {
+            tracing::warn!("publishing event {reason}: {e}");
+        }
+    }
+}
+
+/// The daemon image: `$RELATED_IMAGE_OPERATOR`, else the image of the operator's own
+/// Deployment (upstream's order is the reverse, but the variable is what OLM and
+/// `kustomize edit set image` set), else upstream's default.
+pub async fn daemon_image(client: &Client, namespace: &str) -> String {
+    if let Ok(image) = std::env::var(names::ENV_RELATED_IMAGE_OPERATOR) {
+        if !image.is_empty() {
+            return image;
+        }
+    }
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    if let Ok(Some(d)) = deployments.get_opt(names::OPERATOR_DEPLOYMENT).await {
+        if let Some(image) = d
+            .spec
+            .and_then(|s| s.template.spec)
+            .and_then(|s| s.containers.into_iter().next())
+            .and_then(|c| c.image)
+        {
+            return image;
+        }
+    }
+    names::DEFAULT_OPERATOR_IMAGE.to_owned()
+}
+
+fn error_policy<K>(_obj: Arc<K>, err: &Error, _ctx: Arc<Context>) -> Action {
+    if err.is_conflict() {
+        tracing::debug!("{err}; retrying");
+        return Action::requeue(Duration::from_millis(200));
+    }
+    tracing::warn!("{err}");
+    Action::requeue(Duration::from_secs(5))
+}
+
+/// Run both controllers until SIGTERM/SIGINT.
+pub async fn run(client: Client, namespace: String) -> anyhow::Result<()> {
+    let image = daemon_image(&client, &namespace).await;
+    tracing::info!("watching namespace {namespace}; daemon image {image}");
+    let ctx = Arc::new(Context {
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: names::OPERATOR_NAME.into(),
+                instance: std::env::var(names::ENV_POD_NAME).ok(),
+            },
+        ),
+        client: client.clone(),
+        namespace: namespace.clone(),
+        image,
+    });
+
+    let fi_controller = Controller::new(ctx.api::<FileIntegrity>(), watcher::Config::default());
+    let store = fi_controller.store();
+    let by_config = store.clone();
+    let every = store.clone();
+    let fi_controller = fi_controller
+        .owns(
+            ctx.api::<DaemonSet>(),
+            watcher::Config::default().labels(names::OWNER_LABEL),
+        )
+        .owns(
+            ctx.api::<FileIntegrityNodeStatus>(),
+            watcher::Config::default().labels(names::OWNER_LABEL),
+        )
+        // The rendered config ConfigMap `<fi>` and the user's ConfigMaps (upstream's mapper).
+        .watches(
+            ctx.api::<ConfigMap>(),
+            watcher::Config::default(),
+            move |cm: ConfigMap| {
+                let cm_name = cm.metadata.name.unwrap_or_default();
+                let cm_ns = cm.metadata.namespace.unwrap_or_default();
+                by_config
+                    .state()
+                    .into_iter()
+                    .filter(|fi| {
+                        let c = &fi.spec.config;
+                        let fi_name = fi.metadata.name.as_deref().unwrap_or_default();
+                        fi_name == cm_name || (c.name == cm_name && c.namespace == cm_ns)
+                    })
+                    .map(|fi| ObjectRef::from_obj(&*fi))
+                    .collect::<Vec<_>>()
+            },
+        )
+        // Nodes joining, leaving or changing labels change what each FileIntegrity selects.
+        .watches(
+            Api::<Node>::all(client.clone()),
+            watcher::Config::default(),
+            move |_node: Node| {
+                every
+                    .state()
+                    .into_iter()
+                    .map(|fi| ObjectRef::from_obj(&*fi))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .shutdown_on_signal()
+        .run(fileintegrity::reconcile, error_policy, ctx.clone())
+        .for_each(|r| async move {
+            if let Ok((obj, _)) = r {
+                tracing::debug!("reconciled FileIntegrity {}", obj.name);
+            }
+        });
+
+    let results_controller = Controller::new(
+        ctx.api::<ConfigMap>(),
+        watcher::Config::default().labels(names::LOG_LABEL),
+    )
+    .shutdown_on_signal()
+    .run(results::reconcile, error_policy, ctx.clone())
+    .for_each(|r| async move {
+        if let Ok((obj, _)) = r {
+            tracing::debug!("processed result ConfigMap {}", obj.name);
+        }
+    });
+
+    tokio::join!(fi_controller, results_controller);
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,205 @@
+//! Reconcile one result ConfigMap of a daemon (`aide-<fi>-<node>`, label
+//! `file-integrity.openshift.io/log`): record it in the node status `<fi>-<node>`, keep failure
+//! reports in `<name>-failed` (not owned by the FileIntegrity, so it outlives it, as the seed
+//! says), publish an Event on a new failure or a change of condition, delete the ConfigMap.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
+use kube::runtime::controller::Action;
+use kube::{Resource, ResourceExt};
+
+use super::{Context, Error, KubeContext, MANAGER};
+use crate::api::{
+    names, FileIntegrity, FileIntegrityNodeCondition as Condition, FileIntegrityNodeStatus,
+    FileIntegrityNodeStatusFields, FileIntegrityScanResult,
+};
+
+fn count(cm: &ConfigMap, key: &str) -> i64 {
+    cm.annotations()
+        .get(key)
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+pub async fn reconcile(cm: Arc<ConfigMap>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let cm_name = cm.name_any();
+    let ns = ctx.namespace.as_str();
+    let (Some(owner), Some(node)) = (
+        cm.labels().get(names::OWNER_LABEL).cloned(),
+        cm.labels().get(names::NODE_LABEL).cloned(),
+    ) else {
+        tracing::warn!("Malformed ConfigMap {ns}/{cm_name}: no owner or node label. Cannot retry.");
+        return Ok(Action::await_change());
+    };
+    let Some(fi) = ctx
+        .api::<FileIntegrity>()
+        .get_opt(&owner)
+        .await
+        .ctx(|| format!("reading FileIntegrity {owner} of result {cm_name}"))?
+    else {
+        // Owned by the FileIntegrity: the garbage collector removes it.
+        return Ok(Action::await_change());
+    };
+
+    let probe = cm
+        .metadata
+        .creation_timestamp
+        .clone()
+        .unwrap_or_else(|| Time(k8s_openapi::jiff::Timestamp::now()));
+    let mut result = FileIntegrityScanResult {
+        last_probe_time: probe,
+        condition: Condition::Succeeded,
+        result_config_map_name: String::new(),
+        result_config_map_namespace: String::new(),
+        error_message: String::new(),
+        files_added: 0,
+        files_changed: 0,
+        files_removed: 0,
+    };
+    let log = cm
+        .data
+        .as_ref()
+        .and_then(|d| d.get(names::INTEGRITY_LOG_KEY))
+        .filter(|l| !l.is_empty());
+    if let Some(msg) = cm.annotations().get(names::LOG_ERROR_ANNOTATION) {
+        result.condition = Condition::Errored;
+        result.error_message = msg.clone();
+    } else if log.is_some() {
+        let kept = keep_failure(&cm, &ctx).await?;
+        result.condition = Condition::Failed;
+        result.result_config_map_name = kept;
+        result.result_config_map_namespace = ns.to_owned();
+        result.files_added = count(&cm, names::FILES_ADDED_ANNOTATION);
+        result.files_changed = count(&cm, names::FILES_CHANGED_ANNOTATION);
+        result.files_removed = count(&cm, names::FILES_REMOVED_ANNOTATION);
+    }
+    let reinit_id = cm
+        .annotations()
+        .get(names::REINIT_ID_ANNOTATION)
+        .and_then(|v| v.parse::<i64>().ok());
+
+    let st_name = names::node_status_name(&owner, &node);
+    let nss = ctx.api::<FileIntegrityNodeStatus>();
+    let previous = nss
+        .get_opt(&st_name)
+        .await
+        .ctx(|| format!("reading node status {ns}/{st_name}"))?;
+    let prev = previous.as_ref().map(|p| &p.spec);
+    let mut results: Vec<FileIntegrityScanResult> = prev
+        .map(|p| p.results.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.condition != result.condition)
+        .collect();
+    results.push(result.clone());
+    // The newest result is the last one; on equal times the one just received wins.
+    let last = results
+        .iter()
+        .rev()
+        .max_by_key(|r| r.last_probe_time.0)
+        .cloned()
+        .unwrap_or_else(|| result.clone());
+    let fields = FileIntegrityNodeStatusFields {
+        node_name: node.clone(),
+        results,
+        last_result: last.clone(),
+        reinit_id: reinit_id.max(prev.and_then(|p| p.reinit_id)),
+    };
+    let mut status = FileIntegrityNodeStatus::new(&st_name, fields);
+    status.metadata.namespace = Some(ns.to_owned());
+    status.metadata.labels = Some(BTreeMap::from([(names::OWNER_LABEL.into(), owner.clone())]));
+    status.metadata.owner_references = fi.controller_owner_ref(&()).map(|r| vec![r]);
+    nss.patch(
+        &st_name,
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&status),
+    )
+    .await
+    .ctx(|| format!("writing node status {ns}/{st_name}"))?;
+
+    if is_news(prev.map(|p| &p.last_result), &last) {
+        let (warning, note) = match last.condition {
+            Condition::Succeeded => (false, format!("no changes to node {node}")),
+            Condition::Failed => (
+                true,
+                format!(
+                    "node {node} has changed! a:{},c:{},r:{} log:{}/{}",
+                    last.files_added,
+                    last.files_changed,
+                    last.files_removed,
+                    last.result_config_map_namespace,
+                    last.result_config_map_name
+                ),
+            ),
+            Condition::Errored => (
+                true,
+                format!("node {node} has an error! {}", last.error_message),
+            ),
+        };
+        ctx.event(
+            &fi,
+            warning,
+            names::EVENT_REASON_NODE_INTEGRITY_STATUS,
+            note,
+        )
+        .await;
+    }
+
+    // Delete exactly the ConfigMap we processed: a newer result with the same name stays.
+    let dp = DeleteParams {
+        preconditions: Some(Preconditions {
+            uid: cm.uid(),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    match ctx.api::<ConfigMap>().delete(&cm_name, &dp).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
+        Err(e) => return Err(e).ctx(|| format!("deleting result ConfigMap {ns}/{cm_name}")),
+    }
+    Ok(Action::await_change())
+}
+
+/// A condition change, or a failure with different counts (upstream's
+/// `conditionIsNewFailureOrTransition`, without its metrics part).
+fn is_news(prev: Option<&FileIntegrityScanResult>, new: &FileIntegrityScanResult) -> bool {
+    let Some(p) = prev else { return true };
+    p.condition != new.condition
+        || (new.condition == Condition::Failed
+            && (p.files_added, p.files_changed, p.files_removed)
+                != (new.files_added, new.files_changed, new.files_removed))
+}
+
+/// Copy a failure report to `<name>-failed`: the log label dropped (so it is not processed
+/// again), `result-log` added, no owner reference.
+async fn keep_failure(cm: &ConfigMap, ctx: &Context) -> Result<String, Error> {
+    let name = format!("{}{}", cm.name_any(), names::FAILED_RESULT_CONFIGMAP_SUFFIX);
+    let mut labels = cm.labels().clone();
+    labels.remove(names::LOG_LABEL);
+    labels.insert(names::RESULT_LOG_LABEL.into(), String::new());
+    let kept = ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            namespace: Some(ctx.namespace.clone()),
+            labels: Some(labels),
+            annotations: Some(cm.annotations().clone()),
+            ..ObjectMeta::default()
+        },
+        data: cm.data.clone(),
+        ..ConfigMap::default()
+    };
+    ctx.api::<ConfigMap>()
+        .patch(
+            &name,
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&kept),
+        )
+        .await
+        .ctx(|| format!("writing failure report {}/{name}", ctx.namespace))?;
+    Ok(name)
+}

@@ -1,0 +1,337 @@
+//! The daemon's cluster side: follow its FileIntegrity, read the AIDE configuration through the
+//! API, act on re-init requests exactly once, and report every scan as a result ConfigMap
+//! `aide-<fi>-<node>` for the operator (upstream's names, labels and annotations).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::api::PostParams;
+use kube::runtime::watcher::{self, watcher};
+use kube::runtime::WatchStreamExt;
+use kube::{Api, Client, ResourceExt};
+use tokio::sync::watch;
+
+use super::{pack_log, say, NodeScanner, ScanResult};
+use crate::api::{names, FileIntegrity, ReinitRequests};
+use crate::config::LoadOptions;
+use crate::controller::aideconf;
+
+/// What the DaemonSet's arguments say.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub owner: String,
+    pub namespace: String,
+    /// The ConfigMap with the rendered AIDE configuration (`<fi>`).
+    pub config_map: String,
+    /// Where the node's root filesystem is (`/hostroot` in the pod; a directory per simulated
+    /// node in tests).
+    pub hostroot: PathBuf,
+    pub interval: Duration,
+    pub max_backups: usize,
+    pub node_name: String,
+    /// Always gzip+base64 the report (upstream's `--lc-compress`).
+    pub force_compress: bool,
+}
+
+/// The completed re-init id, per FileIntegrity uid, kept next to the database.
+fn reinit_id_path(hostroot: &Path) -> PathBuf {
+    hostroot.join("etc/kubernetes/aide.reinit-id")
+}
+
+fn read_completed(path: &Path, uid: &str) -> i64 {
+    let Ok(text) = fs::read_to_string(path) else {
+        return 0;
+    };
+    let mut it = text.split_whitespace();
+    match (it.next(), it.next().and_then(|n| n.parse().ok())) {
+        (Some(u), Some(id)) if u == uid => id,
+        _ => 0,
+    }
+}
+
+fn write_atomically(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)?;
+    f.write_all(data)?;
+    f.sync_all()?;
+    fs::rename(&tmp, path)
+}
+
+/// Run until the process is stopped. Errors only when the cluster cannot be reached at all.
+pub async fn run(opts: Options) -> anyhow::Result<()> {
+    say(super::LOG_START);
+    let client = Client::try_default()
+        .await
+        .context("building the Kubernetes client (in-cluster or $KUBECONFIG)")?;
+    let fis: Api<FileIntegrity> = Api::namespaced(client.clone(), &opts.namespace);
+    let (tx, mut rx) = watch::channel::<Option<Arc<FileIntegrity>>>(None);
+    let selector = format!("metadata.name={}", opts.owner);
+    tokio::spawn(async move {
+        let mut events = watcher(fis, watcher::Config::default().fields(&selector))
+            .default_backoff()
+            .boxed();
+        while let Some(ev) = events.next().await {
+            match ev {
+                Ok(watcher::Event::Apply(fi) | watcher::Event::InitApply(fi)) => {
+                    tx.send_replace(Some(Arc::new(fi)));
+                }
+                Ok(watcher::Event::Delete(_)) => {
+                    tx.send_replace(None);
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!("watching the FileIntegrity: {e}"),
+            }
+        }
+    });
+
+    let state = std::env::temp_dir().join(format!("fio-daemon-{}-{}", opts.owner, opts.node_name));
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&state)
+        .with_context(|| format!("creating {}", state.display()))?;
+    let scanner = NodeScanner {
+        config_path: state.join("aide.conf"),
+        load: LoadOptions::default(),
+        max_backups: opts.max_backups,
+        node_name: opts.node_name.clone(),
+    };
+    let id_path = reinit_id_path(&opts.hostroot);
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &opts.namespace);
+
+    loop {
+        let fi = loop {
+            if let Some(fi) = rx.borrow_and_update().clone() {
+                break fi;
+            }
+            rx.changed()
+                .await
+                .context("the FileIntegrity watch ended")?;
+        };
+        let uid = fi.uid().unwrap_or_default();
+        let requests = match ReinitRequests::of(&fi) {
+            Ok(r) => r.unwrap_or_default(),
+            Err(e) => {
+                tracing::warn!("{e}");
+                ReinitRequests::default()
+            }
+        };
+        let wanted = requests.requested(&opts.node_name);
+        let mut completed = read_completed(&id_path, &uid);
+
+        let text = match cms.get_opt(&opts.config_map).await {
+            Ok(Some(cm)) => cm
+                .data
+                .and_then(|mut d| d.remove(names::DEFAULT_CONFIG_DATA_KEY))
+                .unwrap_or_default(),
+            Ok(None) => String::new(),
+            Err(e) => {
+                tracing::warn!("reading ConfigMap {}: {e}", opts.config_map);
+                String::new()
+            }
+        };
+        if text.is_empty() {
+            tracing::info!("waiting for the AIDE configuration {}", opts.config_map);
+            wait(&mut rx, Duration::from_secs(2), |_| false).await?;
+            continue;
+        }
+        if wanted > completed && requests.config != aideconf::config_hash(&text) {
+            tracing::info!("re-init request {wanted}: waiting for its configuration");
+            wait(&mut rx, Duration::from_secs(1), |_| false).await?;
+            continue;
+        }
+        let local = if opts.hostroot == Path::new(aideconf::HOSTROOT) {
+            text
+        } else {
+            aideconf::map_hostroot(&text, &opts.hostroot)
+        };
+        write_atomically(&scanner.config_path, local.as_bytes(), 0o600)
+            .with_context(|| format!("writing {}", scanner.config_path.display()))?;
+
+        let mut failed_init = None;
+        if wanted > completed || scanner.needs_init() {
+            let reinit = wanted > completed;
+            let s = scanner.clone();
+            match tokio::task::spawn_blocking(move || s.init(reinit)).await? {
+                Ok(()) if reinit => {
+                    let line = format!("{uid} {wanted}\n");
+                    match write_atomically(&id_path, line.as_bytes(), 0o600) {
+                        Ok(()) => completed = wanted,
+                        Err(e) => {
+                            failed_init = Some(ScanResult::Errored {
+                                message: format!(
+                                    "recording re-init {wanted} in {}: {e}",
+                                    id_path.display()
+                                ),
+                            })
+                        }
+                    }
+                }
+                Ok(()) => {}
+                Err(r) => failed_init = Some(r),
+            }
+        }
+        let result = match failed_init {
+            Some(r) => r,
+            None => {
+                let s = scanner.clone();
+                tokio::task::spawn_blocking(move || s.check()).await?
+            }
+        };
+        say(&format!(
+            "scan result for node {}: {}",
+            opts.node_name,
+            result.condition()
+        ));
+        report(&cms, &opts, &fi, &result, completed).await;
+
+        // Sleep for the interval, but wake for a new re-init request for this node.
+        let node = opts.node_name.clone();
+        wait(&mut rx, opts.interval, move |fi| {
+            ReinitRequests::of(fi)
+                .ok()
+                .flatten()
+                .is_some_and(|r| r.requested(&node) > completed)
+        })
+        .await?;
+    }
+}
+
+/// Wait up to `timeout`, returning early when the FileIntegrity changes so that `wake` holds.
+async fn wait(
+    rx: &mut watch::Receiver<Option<Arc<FileIntegrity>>>,
+    timeout: Duration,
+    wake: impl Fn(&FileIntegrity) -> bool,
+) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(deadline) => return Ok(()),
+            changed = rx.changed() => {
+                changed.context("the FileIntegrity watch ended")?;
+                if rx.borrow_and_update().as_deref().is_some_and(&wake) {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+/// The result ConfigMap of one scan.
+pub fn result_config_map(
+    opts: &Options,
+    fi: &FileIntegrity,
+    result: &ScanResult,
+    completed: i64,
+) -> ConfigMap {
+    let mut annotations = BTreeMap::from([(
+        names::REINIT_ID_ANNOTATION.to_owned(),
+        completed.to_string(),
+    )]);
+    let mut data = None;
+    match result {
+        ScanResult::Succeeded => {}
+        ScanResult::Failed {
+            added,
+            removed,
+            changed,
+            log,
+        } => {
+            for (key, n) in [
+                (names::FILES_ADDED_ANNOTATION, added),
+                (names::FILES_CHANGED_ANNOTATION, changed),
+                (names::FILES_REMOVED_ANNOTATION, removed),
+            ] {
+                annotations.insert(key.into(), n.to_string());
+            }
+            // A failure must carry a log, or the operator would read it as a success.
+            let log: &[u8] = if log.is_empty() {
+                b"differences found; the configuration has no report_url=file, so no report was kept\n"
+            } else {
+                log
+            };
+            let packed = pack_log(log, &opts.node_name, opts.force_compress);
+            if packed.compressed {
+                annotations.insert(names::COMPRESSED_ANNOTATION.into(), String::new());
+            }
+            data = Some(BTreeMap::from([(
+                names::INTEGRITY_LOG_KEY.to_owned(),
+                packed.data,
+            )]));
+        }
+        ScanResult::Errored { message } => {
+            annotations.insert(names::LOG_ERROR_ANNOTATION.into(), message.clone());
+        }
+    }
+    ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(names::result_configmap_name(&opts.owner, &opts.node_name)),
+            namespace: Some(opts.namespace.clone()),
+            labels: Some(BTreeMap::from([
+                (names::OWNER_LABEL.to_owned(), opts.owner.clone()),
+                (names::LOG_LABEL.to_owned(), String::new()),
+                (names::NODE_LABEL.to_owned(), opts.node_name.clone()),
+            ])),
+            annotations: Some(annotations),
+            owner_references: Some(vec![OwnerReference {
+                api_version: names::API_VERSION.into(),
+                kind: names::FILE_INTEGRITY_KIND.into(),
+                name: fi.name_any(),
+                uid: fi.uid().unwrap_or_default(),
+                ..OwnerReference::default()
+            }]),
+            ..ObjectMeta::default()
+        },
+        data,
+        ..ConfigMap::default()
+    }
+}
+
+/// Create the result ConfigMap. If the previous one is still there (the operator has not
+/// processed it yet) wait for it to go: the daemon may only create ConfigMaps. A result that
+/// cannot be delivered is logged and superseded by the next scan's.
+async fn report(
+    cms: &Api<ConfigMap>,
+    opts: &Options,
+    fi: &FileIntegrity,
+    result: &ScanResult,
+    completed: i64,
+) {
+    let cm = result_config_map(opts, fi, result, completed);
+    let name = cm.metadata.name.clone().unwrap_or_default();
+    let deadline = tokio::time::Instant::now() + opts.interval.max(Duration::from_secs(30));
+    let mut delay = Duration::from_millis(250);
+    loop {
+        match cms.create(&PostParams::default(), &cm).await {
+            Ok(_) => {
+                tracing::debug!("reported {} in ConfigMap {name}", result.condition());
+                return;
+            }
+            Err(e) => {
+                if tokio::time::Instant::now() >= deadline {
+                    tracing::error!("could not report the scan result in ConfigMap {name}: {e}");
+                    return;
+                }
+                if !matches!(&e, kube::Error::Api(s) if s.code == 409) {
+                    tracing::warn!("reporting the scan result in ConfigMap {name}: {e}");
+                }
+            }
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
