@@ -135,6 +135,7 @@ fn run() -> Result<(), String> {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let namespace = watch_namespace()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()

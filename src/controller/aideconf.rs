@@ -263,6 +263,10 @@ fn needs_define(lines: &[String], var: &str) -> bool {
     false
 }
 
+/// Excludes what the daemon writes in the database directory: the database, its backups, the
+/// logs and the re-init record.
+const OWN_FILES_EXCLUDE: &str = "!/hostroot/etc/kubernetes/aide\\..*";
+
 /// Convert a user's aide.conf (written for the node's real paths) to the host-root prefix, as
 /// upstream's prepareAideConf does, plus the gaps upstream misses.
 ///
@@ -284,6 +288,8 @@ fn needs_define(lines: &[String], var: &str) -> bool {
 /// - Indented lines are converted like their unindented text; option lines may have blanks
 ///   around `=` (`database = ...`), as AIDE allows.
 /// - `root_prefix` and `@@x_include_setenv` values are kept as written.
+/// - The daemon's own files are excluded (`OWN_FILES_EXCLUDE`) unless the config already
+///   excludes `/hostroot/etc/kubernetes/aide*`: they change with every scan.
 pub fn convert_user_config(text: &str) -> String {
     let mut seen = Seen::default();
     let mut lines: Vec<String> = text
@@ -299,6 +305,14 @@ pub fn convert_user_config(text: &str) -> String {
     }
     if !seen.report_file {
         added.push(format!("report_url={REPORT_URL}"));
+    }
+    // The daemon's own files change with every scan and re-init; a user config that selects
+    // /etc would report them every time (upstream's conversion did not exclude them).
+    if !lines
+        .iter()
+        .any(|l| l.trim_start().starts_with("!/hostroot/etc/kubernetes/aide"))
+    {
+        added.push(OWN_FILES_EXCLUDE.to_string());
     }
     // Before a final empty element, so a trailing newline stays the last character.
     let at = if lines.len() > 1 && lines.last().is_some_and(|l| l.is_empty()) {
@@ -512,7 +526,7 @@ mod tests {
             "{DEFINE_DBDIR}\n{DEFINE_LOGDIR}\ndatabase={DB_IN_URL}\ndatabase_out={DB_OUT_URL}\n\
              report_url={REPORT_URL}\n{l}"
         ));
-        out.lines().nth(5).unwrap().to_string()
+        out.split('\n').nth(5).unwrap().to_string()
     }
 
     /// Upstream's TestPrepareAideConf, input and expected output verbatim.
@@ -527,6 +541,8 @@ mod tests {
             database_out=file:@@{DBDIR}/aide.db.gz.new\n# comment\n\
             report_url=file:@@{LOGDIR}/aide.log.new\nreport_url=stdout\n/hostroot/etc/crowbar\n\
             /hostroot/var/ladder\n!/hostroot/usr/multipass\nother\n";
+        // Plus, deliberately, the exclusion of the daemon's own files.
+        let expected = format!("{expected}{OWN_FILES_EXCLUDE}\n");
         assert_eq!(convert_user_config(input), expected);
     }
 
@@ -648,6 +664,7 @@ mod tests {
                 "report_url=file:@@{LOGDIR}/aide.log.new",
                 DEFINE_DBDIR,
                 DEFINE_LOGDIR,
+                OWN_FILES_EXCLUDE,
             ]
         );
         validate(&out).unwrap();
@@ -704,7 +721,7 @@ mod tests {
             format!(
                 "{DEFINE_DBDIR}\n{DEFINE_LOGDIR}\nNORMAL = p+sha512\n/hostroot/etc NORMAL\n\
                  database=file:@@{{DBDIR}}/aide.db.gz\ndatabase_out=file:@@{{DBDIR}}/aide.db.gz.new\n\
-                 report_url=file:@@{{LOGDIR}}/aide.log.new\n"
+                 report_url=file:@@{{LOGDIR}}/aide.log.new\n{OWN_FILES_EXCLUDE}\n"
             )
         );
         let c = load(&out);
@@ -726,7 +743,7 @@ mod tests {
         assert!(
             out.ends_with(
                 "/hostroot/etc R\ndatabase_out=file:@@{DBDIR}/aide.db.gz.new\n\
-                 report_url=file:@@{LOGDIR}/aide.log.new"
+                 report_url=file:@@{LOGDIR}/aide.log.new\n!/hostroot/etc/kubernetes/aide\\..*"
             ),
             "{out}"
         );
@@ -817,9 +834,10 @@ mod tests {
                 assert!(at_hostroot(p), "{l}");
             }
         }
-        assert_eq!(rules, 151);
-        // Same number of lines: nothing was added (it has every setting), nothing dropped.
-        assert_eq!(out.lines().count(), text.lines().count());
+        // Plus our exclusion of the daemon's files.
+        assert_eq!(rules, 152);
+        // One line more: only the exclusion was added (it has every setting), nothing dropped.
+        assert_eq!(out.lines().count(), text.lines().count() + 1);
         let c = load(&out);
         assert_eq!(
             c.options.database_in,

@@ -465,3 +465,95 @@ async fn set_phase(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{FileIntegrityNodeStatusFields, FileIntegrityScanResult};
+    use k8s_openapi::api::apps::v1::DaemonSetStatus;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    fn ready_ds(desired: i32) -> DaemonSet {
+        DaemonSet {
+            status: Some(DaemonSetStatus {
+                desired_number_scheduled: desired,
+                number_available: Some(desired),
+                updated_number_scheduled: Some(desired),
+                ..DaemonSetStatus::default()
+            }),
+            ..DaemonSet::default()
+        }
+    }
+
+    fn status(
+        node: &str,
+        condition: FileIntegrityNodeCondition,
+        reinit: i64,
+    ) -> FileIntegrityNodeStatus {
+        let r = FileIntegrityScanResult {
+            last_probe_time: Time(Timestamp::now()),
+            condition,
+            result_config_map_name: String::new(),
+            result_config_map_namespace: String::new(),
+            error_message: "AIDE error: 18 IO error".into(),
+            files_added: 0,
+            files_changed: 0,
+            files_removed: 0,
+        };
+        FileIntegrityNodeStatus::new(
+            &format!("fi-{node}"),
+            FileIntegrityNodeStatusFields {
+                node_name: node.into(),
+                results: vec![r.clone()],
+                last_result: r,
+                reinit_id: Some(reinit),
+            },
+        )
+    }
+
+    #[test]
+    fn phase_follows_config_daemonset_results_and_reinits() {
+        use FileIntegrityNodeCondition::*;
+        let nodes: BTreeSet<String> = ["n1", "n2"].map(String::from).into();
+        let ok = vec![status("n1", Succeeded, 1), status("n2", Failed, 1)];
+        let mut req = ReinitRequests::default();
+        req.request(["n1", "n2"]);
+        let ds = ready_ds(2);
+
+        let p = |ds: Option<&DaemonSet>, err: Option<&str>, st: &[FileIntegrityNodeStatus], r| {
+            phase(ds, err.map(String::from), &nodes, st, r)
+        };
+        assert_eq!(p(Some(&ds), None, &ok, &req), (Phase::Active, None));
+        assert_eq!(p(None, None, &ok, &req).0, Phase::Pending);
+        let (ph, msg) = p(Some(&ds), Some("aide.conf:3: bad"), &ok, &req);
+        assert_eq!(
+            (ph, msg.as_deref()),
+            (Phase::Error, Some("aide.conf:3: bad"))
+        );
+        let errored = vec![status("n1", Succeeded, 1), status("n2", Errored, 1)];
+        let (ph, msg) = p(Some(&ds), None, &errored, &req);
+        assert_eq!(ph, Phase::Error);
+        assert!(msg.unwrap().starts_with("n2: AIDE error: 18"));
+        // A status of a node no longer selected does not count.
+        let stale = vec![
+            status("n1", Succeeded, 1),
+            status("n2", Succeeded, 1),
+            status("gone", Errored, 0),
+        ];
+        assert_eq!(p(Some(&ds), None, &stale, &req).0, Phase::Active);
+
+        let mut again = req.clone();
+        again.request(["n2"]);
+        let (ph, msg) = p(Some(&ds), None, &ok, &again);
+        assert_eq!(
+            (ph, msg.as_deref()),
+            (Phase::Initializing, Some("re-initialising: n2"))
+        );
+        let (ph, msg) = p(Some(&ds), None, &ok[..1], &req);
+        assert_eq!(ph, Phase::Initializing, "{msg:?}");
+        assert_eq!(
+            p(Some(&ready_ds(0)), None, &[], &ReinitRequests::default()).0,
+            Phase::Initializing
+        );
+    }
+}

@@ -42,9 +42,10 @@ struct Files {
     report: Option<PathBuf>,
 }
 
+/// A line of the daemon's log as upstream prints it: on stdout, once (`oc logs` shows both
+/// streams, so a tracing copy on stderr would print every line twice).
 fn say(msg: &str) {
     println!("{msg}");
-    tracing::info!("{msg}");
 }
 
 impl NodeScanner {
