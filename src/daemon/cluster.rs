@@ -4,8 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +19,7 @@ use kube::runtime::WatchStreamExt;
 use kube::{Api, Client, ResourceExt};
 use tokio::sync::watch;
 
-use super::{pack_log, say, NodeScanner, ScanResult};
+use super::{pack_log, replace_file, say, NodeScanner, ScanResult};
 use crate::api::{names, FileIntegrity, ReinitRequests};
 use crate::config::LoadOptions;
 use crate::controller::aideconf;
@@ -56,19 +55,6 @@ fn read_completed(path: &Path, uid: &str) -> i64 {
         (Some(u), Some(id)) if u == uid => id,
         _ => 0,
     }
-}
-
-fn write_atomically(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(&tmp)?;
-    f.write_all(data)?;
-    f.sync_all()?;
-    fs::rename(&tmp, path)
 }
 
 /// Run until the process is stopped. Errors only when the cluster cannot be reached at all.
@@ -159,7 +145,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         } else {
             aideconf::map_hostroot(&text, &opts.hostroot)
         };
-        write_atomically(&scanner.config_path, local.as_bytes(), 0o600)
+        replace_file(&scanner.config_path, local.as_bytes(), 0o600)
             .with_context(|| format!("writing {}", scanner.config_path.display()))?;
 
         let mut failed_init = None;
@@ -169,7 +155,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             match tokio::task::spawn_blocking(move || s.init(reinit)).await? {
                 Ok(()) if reinit => {
                     let line = format!("{uid} {wanted}\n");
-                    match write_atomically(&id_path, line.as_bytes(), 0o600) {
+                    match replace_file(&id_path, line.as_bytes(), 0o600) {
                         Ok(()) => completed = wanted,
                         Err(e) => {
                             failed_init = Some(ScanResult::Errored {

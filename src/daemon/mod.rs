@@ -127,8 +127,12 @@ impl NodeScanner {
             .and_then(|p| std::fs::read(p).ok())
             .unwrap_or_default();
         if !log.is_empty() {
-            if let Err(e) = replace_file(&f.log, &log) {
+            if let Err(e) = replace_file(&f.log, &log, 0o644) {
                 return errored(14, &format!("Error updating log files from scan: {e}"));
+            }
+            // The report is now aide.log; the seed's listing of /etc/kubernetes has no .new.
+            if let Some(report) = f.report.as_ref().filter(|r| **r != f.log) {
+                let _ = std::fs::remove_file(report);
             }
         }
         if code == 0 {
@@ -153,14 +157,14 @@ fn errored(code: i32, e: &dyn std::fmt::Display) -> ScanResult {
     ScanResult::Errored { message }
 }
 
-/// Replace `path` atomically with `data`, mode 0644 (the log is readable, as on upstream nodes).
-fn replace_file(path: &Path, data: &[u8]) -> std::io::Result<()> {
+/// Replace `path` atomically with `data` (temp file, fsync, rename).
+pub(crate) fn replace_file(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
     let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
     let mut f = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
-        .mode(0o644)
+        .mode(mode)
         .open(&tmp)?;
     f.write_all(data)?;
     f.sync_all()?;
