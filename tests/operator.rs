@@ -51,6 +51,64 @@ fn allowed<T>(what: &str, r: Result<T, kube::Error>) -> Option<T> {
     }
 }
 
+/// `kubectl apply -k deploy/` is accepted by the real apiserver: every manifest (CRDs,
+/// namespace, RBAC, the operator's Deployment) passes a server-side apply dry run, with the
+/// namespace present as it would be on a second apply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_kustomization_applies_with_server_side_dry_run() {
+    let env = cluster::env();
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> =
+        Api::all(cluster::admin_client().await);
+    let ns = names::DEFAULT_NAMESPACE;
+    let created = namespaces
+        .get_opt(ns)
+        .await
+        .expect("reading the operator namespace")
+        .is_none();
+    if created {
+        let obj = serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap();
+        namespaces
+            .create(&PostParams::default(), &obj)
+            .await
+            .expect("creating the operator namespace");
+    }
+    let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy");
+    let out = std::process::Command::new(env.bin.join("kubectl"))
+        .arg("--kubeconfig")
+        .arg(&env.admin_kubeconfig)
+        .args([
+            "apply",
+            "--server-side",
+            "--dry-run=server",
+            "-o",
+            "name",
+            "-k",
+        ])
+        .arg(&deploy)
+        .output()
+        .expect("running kubectl");
+    if created {
+        let _ = namespaces.delete(ns, &DeleteParams::default()).await;
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "kubectl apply -k deploy/ --dry-run=server failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for object in [
+        "customresourcedefinition.apiextensions.k8s.io/fileintegrities.fileintegrity.openshift.io",
+        "customresourcedefinition.apiextensions.k8s.io/fileintegritynodestatuses.fileintegrity.openshift.io",
+        "namespace/openshift-file-integrity",
+        "role.rbac.authorization.k8s.io/file-integrity-operator",
+        "role.rbac.authorization.k8s.io/file-integrity-daemon",
+        "clusterrole.rbac.authorization.k8s.io/file-integrity-operator",
+        "deployment.apps/file-integrity-operator",
+    ] {
+        assert!(stdout.lines().any(|l| l == object), "{object} not applied:\n{stdout}");
+    }
+}
+
 /// The namespace, deploy/rbac, the token identities and kwok nodes work: a DaemonSet created as
 /// the operator's service account gets a Running pod on each of the test's nodes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
