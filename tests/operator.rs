@@ -1435,3 +1435,101 @@ async fn operator_restart_mid_reinit_reinitialises_each_node_once() {
     )
     .await;
 }
+
+/// Issue 4, section 2 (tamper-evident baseline): root on a node changes a file and rewrites
+/// `aide.db.gz` to match, so the node's own check finds nothing. The operator compares the
+/// database the node used with the baseline anchored off the node at the last legitimate
+/// (re-)init: the node goes Errored, not Succeeded, and the phase Error; a requested re-init
+/// moves the anchor and the node is Succeeded again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rewritten_database_is_errored_until_reinit() {
+    let s = active_scenario("baseline", 2, |_| {}).await;
+    let t = &s.t;
+    let (n1, n2) = (s.node(0).to_owned(), s.node(1).to_owned());
+    let first = t.node_statuses(FI).await.expect("node statuses");
+    let anchored = first[&n2]
+        .spec
+        .baseline
+        .clone()
+        .expect("a baseline is anchored with the first result");
+    assert_eq!(anchored.sha256.len(), 64, "{anchored:?}");
+
+    // The attack: change a file, then build a database of the changed tree with the node's own
+    // configuration and put it in place.
+    s.change_resolv_conf(&n2);
+    let root = s.root(&n2);
+    let config = t
+        .get_configmap(FI)
+        .await
+        .and_then(|cm| cm.data)
+        .and_then(|mut d| d.remove(names::DEFAULT_CONFIG_DATA_KEY))
+        .expect("the rendered AIDE configuration");
+    let attacker_conf = root
+        .parent()
+        .expect("node root parent")
+        .join("attacker.conf");
+    fs::write(
+        &attacker_conf,
+        fio::controller::aideconf::map_hostroot(&config, root),
+    )
+    .expect("write the attacker's config");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fio-scanner"))
+        .arg("-c")
+        .arg(&attacker_conf)
+        .arg("--init")
+        .output()
+        .expect("run fio-scanner --init");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let db = root.join("etc/kubernetes");
+    fs::rename(db.join("aide.db.gz.new"), db.join("aide.db.gz")).expect("replace the database");
+    let since = Timestamp::now();
+
+    let statuses = t
+        .wait_node_statuses(
+            FI,
+            &format!("{n2} Errored: database does not match the baseline"),
+            secs(60),
+            |st| {
+                st.get(&n2).is_some_and(|s| {
+                    condition(s) == FileIntegrityNodeCondition::Errored
+                        && after(s, Some(since))
+                        && s.spec
+                            .last_result
+                            .error_message
+                            .contains("does not match the baseline recorded at")
+                })
+            },
+        )
+        .await;
+    assert_eq!(
+        statuses[&n2].spec.baseline.as_ref(),
+        Some(&anchored),
+        "anchor moved"
+    );
+    assert_eq!(
+        condition(&statuses[&n1]),
+        FileIntegrityNodeCondition::Succeeded
+    );
+    t.wait_phase(FI, Phase::Error, secs(30)).await;
+
+    // A legitimate re-init of node-2 moves the anchor; Succeeded again, phase Active.
+    let at = Timestamp::now();
+    t.annotate_fi(FI, names::REINIT_ANNOTATION, &n2).await;
+    s.wait_reinit_confirmed(std::slice::from_ref(&n2), at, secs(60))
+        .await;
+    let statuses = t
+        .wait_node_statuses(
+            FI,
+            &format!("{n2} Succeeded after re-init"),
+            secs(60),
+            |st| {
+                st.get(&n2).is_some_and(|s| {
+                    condition(s) == FileIntegrityNodeCondition::Succeeded && after(s, Some(at))
+                })
+            },
+        )
+        .await;
+    let moved = statuses[&n2].spec.baseline.clone().expect("baseline");
+    assert_ne!(moved.sha256, anchored.sha256);
+    t.wait_phase(FI, Phase::Active, secs(30)).await;
+}

@@ -21,7 +21,7 @@ pub use fileintegrity::{
 };
 pub use nodestatus::{
     FileIntegrityNodeCondition, FileIntegrityNodeStatus, FileIntegrityNodeStatusFields,
-    FileIntegrityScanResult,
+    FileIntegrityScanResult, NodeBaseline,
 };
 pub use reinit::ReinitRequests;
 
@@ -213,7 +213,10 @@ mod tests {
         let props = schema["properties"].as_object().unwrap();
         let mut keys: Vec<_> = props.keys().map(String::as_str).collect();
         keys.sort_unstable();
-        assert_eq!(keys, ["lastResult", "nodeName", "reinitId", "results"]);
+        assert_eq!(
+            keys,
+            ["baseline", "lastResult", "nodeName", "reinitId", "results"]
+        );
         let mut required: Vec<_> = schema["required"]
             .as_array()
             .unwrap()

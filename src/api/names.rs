@@ -46,6 +46,12 @@ pub const REINIT_REQUESTS_ANNOTATION: &str = "file-integrity.openshift.io/reinit
 /// Annotation on result ConfigMaps (not in upstream): the newest re-init request id the node has
 /// completed for this FileIntegrity.
 pub const REINIT_ID_ANNOTATION: &str = "file-integrity.openshift.io/reinit-id";
+/// Annotations on result ConfigMaps (not in upstream): SHA-256, size and entry count of the
+/// database the scan used, and (present) when the daemon (re-)initialised it in this cycle.
+pub const DB_SHA256_ANNOTATION: &str = "file-integrity.openshift.io/db-sha256";
+pub const DB_SIZE_ANNOTATION: &str = "file-integrity.openshift.io/db-size";
+pub const DB_ENTRIES_ANNOTATION: &str = "file-integrity.openshift.io/db-entries";
+pub const DB_INITIALIZED_ANNOTATION: &str = "file-integrity.openshift.io/db-initialized";
 /// Label (value `""`) on the daemon's temporary result ConfigMap: process it as a scan result.
 pub const LOG_LABEL: &str = "file-integrity.openshift.io/log";
 /// Label (value `""`) on the persisted `<result-cm>-failed` ConfigMap ("a log we decided to
@@ -205,7 +211,7 @@ fn length_limited(prefix: &str, name: String, limit: usize) -> String {
         return name;
     }
     let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, name.as_bytes());
-    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    let hex = crate::report::values::base16(digest.as_ref());
     format!("{prefix}{hex}")
 }
 

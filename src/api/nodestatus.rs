@@ -88,6 +88,25 @@ pub struct FileIntegrityNodeStatusFields {
     /// upstream.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reinit_id: Option<i64>,
+    /// The node's baseline database as recorded at its last legitimate (re-)initialisation: the
+    /// anchor a rewritten `aide.db.gz` is detected against. Not in upstream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<NodeBaseline>,
+}
+
+/// The identity of a node's baseline database, kept off the node.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeBaseline {
+    /// SHA-256 (hex) of the database file.
+    pub sha256: String,
+    /// Size of the database file in bytes.
+    pub size: i64,
+    /// Entries in the database, when the daemon reported them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entries: Option<i64>,
+    /// When it was recorded (the result that reported the initialisation).
+    pub recorded_at: Time,
 }
 
 impl FileIntegrityNodeStatus {
@@ -267,6 +286,7 @@ mod tests {
                 results: Vec::new(),
                 last_result: r,
                 reinit_id: None,
+                baseline: None,
             },
         );
         let v = serde_json::to_value(&ns).unwrap();

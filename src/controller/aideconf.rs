@@ -397,7 +397,7 @@ pub fn validate(text: &str) -> Result<(), String> {
 /// the config the request was made for and not a stale one; any byte changes it.
 pub fn config_hash(text: &str) -> String {
     let d = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
-    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    crate::report::values::base16(d.as_ref())
 }
 
 /// `s` with the regex metacharacters escaped, for a directory inside a rule path.

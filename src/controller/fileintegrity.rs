@@ -507,6 +507,7 @@ mod tests {
                 results: vec![r.clone()],
                 last_result: r,
                 reinit_id: Some(reinit),
+                baseline: None,
             },
         )
     }

@@ -15,7 +15,7 @@ use kube::{Resource, ResourceExt};
 use super::{Context, Error, KubeContext, MANAGER};
 use crate::api::{
     names, FileIntegrity, FileIntegrityNodeCondition as Condition, FileIntegrityNodeStatus,
-    FileIntegrityNodeStatusFields, FileIntegrityScanResult,
+    FileIntegrityNodeStatusFields, FileIntegrityScanResult, NodeBaseline,
 };
 
 fn count(cm: &ConfigMap, key: &str) -> i64 {
@@ -89,6 +89,12 @@ pub async fn reconcile(cm: Arc<ConfigMap>, ctx: Arc<Context>) -> Result<Action, 
         .await
         .ctx(|| format!("reading node status {ns}/{st_name}"))?;
     let prev = previous.as_ref().map(|p| &p.spec);
+    let (baseline, mismatch) = check_baseline(&cm, prev, reinit_id, &result.last_probe_time);
+    if let Some(message) = mismatch {
+        tracing::warn!("node {node}: {message}");
+        result.condition = Condition::Errored;
+        result.error_message = message;
+    }
     let mut results: Vec<FileIntegrityScanResult> = prev
         .map(|p| p.results.clone())
         .unwrap_or_default()
@@ -108,6 +114,7 @@ pub async fn reconcile(cm: Arc<ConfigMap>, ctx: Arc<Context>) -> Result<Action, 
         results,
         last_result: last.clone(),
         reinit_id: reinit_id.max(prev.and_then(|p| p.reinit_id)),
+        baseline,
     };
     let mut status = FileIntegrityNodeStatus::new(&st_name, fields);
     status.metadata.namespace = Some(ns.to_owned());
@@ -163,6 +170,49 @@ pub async fn reconcile(cm: Arc<ConfigMap>, ctx: Arc<Context>) -> Result<Action, 
         Err(e) => return Err(e).ctx(|| format!("deleting result ConfigMap {ns}/{cm_name}")),
     }
     Ok(Action::await_change())
+}
+
+/// The anchored baseline after this result, and an error when the database the node used is
+/// not the anchored one. The anchor is set by the first report (trust on first use) and moved
+/// only by an initialisation that completed a re-init request (annotation, config change,
+/// MachineConfig update); a database rewritten or re-created on the node by anything else
+/// (including the daemon re-initialising a deleted database on its own) does not match it.
+fn check_baseline(
+    cm: &ConfigMap,
+    prev: Option<&FileIntegrityNodeStatusFields>,
+    reinit_id: Option<i64>,
+    probe: &Time,
+) -> (Option<NodeBaseline>, Option<String>) {
+    let anchored = prev.and_then(|p| p.baseline.clone());
+    let ann = cm.annotations();
+    let Some(sha256) = ann.get(names::DB_SHA256_ANNOTATION) else {
+        return (anchored, None);
+    };
+    let number = |key: &str| ann.get(key).and_then(|v| v.parse::<i64>().ok());
+    let requested_init = ann.contains_key(names::DB_INITIALIZED_ANNOTATION)
+        && reinit_id.unwrap_or(0) > prev.and_then(|p| p.reinit_id).unwrap_or(0);
+    match anchored {
+        Some(a) if &a.sha256 == sha256 => (Some(a), None),
+        Some(a) if !requested_init => {
+            let node = prev.map(|p| p.node_name.as_str()).unwrap_or_default();
+            let message = format!(
+                "database on node {node} does not match the baseline recorded at {} \
+                 (sha256 {}, found {sha256}); the scan result is discarded. Re-initialise the node \
+                 (annotation file-integrity.openshift.io/re-init) if the change is legitimate",
+                a.recorded_at.0, a.sha256
+            );
+            (Some(a), Some(message))
+        }
+        _ => (
+            Some(NodeBaseline {
+                sha256: sha256.clone(),
+                size: number(names::DB_SIZE_ANNOTATION).unwrap_or(0),
+                entries: number(names::DB_ENTRIES_ANNOTATION),
+                recorded_at: probe.clone(),
+            }),
+            None,
+        ),
+    }
 }
 
 /// A condition change, or a failure with different counts (upstream's

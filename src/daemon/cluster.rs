@@ -19,7 +19,7 @@ use kube::runtime::WatchStreamExt;
 use kube::{Api, Client, ResourceExt};
 use tokio::sync::watch;
 
-use super::{pack_log, replace_file, say, NodeScanner, ScanResult};
+use super::{pack_log, replace_file, say, Baseline, NodeScanner, ScanResult};
 use crate::api::{names, FileIntegrity, ReinitRequests};
 use crate::config::LoadOptions;
 use crate::controller::aideconf;
@@ -149,14 +149,18 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             .with_context(|| format!("writing {}", scanner.config_path.display()))?;
 
         let mut failed_init = None;
+        let mut initialized = None;
         if wanted > completed || scanner.needs_init() {
             let reinit = wanted > completed;
             let s = scanner.clone();
             match tokio::task::spawn_blocking(move || s.init(reinit)).await? {
-                Ok(()) if reinit => {
+                Ok(b) if reinit => {
                     let line = format!("{uid} {wanted}\n");
                     match replace_file(&id_path, line.as_bytes(), 0o600) {
-                        Ok(()) => completed = wanted,
+                        Ok(()) => {
+                            completed = wanted;
+                            initialized = Some(b);
+                        }
                         Err(e) => {
                             failed_init = Some(ScanResult::Errored {
                                 message: format!(
@@ -167,15 +171,21 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                         }
                     }
                 }
-                Ok(()) => {}
+                Ok(b) => initialized = Some(b),
                 Err(r) => failed_init = Some(r),
             }
         }
-        let result = match failed_init {
-            Some(r) => r,
+        let (result, db) = match failed_init {
+            Some(r) => (r, None),
             None => {
                 let s = scanner.clone();
-                tokio::task::spawn_blocking(move || s.check()).await?
+                let fresh = initialized.clone();
+                tokio::task::spawn_blocking(move || {
+                    // The identity of the database this check uses, for the operator's anchor.
+                    let db = fresh.or_else(|| s.baseline().ok());
+                    (s.check(), db)
+                })
+                .await?
             }
         };
         say(&format!(
@@ -183,7 +193,13 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             opts.node_name,
             result.condition()
         ));
-        report(&cms, &opts, &fi, &result, completed).await;
+        let scan = Scan {
+            result: &result,
+            completed,
+            db: db.as_ref(),
+            initialized: initialized.is_some(),
+        };
+        report(&cms, &opts, &fi, &scan).await;
 
         // Sleep for the interval, but wake for a new re-init request for this node.
         let node = opts.node_name.clone();
@@ -217,19 +233,35 @@ async fn wait(
     }
 }
 
+/// What one cycle of the daemon reports.
+pub struct Scan<'a> {
+    pub result: &'a ScanResult,
+    /// The newest re-init request completed on this node.
+    pub completed: i64,
+    /// The database the check used.
+    pub db: Option<&'a Baseline>,
+    /// The daemon (re-)initialised the database in this cycle.
+    pub initialized: bool,
+}
+
 /// The result ConfigMap of one scan.
-pub fn result_config_map(
-    opts: &Options,
-    fi: &FileIntegrity,
-    result: &ScanResult,
-    completed: i64,
-) -> ConfigMap {
+pub fn result_config_map(opts: &Options, fi: &FileIntegrity, scan: &Scan) -> ConfigMap {
     let mut annotations = BTreeMap::from([(
         names::REINIT_ID_ANNOTATION.to_owned(),
-        completed.to_string(),
+        scan.completed.to_string(),
     )]);
+    if let Some(db) = scan.db {
+        annotations.insert(names::DB_SHA256_ANNOTATION.into(), db.sha256.clone());
+        annotations.insert(names::DB_SIZE_ANNOTATION.into(), db.size.to_string());
+        if let Some(n) = db.entries {
+            annotations.insert(names::DB_ENTRIES_ANNOTATION.into(), n.to_string());
+        }
+    }
+    if scan.initialized {
+        annotations.insert(names::DB_INITIALIZED_ANNOTATION.into(), String::new());
+    }
     let mut data = None;
-    match result {
+    match scan.result {
         ScanResult::Succeeded => {}
         ScanResult::Failed {
             added,
@@ -290,14 +322,9 @@ pub fn result_config_map(
 /// Create the result ConfigMap. If the previous one is still there (the operator has not
 /// processed it yet) wait for it to go: the daemon may only create ConfigMaps. A result that
 /// cannot be delivered is logged and superseded by the next scan's.
-async fn report(
-    cms: &Api<ConfigMap>,
-    opts: &Options,
-    fi: &FileIntegrity,
-    result: &ScanResult,
-    completed: i64,
-) {
-    let cm = result_config_map(opts, fi, result, completed);
+async fn report(cms: &Api<ConfigMap>, opts: &Options, fi: &FileIntegrity, scan: &Scan<'_>) {
+    let result = scan.result;
+    let cm = result_config_map(opts, fi, scan);
     let name = cm.metadata.name.clone().unwrap_or_default();
     let deadline = tokio::time::Instant::now() + opts.interval.max(Duration::from_secs(30));
     let mut delay = Duration::from_millis(250);

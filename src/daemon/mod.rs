@@ -24,6 +24,16 @@ pub const LOG_REINIT: &str = "re-initializing AIDE db";
 pub const LOG_INIT_DONE: &str = "initialization finished";
 pub const LOG_CHECK: &str = "running aide check";
 
+/// The identity of a baseline database: what the operator anchors off the node, so that a
+/// database rewritten on the node is detected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Baseline {
+    pub sha256: String,
+    pub size: u64,
+    /// Known right after an initialisation.
+    pub entries: Option<u64>,
+}
+
 /// Runs scans on one node with one configuration file.
 #[derive(Debug, Clone)]
 pub struct NodeScanner {
@@ -88,14 +98,29 @@ impl NodeScanner {
     }
 
     /// Write a new baseline; the old database and log become timestamped backups.
-    pub fn init(&self, reinit: bool) -> Result<(), ScanResult> {
+    pub fn init(&self, reinit: bool) -> Result<Baseline, ScanResult> {
         say(if reinit { LOG_REINIT } else { LOG_INIT });
         let (cfg, f) = self.config()?;
-        scan::run(&cfg, Mode::Init).map_err(|e| errored(e.exit_code(), &e))?;
+        let out = scan::run(&cfg, Mode::Init).map_err(|e| errored(e.exit_code(), &e))?;
         crate::reinit::rotate(&f.db_new, &f.db, Some(&f.log), self.max_backups)
             .map_err(|e| errored(e.exit_code(), &e))?;
         say(LOG_INIT_DONE);
-        Ok(())
+        let mut b = self.baseline()?;
+        b.entries = Some(out.entries);
+        Ok(b)
+    }
+
+    /// The identity of the database a check would use now (`database_in`).
+    pub fn baseline(&self) -> Result<Baseline, ScanResult> {
+        let (_, f) = self.config()?;
+        let data =
+            std::fs::read(&f.db).map_err(|e| errored(18, &format!("{}: {e}", f.db.display())))?;
+        let digest = ring::digest::digest(&ring::digest::SHA256, &data);
+        Ok(Baseline {
+            sha256: crate::report::values::base16(digest.as_ref()),
+            size: data.len() as u64,
+            entries: None,
+        })
     }
 
     /// One check against the baseline. The report goes to the configuration's report URLs and
