@@ -9,6 +9,7 @@ pub mod controller;
 pub mod daemon;
 pub mod database;
 pub mod entry;
+pub mod harden;
 pub mod hash;
 pub mod measure;
 pub mod options;
