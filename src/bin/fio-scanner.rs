@@ -47,6 +47,9 @@ Options:
       --config-map=CM daemon: the ConfigMap with aide.conf (default: the owner's name)
       --debug[=BOOL]  daemon: debug logging
       --compress      daemon: always gzip+base64 the report in result ConfigMaps
+      --insecure-no-harden
+                      daemon --owner: do not confine the process (read-only host root,
+                      capabilities, seccomp, Landlock); for environments that cannot
 
 Exit codes as AIDE: 0 no differences, 1|2|4 added|removed|changed entries,
 14 write error, 15 invalid argument, 16 unimplemented, 17 configuration error, 18 I/O error.
@@ -78,6 +81,7 @@ struct Args {
     config_map: Option<String>,
     debug: bool,
     compress: bool,
+    no_harden: bool,
 }
 
 fn parse_args() -> Result<Args, lexopt::Error> {
@@ -99,6 +103,7 @@ fn parse_args() -> Result<Args, lexopt::Error> {
         config_map: None,
         debug: false,
         compress: false,
+        no_harden: false,
     };
     let mut cmds = Vec::new();
     while let Some(arg) = p.next()? {
@@ -125,6 +130,7 @@ fn parse_args() -> Result<Args, lexopt::Error> {
             Long("hostroot") => a.hostroot = p.value()?.into(),
             Long("config-map") => a.config_map = Some(p.value()?.string()?),
             Long("compress") => a.compress = true,
+            Long("insecure-no-harden") => a.no_harden = true,
             Long("debug") => {
                 a.debug = match p.optional_value() {
                     None => true,
@@ -339,6 +345,24 @@ fn run_cluster_daemon(args: &Args, owner: String) -> ExitCode {
         node_name,
         force_compress: args.compress,
     };
+    // Before the runtime exists: hardening needs a single-threaded process.
+    if args.no_harden {
+        tracing::warn!("--insecure-no-harden: running without confinement");
+    } else {
+        match fio::daemon::cluster::harden(&opts) {
+            Ok(report) => {
+                for step in &report.steps {
+                    tracing::info!("hardened: {step}");
+                }
+            }
+            Err(e) => {
+                tracing::error!(
+                    "refusing to run unconfined: {e:#} (--insecure-no-harden runs without)"
+                );
+                return ExitCode::from(1);
+            }
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

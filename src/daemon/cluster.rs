@@ -41,6 +41,36 @@ pub struct Options {
     pub force_compress: bool,
 }
 
+/// The daemon's private directory (the config fetched from the API), created if missing: one
+/// of the two places it may write once hardened.
+pub fn state_dir(opts: &Options) -> anyhow::Result<PathBuf> {
+    let state = std::env::temp_dir().join(format!("fio-daemon-{}-{}", opts.owner, opts.node_name));
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&state)
+        .with_context(|| format!("creating {}", state.display()))?;
+    Ok(state)
+}
+
+/// Confine the process (see `crate::harden`): the node root read-only, writes only in its
+/// database directory and the state directory. Must run before any other thread exists.
+pub fn harden(opts: &Options) -> anyhow::Result<crate::harden::Report> {
+    let canonical = |p: &Path| {
+        fs::canonicalize(p).with_context(|| format!("hardening: resolving {}", p.display()))
+    };
+    let host_root = canonical(&opts.hostroot)?;
+    let db_dir = canonical(&reinit_id_path(&host_root).with_file_name(""))?;
+    let state = canonical(&state_dir(opts)?)?;
+    let report = crate::harden::harden(&crate::harden::HardenOptions {
+        host_root,
+        writable: vec![db_dir, state],
+        keep_dac_read_search: true,
+        ..Default::default()
+    })?;
+    Ok(report)
+}
+
 /// The completed re-init id, per FileIntegrity uid, kept next to the database.
 fn reinit_id_path(hostroot: &Path) -> PathBuf {
     hostroot.join("etc/kubernetes/aide.reinit-id")
@@ -84,12 +114,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         }
     });
 
-    let state = std::env::temp_dir().join(format!("fio-daemon-{}-{}", opts.owner, opts.node_name));
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&state)
-        .with_context(|| format!("creating {}", state.display()))?;
+    let state = state_dir(&opts)?;
     let scanner = NodeScanner {
         config_path: state.join("aide.conf"),
         load: LoadOptions::default(),
