@@ -233,12 +233,16 @@ done
 kubectl -n "$NS" rollout status "ds/$DS" --timeout=90s >/dev/null
 check_alive
 
+# The daemons confine themselves (read-only node root, capabilities, seccomp, Landlock), which
+# needs root; as another user they run unconfined, saying so in their logs.
+HARDEN=()
+if [[ $(id -u) -ne 0 ]]; then HARDEN=(--insecure-no-harden); fi
 for i in $(seq "$NODES"); do
     say "starting fio-scanner daemon for node-$i over $DEMO/node-$i (log: $DEMO/logs/daemon-node-$i.log)"
     start "daemon-node-$i" "$DEMO/logs/daemon-node-$i.log" env -u WATCH_NAMESPACE \
         NODE_NAME="node-$i" KUBECONFIG="$DEMO/kubeconfigs/daemon.kubeconfig" FIO_LOG="${FIO_LOG:-info}" \
         "$SCANNER" daemon --owner="$FI" --namespace="$NS" --hostroot="$DEMO/node-$i" \
-        --interval="$GRACE" --max-backups=5
+        --interval="$GRACE" --max-backups=5 "${HARDEN[@]}"
 done
 sleep 2
 check_alive
