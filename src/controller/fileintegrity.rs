@@ -409,7 +409,13 @@ fn phase(
             Some(format!("re-initialising: {}", pending.join(","))),
         );
     }
-    let desired = ds.status.as_ref().map_or(0, |s| s.desired_number_scheduled);
+    // The DaemonSet keeps counting a pod of a deleted node until the pod GC removes it; nodes
+    // that no longer exist are not waited for.
+    let desired = ds
+        .status
+        .as_ref()
+        .map_or(0, |s| s.desired_number_scheduled)
+        .min(selected.len() as i32);
     if (current.len() as i32) < desired {
         return (
             Phase::Initializing,
@@ -525,6 +531,11 @@ mod tests {
             phase(ds, err.map(String::from), &nodes, st, r)
         };
         assert_eq!(p(Some(&ds), None, &ok, &req), (Phase::Active, None));
+        // The DaemonSet still counts the pod of a deleted third node: not waited for.
+        assert_eq!(
+            p(Some(&ready_ds(3)), None, &ok, &req),
+            (Phase::Active, None)
+        );
         assert_eq!(p(None, None, &ok, &req).0, Phase::Pending);
         let (ph, msg) = p(Some(&ds), Some("aide.conf:3: bad"), &ok, &req);
         assert_eq!(
