@@ -144,6 +144,12 @@ impl Crc32Bzip2 {
     }
 }
 
+/// SHA-256 of `data` in lowercase hex: the identity of configs, DaemonSet specs and baseline
+/// databases in the operator and daemon.
+pub fn sha256_hex(data: &[u8]) -> String {
+    crate::report::values::base16(ring::digest::digest(&ring::digest::SHA256, data).as_ref())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

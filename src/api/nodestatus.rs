@@ -145,6 +145,22 @@ pub struct FileIntegrityScanResult {
     pub files_removed: i64,
 }
 
+impl FileIntegrityScanResult {
+    /// A result with `condition` at `time` and nothing else set.
+    pub fn new(last_probe_time: Time, condition: FileIntegrityNodeCondition) -> Self {
+        Self {
+            last_probe_time,
+            condition,
+            result_config_map_name: String::new(),
+            result_config_map_namespace: String::new(),
+            error_message: String::new(),
+            files_added: 0,
+            files_changed: 0,
+            files_removed: 0,
+        }
+    }
+}
+
 /// Condition of a scan result.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
 pub enum FileIntegrityNodeCondition {
@@ -264,16 +280,10 @@ mod tests {
 
     #[test]
     fn omitempty_fields_are_omitted() {
-        let r = FileIntegrityScanResult {
-            last_probe_time: Time("2020-09-15T12:45:57Z".parse().unwrap()),
-            condition: FileIntegrityNodeCondition::Succeeded,
-            result_config_map_name: String::new(),
-            result_config_map_namespace: String::new(),
-            error_message: String::new(),
-            files_added: 0,
-            files_changed: 0,
-            files_removed: 0,
-        };
+        let r = FileIntegrityScanResult::new(
+            Time("2020-09-15T12:45:57Z".parse().unwrap()),
+            FileIntegrityNodeCondition::Succeeded,
+        );
         assert_eq!(
             serde_json::to_value(&r).unwrap(),
             json!({"lastProbeTime": "2020-09-15T12:45:57Z", "condition": "Succeeded"})

@@ -396,8 +396,7 @@ pub fn validate(text: &str) -> Result<(), String> {
 /// The daemon compares it with the hash of the ConfigMap it fetched, so it re-initialises with
 /// the config the request was made for and not a stale one; any byte changes it.
 pub fn config_hash(text: &str) -> String {
-    let d = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
-    crate::report::values::base16(d.as_ref())
+    crate::hash::sha256_hex(text.as_bytes())
 }
 
 /// `s` with the regex metacharacters escaped, for a directory inside a rule path.

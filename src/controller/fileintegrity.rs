@@ -88,6 +88,13 @@ pub async fn reconcile(fi: Arc<FileIntegrity>, ctx: Arc<Context>) -> Result<Acti
         .ctx(|| format!("reading ConfigMap {ns}/{name}"))?
         .and_then(|cm| cm.data)
         .and_then(|mut d| d.remove(names::DEFAULT_CONFIG_DATA_KEY));
+    // What stays in use when the wanted config is missing or invalid: the deployed one, or the
+    // default when nothing is deployed yet.
+    let kept = || {
+        deployed
+            .clone()
+            .unwrap_or_else(|| aideconf::DEFAULT_CONFIG.to_owned())
+    };
     let mut config_error = None;
     let config = match wanted_config(&fi, &ctx).await? {
         Wanted::Text(text) => match aideconf::validate(&text) {
@@ -98,14 +105,10 @@ pub async fn reconcile(fi: Arc<FileIntegrity>, ctx: Arc<Context>) -> Result<Acti
                     "invalid AIDE configuration in ConfigMap {cns}/{cname} key {}: {e}",
                     fi.spec.config.data_key()
                 ));
-                deployed
-                    .clone()
-                    .unwrap_or_else(|| aideconf::DEFAULT_CONFIG.to_owned())
+                kept()
             }
         },
-        Wanted::Keep => deployed
-            .clone()
-            .unwrap_or_else(|| aideconf::DEFAULT_CONFIG.to_owned()),
+        Wanted::Keep => kept(),
     };
     if deployed.as_deref() != Some(config.as_str()) {
         apply_config_map(&fi, &ctx, &config).await?;
@@ -154,7 +157,7 @@ pub async fn reconcile(fi: Arc<FileIntegrity>, ctx: Arc<Context>) -> Result<Acti
     }
     let priority_class = priority_class(&fi, &ctx).await?;
     let mut desired = daemonset::build(&fi, ns, &ctx.image, priority_class);
-    let hash = aideconf::config_hash(&serde_json::to_string(&desired).unwrap_or_default());
+    let hash = crate::hash::sha256_hex(&serde_json::to_vec(&desired).unwrap_or_default());
     let current_hash = ds.as_ref().and_then(|d| {
         d.annotations()
             .get(daemonset::SPEC_HASH_ANNOTATION)
@@ -164,12 +167,8 @@ pub async fn reconcile(fi: Arc<FileIntegrity>, ctx: Arc<Context>) -> Result<Acti
         desired
             .annotations_mut()
             .insert(daemonset::SPEC_HASH_ANNOTATION.into(), hash);
-        let applied = dss
-            .patch(
-                &ds_name,
-                &PatchParams::apply(MANAGER).force(),
-                &Patch::Apply(&desired),
-            )
+        let applied = ctx
+            .apply(&desired)
             .await
             .ctx(|| format!("applying DaemonSet {ns}/{ds_name}"))?;
         tracing::info!("DaemonSet {ds_name} applied");
@@ -222,19 +221,12 @@ async fn apply_config_map(fi: &FileIntegrity, ctx: &Context, config: &str) -> Re
         )])),
         ..ConfigMap::default()
     };
-    ctx.api::<ConfigMap>()
-        .patch(
-            &name,
-            &PatchParams::apply(MANAGER).force(),
-            &Patch::Apply(&cm),
+    ctx.apply(&cm).await.ctx(|| {
+        format!(
+            "applying the AIDE configuration ConfigMap {}/{name}",
+            ctx.namespace
         )
-        .await
-        .ctx(|| {
-            format!(
-                "applying the AIDE configuration ConfigMap {}/{name}",
-                ctx.namespace
-            )
-        })?;
+    })?;
     tracing::info!("AIDE configuration {name} updated");
     Ok(())
 }
@@ -497,14 +489,8 @@ mod tests {
         reinit: i64,
     ) -> FileIntegrityNodeStatus {
         let r = FileIntegrityScanResult {
-            last_probe_time: Time(Timestamp::now()),
-            condition,
-            result_config_map_name: String::new(),
-            result_config_map_namespace: String::new(),
             error_message: "AIDE error: 18 IO error".into(),
-            files_added: 0,
-            files_changed: 0,
-            files_removed: 0,
+            ..FileIntegrityScanResult::new(Time(Timestamp::now()), condition)
         };
         FileIntegrityNodeStatus::new(
             &format!("fi-{node}"),

@@ -8,11 +8,11 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
-use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
+use kube::api::{DeleteParams, Preconditions};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 
-use super::{Context, Error, KubeContext, MANAGER};
+use super::{Context, Error, KubeContext};
 use crate::api::{
     names, FileIntegrity, FileIntegrityNodeCondition as Condition, FileIntegrityNodeStatus,
     FileIntegrityNodeStatusFields, FileIntegrityScanResult, NodeBaseline,
@@ -50,16 +50,7 @@ pub async fn reconcile(cm: Arc<ConfigMap>, ctx: Arc<Context>) -> Result<Action, 
         .creation_timestamp
         .clone()
         .unwrap_or_else(|| Time(k8s_openapi::jiff::Timestamp::now()));
-    let mut result = FileIntegrityScanResult {
-        last_probe_time: probe,
-        condition: Condition::Succeeded,
-        result_config_map_name: String::new(),
-        result_config_map_namespace: String::new(),
-        error_message: String::new(),
-        files_added: 0,
-        files_changed: 0,
-        files_removed: 0,
-    };
+    let mut result = FileIntegrityScanResult::new(probe, Condition::Succeeded);
     let log = cm
         .data
         .as_ref()
@@ -120,13 +111,9 @@ pub async fn reconcile(cm: Arc<ConfigMap>, ctx: Arc<Context>) -> Result<Action, 
     status.metadata.namespace = Some(ns.to_owned());
     status.metadata.labels = Some(BTreeMap::from([(names::OWNER_LABEL.into(), owner.clone())]));
     status.metadata.owner_references = fi.controller_owner_ref(&()).map(|r| vec![r]);
-    nss.patch(
-        &st_name,
-        &PatchParams::apply(MANAGER).force(),
-        &Patch::Apply(&status),
-    )
-    .await
-    .ctx(|| format!("writing node status {ns}/{st_name}"))?;
+    ctx.apply(&status)
+        .await
+        .ctx(|| format!("writing node status {ns}/{st_name}"))?;
 
     if is_news(prev.map(|p| &p.last_result), &last) {
         let (warning, note) = match last.condition {
@@ -243,12 +230,7 @@ async fn keep_failure(cm: &ConfigMap, ctx: &Context) -> Result<String, Error> {
         data: cm.data.clone(),
         ..ConfigMap::default()
     };
-    ctx.api::<ConfigMap>()
-        .patch(
-            &name,
-            &PatchParams::apply(MANAGER).force(),
-            &Patch::Apply(&kept),
-        )
+    ctx.apply(&kept)
         .await
         .ctx(|| format!("writing failure report {}/{name}", ctx.namespace))?;
     Ok(name)

@@ -60,7 +60,7 @@ pub fn harden(opts: &Options) -> anyhow::Result<crate::harden::Report> {
         fs::canonicalize(p).with_context(|| format!("hardening: resolving {}", p.display()))
     };
     let host_root = canonical(&opts.hostroot)?;
-    let db_dir = canonical(&reinit_id_path(&host_root).with_file_name(""))?;
+    let db_dir = canonical(&db_dir(&host_root))?;
     let state = canonical(&state_dir(opts)?)?;
     let report = crate::harden::harden(&crate::harden::HardenOptions {
         host_root,
@@ -71,9 +71,14 @@ pub fn harden(opts: &Options) -> anyhow::Result<crate::harden::Report> {
     Ok(report)
 }
 
+/// Where the node's database, logs and backups live (the seed's `/etc/kubernetes`).
+fn db_dir(hostroot: &Path) -> PathBuf {
+    hostroot.join("etc/kubernetes")
+}
+
 /// The completed re-init id, per FileIntegrity uid, kept next to the database.
 fn reinit_id_path(hostroot: &Path) -> PathBuf {
-    hostroot.join("etc/kubernetes/aide.reinit-id")
+    db_dir(hostroot).join("aide.reinit-id")
 }
 
 fn read_completed(path: &Path, uid: &str) -> i64 {

@@ -115,9 +115,8 @@ impl NodeScanner {
         let (_, f) = self.config()?;
         let data =
             std::fs::read(&f.db).map_err(|e| errored(18, &format!("{}: {e}", f.db.display())))?;
-        let digest = ring::digest::digest(&ring::digest::SHA256, &data);
         Ok(Baseline {
-            sha256: crate::report::values::base16(digest.as_ref()),
+            sha256: crate::hash::sha256_hex(&data),
             size: data.len() as u64,
             entries: None,
         })
