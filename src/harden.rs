@@ -5,8 +5,11 @@
 //! Landlock before ABI v8 act on the calling thread only, and threads created later inherit
 //! all of them). It is irreversible. In this order:
 //!
-//! 1. `namespace`: its own mount namespace (`unshare(CLONE_NEWNS)`), every mount made private
-//!    so nothing propagates back to the node.
+//! 1. `namespace`: its own mount namespace (`unshare(CLONE_NEWNS)`), every mount made a slave:
+//!    nothing propagates back to the node, but the node's unmounts still reach us. Private
+//!    copies would pin every filesystem mounted on the node when the daemon started (CSI volumes
+//!    could then not be detached, OCPBUGS-14947). A filesystem the node mounts later arrives
+//!    writable; Landlock (step 5) is what keeps it from being written.
 //! 2. `readonly host root`: the host root is bind-mounted onto itself (recursively) and made
 //!    read-only, nosuid, nodev, submounts included (`mount_setattr(AT_RECURSIVE)`, or one
 //!    remount per mount listed in `/proc/self/mountinfo` on kernels before 5.12: a plain
@@ -186,7 +189,7 @@ pub fn harden(opts: &HardenOptions) -> Result<Report, HardenError> {
     let filters = seccomp_filters()?;
     let mut report = Report::default();
 
-    // 1. Own mount namespace, nothing propagates to the node.
+    // 1. Own mount namespace: nothing propagates to the node, the node's unmounts reach us.
     // SAFETY: plain system call with a constant flag.
     if unsafe { libc::unshare(libc::CLONE_NEWNS) } != 0 {
         return Err(HardenError::Step {
@@ -197,12 +200,12 @@ pub fn harden(opts: &HardenOptions) -> Result<Report, HardenError> {
     mount(
         None,
         Path::new("/"),
-        libc::MS_REC | libc::MS_PRIVATE,
+        libc::MS_REC | libc::MS_SLAVE,
         "namespace",
     )?;
     report
         .steps
-        .push("namespace: own mount namespace, all mounts private".into());
+        .push("namespace: own mount namespace, all mounts slaves of the node's".into());
 
     // 2. The host root read-only, then the writable directories.
     let step = "readonly host root";

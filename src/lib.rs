@@ -12,6 +12,7 @@ pub mod entry;
 pub mod harden;
 pub mod hash;
 pub mod measure;
+pub mod metrics;
 pub mod options;
 pub mod reinit;
 pub mod report;

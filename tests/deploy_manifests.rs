@@ -8,7 +8,7 @@ use std::process::Command;
 
 use fio::api::{self, names, FileIntegrity};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use k8s_openapi::api::core::v1::{Namespace, Secret, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use serde::de::DeserializeOwned;
@@ -208,6 +208,10 @@ fn every_manifest_parses_as_its_kind() {
     let objects = all_objects();
     assert!(objects.len() >= 10, "{objects:?}");
     let namespaced = [
+        "Service",
+        "Secret",
+        "PrometheusRule",
+        "ServiceMonitor",
         "ServiceAccount",
         "Role",
         "RoleBinding",
@@ -243,6 +247,19 @@ fn every_manifest_parses_as_its_kind() {
             "ClusterRoleBinding" => round_trip::<ClusterRoleBinding>(file, doc),
             "Deployment" => round_trip::<Deployment>(file, doc),
             "FileIntegrity" => round_trip::<FileIntegrity>(file, doc),
+            "Service" => round_trip::<Service>(file, doc),
+            "Secret" => round_trip::<Secret>(file, doc),
+            // No Rust type: the operator's own parser (it applies these at start) must read them.
+            "PrometheusRule" | "ServiceMonitor" => {
+                let objects = fio::controller::monitoring::objects(names::DEFAULT_NAMESPACE)
+                    .expect("the operator parses deploy/monitoring");
+                assert!(
+                    objects
+                        .iter()
+                        .any(|o| o.types.as_ref().is_some_and(|t| t.kind == kind)),
+                    "{file}: {kind} not among the operator's monitoring objects"
+                );
+            }
             other => panic!(
                 "{file}: no typed check for kind {other}: add one to tests/deploy_manifests.rs"
             ),
@@ -294,6 +311,14 @@ fn kustomizations_list_exactly_the_manifests() {
         installed.is_disjoint(&samples),
         "deploy/kustomization.yaml must not install the samples"
     );
+    // Only for clusters with the Prometheus operator: not in the plain install.
+    let mut monitoring = BTreeSet::new();
+    kustomization_files(&deploy.join("monitoring"), &mut monitoring);
+    assert!(
+        installed.is_disjoint(&monitoring),
+        "deploy/kustomization.yaml must not need the Prometheus operator's CRDs"
+    );
+    samples.extend(monitoring);
 
     let manifests: BTreeSet<_> = yaml_files(&deploy)
         .into_iter()
@@ -353,7 +378,7 @@ fn kubectl_kustomize_builds_when_available() {
         serde_saphyr::from_multiple(&String::from_utf8(out.stdout).unwrap()).unwrap();
     let installed = all_objects()
         .into_iter()
-        .filter(|(f, _)| !f.starts_with("deploy/samples/"))
+        .filter(|(f, _)| !f.starts_with("deploy/samples/") && !f.starts_with("deploy/monitoring/"))
         .count();
     assert_eq!(built.len(), installed);
     let deployment = built.iter().find(|d| d["kind"] == "Deployment").unwrap();
@@ -422,11 +447,20 @@ fn daemon_can_report_but_not_write_node_statuses() {
             "{verb} fileintegrities"
         );
     }
-    for verb in WRITE_VERBS.iter().chain(&["get", "list", "watch"]) {
+    // It reads its own node status for the anchored baseline, and nothing more.
+    assert!(allows(
+        &rules,
+        names::GROUP,
+        "fileintegritynodestatuses",
+        "get"
+    ));
+    for verb in WRITE_VERBS.iter().chain(&["list", "watch"]) {
         assert!(
             !allows(&rules, names::GROUP, "fileintegritynodestatuses", verb),
             "daemon may {verb} node statuses"
         );
+    }
+    for verb in WRITE_VERBS.iter().chain(&["get", "list", "watch"]) {
         assert!(
             !allows(&rules, names::GROUP, "fileintegrities/status", verb),
             "daemon may {verb} FI status"
@@ -598,6 +632,11 @@ fn bindings_refer_to_existing_roles_and_accounts() {
         assert!(!subjects.is_empty(), "{file}: no subjects");
         for s in subjects {
             assert_eq!(s.kind, "ServiceAccount", "{file}");
+            // OpenShift's cluster Prometheus, which scrapes the metrics (deploy/monitoring).
+            if s.namespace.as_deref() == Some("openshift-monitoring") && s.name == "prometheus-k8s"
+            {
+                continue;
+            }
             assert!(
                 exists("ServiceAccount", &s.name),
                 "{file}: ServiceAccount {} not defined",
@@ -653,4 +692,44 @@ fn operator_deployment() {
         );
     }
     assert_eq!(labels["openshift.io/cluster-monitoring"], "true");
+}
+
+/// The alert the operator installs is upstream's, and it watches a metric the operator exports;
+/// the ServiceMonitor scrapes the port and path the operator serves.
+#[test]
+fn monitoring_alert_and_scrape_match_the_metrics() {
+    let objects = fio::controller::monitoring::objects("fio-test").expect("monitoring objects");
+    let kind = |k: &str| {
+        objects
+            .iter()
+            .find(|o| o.types.as_ref().is_some_and(|t| t.kind == k))
+            .unwrap_or_else(|| panic!("no {k}"))
+    };
+    let rule = kind("PrometheusRule");
+    assert_eq!(rule.metadata.namespace.as_deref(), Some("fio-test"));
+    let r = &rule.data["spec"]["groups"][0]["rules"][0];
+    assert_eq!(r["alert"], "NodeHasIntegrityFailure");
+    let expr = r["expr"].as_str().unwrap();
+    assert_eq!(
+        expr,
+        "file_integrity_operator_node_failed{node=~\".+\"} * on(node) kube_node_info > 0"
+    );
+    assert_eq!(r["labels"]["namespace"], "fio-test");
+    let metrics = fio::metrics::Metrics::new();
+    metrics.set_failed("fi", "node-1", true);
+    let exported = metrics.encode();
+    assert!(
+        exported.contains("# TYPE file_integrity_operator_node_failed gauge"),
+        "{exported}"
+    );
+
+    let monitor = kind("ServiceMonitor");
+    let ep = &monitor.data["spec"]["endpoints"][0];
+    assert_eq!(ep["path"], "/metrics-fio");
+    assert_eq!(ep["scheme"], "https");
+    assert_eq!(ep["tlsConfig"]["serverName"], "metrics.fio-test.svc");
+    let service: Service = find("Service", "metrics");
+    let port = &service.spec.unwrap().ports.unwrap()[0];
+    assert_eq!(ep["port"], port.name.clone().unwrap());
+    assert_eq!(port.port, 8585);
 }

@@ -13,6 +13,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use fio::controller::daemonset::DAEMON_CAPABILITIES;
 use fio::harden::{harden, HardenOptions, ProcStatus, ReadonlyMethod};
 
 const CHILD_ENV: &str = "FIO_HARDEN_CHILD";
@@ -372,6 +373,7 @@ fn child(case: &str) -> ! {
                 },
             );
         }
+        "pod" => pod_child(&tree, &mut o),
         "threads" => {
             let (tx, rx) = std::sync::mpsc::channel::<()>();
             let t = std::thread::spawn(move || rx.recv());
@@ -406,6 +408,111 @@ fn child(case: &str) -> ! {
     }
     println!("{}", serde_json::to_string(&o).unwrap());
     std::process::exit(0);
+}
+
+/// The node of case `pod`: this child's own mount namespace, the host root a shared mount with a
+/// tmpfs at `<root>/var`. It forks the daemon, which starts with the DaemonSet's capabilities
+/// only and hardens; then the node unmounts the tmpfs and the daemon looks again.
+fn pod_child(tree: &Tree, o: &mut Obs) {
+    use std::io::Write;
+    use std::os::unix::net::UnixStream;
+    let root = tree.root();
+    let var = root.join("var");
+    // SAFETY: plain system calls with valid strings; this child has one thread.
+    unsafe {
+        assert_eq!(libc::unshare(libc::CLONE_NEWNS), 0, "unshare");
+        let m = |src: &std::ffi::CStr, dst: &Path, fs: &std::ffi::CStr, flags| {
+            let dst = c(dst);
+            let fs_ptr = if fs.is_empty() {
+                std::ptr::null()
+            } else {
+                fs.as_ptr()
+            };
+            let r = libc::mount(src.as_ptr(), dst.as_ptr(), fs_ptr, flags, std::ptr::null());
+            assert_eq!(r, 0, "mount: {}", std::io::Error::last_os_error());
+        };
+        m(
+            c"none",
+            Path::new("/"),
+            c"",
+            libc::MS_REC | libc::MS_PRIVATE,
+        );
+        m(&c(&root), &root, c"", libc::MS_BIND);
+        m(c"none", &root, c"", libc::MS_SHARED);
+        m(c"tmpfs", &var, c"tmpfs", 0);
+    }
+    let (mut node, mut daemon) = UnixStream::pair().unwrap();
+    let byte = |s: &mut UnixStream| {
+        let mut b = [0u8];
+        s.read_exact(&mut b).unwrap();
+    };
+    // SAFETY: single-threaded, so the forked process may run anything.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        drop(node);
+        let mut d = Obs::new();
+        restrict_to_daemonset_capabilities();
+        status_obs_prefixed(&mut d, "start_");
+        d.insert(
+            "harden".into(),
+            match harden(&tree.options(true, ReadonlyMethod::Auto)) {
+                Ok(_) => "ok".into(),
+                Err(e) => format!("{}: {e}", e.step()),
+            },
+        );
+        status_obs(&mut d);
+        d.insert(
+            "read_secret".into(),
+            outcome(fs::read(root.join("etc/ssh/ssh_host_key"))),
+        );
+        d.insert("write_db".into(), write(&tree.db_dir().join("new")));
+        d.insert("write_etc".into(), write(&root.join("etc/new")));
+        d.insert("mount_var_before".into(), mount_opts(&var));
+        daemon.write_all(b"1").unwrap();
+        byte(&mut daemon);
+        d.insert("mount_var_after".into(), mount_opts(&var));
+        daemon
+            .write_all(serde_json::to_string(&d).unwrap().as_bytes())
+            .unwrap();
+        // SAFETY: leave without running the parent's exit handlers twice.
+        unsafe { libc::_exit(0) };
+    }
+    drop(daemon);
+    byte(&mut node);
+    // SAFETY: valid path.
+    let r = unsafe { libc::umount2(c(&var).as_ptr(), 0) };
+    o.insert("node_umount".into(), last_result(r as libc::c_long));
+    node.write_all(b"1").unwrap();
+    let mut json = String::new();
+    node.read_to_string(&mut json).unwrap();
+    // SAFETY: our own child.
+    unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+    let d: Obs =
+        serde_json::from_str(&json).unwrap_or_else(|e| panic!("daemon said {json:?}: {e}"));
+    o.extend(d);
+}
+
+/// What a container runtime gives the daemon: the DaemonSet's capabilities, nothing else.
+fn restrict_to_daemonset_capabilities() {
+    use caps::{CapSet, Capability, CapsHashSet};
+    let keep: CapsHashSet = DAEMON_CAPABILITIES
+        .iter()
+        .map(|c| format!("CAP_{c}").parse::<Capability>().unwrap())
+        .collect();
+    for cap in caps::runtime::thread_all_supported() {
+        if !keep.contains(&cap) {
+            caps::drop(None, CapSet::Bounding, cap).unwrap();
+        }
+    }
+    caps::clear(None, CapSet::Inheritable).unwrap();
+    caps::set(None, CapSet::Effective, &keep).unwrap();
+    caps::set(None, CapSet::Permitted, &keep).unwrap();
+}
+
+fn status_obs_prefixed(o: &mut Obs, prefix: &str) {
+    let mut s = Obs::new();
+    status_obs(&mut s);
+    o.extend(s.into_iter().map(|(k, v)| (format!("{prefix}{k}"), v)));
 }
 
 /// Run `case` in a child on a fresh tree; the tree (for the parent's own checks) and the
@@ -550,6 +657,31 @@ fn remount() {
     );
 }
 
+/// The DaemonSet's capability list is enough to harden, and hardening neither pins the node's
+/// mounts (an unmount on the node reaches the daemon) nor loses the scan's read access.
+fn pod() {
+    let (_tmp, _tree, o) = run_child("pod", |_| {});
+    // CAP_SYS_ADMIN (21), CAP_DAC_READ_SEARCH (2), CAP_SETPCAP (8).
+    let start = format!("{:x}", (1u64 << 21) | (1 << 2) | (1 << 8));
+    assert_eq!(get(&o, "start_CapBnd"), start, "{o:#?}");
+    assert_eq!(get(&o, "start_CapEff"), start, "{o:#?}");
+    assert_eq!(get(&o, "harden"), "ok", "{o:#?}");
+    for k in ["CapEff", "CapPrm", "CapBnd"] {
+        assert_eq!(get(&o, k), "4", "{k}\n{o:#?}");
+    }
+    assert_eq!(get(&o, "Seccomp"), "2");
+    assert_eq!(get(&o, "read_secret"), "ok");
+    assert_eq!(get(&o, "write_db"), "ok");
+    assert_denied_write(&o, "write_etc");
+    assert!(get(&o, "mount_var_before").starts_with("ro,"), "{o:#?}");
+    assert_eq!(get(&o, "node_umount"), "ok", "{o:#?}");
+    assert_eq!(
+        get(&o, "mount_var_after"),
+        "not a mount point",
+        "the node's unmount must reach the daemon's namespace\n{o:#?}"
+    );
+}
+
 fn threads() {
     let (_tmp, _tree, o) = run_child("threads", |_| {});
     let h = get(&o, "harden");
@@ -587,6 +719,7 @@ fn main() {
         ("harden_full_keeps_dac_read_search", full),
         ("harden_without_dac_read_search", no_dac),
         ("harden_readonly_by_remounts", remount),
+        ("harden_with_the_daemonset_capabilities_only", pod),
         ("harden_refuses_with_threads", threads),
         ("harden_refuses_symlinked_writable_dir", symlink),
     ];

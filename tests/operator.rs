@@ -22,10 +22,14 @@ use fio::api::{
     names, FileIntegrity, FileIntegrityNodeCondition, FileIntegrityNodeStatus,
     FileIntegrityStatusPhase as Phase,
 };
+use fio::controller::daemonset::DAEMON_CAPABILITIES;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Node, Pod, Secret};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
+};
+use kube::core::GroupVersionKind;
 use serde_json::{json, Value};
 
 /// The FileIntegrity of every scenario (the upstream documentation's example name).
@@ -187,6 +191,18 @@ async fn harness_namespace_rbac_identities_and_kwok_nodes() {
         "lastResult": {"condition": "Succeeded", "lastProbeTime": "2024-01-01T00:00:00Z"}
     }))
     .expect("node status");
+    allowed(
+        "daemon gets a node status (the anchored baseline)",
+        Api::<FileIntegrityNodeStatus>::namespaced(daemon.clone(), ns)
+            .get("fi-node")
+            .await,
+    );
+    forbidden(
+        "daemon lists node statuses",
+        Api::<FileIntegrityNodeStatus>::namespaced(daemon.clone(), ns)
+            .list(&ListParams::default())
+            .await,
+    );
     forbidden(
         "daemon creates a FileIntegrityNodeStatus",
         Api::<FileIntegrityNodeStatus>::namespaced(daemon.clone(), ns)
@@ -284,7 +300,7 @@ fn probe_daemonset(t: &TestNs, name: &str) -> DaemonSet {
                     "containers": [{
                         "name": "daemon", "image": TEST_IMAGE,
                         "command": ["fio-scanner"], "args": ["daemon"],
-                        "securityContext": {"privileged": true, "runAsUser": 0},
+                        "securityContext": {"runAsUser": 0, "capabilities": {"drop": ["ALL"], "add": DAEMON_CAPABILITIES}},
                         "volumeMounts": [{"name": "hostroot", "mountPath": "/hostroot"}]
                     }],
                     "volumes": [{"name": "hostroot", "hostPath": {"path": "/"}}]
@@ -680,6 +696,24 @@ async fn three_nodes_reach_succeeded_and_active() {
     );
     let c = &pod.containers[0];
     assert_eq!(c.image.as_deref(), Some(TEST_IMAGE));
+    // Not privileged (issue 4): exactly the capabilities hardening needs, as stored by the API
+    // server (which refuses combinations such as allowPrivilegeEscalation=false with SYS_ADMIN).
+    let sc = c
+        .security_context
+        .clone()
+        .expect("container securityContext");
+    assert_ne!(sc.privileged, Some(true));
+    let caps = sc.capabilities.expect("capabilities");
+    assert_eq!(caps.drop, Some(vec!["ALL".to_owned()]));
+    assert_eq!(
+        caps.add,
+        Some(DAEMON_CAPABILITIES.map(String::from).to_vec())
+    );
+    assert_eq!(sc.read_only_root_filesystem, Some(true));
+    assert_eq!(
+        sc.seccomp_profile.map(|p| p.type_).as_deref(),
+        Some("RuntimeDefault")
+    );
     let args = daemon_args(&ds);
     for a in [
         "daemon".to_owned(),
@@ -793,12 +827,36 @@ async fn three_nodes_reach_succeeded_and_active() {
 /// re-initialises once with the seed's backups, all Succeeded again, the failure stays on record.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changed_file_fails_one_node_then_reinit_all_recovers() {
-    let s = active_scenario("fail", 3, |_| {}).await;
-    let t = &s.t;
+    let mut s = active_scenario("fail", 3, |_| {}).await;
     let n2 = s.node(1).to_owned();
     let changed_at = s.change_resolv_conf(&n2);
 
     let st = s.wait_failed(&n2, 1).await;
+    // Metrics (issue 5): the failure gauge, the transition, the scan figures the daemon reported;
+    // after an operator restart the gauge is back at 1 at once (upstream reset it to 0).
+    let gauge = "file_integrity_operator_node_failed";
+    let text = s.op.wait_metric(gauge, &[("node", &n2)], 1.0).await;
+    let m = |name: &str, labels: &[(&str, &str)]| fio::metrics::sample(&text, name, labels);
+    assert_eq!(m(gauge, &[("node", s.node(0))]), Some(0.0), "{text}");
+    assert_eq!(
+        m(
+            "file_integrity_operator_node_status_total",
+            &[("condition", "Failed"), ("node", &n2)]
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    let scan = [("fileintegrity", FI), ("node", n2.as_str())];
+    let files = m("file_integrity_operator_scan_files", &scan);
+    assert!(
+        files.is_some_and(|n| n >= 4.0),
+        "scan_files {files:?}\n{text}"
+    );
+    let took = m("file_integrity_operator_scan_duration_seconds", &scan);
+    assert!(took.is_some_and(|d| d >= 0.0), "{text}");
+    s.op.restart();
+    s.op.wait_metric(gauge, &[("node", &n2)], 1.0).await;
+    let t = &s.t;
     let r = &st.spec.last_result;
     assert_eq!((r.files_added, r.files_removed), (0, 0));
     assert_eq!(r.result_config_map_name, failed_cm(&n2));
@@ -878,6 +936,17 @@ async fn changed_file_fails_one_node_then_reinit_all_recovers() {
     let ids: BTreeSet<_> = requested.values().collect();
     assert_eq!(ids.len(), 1, "one request for all nodes: {requested:?}");
     t.wait_phase(FI, Phase::Active, secs(30)).await;
+    s.op.wait_metric(gauge, &[("node", &n2)], 0.0).await;
+    let text = s.op.metrics().await;
+    assert_eq!(
+        fio::metrics::sample(
+            &text,
+            "file_integrity_operator_reinit_total",
+            &[("by", "demand"), ("node", "")]
+        ),
+        Some(1.0),
+        "one re-init on demand since the last restart\n{text}"
+    );
     for root in s.roots.values() {
         assert_backups(root, 1);
     }
@@ -1035,6 +1104,12 @@ async fn invalid_user_config_is_an_error_until_fixed() {
         "status.message names line {BAD_LINE}: {msg:?}"
     );
     assert!(msg.contains("sha513"), "status.message: {msg:?}");
+    s.op.wait_metric(
+        "file_integrity_operator_error_total",
+        &[("error", "InvalidConfig")],
+        1.0,
+    )
+    .await;
     // Nothing rolled out: the last good config stays, no node re-initialises.
     t.holds_for("the last good config kept", secs(INTERVAL), async || {
         let now = conf(t.get_configmap(FI).await);
@@ -1073,6 +1148,16 @@ async fn invalid_user_config_is_an_error_until_fixed() {
     for root in s.roots.values() {
         assert_backups(root, 1);
     }
+    let text = s.op.metrics().await;
+    assert_eq!(
+        fio::metrics::sample(
+            &text,
+            "file_integrity_operator_reinit_total",
+            &[("by", "config"), ("node", "")]
+        ),
+        Some(1.0),
+        "{text}"
+    );
 }
 
 /// A user ConfigMap that does not exist: the defaults stay, nothing re-initialises, Active.
@@ -1437,10 +1522,11 @@ async fn operator_restart_mid_reinit_reinitialises_each_node_once() {
 }
 
 /// Issue 4, section 2 (tamper-evident baseline): root on a node changes a file and rewrites
-/// `aide.db.gz` to match, so the node's own check finds nothing. The operator compares the
-/// database the node used with the baseline anchored off the node at the last legitimate
-/// (re-)init: the node goes Errored, not Succeeded, and the phase Error; a requested re-init
-/// moves the anchor and the node is Succeeded again.
+/// `aide.db.gz` to match, so a plain check would find nothing. The daemon compares the database
+/// with the baseline anchored off the node at the last legitimate (re-)init and does not use it;
+/// the operator checks the digest each result reports as well: the node goes Errored, not
+/// Succeeded, and the phase Error; a requested re-init moves the anchor and the node is
+/// Succeeded again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rewritten_database_is_errored_until_reinit() {
     let s = active_scenario("baseline", 2, |_| {}).await;
@@ -1506,11 +1592,39 @@ async fn rewritten_database_is_errored_until_reinit() {
         Some(&anchored),
         "anchor moved"
     );
+    let text = s.op.metrics().await;
+    for (name, labels) in [
+        (
+            "file_integrity_operator_baseline_mismatch_total",
+            vec![("node", n2.as_str())],
+        ),
+        (
+            "file_integrity_operator_node_status_error_total",
+            vec![("error", "BaselineMismatch"), ("node", n2.as_str())],
+        ),
+    ] {
+        let v = fio::metrics::sample(&text, name, &labels);
+        assert!(v.is_some_and(|v| v >= 1.0), "{name}: {v:?}\n{text}");
+    }
+    // The daemon itself read the anchor and refused to check against the rewritten database.
+    let log = s.daemons[&n2].log();
+    assert!(
+        log.contains(&format!(
+            "database on node {n2} does not match the baseline"
+        )),
+        "daemon log of {n2}:\n{log}"
+    );
     assert_eq!(
         condition(&statuses[&n1]),
         FileIntegrityNodeCondition::Succeeded
     );
     t.wait_phase(FI, Phase::Error, secs(30)).await;
+    s.op.wait_metric(
+        "file_integrity_operator_error_total",
+        &[("error", "NodeErrored")],
+        1.0,
+    )
+    .await;
 
     // A legitimate re-init of node-2 moves the anchor; Succeeded again, phase Active.
     let at = Timestamp::now();
@@ -1532,4 +1646,259 @@ async fn rewritten_database_is_errored_until_reinit() {
     let moved = statuses[&n2].spec.baseline.clone().expect("baseline");
     assert_ne!(moved.sha256, anchored.sha256);
     t.wait_phase(FI, Phase::Active, secs(30)).await;
+}
+
+/// Issue 5, section 2: in a cluster with the Prometheus operator's API, the operator (as its
+/// service account) creates upstream's alert and the ServiceMonitor in its namespace at start,
+/// and serves the metrics the alert reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monitoring_objects_created_when_the_api_exists() {
+    cluster::install_fixture_crds("monitoring-crds.yaml").await;
+    let t = TestNs::new("monitoring", 0).await;
+    let op = Operator::start(&t);
+    let rule =
+        wait_monitoring_object(&t, "PrometheusRule", "prometheusrules", "file-integrity").await;
+    let r = &rule.data["spec"]["groups"][0]["rules"][0];
+    assert_eq!(r["alert"], "NodeHasIntegrityFailure", "{rule:?}");
+    assert_eq!(r["labels"]["namespace"], t.ns.as_str());
+    let monitor = wait_monitoring_object(&t, "ServiceMonitor", "servicemonitors", "metrics").await;
+    assert_eq!(
+        monitor.data["spec"]["endpoints"][0]["tlsConfig"]["serverName"],
+        format!("metrics.{}.svc", t.ns).as_str()
+    );
+    let managers: Vec<String> = rule
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter_map(|f| f.manager.clone())
+        .collect();
+    assert!(managers.iter().any(|m| m == "fio-operator"), "{managers:?}");
+    let text = op.metrics().await;
+    assert!(text.trim_end().ends_with("# EOF"), "{text}");
+}
+
+async fn wait_monitoring_object(t: &TestNs, kind: &str, plural: &str, name: &str) -> DynamicObject {
+    let gvk = GroupVersionKind::gvk("monitoring.coreos.com", "v1", kind);
+    let ar = ApiResource::from_gvk_with_plural(&gvk, plural);
+    let api: Api<DynamicObject> = Api::namespaced_with(t.client.clone(), &t.ns, &ar);
+    t.wait(&format!("{kind} {name}"), secs(60), async || {
+        match api.get_opt(name).await {
+            Ok(Some(o)) => Ok(o),
+            Ok(None) => Err("not created".into()),
+            Err(e) => Err(e.to_string()),
+        }
+    })
+    .await
+}
+
+// ---- MachineConfig updates (issue 5, section 1) -------------------------------------------------
+
+const MC_CURRENT: &str = "machineconfiguration.openshift.io/currentConfig";
+const MC_DESIRED: &str = "machineconfiguration.openshift.io/desiredConfig";
+const MC_STATE: &str = "machineconfiguration.openshift.io/state";
+
+/// Sets the machine-config daemon's annotations on `node` as it does during an update.
+async fn set_mc_state(t: &TestNs, node: &str, current: &str, desired: &str, state: &str) {
+    Api::<Node>::all(t.client.clone())
+        .patch(
+            node,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {
+                MC_CURRENT: current, MC_DESIRED: desired, MC_STATE: state,
+            }}})),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("annotating node {node}: {e}"));
+}
+
+/// The FileIntegrity's holdoff annotation (`None`: absent).
+async fn holdoff(t: &TestNs) -> Option<String> {
+    t.get_fi(FI)
+        .await
+        .metadata
+        .annotations
+        .and_then(|a| a.get(names::HOLDOFF_ANNOTATION).cloned())
+}
+
+async fn wait_holdoff(t: &TestNs, want: Option<&str>) {
+    t.wait(
+        &format!("holdoff annotation {want:?}"),
+        secs(30),
+        async || {
+            let h = holdoff(t).await;
+            if h.as_deref() == want {
+                Ok(())
+            } else {
+                Err(format!("{h:?}"))
+            }
+        },
+    )
+    .await;
+}
+
+/// Node-1 is updated while node-2 is not; both see a file change. Node-1 is paused (no scan
+/// during the update), re-initialised exactly once after it, and Succeeded; node-2 goes Failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn machine_config_update_pauses_the_node_and_reinitialises_it_once() {
+    let s = active_scenario("mcupdate", 2, |_| {}).await;
+    let t = &s.t;
+    let (n1, n2) = (s.node(0).to_owned(), s.node(1).to_owned());
+    // Both nodes managed by the machine-config daemon and up to date: nothing happens.
+    for n in [&n1, &n2] {
+        set_mc_state(t, n, "rendered-1", "rendered-1", "Done").await;
+    }
+    t.holds_for(
+        "no pause for up-to-date nodes",
+        secs(3),
+        async || match holdoff(t).await {
+            None => Ok(()),
+            h => Err(format!("holdoff {h:?}")),
+        },
+    )
+    .await;
+
+    set_mc_state(t, &n1, "rendered-1", "rendered-2", "Working").await;
+    wait_holdoff(t, Some(n1.as_str())).await;
+    let paused_at = Timestamp::now();
+    // The update's own change on node-1, and an unexpected change on node-2.
+    s.change_resolv_conf(&n1);
+    s.change_resolv_conf(&n2);
+    s.wait_failed(&n2, 1).await;
+    // Another full interval: node-1 still reports nothing new.
+    tokio::time::sleep(secs(INTERVAL + 2)).await;
+    let st = &t.node_statuses(FI).await.expect("node statuses")[&n1];
+    assert_eq!(condition(st), FileIntegrityNodeCondition::Succeeded);
+    let last = st.spec.last_result.last_probe_time.0;
+    assert!(
+        last <= paused_at + Duration::from_secs(2),
+        "{n1} was scanned during its update: result at {last}, paused at {paused_at}"
+    );
+    assert!(
+        s.daemons[&n1].log().contains("holding off scans on node"),
+        "{}",
+        s.daemons[&n1].log()
+    );
+    assert_eq!(
+        s.fi().await.status.unwrap_or_default().phase,
+        Some(Phase::Active)
+    );
+
+    let done_at = Timestamp::now();
+    set_mc_state(t, &n1, "rendered-2", "rendered-2", "Done").await;
+    s.wait_reinit_confirmed(std::slice::from_ref(&n1), done_at, secs(60))
+        .await;
+    wait_holdoff(t, None).await;
+    assert_backups(s.root(&n1), 1);
+    assert_backups(s.root(&n2), 0);
+    let statuses = t.node_statuses(FI).await.expect("node statuses");
+    assert_eq!(
+        condition(&statuses[&n2]),
+        FileIntegrityNodeCondition::Failed
+    );
+    // More Node events (kwok heartbeats, a repeated Done) bring no second re-init.
+    set_mc_state(t, &n1, "rendered-2", "rendered-2", "Done").await;
+    t.holds_for("one re-init of node-1", secs(2 * INTERVAL), async || {
+        let (db, _) = backups(s.root(&n1));
+        if db.len() == 1 {
+            Ok(())
+        } else {
+            Err(format!("{db:?}"))
+        }
+    })
+    .await;
+    let text = s.op.metrics().await;
+    for (name, labels) in [
+        (
+            "file_integrity_operator_pause_total",
+            vec![("node", n1.as_str())],
+        ),
+        (
+            "file_integrity_operator_unpause_total",
+            vec![("node", n1.as_str())],
+        ),
+        (
+            "file_integrity_operator_reinit_total",
+            vec![("by", "node"), ("node", n1.as_str())],
+        ),
+    ] {
+        assert_eq!(
+            fio::metrics::sample(&text, name, &labels),
+            Some(1.0),
+            "{name}{labels:?}\n{text}"
+        );
+    }
+}
+
+/// A rolling update over three nodes, one at a time: node-1 with an operator crash between
+/// Working and Done, node-2 ending Degraded, node-3 plainly. Each node is re-initialised exactly
+/// once, only after its own update, and only the node being updated is paused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolling_machine_config_update_with_degraded_node_and_operator_restart() {
+    let mut s = active_scenario("mcroll", 3, |_| {}).await;
+    let nodes = s.t.nodes.clone();
+    for n in &nodes {
+        set_mc_state(&s.t, n, "rendered-1", "rendered-1", "Done").await;
+    }
+    for (i, n) in nodes.iter().enumerate() {
+        set_mc_state(&s.t, n, "rendered-1", "rendered-2", "Working").await;
+        wait_holdoff(&s.t, Some(n.as_str())).await;
+        s.change_resolv_conf(n);
+        if i == 0 {
+            // A crash mid-update: the pause survives, the re-init happens once.
+            s.op.kill();
+            tokio::time::sleep(secs(1)).await;
+            s.op.start_again();
+        }
+        let end_at = Timestamp::now();
+        if i == 1 {
+            set_mc_state(&s.t, n, "rendered-1", "rendered-2", "Degraded").await;
+        } else {
+            set_mc_state(&s.t, n, "rendered-2", "rendered-2", "Done").await;
+        }
+        s.wait_reinit_confirmed(std::slice::from_ref(n), end_at, secs(60))
+            .await;
+        wait_holdoff(&s.t, None).await;
+        for (j, other) in nodes.iter().enumerate() {
+            assert_backups(s.root(other), usize::from(j <= i));
+        }
+    }
+    s.wait_all_succeeded_after("the rolling update", None, secs(60))
+        .await;
+    s.t.holds_for("one re-init per node", secs(INTERVAL + 2), async || {
+        for n in &nodes {
+            let (db, _) = backups(s.root(n));
+            if db.len() != 1 {
+                return Err(format!("{n}: {db:?}"));
+            }
+        }
+        Ok(())
+    })
+    .await;
+}
+
+/// `re-init-on-failed` re-initialises the Failed nodes only (upstream OCPBUGS-18933).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reinit_on_failed_reinitialises_only_failed_nodes() {
+    let s = active_scenario("onfailed", 3, |_| {}).await;
+    let t = &s.t;
+    let n2 = s.node(1).to_owned();
+    s.change_resolv_conf(&n2);
+    s.wait_failed(&n2, 1).await;
+    let at = Timestamp::now();
+    t.annotate_fi(FI, names::REINIT_ON_FAILED_ANNOTATION, "")
+        .await;
+    s.wait_reinit_confirmed(std::slice::from_ref(&n2), at, secs(60))
+        .await;
+    let fi = s.fi().await;
+    assert!(!has_annotation(&fi, names::REINIT_ON_FAILED_ANNOTATION));
+    let (_, requested) = reinit_requests(&fi);
+    assert_eq!(
+        requested.keys().cloned().collect::<Vec<_>>(),
+        vec![n2.clone()],
+        "only the Failed node is requested"
+    );
+    for n in &t.nodes {
+        assert_backups(s.root(n), usize::from(*n == n2));
+    }
 }

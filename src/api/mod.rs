@@ -11,6 +11,7 @@
 //! and `tests/deploy_manifests.rs` fails when they differ from what the types generate.
 
 mod fileintegrity;
+pub mod holdoff;
 pub mod names;
 mod nodestatus;
 pub mod reinit;
@@ -19,6 +20,7 @@ pub use fileintegrity::{
     default_tolerations, FileIntegrity, FileIntegrityConfig, FileIntegritySpec,
     FileIntegrityStatus, FileIntegrityStatusPhase,
 };
+pub use holdoff::{Holdoff, NodeUpdate};
 pub use nodestatus::{
     FileIntegrityNodeCondition, FileIntegrityNodeStatus, FileIntegrityNodeStatusFields,
     FileIntegrityScanResult, NodeBaseline,

@@ -52,6 +52,10 @@ pub const DB_SHA256_ANNOTATION: &str = "file-integrity.openshift.io/db-sha256";
 pub const DB_SIZE_ANNOTATION: &str = "file-integrity.openshift.io/db-size";
 pub const DB_ENTRIES_ANNOTATION: &str = "file-integrity.openshift.io/db-entries";
 pub const DB_INITIALIZED_ANNOTATION: &str = "file-integrity.openshift.io/db-initialized";
+/// Annotations on result ConfigMaps (not in upstream): how long the scan took (seconds, decimal)
+/// and how many files it examined; the operator publishes them as metrics.
+pub const SCAN_SECONDS_ANNOTATION: &str = "file-integrity.openshift.io/scan-seconds";
+pub const FILES_SCANNED_ANNOTATION: &str = "file-integrity.openshift.io/files-scanned";
 /// Label (value `""`) on the daemon's temporary result ConfigMap: process it as a scan result.
 pub const LOG_LABEL: &str = "file-integrity.openshift.io/log";
 /// Label (value `""`) on the persisted `<result-cm>-failed` ConfigMap ("a log we decided to

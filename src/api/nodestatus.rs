@@ -109,6 +109,19 @@ pub struct NodeBaseline {
     pub recorded_at: Time,
 }
 
+impl NodeBaseline {
+    /// Why a database with digest `found` on `node` is not used: said by the daemon, which
+    /// refuses to check against it, and by the operator, which discards a result made with it.
+    pub fn mismatch(&self, node: &str, found: &str) -> String {
+        format!(
+            "database on node {node} does not match the baseline recorded at {} (sha256 {}, \
+             found {found}); the database is not used. Re-initialise the node (annotation \
+             file-integrity.openshift.io/re-init) if the change is legitimate",
+            self.recorded_at.0, self.sha256
+        )
+    }
+}
+
 impl FileIntegrityNodeStatus {
     /// The top-level fields (`nodeName`, `results`, `lastResult`); an alias of `self.spec` with a
     /// name that does not suggest a spec.

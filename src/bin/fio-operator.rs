@@ -12,7 +12,10 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::sync::Arc;
+
 use fio::api;
+use fio::metrics::{Metrics, ServeOptions};
 
 const USAGE: &str = "\
 Usage: fio-operator <COMMAND>
@@ -21,6 +24,10 @@ Commands:
   run                Run the operator: watches FileIntegrity objects in $WATCH_NAMESPACE
                      (default: the namespace of its service account); in-cluster config
                      or $KUBECONFIG; logs filtered by $FIO_LOG (default info)
+      --metrics-addr ADDR      Serve metrics (/metrics-fio, /metrics) and /healthz here
+                               [default: 0.0.0.0:8585]; plain HTTP only on loopback
+      --serving-cert-dir DIR   tls.crt and tls.key for HTTPS metrics
+                               [default: /var/run/secrets/serving-cert]
   crds [--out DIR]   Print the CustomResourceDefinitions as multi-document YAML,
                      or write one file per CRD into DIR (deploy/crds is generated
                      by: cargo run --bin fio-operator -- crds --out deploy/crds)
@@ -34,8 +41,11 @@ enum Command {
     Help,
     Version,
     Crds { out: Option<PathBuf> },
-    Run,
+    Run(ServeOptions),
 }
+
+const DEFAULT_METRICS_ADDR: &str = "0.0.0.0:8585";
+const DEFAULT_SERVING_CERT_DIR: &str = "/var/run/secrets/serving-cert";
 
 fn main() -> ExitCode {
     let command = match parse(std::env::args_os().skip(1).collect()) {
@@ -49,7 +59,7 @@ fn main() -> ExitCode {
         Command::Help => write_stdout(USAGE),
         Command::Version => write_stdout(&format!("fio-operator {}\n", env!("CARGO_PKG_VERSION"))),
         Command::Crds { out } => crds(out),
-        Command::Run => run(),
+        Command::Run(metrics) => run(metrics),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -74,10 +84,29 @@ fn parse(args: Vec<OsString>) -> Result<Command, String> {
     };
     match command.as_str() {
         "help" => Ok(Command::Help),
-        "run" => match parser.next().map_err(|e| e.to_string())? {
-            None => Ok(Command::Run),
-            Some(arg) => Err(arg.unexpected().to_string()),
-        },
+        "run" => {
+            let mut opts = ServeOptions {
+                addr: DEFAULT_METRICS_ADDR.parse().map_err(|e| format!("{e}"))?,
+                cert_dir: PathBuf::from(DEFAULT_SERVING_CERT_DIR),
+            };
+            while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
+                match arg {
+                    Long("metrics-addr") => {
+                        let v = parser.value().map_err(|e| e.to_string())?;
+                        let v = v.to_string_lossy();
+                        opts.addr = v
+                            .parse()
+                            .map_err(|e| format!("--metrics-addr {v}: {e} (want IP:PORT)"))?;
+                    }
+                    Long("serving-cert-dir") => {
+                        opts.cert_dir = PathBuf::from(parser.value().map_err(|e| e.to_string())?)
+                    }
+                    Short('h') | Long("help") => return Ok(Command::Help),
+                    arg => return Err(arg.unexpected().to_string()),
+                }
+            }
+            Ok(Command::Run(opts))
+        }
         "crds" => {
             let mut out = None;
             while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
@@ -129,7 +158,7 @@ fn watch_namespace() -> Result<String, String> {
         })
 }
 
-fn run() -> Result<(), String> {
+fn run(metrics_opts: ServeOptions) -> Result<(), String> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("FIO_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
@@ -147,7 +176,11 @@ fn run() -> Result<(), String> {
         let client = kube::Client::try_default()
             .await
             .map_err(|e| format!("building the Kubernetes client: {e}"))?;
-        fio::controller::run(client, namespace)
+        let metrics = Arc::new(Metrics::new());
+        fio::metrics::serve(metrics.clone(), &metrics_opts)
+            .await
+            .map_err(|e| e.to_string())?;
+        fio::controller::run(client, namespace, metrics)
             .await
             .map_err(|e| format!("{e:#}"))
     })

@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetSpec};
 use k8s_openapi::api::core::v1::{
-    Container, EnvVar, EnvVarSource, HostPathVolumeSource, ObjectFieldSelector, PodSpec,
-    PodTemplateSpec, ResourceRequirements, SecurityContext, Volume, VolumeMount,
+    AppArmorProfile, Capabilities, Container, EnvVar, EnvVarSource, HostPathVolumeSource,
+    ObjectFieldSelector, PodSpec, PodTemplateSpec, ResourceRequirements, SELinuxOptions,
+    SeccompProfile, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -18,6 +19,51 @@ use crate::api::{names, FileIntegrity};
 /// Annotation on the DaemonSet: SHA-256 of the spec we rendered, so that an unchanged
 /// FileIntegrity causes no write.
 pub const SPEC_HASH_ANNOTATION: &str = "file-integrity.openshift.io/spec-hash";
+
+/// The capabilities the daemon starts with (everything else is dropped by the runtime), and
+/// why. `crate::harden` uses the first and third to confine itself and keeps only the second;
+/// `tests/harden.rs` hardens with exactly this set.
+pub const DAEMON_CAPABILITIES: [&str; 3] = [
+    // Its own mount namespace, the read-only bind of the host root, the writable database bind.
+    "SYS_ADMIN",
+    // Reading files and directories it does not own: kept for the scan.
+    "DAC_READ_SEARCH",
+    // Dropping capabilities from the bounding set.
+    "SETPCAP",
+];
+
+/// Not `privileged`: the capabilities above, nothing else, and a read-only root filesystem.
+/// `allowPrivilegeEscalation` stays unset because the API refuses `false` next to SYS_ADMIN; the
+/// daemon sets no_new_privs itself. Seccomp is the runtime's default profile (it allows mount
+/// and unshare to holders of SYS_ADMIN); AppArmor is unconfined because the runtime's default
+/// AppArmor profile denies every mount, and the daemon's own Landlock ruleset and seccomp filter
+/// are narrower than it once hardened. On SELinux nodes the container type is `spc_t`, the type
+/// a privileged container gets, without which container_t could not read the host's files.
+fn security_context() -> SecurityContext {
+    SecurityContext {
+        privileged: Some(false),
+        run_as_user: Some(0),
+        run_as_non_root: Some(false),
+        read_only_root_filesystem: Some(true),
+        capabilities: Some(Capabilities {
+            add: Some(DAEMON_CAPABILITIES.map(String::from).to_vec()),
+            drop: Some(vec!["ALL".into()]),
+        }),
+        seccomp_profile: Some(SeccompProfile {
+            type_: "RuntimeDefault".into(),
+            ..SeccompProfile::default()
+        }),
+        app_armor_profile: Some(AppArmorProfile {
+            type_: "Unconfined".into(),
+            ..AppArmorProfile::default()
+        }),
+        se_linux_options: Some(SELinuxOptions {
+            type_: Some("spc_t".into()),
+            ..SELinuxOptions::default()
+        }),
+        ..SecurityContext::default()
+    }
+}
 
 /// The daemon's arguments. `--interval=N` and `--debug=true|false` are spelled as upstream's, which
 /// users and upstream's e2e tests grep for.
@@ -79,14 +125,7 @@ pub fn build(
             }),
             ..EnvVar::default()
         }]),
-        // Reading every file of the host needs root and privileges (hardening narrows this to
-        // the capabilities the scan needs, issue 4).
-        security_context: Some(SecurityContext {
-            privileged: Some(true),
-            run_as_user: Some(0),
-            read_only_root_filesystem: Some(true),
-            ..SecurityContext::default()
-        }),
+        security_context: Some(security_context()),
         resources: Some(ResourceRequirements {
             requests: Some(quantities("40m", "40Mi")),
             limits: Some(quantities("300m", "600Mi")),

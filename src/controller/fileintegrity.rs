@@ -6,21 +6,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Node};
+use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
-use super::{aideconf, daemonset, Context, Error, KubeContext, MANAGER};
+use super::{aideconf, cache, daemonset, Context, Error, KubeContext, MANAGER};
 use crate::api::reinit::parse_node_list;
 use crate::api::{
     names, FileIntegrity, FileIntegrityNodeCondition, FileIntegrityNodeStatus,
-    FileIntegrityStatusPhase as Phase, ReinitRequests,
+    FileIntegrityStatusPhase as Phase, Holdoff, NodeUpdate, ReinitRequests,
 };
+use crate::metrics::ReinitBy;
 
 /// How often a FileIntegrity is looked at without any event (missed events, user ConfigMaps in
 /// other namespaces).
@@ -57,17 +58,24 @@ async fn wanted_config(fi: &FileIntegrity, ctx: &Context) -> Result<Wanted, Erro
     }
 }
 
-/// Nodes by name with their labels.
-type Nodes = BTreeMap<String, BTreeMap<String, String>>;
+/// What the reconcile needs of a node.
+struct NodeInfo {
+    labels: BTreeMap<String, String>,
+    /// Where it is in a MachineConfig update (`None`: not managed by the machine-config daemon).
+    update: Option<NodeUpdate>,
+}
+
+/// Nodes by name.
+type Nodes = BTreeMap<String, NodeInfo>;
 
 fn selected(fi: &FileIntegrity, nodes: &Nodes) -> BTreeSet<String> {
     nodes
         .iter()
-        .filter(|(_, labels)| {
+        .filter(|(_, node)| {
             fi.spec
                 .node_selector
                 .iter()
-                .all(|(k, v)| labels.get(k) == Some(v))
+                .all(|(k, v)| node.labels.get(k) == Some(v))
         })
         .map(|(n, _)| n.clone())
         .collect()
@@ -115,22 +123,30 @@ pub async fn reconcile(fi: Arc<FileIntegrity>, ctx: Arc<Context>) -> Result<Acti
     }
 
     // 2. Re-init requests, after the config (a daemon that sees a request finds its config).
-    let nodes: Nodes = Api::<Node>::all(ctx.client.clone())
-        .list_metadata(&ListParams::default())
-        .await
-        .ctx(|| "listing nodes".into())?
-        .items
-        .into_iter()
-        .map(|n| (n.name_any(), n.metadata.labels.unwrap_or_default()))
+    // From the caches (a full list per reconcile would cost O(nodes) per result on a large
+    // cluster); a change either of them misses yet triggers another reconcile.
+    let nodes: Nodes = ctx
+        .nodes
+        .state()
+        .iter()
+        .map(|n| {
+            let info = NodeInfo {
+                labels: n.labels().clone(),
+                update: NodeUpdate::of(n.annotations()),
+            };
+            (n.name_any(), info)
+        })
         .collect();
     let selected = selected(&fi, &nodes);
-    let statuses = ctx
-        .api::<FileIntegrityNodeStatus>()
-        .list(&ListParams::default().labels(&format!("{}={name}", names::OWNER_LABEL)))
-        .await
-        .ctx(|| format!("listing node statuses of {name}"))?
-        .items;
-    let requests = update_requests(&fi, &ctx, &config, &selected, &nodes, &statuses).await?;
+    let statuses: Vec<FileIntegrityNodeStatus> = ctx
+        .statuses
+        .state()
+        .iter()
+        .filter(|st| cache::owner(st) == name)
+        .map(|st| FileIntegrityNodeStatus::clone(st))
+        .collect();
+    let (requests, holdoff) =
+        update_requests(&fi, &ctx, &config, &selected, &nodes, &statuses).await?;
 
     // 3. The DaemonSet (after the initial delay).
     let dss = ctx.api::<DaemonSet>();
@@ -172,6 +188,7 @@ pub async fn reconcile(fi: Arc<FileIntegrity>, ctx: Arc<Context>) -> Result<Acti
             .await
             .ctx(|| format!("applying DaemonSet {ns}/{ds_name}"))?;
         tracing::info!("DaemonSet {ds_name} applied");
+        ctx.metrics.daemonset_update("update");
         ds = Some(applied);
     }
 
@@ -190,8 +207,33 @@ pub async fn reconcile(fi: Arc<FileIntegrity>, ctx: Arc<Context>) -> Result<Acti
     }
 
     // 5. Phase.
-    let (phase, message) = phase(ds.as_ref(), config_error, &selected, &statuses, &requests);
+    let error_kind = if config_error.is_some() {
+        "InvalidConfig"
+    } else {
+        "NodeErrored"
+    };
+    let (phase, mut message) = phase(ds.as_ref(), config_error, &selected, &statuses, &requests);
+    if phase == Phase::Active && message.is_none() {
+        message = match &holdoff {
+            Holdoff::None => None,
+            Holdoff::All => Some(format!(
+                "scans paused on every node ({})",
+                names::HOLDOFF_ANNOTATION
+            )),
+            Holdoff::Nodes(n) => Some(format!(
+                "scans paused during a node update: {}",
+                n.iter().cloned().collect::<Vec<_>>().join(",")
+            )),
+        };
+    }
+    let before = fi.status.as_ref().and_then(|s| s.phase);
     set_phase(&fi, &ctx, phase, message).await?;
+    if before != Some(phase) {
+        ctx.metrics.phase(phase.as_str());
+        if phase == Phase::Error {
+            ctx.metrics.error(error_kind);
+        }
+    }
     Ok(Action::requeue(RESYNC))
 }
 
@@ -232,7 +274,8 @@ async fn apply_config_map(fi: &FileIntegrity, ctx: &Context, config: &str) -> Re
 }
 
 /// Turn `re-init`, `re-init-on-failed` and a config change into requests, in one metadata write
-/// that also removes the user's annotations. Returns the requests in force.
+/// that also removes the user's annotations and records which nodes are paused for a
+/// MachineConfig update. Returns the requests and the pause in force.
 async fn update_requests(
     fi: &FileIntegrity,
     ctx: &Context,
@@ -240,7 +283,7 @@ async fn update_requests(
     selected: &BTreeSet<String>,
     nodes: &Nodes,
     statuses: &[FileIntegrityNodeStatus],
-) -> Result<ReinitRequests, Error> {
+) -> Result<(ReinitRequests, Holdoff), Error> {
     let name = fi.name_any();
     let config_hash = aideconf::config_hash(config);
     let existing = match ReinitRequests::of(fi) {
@@ -253,6 +296,8 @@ async fn update_requests(
     };
     let mut requests = existing.clone().unwrap_or_default();
     let annotations = fi.annotations();
+    // Counted once the write has succeeded (a conflict retries the whole reconcile).
+    let mut triggers = Vec::new();
     if existing.is_none() {
         // A new FileIntegrity: nodes without a database initialise anyway.
         requests.config = config_hash;
@@ -260,6 +305,7 @@ async fn update_requests(
         requests.request(selected.iter().map(String::as_str));
         requests.config = config_hash;
         tracing::info!("configuration of {name} changed: re-initialising every node");
+        triggers.push(ReinitBy::Config);
     }
     if annotations.contains_key(names::REINIT_ON_FAILED_ANNOTATION) {
         let failed: Vec<&str> = statuses
@@ -270,6 +316,7 @@ async fn update_requests(
             .collect();
         tracing::info!("re-init-on-failed on {name}: {failed:?}");
         requests.request(failed);
+        triggers.push(ReinitBy::Demand);
     }
     if let Some(value) = annotations.get(names::REINIT_ANNOTATION) {
         let wanted = match parse_node_list(value) {
@@ -295,15 +342,26 @@ async fn update_requests(
         };
         tracing::info!("re-init on {name}: {wanted:?}");
         requests.request(wanted.iter().map(String::as_str));
+        triggers.push(ReinitBy::Demand);
+    }
+    let holdoff = Holdoff::of(fi);
+    let (new_holdoff, paused, resumed) = follow_node_updates(&holdoff, selected, nodes);
+    if !resumed.is_empty() {
+        tracing::info!("{name}: MachineConfig update over on {resumed:?}: re-initialising");
+        requests.request(resumed.iter().map(String::as_str));
+    }
+    if !paused.is_empty() {
+        tracing::info!("{name}: MachineConfig update on {paused:?}: scans paused");
     }
     requests.nodes.retain(|n, _| nodes.contains_key(n));
 
     let user_annotations = annotations.contains_key(names::REINIT_ANNOTATION)
         || annotations.contains_key(names::REINIT_ON_FAILED_ANNOTATION);
-    if existing.as_ref() != Some(&requests) || user_annotations {
+    let holdoff_changed = new_holdoff != holdoff;
+    if existing.as_ref() != Some(&requests) || user_annotations || holdoff_changed {
         // resourceVersion makes this a compare-and-swap: if the user changed the annotations
         // since we read them, the write fails (409) and the reconcile runs again.
-        let patch = json!({"metadata": {
+        let mut patch = json!({"metadata": {
             "resourceVersion": fi.resource_version(),
             "annotations": {
                 names::REINIT_ANNOTATION: null,
@@ -311,12 +369,61 @@ async fn update_requests(
                 names::REINIT_REQUESTS_ANNOTATION: requests.to_annotation(),
             }
         }});
+        if holdoff_changed {
+            patch["metadata"]["annotations"][names::HOLDOFF_ANNOTATION] =
+                json!(new_holdoff.to_annotation());
+        }
         ctx.api::<FileIntegrity>()
             .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
             .ctx(|| format!("recording re-init requests on FileIntegrity {name}"))?;
+        for by in triggers {
+            ctx.metrics.reinit(by, "");
+        }
+        for n in &paused {
+            ctx.metrics.pause(n);
+        }
+        for n in &resumed {
+            ctx.metrics.unpause(n);
+            ctx.metrics.reinit(ReinitBy::Node, n);
+        }
     }
-    Ok(requests)
+    Ok((requests, new_holdoff))
+}
+
+/// The holdoff after looking at the selected nodes' MachineConfig updates, and the nodes
+/// paused and resumed by it. A node is paused when its update starts and resumed (to be
+/// re-initialised) only when it was paused and its update is over: however many Node events
+/// arrive, one re-init per update. Paused nodes that are no longer selected are released
+/// without a re-init. A hand-set `""` (everything paused) is left alone.
+fn follow_node_updates(
+    holdoff: &Holdoff,
+    selected: &BTreeSet<String>,
+    nodes: &Nodes,
+) -> (Holdoff, Vec<String>, Vec<String>) {
+    let mut held = match holdoff {
+        Holdoff::All => return (Holdoff::All, Vec::new(), Vec::new()),
+        Holdoff::None => BTreeSet::new(),
+        Holdoff::Nodes(n) => n.clone(),
+    };
+    let (mut paused, mut resumed) = (Vec::new(), Vec::new());
+    for n in selected {
+        match nodes.get(n).and_then(|i| i.update) {
+            Some(NodeUpdate::Updating) if !held.contains(n) => {
+                held.insert(n.clone());
+                paused.push(n.clone());
+            }
+            Some(NodeUpdate::Finished) if held.remove(n) => resumed.push(n.clone()),
+            _ => {}
+        }
+    }
+    held.retain(|n| selected.contains(n));
+    let after = if held.is_empty() {
+        Holdoff::None
+    } else {
+        Holdoff::Nodes(held)
+    };
+    (after, paused, resumed)
 }
 
 fn initial_delay_left(fi: &FileIntegrity) -> Option<Duration> {
@@ -553,5 +660,45 @@ mod tests {
             p(Some(&ready_ds(0)), None, &[], &ReinitRequests::default()).0,
             Phase::Initializing
         );
+    }
+
+    #[test]
+    fn one_pause_and_one_reinit_per_machine_config_update() {
+        let node = |u: Option<NodeUpdate>| NodeInfo {
+            labels: BTreeMap::new(),
+            update: u,
+        };
+        let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+        let selected = set(&["n1", "n2", "plain"]);
+        let nodes = |n1, n2| -> Nodes {
+            BTreeMap::from([
+                ("n1".to_owned(), node(Some(n1))),
+                ("n2".to_owned(), node(Some(n2))),
+                ("plain".to_owned(), node(None)),
+            ])
+        };
+        use NodeUpdate::{Finished, Other, Updating};
+        // n1 starts updating: paused once, however often it is seen.
+        let (h, paused, resumed) =
+            follow_node_updates(&Holdoff::None, &selected, &nodes(Updating, Finished));
+        assert_eq!((paused, resumed), (vec!["n1".to_owned()], vec![]));
+        assert_eq!(h, Holdoff::Nodes(set(&["n1"])));
+        let again = follow_node_updates(&h, &selected, &nodes(Updating, Finished));
+        assert_eq!(again, (h.clone(), vec![], vec![]));
+        // In between (Done, a newer config desired): still paused, nothing else.
+        let between = follow_node_updates(&h, &selected, &nodes(Other, Finished));
+        assert_eq!(between, (h.clone(), vec![], vec![]));
+        // Over: resumed (to be re-initialised) once; n2 was never updated: never re-initialised.
+        let (h2, paused, resumed) = follow_node_updates(&h, &selected, &nodes(Finished, Finished));
+        assert_eq!((paused, resumed), (vec![], vec!["n1".to_owned()]));
+        assert_eq!(h2, Holdoff::None);
+        let again = follow_node_updates(&h2, &selected, &nodes(Finished, Finished));
+        assert_eq!(again, (Holdoff::None, vec![], vec![]));
+        // A paused node that is no longer selected is released without a re-init.
+        let (h3, _, resumed) = follow_node_updates(&h, &set(&["n2"]), &nodes(Finished, Finished));
+        assert_eq!((h3, resumed), (Holdoff::None, vec![]));
+        // Everything paused by hand stays so.
+        let all = follow_node_updates(&Holdoff::All, &selected, &nodes(Finished, Updating));
+        assert_eq!(all, (Holdoff::All, vec![], vec![]));
     }
 }

@@ -3,8 +3,10 @@
 //! node statuses, persistent failure reports, Events). Design notes in NOTES.md.
 
 pub mod aideconf;
+pub mod cache;
 pub mod daemonset;
 pub mod fileintegrity;
+pub mod monitoring;
 pub mod results;
 
 use std::sync::Arc;
@@ -13,14 +15,16 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{ConfigMap, Node};
+use kube::api::PartialObjectMeta;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource};
 
 use crate::api::{names, FileIntegrity, FileIntegrityNodeStatus};
+use crate::metrics::Metrics;
 
 /// The field manager of every server-side apply the operator makes.
 pub const MANAGER: &str = "fio-operator";
@@ -65,6 +69,11 @@ pub struct Context {
     /// The image of the daemon pods.
     pub image: String,
     pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    /// Every Node's metadata (see [`cache`]).
+    pub nodes: Store<PartialObjectMeta<Node>>,
+    /// Every node status in the namespace.
+    pub statuses: Store<FileIntegrityNodeStatus>,
 }
 
 impl Context {
@@ -151,10 +160,38 @@ fn error_policy<K>(_obj: Arc<K>, err: &Error, _ctx: Arc<Context>) -> Action {
     Action::requeue(Duration::from_secs(5))
 }
 
+/// `reconcile`, counted and timed in the metrics.
+async fn timed<K, F>(
+    controller: &'static str,
+    reconcile: impl FnOnce(Arc<K>, Arc<Context>) -> F,
+    obj: Arc<K>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error>
+where
+    F: std::future::Future<Output = Result<Action, Error>>,
+{
+    let start = std::time::Instant::now();
+    let metrics = ctx.metrics.clone();
+    let r = reconcile(obj, ctx).await;
+    metrics.reconciled(controller, start.elapsed(), r.is_ok());
+    r
+}
+
 /// Run both controllers until SIGTERM/SIGINT.
-pub async fn run(client: Client, namespace: String) -> anyhow::Result<()> {
+pub async fn run(client: Client, namespace: String, metrics: Arc<Metrics>) -> anyhow::Result<()> {
     let image = daemon_image(&client, &namespace).await;
     tracing::info!("watching namespace {namespace}; daemon image {image}");
+    let (nodes, node_changes) = cache::nodes(Api::<PartialObjectMeta<Node>>::all(client.clone()));
+    let statuses =
+        cache::node_statuses(Api::namespaced(client.clone(), &namespace), metrics.clone());
+    nodes
+        .wait_until_ready()
+        .await
+        .map_err(|e| anyhow::anyhow!("caching nodes: {e}"))?;
+    statuses
+        .wait_until_ready()
+        .await
+        .map_err(|e| anyhow::anyhow!("caching node statuses: {e}"))?;
     let ctx = Arc::new(Context {
         recorder: Recorder::new(
             client.clone(),
@@ -166,12 +203,15 @@ pub async fn run(client: Client, namespace: String) -> anyhow::Result<()> {
         client: client.clone(),
         namespace: namespace.clone(),
         image,
+        metrics: metrics.clone(),
+        nodes,
+        statuses,
     });
+    monitoring::ensure(&client, &namespace).await;
 
     let fi_controller = Controller::new(ctx.api::<FileIntegrity>(), watcher::Config::default());
     let store = fi_controller.store();
     let by_config = store.clone();
-    let every = store.clone();
     let fi_controller = fi_controller
         .owns(
             ctx.api::<DaemonSet>(),
@@ -200,20 +240,15 @@ pub async fn run(client: Client, namespace: String) -> anyhow::Result<()> {
                     .collect::<Vec<_>>()
             },
         )
-        // Nodes joining, leaving or changing labels change what each FileIntegrity selects.
-        .watches(
-            Api::<Node>::all(client.clone()),
-            watcher::Config::default(),
-            move |_node: Node| {
-                every
-                    .state()
-                    .into_iter()
-                    .map(|fi| ObjectRef::from_obj(&*fi))
-                    .collect::<Vec<_>>()
-            },
-        )
+        // Nodes joining, leaving, changing labels (what each FileIntegrity selects) or
+        // machine-config state (pause, resume); not every status heartbeat.
+        .reconcile_all_on(node_changes)
         .shutdown_on_signal()
-        .run(fileintegrity::reconcile, error_policy, ctx.clone())
+        .run(
+            |fi, ctx| timed("fileintegrity", fileintegrity::reconcile, fi, ctx),
+            error_policy,
+            ctx.clone(),
+        )
         .for_each(|r| async move {
             if let Ok((obj, _)) = r {
                 tracing::debug!("reconciled FileIntegrity {}", obj.name);
@@ -225,7 +260,11 @@ pub async fn run(client: Client, namespace: String) -> anyhow::Result<()> {
         watcher::Config::default().labels(names::LOG_LABEL),
     )
     .shutdown_on_signal()
-    .run(results::reconcile, error_policy, ctx.clone())
+    .run(
+        |cm, ctx| timed("results", results::reconcile, cm, ctx),
+        error_policy,
+        ctx.clone(),
+    )
     .for_each(|r| async move {
         if let Ok((obj, _)) = r {
             tracing::debug!("processed result ConfigMap {}", obj.name);

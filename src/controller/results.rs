@@ -81,6 +81,7 @@ pub async fn reconcile(cm: Arc<ConfigMap>, ctx: Arc<Context>) -> Result<Action, 
         .ctx(|| format!("reading node status {ns}/{st_name}"))?;
     let prev = previous.as_ref().map(|p| &p.spec);
     let (baseline, mismatch) = check_baseline(&cm, prev, reinit_id, &result.last_probe_time);
+    let mismatched = mismatch.is_some();
     if let Some(message) = mismatch {
         tracing::warn!("node {node}: {message}");
         result.condition = Condition::Errored;
@@ -114,6 +115,10 @@ pub async fn reconcile(cm: Arc<ConfigMap>, ctx: Arc<Context>) -> Result<Action, 
     ctx.apply(&status)
         .await
         .ctx(|| format!("writing node status {ns}/{st_name}"))?;
+    record_metrics(&ctx, &cm, &owner, &node, &result, mismatched);
+    if prev.map(|p| p.last_result.condition) != Some(last.condition) {
+        ctx.metrics.node_status(last.condition.as_str(), &node);
+    }
 
     if is_news(prev.map(|p| &p.last_result), &last) {
         let (warning, note) = match last.condition {
@@ -159,6 +164,46 @@ pub async fn reconcile(cm: Arc<ConfigMap>, ctx: Arc<Context>) -> Result<Action, 
     Ok(Action::await_change())
 }
 
+fn record_metrics(
+    ctx: &Context,
+    cm: &ConfigMap,
+    owner: &str,
+    node: &str,
+    result: &FileIntegrityScanResult,
+    mismatched: bool,
+) {
+    let m = &ctx.metrics;
+    if mismatched {
+        m.baseline_mismatch(node);
+    }
+    if result.condition == Condition::Errored {
+        m.node_status_error(&error_kind(&result.error_message, mismatched), node);
+    }
+    let ann = cm.annotations();
+    let seconds = ann
+        .get(names::SCAN_SECONDS_ANNOTATION)
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0);
+    let files = ann
+        .get(names::FILES_SCANNED_ANNOTATION)
+        .and_then(|v| v.parse::<i64>().ok());
+    m.scan(owner, node, seconds, files);
+}
+
+/// The `error` label of an Errored result: short and bounded (the message itself holds paths,
+/// digests and times).
+fn error_kind(message: &str, mismatched: bool) -> String {
+    if mismatched || message.contains("does not match the baseline") {
+        return "BaselineMismatch".into();
+    }
+    // The daemon's "AIDE error: <code> <meaning>: ..." (the exit code AIDE would have returned).
+    message
+        .strip_prefix("AIDE error: ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|code| code.parse::<u8>().ok())
+        .map_or_else(|| "DaemonError".into(), |code| format!("AideExit{code}"))
+}
+
 /// The anchored baseline after this result, and an error when the database the node used is
 /// not the anchored one. The anchor is set by the first report (trust on first use) and moved
 /// only by an initialisation that completed a re-init request (annotation, config change,
@@ -182,12 +227,7 @@ fn check_baseline(
         Some(a) if &a.sha256 == sha256 => (Some(a), None),
         Some(a) if !requested_init => {
             let node = prev.map(|p| p.node_name.as_str()).unwrap_or_default();
-            let message = format!(
-                "database on node {node} does not match the baseline recorded at {} \
-                 (sha256 {}, found {sha256}); the scan result is discarded. Re-initialise the node \
-                 (annotation file-integrity.openshift.io/re-init) if the change is legitimate",
-                a.recorded_at.0, a.sha256
-            );
+            let message = a.mismatch(node, sha256);
             (Some(a), Some(message))
         }
         _ => (

@@ -20,7 +20,9 @@ use kube::{Api, Client, ResourceExt};
 use tokio::sync::watch;
 
 use super::{pack_log, replace_file, say, Baseline, NodeScanner, ScanResult};
-use crate::api::{names, FileIntegrity, ReinitRequests};
+use crate::api::{
+    names, FileIntegrity, FileIntegrityNodeStatus, Holdoff, NodeBaseline, ReinitRequests,
+};
 use crate::config::LoadOptions;
 use crate::controller::aideconf;
 
@@ -128,6 +130,12 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     };
     let id_path = reinit_id_path(&opts.hostroot);
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &opts.namespace);
+    let statuses: Api<FileIntegrityNodeStatus> = Api::namespaced(client.clone(), &opts.namespace);
+    let status_name = names::node_status_name(&opts.owner, &opts.node_name);
+    // The digest of the database this process wrote last: the operator moves its anchor only
+    // after it has processed the result that reported it, so the next check may come first.
+    let mut written: Option<String> = None;
+    let mut paused = false;
 
     loop {
         let fi = loop {
@@ -138,6 +146,27 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                 .await
                 .context("the FileIntegrity watch ended")?;
         };
+        // Paused while the node is updated (annotation holdoff): no scan, no re-init; the
+        // operator requests the re-init in the same write that ends the pause.
+        if Holdoff::of(&fi).holds(&opts.node_name) {
+            if !paused {
+                say(&format!(
+                    "holding off scans on node {}: paused by annotation {}",
+                    opts.node_name,
+                    names::HOLDOFF_ANNOTATION
+                ));
+                paused = true;
+            }
+            let node = opts.node_name.clone();
+            wait(&mut rx, opts.interval, move |fi| {
+                !Holdoff::of(fi).holds(&node)
+            })
+            .await?;
+            continue;
+        }
+        if std::mem::take(&mut paused) {
+            say(&format!("scans resumed on node {}", opts.node_name));
+        }
         let uid = fi.uid().unwrap_or_default();
         let requests = match ReinitRequests::of(&fi) {
             Ok(r) => r.unwrap_or_default(),
@@ -205,19 +234,58 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                 Err(r) => failed_init = Some(r),
             }
         }
-        let (result, db) = match failed_init {
-            Some(r) => (r, None),
+        if let Some(b) = &initialized {
+            written = Some(b.sha256.clone());
+        }
+        let anchor = match &initialized {
+            Some(_) => None,
+            None => anchored(&statuses, &status_name).await,
+        };
+        let started = std::time::Instant::now();
+        let (result, db, files) = match failed_init {
+            Some(r) => (r, None, None),
             None => {
                 let s = scanner.clone();
                 let fresh = initialized.clone();
+                let own = written.clone();
+                let node = opts.node_name.clone();
                 tokio::task::spawn_blocking(move || {
                     // The identity of the database this check uses, for the operator's anchor.
                     let db = fresh.or_else(|| s.baseline().ok());
-                    (s.check(), db)
+                    let refused = match (&anchor, &db) {
+                        (Some(a), Some(d))
+                            if a.sha256 != d.sha256 && own != Some(d.sha256.clone()) =>
+                        {
+                            Some(a.mismatch(&node, &d.sha256))
+                        }
+                        _ => None,
+                    };
+                    match refused {
+                        Some(message) => {
+                            tracing::error!("{message}");
+                            (ScanResult::Errored { message }, db, None)
+                        }
+                        None => {
+                            let (r, files) = s.check_counted();
+                            (r, db, files)
+                        }
+                    }
                 })
                 .await?
             }
         };
+        // Paused while this scan ran: the update may have changed files under it already.
+        let held_now = rx
+            .borrow()
+            .as_deref()
+            .is_some_and(|fi| Holdoff::of(fi).holds(&opts.node_name));
+        if held_now && initialized.is_none() {
+            say(&format!(
+                "scan result for node {} discarded: scans were paused while it ran",
+                opts.node_name
+            ));
+            continue;
+        }
         say(&format!(
             "scan result for node {}: {}",
             opts.node_name,
@@ -228,6 +296,8 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             completed,
             db: db.as_ref(),
             initialized: initialized.is_some(),
+            seconds: files.map(|_| started.elapsed().as_secs_f64()),
+            files,
         };
         report(&cms, &opts, &fi, &scan).await;
 
@@ -240,6 +310,18 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                 .is_some_and(|r| r.requested(&node) > completed)
         })
         .await?;
+    }
+}
+
+/// The baseline the operator anchored for this node, if any. Unreadable is not fatal: the
+/// operator checks every result against the anchor as well.
+async fn anchored(statuses: &Api<FileIntegrityNodeStatus>, name: &str) -> Option<NodeBaseline> {
+    match statuses.get_opt(name).await {
+        Ok(st) => st.and_then(|s| s.spec.baseline),
+        Err(e) => {
+            tracing::warn!("reading the anchored baseline from node status {name}: {e}");
+            None
+        }
     }
 }
 
@@ -272,6 +354,9 @@ pub struct Scan<'a> {
     pub db: Option<&'a Baseline>,
     /// The daemon (re-)initialised the database in this cycle.
     pub initialized: bool,
+    /// How long the check took and how many files it examined, when it ran.
+    pub seconds: Option<f64>,
+    pub files: Option<u64>,
 }
 
 /// The result ConfigMap of one scan.
@@ -289,6 +374,12 @@ pub fn result_config_map(opts: &Options, fi: &FileIntegrity, scan: &Scan) -> Con
     }
     if scan.initialized {
         annotations.insert(names::DB_INITIALIZED_ANNOTATION.into(), String::new());
+    }
+    if let Some(s) = scan.seconds {
+        annotations.insert(names::SCAN_SECONDS_ANNOTATION.into(), format!("{s:.3}"));
+    }
+    if let Some(n) = scan.files {
+        annotations.insert(names::FILES_SCANNED_ANNOTATION.into(), n.to_string());
     }
     let mut data = None;
     match scan.result {

@@ -125,6 +125,17 @@ impl NodeScanner {
     /// One check against the baseline. The report goes to the configuration's report URLs and
     /// is then kept as `aide.log`.
     pub fn check(&self) -> ScanResult {
+        self.check_counted().0
+    }
+
+    /// [`NodeScanner::check`], and how many files the scan examined (when it got that far).
+    pub fn check_counted(&self) -> (ScanResult, Option<u64>) {
+        let mut files = None;
+        let r = self.check_inner(&mut files);
+        (r, files)
+    }
+
+    fn check_inner(&self, files: &mut Option<u64>) -> ScanResult {
         say(LOG_CHECK);
         let (cfg, f) = match self.config() {
             Ok(c) => c,
@@ -138,6 +149,7 @@ impl NodeScanner {
             Ok(o) => o,
             Err(e) => return errored(e.exit_code(), &e),
         };
+        *files = out.comparison.as_ref().map(|c| c.total);
         let rep = out.report(&cfg);
         if let Err(e) = outputs.write(&rep) {
             return errored(e.exit_code(), &e);

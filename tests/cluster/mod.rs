@@ -25,7 +25,7 @@
 //! nodes, temporary directories and a control plane the harness started),
 //! `FIO_TEST_CLUSTER_JOBS` (tests holding a namespace at the same time, default 2),
 //! `FIO_TEST_TIMEOUT_FACTOR` (multiplies every wait, default 1), `FIO_TEST_DAEMON_LOG` (`FIO_LOG`
-//! of the daemons; the operator always gets `FIO_LOG=debug`).
+//! of the daemons), `FIO_TEST_OPERATOR_LOG` (`FIO_LOG` of the operator, default debug).
 
 #![allow(dead_code)] // each test binary uses a part of the harness
 
@@ -309,9 +309,28 @@ fn apply_params() -> PatchParams {
 }
 
 async fn apply_crds(client: &Client) {
+    apply_crd_docs(client, deploy_docs("crds")).await;
+}
+
+/// Install the CustomResourceDefinitions of `tests/fixtures/<file>` (APIs of other projects that
+/// the operator uses when a cluster has them) and wait until they are Established.
+pub async fn install_fixture_crds(file: &str) {
+    let path = repo().join("tests/fixtures").join(file);
+    let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let docs: Vec<Value> = serde_saphyr::from_multiple(&text)
+        .unwrap_or_else(|e| panic!("{}: invalid YAML: {e}", path.display()));
+    let docs = docs
+        .into_iter()
+        .filter(|d| !d.is_null())
+        .map(|d| (file.to_owned(), d))
+        .collect();
+    apply_crd_docs(&admin_client().await, docs).await;
+}
+
+async fn apply_crd_docs(client: &Client, docs: Vec<(String, Value)>) {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     let mut names = Vec::new();
-    for (file, doc) in deploy_docs("crds") {
+    for (file, doc) in docs {
         let crd: CustomResourceDefinition = typed(&file, &doc);
         let name = crd.metadata.name.clone().expect("CRD without a name");
         api.patch(&name, &apply_params(), &Patch::Apply(&crd))
@@ -1340,8 +1359,9 @@ impl Drop for Proc {
     }
 }
 
-/// `fio-operator run` as the operator's service account, watching the test namespace.
-pub struct Operator(Proc);
+/// `fio-operator run` as the operator's service account, watching the test namespace, with its
+/// metrics in plain HTTP on a loopback port of its own.
+pub struct Operator(Proc, std::net::SocketAddr);
 
 impl Operator {
     /// Starts `fio-operator run` with `WATCH_NAMESPACE=<ns>`, the operator's token kubeconfig,
@@ -1355,16 +1375,85 @@ impl Operator {
                 t.kubeconfig(Identity::Operator).display().to_string(),
             ),
             ("RELATED_IMAGE_OPERATOR".into(), TEST_IMAGE.into()),
-            ("FIO_LOG".into(), "debug".into()),
+            (
+                "FIO_LOG".into(),
+                std::env::var("FIO_TEST_OPERATOR_LOG").unwrap_or_else(|_| "debug".into()),
+            ),
             ("OPERATOR_NAME".into(), names::OPERATOR_NAME.into()),
         ];
-        Operator(Proc::new(
-            t,
-            "operator".into(),
-            env!("CARGO_BIN_EXE_fio-operator"),
-            vec!["run".into()],
-            envs,
-        ))
+        // A port free now; the operator binds it again after a restart (SO_REUSEADDR).
+        let metrics = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free loopback port for the metrics");
+        let args = vec![
+            "run".into(),
+            format!("--metrics-addr={metrics}"),
+            // No certificate there: plain HTTP on loopback.
+            format!(
+                "--serving-cert-dir={}",
+                t.dir.join("no-serving-cert").display()
+            ),
+        ];
+        Operator(
+            Proc::new(
+                t,
+                "operator".into(),
+                env!("CARGO_BIN_EXE_fio-operator"),
+                args,
+                envs,
+            ),
+            metrics,
+        )
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.0.pid()
+    }
+
+    /// The metrics endpoint's text (`GET /metrics-fio`), retried until the operator answers.
+    pub async fn metrics(&self) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let attempt = async {
+                let mut s = tokio::net::TcpStream::connect(self.1).await?;
+                s.write_all(
+                    b"GET /metrics-fio HTTP/1.1\r\nHost: metrics\r\nConnection: close\r\n\r\n",
+                )
+                .await?;
+                let mut out = String::new();
+                s.read_to_string(&mut out).await?;
+                Ok::<_, std::io::Error>(out)
+            };
+            match attempt.await {
+                Ok(resp) if resp.starts_with("HTTP/1.1 200") => {
+                    return resp
+                        .split_once("\r\n\r\n")
+                        .map(|(_, body)| body.to_owned())
+                        .unwrap_or_default();
+                }
+                r if Instant::now() >= deadline => {
+                    panic!("metrics endpoint {} did not answer: {r:?}", self.1)
+                }
+                _ => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    }
+
+    /// Wait until the metric `name` with exactly `labels` has the value `want`.
+    pub async fn wait_metric(&self, name: &str, labels: &[(&str, &str)], want: f64) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = self.metrics().await;
+            let got = fio::metrics::sample(&text, name, labels);
+            if got == Some(want) {
+                return text;
+            }
+            if Instant::now() >= deadline {
+                panic!("metric {name}{labels:?}: want {want}, got {got:?}\n{text}");
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
     }
 
     /// A crash and a restart: SIGKILL, then the same command again (log appended).

@@ -1,0 +1,343 @@
+//! The operator at 1,000 nodes (issue 5, section 3): a benchmark, not a test.
+//!
+//!     scripts/testenv.sh up && cargo bench --bench scale      # FIO_SCALE_NODES=1000 default
+//!
+//! On the real control plane of the tests (`tests/cluster`): 1,000 kwok nodes, the operator as
+//! its service account, one FileIntegrity over all nodes (its DaemonSet's pods are faked by
+//! kwok). A load generator then does what the daemons would: one result ConfigMap per node, made
+//! by the daemon's own code (`result_config_map`). Printed: the time until every node status is
+//! current after the last result, the operator's API writes per result (from the API server's
+//! `apiserver_request_total`), the operator's peak RSS, and the same for a rolling
+//! MachineConfig update over 100 nodes (waves of 10: Working, then Done, then the nodes'
+//! re-init results).
+
+#[path = "../tests/cluster/mod.rs"]
+mod cluster;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use cluster::{Operator, TestNs};
+use fio::api::{names, FileIntegrity, FileIntegrityNodeStatus, ReinitRequests};
+use fio::daemon::cluster::{result_config_map, Options, Scan};
+use fio::daemon::{Baseline, ScanResult};
+use futures::{stream, StreamExt};
+use k8s_openapi::api::core::v1::{ConfigMap, Node};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use serde_json::json;
+
+const FI: &str = "scale";
+const TARGET_LATENCY: Duration = Duration::from_secs(10);
+const TARGET_WRITES_PER_RESULT: f64 = 3.0;
+const TARGET_RSS_MIB: f64 = 100.0;
+
+/// `apiserver_request_total` summed by (group/resource/subresource, verb), write verbs only.
+type Writes = BTreeMap<(String, String), f64>;
+
+async fn apiserver_writes(client: &kube::Client) -> Writes {
+    let req = http::Request::get("/metrics")
+        .body(Vec::new())
+        .expect("request");
+    let text = client
+        .request_text(req)
+        .await
+        .expect("GET /metrics of the API server");
+    let mut out = Writes::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("apiserver_request_total{") else {
+            continue;
+        };
+        let Some((labels, value)) = rest.rsplit_once("} ") else {
+            continue;
+        };
+        let label = |k: &str| {
+            labels
+                .split(',')
+                .find_map(|kv| kv.strip_prefix(&format!("{k}=\"")))
+                .map(|v| v.trim_end_matches('"').to_owned())
+                .unwrap_or_default()
+        };
+        let verb = label("verb");
+        if !["POST", "PUT", "PATCH", "APPLY", "DELETE"].contains(&verb.as_str()) {
+            continue;
+        }
+        let resource = format!(
+            "{}/{}{}",
+            label("group"),
+            label("resource"),
+            match label("subresource").as_str() {
+                "" => String::new(),
+                s => format!("/{s}"),
+            }
+        );
+        *out.entry((resource, verb)).or_default() += value.parse::<f64>().unwrap_or(0.0);
+    }
+    out
+}
+
+/// The writes between two snapshots that the operator makes: its own kinds, ConfigMap deletes
+/// and updates (the load generator only creates), Events (the operator's are events.k8s.io),
+/// DaemonSets. Node, lease and pod writes (kwok, the scheduler) and ConfigMap creates (the load
+/// generator) are not the operator's.
+fn operator_writes(before: &Writes, after: &Writes) -> (f64, Vec<String>) {
+    let mut total = 0.0;
+    let mut lines = Vec::new();
+    for ((resource, verb), v) in after {
+        let d = v - before
+            .get(&(resource.clone(), verb.clone()))
+            .unwrap_or(&0.0);
+        if d <= 0.0 {
+            continue;
+        }
+        let ours = resource.starts_with(names::GROUP)
+            || resource.starts_with("events.k8s.io/")
+            || resource.starts_with("apps/daemonsets")
+            || (resource == "/configmaps" && verb != "POST");
+        lines.push(format!(
+            "    {verb:6} {resource:55} {d:>7}{}",
+            if ours { "  (operator)" } else { "" }
+        ));
+        if ours {
+            total += d;
+        }
+    }
+    (total, lines)
+}
+
+fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// One result per node, as each node's daemon would create it.
+async fn report(t: &TestNs, fi: &FileIntegrity, nodes: &[String], reinit: &BTreeMap<String, i64>) {
+    let api = t.api::<ConfigMap>();
+    stream::iter(nodes.iter().cloned())
+        .for_each_concurrent(32, |node| {
+            let api = api.clone();
+            async move {
+                let opts = Options {
+                    owner: FI.into(),
+                    namespace: t.ns.clone(),
+                    config_map: FI.into(),
+                    hostroot: "/hostroot".into(),
+                    interval: Duration::from_secs(900),
+                    max_backups: 5,
+                    node_name: node.clone(),
+                    force_compress: false,
+                };
+                let completed = reinit.get(&node).copied().unwrap_or(0);
+                let db = Baseline {
+                    sha256: format!("{:064x}", completed + 1),
+                    size: 4096,
+                    entries: Some(1000),
+                };
+                let scan = Scan {
+                    result: &ScanResult::Succeeded,
+                    completed,
+                    db: Some(&db),
+                    initialized: completed > 0,
+                    seconds: Some(1.5),
+                    files: Some(1000),
+                };
+                let cm = result_config_map(&opts, fi, &scan);
+                // The previous result may not be processed yet: retry as the daemon does.
+                loop {
+                    match api.create(&PostParams::default(), &cm).await {
+                        Ok(_) => break,
+                        Err(kube::Error::Api(s)) if s.code == 409 => {
+                            tokio::time::sleep(Duration::from_millis(200)).await
+                        }
+                        Err(e) => panic!("creating result of {node}: {e}"),
+                    }
+                }
+            }
+        })
+        .await;
+}
+
+/// Waits until `done` holds for the node statuses; returns when it did.
+async fn wait_statuses(
+    t: &TestNs,
+    what: &str,
+    done: impl Fn(&[FileIntegrityNodeStatus]) -> bool,
+) -> Instant {
+    let api = t.api::<FileIntegrityNodeStatus>();
+    let lp = ListParams::default().labels(&format!("{}={FI}", names::OWNER_LABEL));
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let list = api.list(&lp).await.expect("list node statuses").items;
+        if done(&list) {
+            return Instant::now();
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn set_mc(t: &TestNs, nodes: &[String], current: &str, desired: &str, state: &str) {
+    let api: Api<Node> = Api::all(t.client.clone());
+    for n in nodes {
+        let patch = json!({"metadata": {"annotations": {
+            "machineconfiguration.openshift.io/currentConfig": current,
+            "machineconfiguration.openshift.io/desiredConfig": desired,
+            "machineconfiguration.openshift.io/state": state,
+        }}});
+        api.patch(n, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .expect("annotate node");
+    }
+}
+
+async fn wait_fi(t: &TestNs, what: &str, done: impl Fn(&FileIntegrity) -> bool) -> FileIntegrity {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let fi = t.get_fi(FI).await;
+        if done(&fi) {
+            return fi;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn holdoff(fi: &FileIntegrity) -> Option<String> {
+    fi.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(names::HOLDOFF_ANNOTATION).cloned())
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "ok"
+    } else {
+        "MISSED"
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    // `cargo bench` passes --bench; nothing to filter.
+    let n: usize = std::env::var("FIO_SCALE_NODES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let setup = Instant::now();
+    let t = TestNs::new("scale", n).await;
+    println!("{n} kwok nodes Ready in {:.1?}", setup.elapsed());
+    let op = Operator::start(&t);
+    let mut fi = t.file_integrity(FI);
+    fi.spec.config.grace_period = 900;
+    let fi = t.create_fi(&fi).await;
+    let ds = names::daemonset_name(FI);
+    let rollout = Instant::now();
+    t.wait_daemonset_rolled_out(&ds, Duration::from_secs(600))
+        .await;
+    println!(
+        "DaemonSet {ds}: {n} pods (kwok) rolled out in {:.1?}",
+        rollout.elapsed()
+    );
+
+    // 1. One result per node.
+    let before = apiserver_writes(&t.client).await;
+    let start = Instant::now();
+    report(&t, &fi, &t.nodes, &BTreeMap::new()).await;
+    let last_result = Instant::now();
+    let all = wait_statuses(&t, "every node status", |l| l.len() == n).await;
+    let latency = all.saturating_duration_since(last_result);
+    // Settle: the FileIntegrity's phase and any trailing writes.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = apiserver_writes(&t.client).await;
+    let (writes, lines) = operator_writes(&before, &after);
+    let per_result = writes / n as f64;
+    println!(
+        "\n{n} results written in {:.1?}; every node status current {:.2?} after the last result  [target < {TARGET_LATENCY:?}: {}]",
+        last_result - start,
+        latency,
+        verdict(latency < TARGET_LATENCY)
+    );
+    println!(
+        "operator API writes: {writes} = {per_result:.2} per result  [target <= {TARGET_WRITES_PER_RESULT}: {}]",
+        verdict(per_result <= TARGET_WRITES_PER_RESULT)
+    );
+    println!("  API writes during the phase (apiserver_request_total deltas):");
+    for l in &lines {
+        println!("{l}");
+    }
+
+    // 2. Rolling MachineConfig update over 100 nodes, waves of 10.
+    let rolled: Vec<String> = t.nodes.iter().take(100.min(n)).cloned().collect();
+    set_mc(&t, &rolled, "rendered-1", "rendered-1", "Done").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = apiserver_writes(&t.client).await;
+    let start = Instant::now();
+    let mut worst_pause = Duration::ZERO;
+    let mut worst_resume = Duration::ZERO;
+    for wave in rolled.chunks(10) {
+        let t0 = Instant::now();
+        set_mc(&t, wave, "rendered-1", "rendered-2", "Working").await;
+        wait_fi(&t, "the wave paused", |fi| {
+            let h = holdoff(fi).unwrap_or_default();
+            wave.iter().all(|n| h.split(',').any(|x| x == n))
+        })
+        .await;
+        worst_pause = worst_pause.max(t0.elapsed());
+        let t1 = Instant::now();
+        set_mc(&t, wave, "rendered-2", "rendered-2", "Done").await;
+        let fi_now = wait_fi(&t, "the wave resumed with re-init requests", |fi| {
+            let req = ReinitRequests::of(fi).ok().flatten().unwrap_or_default();
+            holdoff(fi).is_none() && wave.iter().all(|n| req.requested(n) > 0)
+        })
+        .await;
+        worst_resume = worst_resume.max(t1.elapsed());
+        // The daemons re-initialise and report.
+        let req = ReinitRequests::of(&fi_now)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let ids: BTreeMap<String, i64> =
+            wave.iter().map(|n| (n.clone(), req.requested(n))).collect();
+        report(&t, &fi_now, wave, &ids).await;
+        wait_statuses(&t, "the wave's re-inits confirmed", |l| {
+            wave.iter().all(|n| {
+                l.iter()
+                    .any(|s| s.spec.node_name == *n && s.spec.reinit_id == ids.get(n).copied())
+            })
+        })
+        .await;
+    }
+    let took = start.elapsed();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = apiserver_writes(&t.client).await;
+    let (writes, lines) = operator_writes(&before, &after);
+    println!(
+        "\nrolling update over {} nodes (waves of 10): {took:.1?}; node Working -> paused <= {worst_pause:.2?}, Done -> re-init requested <= {worst_resume:.2?}",
+        rolled.len()
+    );
+    println!(
+        "operator API writes: {writes} ({:.2} per node: pause, resume + re-init request, result)",
+        writes / rolled.len() as f64
+    );
+    for l in &lines {
+        println!("{l}");
+    }
+    let rss = op.pid().map_or(0.0, peak_rss_mib);
+    println!(
+        "\noperator peak RSS (VmHWM): {rss:.1} MiB  [target < {TARGET_RSS_MIB} MiB: {}]",
+        verdict(rss < TARGET_RSS_MIB)
+    );
+    let metrics = op.metrics().await;
+    for name in [
+        "file_integrity_operator_reconcile_total",
+        "file_integrity_operator_reconcile_errors_total",
+    ] {
+        for l in metrics.lines().filter(|l| l.starts_with(name)) {
+            println!("  {l}");
+        }
+    }
+}

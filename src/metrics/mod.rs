@@ -1,0 +1,473 @@
+//! The operator's Prometheus metrics: upstream's `file_integrity_operator_*` families with the
+//! same names and label names (so existing dashboards and the `NodeHasIntegrityFailure` alert
+//! keep working), every one of them actually incremented, and what an operator user expects
+//! besides: reconcile counts, errors and durations, baseline mismatches, and per-node scan
+//! durations and file counts as the daemons report them. [`serve`] publishes them.
+//!
+//! Label values are bounded: node names, phases, conditions and short error kinds, never free
+//! text (upstream's `error` label carried whole messages).
+
+mod serve;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+pub use serve::{serve, ServeError, ServeOptions, Serving, CONTENT_TYPE};
+
+/// Prefix of every family (upstream's namespace).
+pub const PREFIX: &str = "file_integrity_operator";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PhaseLabels {
+    phase: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ErrorLabels {
+    error: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NodeLabels {
+    node: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReinitLabels {
+    by: String,
+    node: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConditionLabels {
+    condition: String,
+    node: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NodeErrorLabels {
+    error: String,
+    node: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperationLabels {
+    operation: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ControllerLabels {
+    controller: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ScanLabels {
+    fileintegrity: String,
+    node: String,
+}
+
+type DurationFamily = Family<ControllerLabels, Histogram, fn() -> Histogram>;
+
+fn reconcile_histogram() -> Histogram {
+    // 1 ms .. ~33 s.
+    Histogram::new(exponential_buckets(0.001, 2.0, 16))
+}
+
+/// Why a re-init was requested (upstream's `by` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReinitBy {
+    /// The `re-init` or `re-init-on-failed` annotation.
+    Demand,
+    /// A configuration change (all nodes).
+    Config,
+    /// The end of a MachineConfig update on the node.
+    Node,
+}
+
+impl ReinitBy {
+    fn as_str(self) -> &'static str {
+        match self {
+            ReinitBy::Demand => "demand",
+            ReinitBy::Config => "config",
+            ReinitBy::Node => "node",
+        }
+    }
+}
+
+/// All metric families, shared by the controllers (`Arc<Metrics>` in their context).
+pub struct Metrics {
+    registry: Registry,
+    phase: Family<PhaseLabels, Counter>,
+    error: Family<ErrorLabels, Counter>,
+    pause: Family<NodeLabels, Counter>,
+    unpause: Family<NodeLabels, Counter>,
+    reinit: Family<ReinitLabels, Counter>,
+    node_status: Family<ConditionLabels, Counter>,
+    node_failed: Family<NodeLabels, Gauge>,
+    node_status_error: Family<NodeErrorLabels, Counter>,
+    daemonset_update: Family<OperationLabels, Counter>,
+    baseline_mismatch: Family<NodeLabels, Counter>,
+    reconcile: Family<ControllerLabels, Counter>,
+    reconcile_errors: Family<ControllerLabels, Counter>,
+    reconcile_duration: DurationFamily,
+    scan_duration: Family<ScanLabels, Gauge<f64, AtomicU64>>,
+    scan_files: Family<ScanLabels, Gauge>,
+    /// Failed or not, per (FileIntegrity, node): `node_failed{node}` is 1 while any
+    /// FileIntegrity has an unresolved failure on the node.
+    failed: Mutex<BTreeMap<(String, String), bool>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix(PREFIX);
+        let m = Metrics {
+            phase: Family::default(),
+            error: Family::default(),
+            pause: Family::default(),
+            unpause: Family::default(),
+            reinit: Family::default(),
+            node_status: Family::default(),
+            node_failed: Family::default(),
+            node_status_error: Family::default(),
+            daemonset_update: Family::default(),
+            baseline_mismatch: Family::default(),
+            reconcile: Family::default(),
+            reconcile_errors: Family::default(),
+            reconcile_duration: Family::new_with_constructor(reconcile_histogram),
+            scan_duration: Family::default(),
+            scan_files: Family::default(),
+            failed: Mutex::new(BTreeMap::new()),
+            registry: Registry::default(),
+        };
+        // Counters get their `_total` suffix from the encoder.
+        registry.register(
+            "phase",
+            "The number of FileIntegrity phase transitions, per phase",
+            m.phase.clone(),
+        );
+        registry.register(
+            "error",
+            "The number of FileIntegrity phase errors, per error kind",
+            m.error.clone(),
+        );
+        registry.register(
+            "pause",
+            "The number of times scanning was paused on a node for a MachineConfig update",
+            m.pause.clone(),
+        );
+        registry.register(
+            "unpause",
+            "The number of times scanning resumed on a node after a MachineConfig update",
+            m.unpause.clone(),
+        );
+        registry.register(
+            "reinit",
+            "The number of database re-initialisations requested, by trigger (demand, config, node) and node",
+            m.reinit.clone(),
+        );
+        registry.register(
+            "node_status",
+            "The number of node status condition transitions, per condition and node",
+            m.node_status.clone(),
+        );
+        registry.register(
+            "node_failed",
+            "1 while a node has an unresolved integrity failure, 0 otherwise",
+            m.node_failed.clone(),
+        );
+        registry.register(
+            "node_status_error",
+            "The number of Errored scan results, per error kind and node",
+            m.node_status_error.clone(),
+        );
+        registry.register(
+            "daemonset_update",
+            "The number of writes to scan DaemonSets, per operation (update, delete)",
+            m.daemonset_update.clone(),
+        );
+        registry.register(
+            "baseline_mismatch",
+            "The number of results whose database did not match the baseline anchored for the node",
+            m.baseline_mismatch.clone(),
+        );
+        registry.register(
+            "reconcile",
+            "The number of reconciliations, per controller",
+            m.reconcile.clone(),
+        );
+        registry.register(
+            "reconcile_errors",
+            "The number of reconciliations that failed, per controller",
+            m.reconcile_errors.clone(),
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "How long reconciliations took, per controller",
+            m.reconcile_duration.clone(),
+        );
+        registry.register(
+            "scan_duration_seconds",
+            "How long the node's last scan took, as the daemon reported it",
+            m.scan_duration.clone(),
+        );
+        registry.register(
+            "scan_files",
+            "The number of files the node's last scan examined, as the daemon reported it",
+            m.scan_files.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// The exposition text (OpenMetrics), as served.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    pub fn phase(&self, phase: &str) {
+        self.phase
+            .get_or_create(&PhaseLabels {
+                phase: phase.into(),
+            })
+            .inc();
+    }
+
+    /// A FileIntegrity entered phase Error; `kind` is short and stable (`InvalidConfig`,
+    /// `NodeErrored`, ...).
+    pub fn error(&self, kind: &str) {
+        self.error
+            .get_or_create(&ErrorLabels { error: kind.into() })
+            .inc();
+    }
+
+    pub fn pause(&self, node: &str) {
+        self.pause.get_or_create(&node_labels(node)).inc();
+    }
+
+    pub fn unpause(&self, node: &str) {
+        self.unpause.get_or_create(&node_labels(node)).inc();
+    }
+
+    /// A re-init request; `node` is "" for all nodes (upstream's convention for demand/config).
+    pub fn reinit(&self, by: ReinitBy, node: &str) {
+        self.reinit
+            .get_or_create(&ReinitLabels {
+                by: by.as_str().into(),
+                node: node.into(),
+            })
+            .inc();
+    }
+
+    /// A node status changed condition (or appeared).
+    pub fn node_status(&self, condition: &str, node: &str) {
+        self.node_status
+            .get_or_create(&ConditionLabels {
+                condition: condition.into(),
+                node: node.into(),
+            })
+            .inc();
+    }
+
+    /// Record whether `fi`'s last result on `node` is Failed; called for every node status the
+    /// operator sees, so the gauge is rebuilt after a restart (upstream lost it, OCPBUGS-42807).
+    pub fn set_failed(&self, fi: &str, node: &str, failed: bool) {
+        let mut map = self.failed.lock().unwrap_or_else(|p| p.into_inner());
+        map.insert((fi.to_owned(), node.to_owned()), failed);
+        self.update_node_failed(&map, node);
+    }
+
+    /// `fi` no longer scans `node` (node or FileIntegrity deleted).
+    pub fn forget(&self, fi: &str, node: &str) {
+        let mut map = self.failed.lock().unwrap_or_else(|p| p.into_inner());
+        map.remove(&(fi.to_owned(), node.to_owned()));
+        self.update_node_failed(&map, node);
+        let scan = ScanLabels {
+            fileintegrity: fi.into(),
+            node: node.into(),
+        };
+        self.scan_duration.remove(&scan);
+        self.scan_files.remove(&scan);
+    }
+
+    fn update_node_failed(&self, map: &BTreeMap<(String, String), bool>, node: &str) {
+        let mut seen = false;
+        let mut any = false;
+        for ((_, n), failed) in map {
+            if n == node {
+                seen = true;
+                any |= *failed;
+            }
+        }
+        let labels = node_labels(node);
+        if seen {
+            self.node_failed.get_or_create(&labels).set(i64::from(any));
+        } else {
+            self.node_failed.remove(&labels);
+        }
+    }
+
+    /// An Errored result; `kind` as for [`Metrics::error`].
+    pub fn node_status_error(&self, kind: &str, node: &str) {
+        self.node_status_error
+            .get_or_create(&NodeErrorLabels {
+                error: kind.into(),
+                node: node.into(),
+            })
+            .inc();
+    }
+
+    /// `operation` is `update` or `delete`.
+    pub fn daemonset_update(&self, operation: &str) {
+        self.daemonset_update
+            .get_or_create(&OperationLabels {
+                operation: operation.into(),
+            })
+            .inc();
+    }
+
+    pub fn baseline_mismatch(&self, node: &str) {
+        self.baseline_mismatch
+            .get_or_create(&node_labels(node))
+            .inc();
+    }
+
+    pub fn reconciled(&self, controller: &str, took: Duration, ok: bool) {
+        let labels = ControllerLabels {
+            controller: controller.into(),
+        };
+        self.reconcile.get_or_create(&labels).inc();
+        if !ok {
+            self.reconcile_errors.get_or_create(&labels).inc();
+        }
+        self.reconcile_duration
+            .get_or_create(&labels)
+            .observe(took.as_secs_f64());
+    }
+
+    /// What a daemon reported about its last scan.
+    pub fn scan(&self, fi: &str, node: &str, seconds: Option<f64>, files: Option<i64>) {
+        let labels = ScanLabels {
+            fileintegrity: fi.into(),
+            node: node.into(),
+        };
+        if let Some(s) = seconds {
+            self.scan_duration.get_or_create(&labels).set(s);
+        }
+        if let Some(n) = files {
+            self.scan_files.get_or_create(&labels).set(n);
+        }
+    }
+}
+
+fn node_labels(node: &str) -> NodeLabels {
+    NodeLabels { node: node.into() }
+}
+
+/// One sample of an exposition text: the value of `name` with exactly `labels`, if present.
+/// For tests and tools reading the endpoint.
+pub fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let (series, value) = l.rsplit_once(' ')?;
+        let (n, rest) = match series.split_once('{') {
+            Some((n, rest)) => (n, rest.strip_suffix('}')?),
+            None => (series, ""),
+        };
+        if n != name {
+            return None;
+        }
+        let mut found: Vec<(&str, &str)> = rest
+            .split(',')
+            .filter(|p| !p.is_empty())
+            .filter_map(|p| {
+                let (k, v) = p.split_once('=')?;
+                Some((k, v.trim_matches('"')))
+            })
+            .collect();
+        let mut want = labels.to_vec();
+        found.sort_unstable();
+        want.sort_unstable();
+        (found == want).then(|| value.parse().ok()).flatten()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstream_names_and_the_failed_gauge() {
+        let m = Metrics::new();
+        m.phase("Active");
+        m.phase("Active");
+        m.reinit(ReinitBy::Demand, "");
+        m.set_failed("fi-a", "node-1", true);
+        m.set_failed("fi-b", "node-1", false);
+        m.set_failed("fi-b", "node-2", false);
+        let text = m.encode();
+        let s = |n, l: &[(&str, &str)]| sample(&text, n, l);
+        assert_eq!(
+            s(
+                "file_integrity_operator_phase_total",
+                &[("phase", "Active")]
+            ),
+            Some(2.0),
+            "{text}"
+        );
+        assert_eq!(
+            s(
+                "file_integrity_operator_reinit_total",
+                &[("by", "demand"), ("node", "")]
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            s("file_integrity_operator_node_failed", &[("node", "node-1")]),
+            Some(1.0)
+        );
+        assert_eq!(
+            s("file_integrity_operator_node_failed", &[("node", "node-2")]),
+            Some(0.0)
+        );
+        // One FileIntegrity's failure resolved; the other's is not.
+        m.set_failed("fi-b", "node-1", false);
+        m.set_failed("fi-a", "node-1", false);
+        let text = m.encode();
+        assert_eq!(
+            sample(
+                &text,
+                "file_integrity_operator_node_failed",
+                &[("node", "node-1")]
+            ),
+            Some(0.0)
+        );
+        m.forget("fi-a", "node-1");
+        m.forget("fi-b", "node-1");
+        let text = m.encode();
+        assert_eq!(
+            sample(
+                &text,
+                "file_integrity_operator_node_failed",
+                &[("node", "node-1")]
+            ),
+            None,
+            "a node nobody scans has no series"
+        );
+    }
+}
