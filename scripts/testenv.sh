@@ -384,17 +384,23 @@ cmd_up() {
         --service-account-private-key-file="$P/sa.key" --root-ca-file="$P/ca.crt" \
         --cluster-signing-cert-file="$P/ca.crt" --cluster-signing-key-file="$P/ca.key" \
         --flex-volume-plugin-dir="$DIR/flexvolume" \
-        --node-monitor-grace-period=40s --profiling=false --v=1
+        --node-monitor-grace-period=1h --profiling=false --v=1
     start_bg kube-scheduler "$BIN/kube-scheduler" \
         --kubeconfig="$DIR/admin.kubeconfig" --authentication-kubeconfig="$DIR/admin.kubeconfig" \
         --authorization-kubeconfig="$DIR/admin.kubeconfig" --authentication-skip-lookup=true \
         --leader-elect=false \
         --bind-address=127.0.0.1 --secure-port="$SCHEDULER_PORT" --profiling=false --v=1
+    # Heartbeats: kwok 0.7 picks its 10-20 min status heartbeat only with
+    # --node-lease-duration-seconds=0 (the condition is inverted in its code), and no leases then;
+    # with a lease duration it patches every node's status every 20-45 s and renews a lease every
+    # ~10 s: with 1,000 fake nodes (benches/scale.rs) that is ~60 writes a second, which starves
+    # etcd on a 2-core machine. The controller-manager's grace period is raised to match, so
+    # nodes stay Ready. Real kubelets heartbeat more often, on real control planes.
     printf 'apiVersion: config.kwok.x-k8s.io/v1alpha1\nkind: KwokConfiguration\noptions: {}\n' >"$DIR/kwok.yaml"
     start_bg kwok "$BIN/kwok" --config="$DIR/kwok.yaml" \
         --kubeconfig="$DIR/admin.kubeconfig" \
         --manage-all-nodes=false --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
-        --cidr="$POD_CIDR" --node-ip="$NODE_IP" --node-lease-duration-seconds=40 \
+        --cidr="$POD_CIDR" --node-ip="$NODE_IP" --node-lease-duration-seconds=0 \
         --server-address="127.0.0.1:$KWOK_PORT"
 
     wait_for "kube-scheduler /healthz" 60 kube-scheduler \

@@ -518,10 +518,9 @@ fn phase(
     if (current.len() as i32) < desired {
         return (
             Phase::Initializing,
-            Some(format!(
-                "{} of {desired} nodes have reported a first scan",
-                current.len()
-            )),
+            // No count: a message that changed with every node would be a status write per
+            // node's first result (1,000 on a large cluster).
+            Some("waiting for the first scan of every node".into()),
         );
     }
     (Phase::Active, None)

@@ -14,10 +14,10 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
-use k8s_openapi::api::core::v1::{ConfigMap, Node};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, ObjectReference};
 use kube::api::PartialObjectMeta;
 use kube::api::{Patch, PatchParams};
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
@@ -25,6 +25,9 @@ use kube::{Api, Client, Resource};
 
 use crate::api::{names, FileIntegrity, FileIntegrityNodeStatus};
 use crate::metrics::Metrics;
+
+/// How long the FileIntegrity controller waits for triggers to stop before it reconciles.
+const FI_DEBOUNCE: Duration = Duration::from_millis(300);
 
 /// The field manager of every server-side apply the operator makes.
 pub const MANAGER: &str = "fio-operator";
@@ -74,6 +77,8 @@ pub struct Context {
     pub nodes: Store<PartialObjectMeta<Node>>,
     /// Every node status in the namespace.
     pub statuses: Store<FileIntegrityNodeStatus>,
+    /// The FileIntegrity controller's own cache of FileIntegrities.
+    pub fis: Store<FileIntegrity>,
 }
 
 impl Context {
@@ -111,6 +116,39 @@ impl Context {
         reason: &str,
         note: String,
     ) {
+        self.publish(obj, None, warning, reason, note).await;
+    }
+
+    /// An Event about `obj` concerning `node` (the Event's `related` object). The recorder
+    /// folds repeats of an Event into one series by regarding object, reason and related
+    /// object, not by note: without the node, every node's "no changes to node X" would be
+    /// counted into the first node's Event.
+    pub async fn node_event<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        node: &str,
+        warning: bool,
+        reason: &str,
+        note: String,
+    ) {
+        let related = ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Node".into()),
+            name: Some(node.to_owned()),
+            ..ObjectReference::default()
+        };
+        self.publish(obj, Some(related), warning, reason, note)
+            .await;
+    }
+
+    async fn publish<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        related: Option<ObjectReference>,
+        warning: bool,
+        reason: &str,
+        note: String,
+    ) {
         let ev = Event {
             type_: if warning {
                 EventType::Warning
@@ -120,7 +158,7 @@ impl Context {
             reason: reason.to_owned(),
             note: Some(note),
             action: reason.to_owned(),
-            secondary: None,
+            secondary: related,
         };
         if let Err(e) = self.recorder.publish(&ev, &obj.object_ref(&())).await {
             tracing::warn!("publishing event {reason}: {e}");
@@ -192,6 +230,14 @@ pub async fn run(client: Client, namespace: String, metrics: Arc<Metrics>) -> an
         .wait_until_ready()
         .await
         .map_err(|e| anyhow::anyhow!("caching node statuses: {e}"))?;
+    // Debounced: on a large cluster the first scans of all nodes update node statuses many
+    // times a second, and the phase needs one look after the burst, not one per node status.
+    let fi_controller = Controller::new(
+        Api::<FileIntegrity>::namespaced(client.clone(), &namespace),
+        watcher::Config::default(),
+    )
+    .with_config(controller::Config::default().debounce(FI_DEBOUNCE));
+    let store = fi_controller.store();
     let ctx = Arc::new(Context {
         recorder: Recorder::new(
             client.clone(),
@@ -206,11 +252,10 @@ pub async fn run(client: Client, namespace: String, metrics: Arc<Metrics>) -> an
         metrics: metrics.clone(),
         nodes,
         statuses,
+        fis: store.clone(),
     });
     monitoring::ensure(&client, &namespace).await;
 
-    let fi_controller = Controller::new(ctx.api::<FileIntegrity>(), watcher::Config::default());
-    let store = fi_controller.store();
     let by_config = store.clone();
     let fi_controller = fi_controller
         .owns(

@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::{DeleteParams, Preconditions};
 use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 
 use super::{Context, Error, KubeContext};
@@ -35,12 +36,20 @@ pub async fn reconcile(cm: Arc<ConfigMap>, ctx: Arc<Context>) -> Result<Action, 
         tracing::warn!("Malformed ConfigMap {ns}/{cm_name}: no owner or node label. Cannot retry.");
         return Ok(Action::await_change());
     };
-    let Some(fi) = ctx
-        .api::<FileIntegrity>()
-        .get_opt(&owner)
-        .await
-        .ctx(|| format!("reading FileIntegrity {owner} of result {cm_name}"))?
-    else {
+    // From the FileIntegrity controller's cache; read once when it has not seen it yet.
+    let cached = ctx
+        .fis
+        .get(&ObjectRef::new(&owner).within(ns))
+        .map(|fi| FileIntegrity::clone(&fi));
+    let fi = match cached {
+        Some(fi) => Some(fi),
+        None => ctx
+            .api::<FileIntegrity>()
+            .get_opt(&owner)
+            .await
+            .ctx(|| format!("reading FileIntegrity {owner} of result {cm_name}"))?,
+    };
+    let Some(fi) = fi else {
         // Owned by the FileIntegrity: the garbage collector removes it.
         return Ok(Action::await_change());
     };
@@ -139,8 +148,9 @@ pub async fn reconcile(cm: Arc<ConfigMap>, ctx: Arc<Context>) -> Result<Action, 
                 format!("node {node} has an error! {}", last.error_message),
             ),
         };
-        ctx.event(
+        ctx.node_event(
             &fi,
+            &node,
             warning,
             names::EVENT_REASON_NODE_INTEGRITY_STATUS,
             note,
