@@ -22,7 +22,7 @@ use fio::api::{names, FileIntegrity, FileIntegrityNodeStatus, ReinitRequests};
 use fio::daemon::cluster::{result_config_map, Options, Scan};
 use fio::daemon::{Baseline, ScanResult};
 use futures::{stream, StreamExt};
-use k8s_openapi::api::core::v1::{ConfigMap, Node};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
@@ -31,8 +31,10 @@ const TARGET_LATENCY: Duration = Duration::from_secs(10);
 const TARGET_WRITES_PER_RESULT: f64 = 3.0;
 const TARGET_RSS_MIB: f64 = 100.0;
 
-/// `apiserver_request_total` summed by (group/resource/subresource, verb), write verbs only.
-type Writes = BTreeMap<(String, String), f64>;
+/// `apiserver_request_total` summed by (group/resource/subresource, verb, accepted), write
+/// verbs only; accepted = a 2xx answer (429s from API priority and fairness, and the client's
+/// retries of them, are counted apart).
+type Writes = BTreeMap<(String, String, bool), f64>;
 
 async fn apiserver_writes(client: &kube::Client) -> Writes {
     let req = http::Request::get("/metrics")
@@ -70,7 +72,8 @@ async fn apiserver_writes(client: &kube::Client) -> Writes {
                 s => format!("/{s}"),
             }
         );
-        *out.entry((resource, verb)).or_default() += value.parse::<f64>().unwrap_or(0.0);
+        let accepted = label("code").starts_with('2');
+        *out.entry((resource, verb, accepted)).or_default() += value.parse::<f64>().unwrap_or(0.0);
     }
     out
 }
@@ -79,13 +82,13 @@ async fn apiserver_writes(client: &kube::Client) -> Writes {
 /// and updates (the load generator only creates), Events (the operator's are events.k8s.io),
 /// DaemonSets. Node, lease and pod writes (kwok, the scheduler) and ConfigMap creates (the load
 /// generator) are not the operator's.
-fn operator_writes(before: &Writes, after: &Writes) -> (f64, Vec<String>) {
-    let mut total = 0.0;
+/// Returns the operator's accepted writes, its rejected attempts, and a line per kind.
+fn operator_writes(before: &Writes, after: &Writes) -> (f64, f64, Vec<String>) {
+    let (mut total, mut rejected) = (0.0, 0.0);
     let mut lines = Vec::new();
-    for ((resource, verb), v) in after {
-        let d = v - before
-            .get(&(resource.clone(), verb.clone()))
-            .unwrap_or(&0.0);
+    for (key, v) in after {
+        let (resource, verb, accepted) = key;
+        let d = v - before.get(key).unwrap_or(&0.0);
         if d <= 0.0 {
             continue;
         }
@@ -94,14 +97,17 @@ fn operator_writes(before: &Writes, after: &Writes) -> (f64, Vec<String>) {
             || resource.starts_with("apps/daemonsets")
             || (resource == "/configmaps" && verb != "POST");
         lines.push(format!(
-            "    {verb:6} {resource:55} {d:>7}{}",
+            "    {verb:6} {resource:55} {d:>7}{}{}",
+            if *accepted { "" } else { " rejected" },
             if ours { "  (operator)" } else { "" }
         ));
-        if ours {
-            total += d;
+        match (ours, accepted) {
+            (true, true) => total += d,
+            (true, false) => rejected += d,
+            _ => {}
         }
     }
-    (total, lines)
+    (total, rejected, lines)
 }
 
 fn peak_rss_mib(pid: u32) -> f64 {
@@ -243,6 +249,29 @@ async fn main() {
         rollout.elapsed()
     );
 
+    // An earlier run's namespace being deleted would count its deletions as ours.
+    let namespaces: Api<Namespace> = Api::all(t.client.clone());
+    let quiet = Instant::now() + Duration::from_secs(300);
+    while Instant::now() < quiet {
+        let old = namespaces
+            .list(&ListParams::default())
+            .await
+            .expect("list namespaces")
+            .items
+            .into_iter()
+            .filter(|ns| {
+                ns.metadata
+                    .name
+                    .as_deref()
+                    .is_some_and(|n| n.starts_with("fio-scale-") && n != t.ns)
+            })
+            .count();
+        if old == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+
     // 1. One result per node.
     let before = apiserver_writes(&t.client).await;
     let start = Instant::now();
@@ -253,7 +282,7 @@ async fn main() {
     // Settle: the FileIntegrity's phase and any trailing writes.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let after = apiserver_writes(&t.client).await;
-    let (writes, lines) = operator_writes(&before, &after);
+    let (writes, rejected, lines) = operator_writes(&before, &after);
     let per_result = writes / n as f64;
     println!(
         "\n{n} results written in {:.1?}; every node status current {:.2?} after the last result  [target < {TARGET_LATENCY:?}: {}]",
@@ -262,7 +291,7 @@ async fn main() {
         verdict(latency < TARGET_LATENCY)
     );
     println!(
-        "operator API writes: {writes} = {per_result:.2} per result  [target <= {TARGET_WRITES_PER_RESULT}: {}]",
+        "operator API writes: {writes} = {per_result:.2} per result  [target <= {TARGET_WRITES_PER_RESULT}: {}]; {rejected} attempts rejected",
         verdict(per_result <= TARGET_WRITES_PER_RESULT)
     );
     println!("  API writes during the phase (apiserver_request_total deltas):");
@@ -314,13 +343,13 @@ async fn main() {
     let took = start.elapsed();
     tokio::time::sleep(Duration::from_secs(3)).await;
     let after = apiserver_writes(&t.client).await;
-    let (writes, lines) = operator_writes(&before, &after);
+    let (writes, rejected, lines) = operator_writes(&before, &after);
     println!(
         "\nrolling update over {} nodes (waves of 10): {took:.1?}; node Working -> paused <= {worst_pause:.2?}, Done -> re-init requested <= {worst_resume:.2?}",
         rolled.len()
     );
     println!(
-        "operator API writes: {writes} ({:.2} per node: pause, resume + re-init request, result)",
+        "operator API writes: {writes} ({:.2} per node: pause, resume + re-init request, result); {rejected} attempts rejected",
         writes / rolled.len() as f64
     );
     for l in &lines {

@@ -804,18 +804,37 @@ async fn three_nodes_reach_succeeded_and_active() {
                 .list(&ListParams::default())
                 .await
                 .map_err(|e| e.to_string())?;
-            let reasons: BTreeSet<_> = list
+            // What `kubectl get events` shows: each node's own note, and the phase reached
+            // (not one Event per reason carrying its first note with a count).
+            let notes: BTreeSet<(String, String)> = list
                 .items
                 .iter()
                 .filter(|e| e.involved_object.name.as_deref() == Some(FI))
-                .filter_map(|e| e.reason.clone())
+                .map(|e| {
+                    (
+                        e.reason.clone().unwrap_or_default(),
+                        e.message.clone().unwrap_or_default(),
+                    )
+                })
                 .collect();
-            if reasons.contains(names::EVENT_REASON_FILE_INTEGRITY_STATUS)
-                && reasons.contains(names::EVENT_REASON_NODE_INTEGRITY_STATUS)
-            {
+            let mut want: Vec<(String, String)> = t
+                .nodes
+                .iter()
+                .map(|n| {
+                    (
+                        names::EVENT_REASON_NODE_INTEGRITY_STATUS.to_owned(),
+                        format!("no changes to node {n}"),
+                    )
+                })
+                .collect();
+            want.push((
+                names::EVENT_REASON_FILE_INTEGRITY_STATUS.to_owned(),
+                "Active".to_owned(),
+            ));
+            if want.iter().all(|w| notes.contains(w)) {
                 Ok(())
             } else {
-                Err(format!("reasons {reasons:?}"))
+                Err(format!("events {notes:?}"))
             }
         },
     )

@@ -71,7 +71,8 @@ pub struct Context {
     pub namespace: String,
     /// The image of the daemon pods.
     pub image: String,
-    pub recorder: Recorder,
+    /// Who publishes the Events (see [`Context::event`]).
+    pub reporter: Reporter,
     pub metrics: Arc<Metrics>,
     /// Every Node's metadata (see [`cache`]).
     pub nodes: Store<PartialObjectMeta<Node>>,
@@ -119,10 +120,8 @@ impl Context {
         self.publish(obj, None, warning, reason, note).await;
     }
 
-    /// An Event about `obj` concerning `node` (the Event's `related` object). The recorder
-    /// folds repeats of an Event into one series by regarding object, reason and related
-    /// object, not by note: without the node, every node's "no changes to node X" would be
-    /// counted into the first node's Event.
+    /// An Event about `obj` concerning `node` (the Event's `related` object, which
+    /// `kubectl describe` shows).
     pub async fn node_event<K: Resource<DynamicType = ()>>(
         &self,
         obj: &K,
@@ -160,7 +159,12 @@ impl Context {
             action: reason.to_owned(),
             secondary: related,
         };
-        if let Err(e) = self.recorder.publish(&ev, &obj.object_ref(&())).await {
+        // A recorder per Event: kube's Recorder folds repeats into one series keyed by object,
+        // reason, action and related object but not by note, so "Initializing" then "Active",
+        // or every node's "no changes to node X", became one Event showing the first note with a
+        // count. Each Event is its own object, as upstream's.
+        let recorder = Recorder::new(self.client.clone(), self.reporter.clone());
+        if let Err(e) = recorder.publish(&ev, &obj.object_ref(&())).await {
             tracing::warn!("publishing event {reason}: {e}");
         }
     }
@@ -239,13 +243,10 @@ pub async fn run(client: Client, namespace: String, metrics: Arc<Metrics>) -> an
     .with_config(controller::Config::default().debounce(FI_DEBOUNCE));
     let store = fi_controller.store();
     let ctx = Arc::new(Context {
-        recorder: Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: names::OPERATOR_NAME.into(),
-                instance: std::env::var(names::ENV_POD_NAME).ok(),
-            },
-        ),
+        reporter: Reporter {
+            controller: names::OPERATOR_NAME.into(),
+            instance: std::env::var(names::ENV_POD_NAME).ok(),
+        },
         client: client.clone(),
         namespace: namespace.clone(),
         image,

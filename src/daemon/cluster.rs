@@ -62,7 +62,17 @@ pub fn harden(opts: &Options) -> anyhow::Result<crate::harden::Report> {
         fs::canonicalize(p).with_context(|| format!("hardening: resolving {}", p.display()))
     };
     let host_root = canonical(&opts.hostroot)?;
-    let db_dir = canonical(&db_dir(&host_root))?;
+    // OpenShift nodes have /etc/kubernetes; k3s and other distributions may not. Created before
+    // the host root turns read-only (and then canonicalised: a symbolic link is refused there).
+    let wanted = db_dir(&host_root);
+    if !wanted.exists() {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(&wanted)
+            .with_context(|| format!("creating {}", wanted.display()))?;
+    }
+    let db_dir = canonical(&wanted)?;
     let state = canonical(&state_dir(opts)?)?;
     let report = crate::harden::harden(&crate::harden::HardenOptions {
         host_root,
