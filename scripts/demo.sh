@@ -270,6 +270,18 @@ Re-initialise the databases (all nodes; or =node-2 for one), then look at the ba
   kubectl -n $NS annotate fileintegrities/$FI file-integrity.openshift.io/re-init=
   ls -l $DEMO/node-*/etc/kubernetes
 
+Pause node-1 as a MachineConfig update would, then end the update (node-1 re-initialises once):
+
+  kubectl annotate node node-1 --overwrite machineconfiguration.openshift.io/currentConfig=a \\
+    machineconfiguration.openshift.io/desiredConfig=b machineconfiguration.openshift.io/state=Working
+  kubectl -n $NS get fileintegrities/$FI -o jsonpath='{.metadata.annotations}'
+  kubectl annotate node node-1 --overwrite machineconfiguration.openshift.io/currentConfig=b \\
+    machineconfiguration.openshift.io/state=Done
+
+Metrics (plain HTTP on loopback: no serving certificate here):
+
+  curl -s http://127.0.0.1:8585/metrics-fio | grep -v '^#'
+
 Logs (in place of \`oc logs pod/$DS-xxxxx\`):
 
   tail -f $DEMO/logs/daemon-node-1.log
