@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use cluster::{Operator, TestNs};
+use fio::api::holdoff::{MC_CURRENT_CONFIG, MC_DESIRED_CONFIG, MC_STATE};
 use fio::api::{names, FileIntegrity, FileIntegrityNodeStatus, ReinitRequests};
 use fio::daemon::cluster::{result_config_map, Options, Scan};
 use fio::daemon::{Baseline, ScanResult};
@@ -189,9 +190,7 @@ async fn set_mc(t: &TestNs, nodes: &[String], current: &str, desired: &str, stat
     let api: Api<Node> = Api::all(t.client.clone());
     for n in nodes {
         let patch = json!({"metadata": {"annotations": {
-            "machineconfiguration.openshift.io/currentConfig": current,
-            "machineconfiguration.openshift.io/desiredConfig": desired,
-            "machineconfiguration.openshift.io/state": state,
+            MC_CURRENT_CONFIG: current, MC_DESIRED_CONFIG: desired, MC_STATE: state,
         }}});
         api.patch(n, &PatchParams::default(), &Patch::Merge(&patch))
             .await

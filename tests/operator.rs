@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use cluster::{secs, Daemon, Identity, Operator, TestNs, NODE_SELECTOR_LABEL, TEST_IMAGE};
+use fio::api::holdoff::{MC_CURRENT_CONFIG, MC_DESIRED_CONFIG, MC_STATE};
 use fio::api::{
     names, FileIntegrity, FileIntegrityNodeCondition, FileIntegrityNodeStatus,
     FileIntegrityStatusPhase as Phase,
@@ -565,6 +566,21 @@ impl Scenario {
             .await
     }
 
+    /// For `limit`, each of `nodes` keeps exactly `want` database backups (no further re-init).
+    async fn backups_stay(&self, what: &str, limit: Duration, nodes: &[String], want: usize) {
+        self.t
+            .holds_for(what, limit, async || {
+                for n in nodes {
+                    let (db, _) = backups(self.root(n));
+                    if db.len() != want {
+                        return Err(format!("{n}: {db:?}"));
+                    }
+                }
+                Ok(())
+            })
+            .await;
+    }
+
     /// `node` reports Failed with `changed` changed files.
     async fn wait_failed(&self, node: &str, changed: i64) -> FileIntegrityNodeStatus {
         let statuses = self
@@ -981,16 +997,8 @@ async fn changed_file_fails_one_node_then_reinit_all_recovers() {
     );
     assert!(t.get_configmap(&failed_cm(&n2)).await.is_some());
     // Exactly once: another two intervals bring no more backups.
-    t.holds_for("one backup per node", secs(2 * INTERVAL), async || {
-        for (n, root) in &s.roots {
-            let (db, _) = backups(root);
-            if db.len() != 1 {
-                return Err(format!("{n}: {db:?}"));
-            }
-        }
-        Ok(())
-    })
-    .await;
+    s.backups_stay("one backup per node", secs(2 * INTERVAL), &t.nodes, 1)
+        .await;
 }
 
 /// `re-init=<node-2>` re-initialises node-2 only.
@@ -1713,10 +1721,6 @@ async fn wait_monitoring_object(t: &TestNs, kind: &str, plural: &str, name: &str
 
 // ---- MachineConfig updates (issue 5, section 1) -------------------------------------------------
 
-const MC_CURRENT: &str = "machineconfiguration.openshift.io/currentConfig";
-const MC_DESIRED: &str = "machineconfiguration.openshift.io/desiredConfig";
-const MC_STATE: &str = "machineconfiguration.openshift.io/state";
-
 /// Sets the machine-config daemon's annotations on `node` as it does during an update.
 async fn set_mc_state(t: &TestNs, node: &str, current: &str, desired: &str, state: &str) {
     Api::<Node>::all(t.client.clone())
@@ -1724,7 +1728,7 @@ async fn set_mc_state(t: &TestNs, node: &str, current: &str, desired: &str, stat
             node,
             &PatchParams::default(),
             &Patch::Merge(json!({"metadata": {"annotations": {
-                MC_CURRENT: current, MC_DESIRED: desired, MC_STATE: state,
+                MC_CURRENT_CONFIG: current, MC_DESIRED_CONFIG: desired, MC_STATE: state,
             }}})),
         )
         .await
@@ -1817,14 +1821,12 @@ async fn machine_config_update_pauses_the_node_and_reinitialises_it_once() {
     );
     // More Node events (kwok heartbeats, a repeated Done) bring no second re-init.
     set_mc_state(t, &n1, "rendered-2", "rendered-2", "Done").await;
-    t.holds_for("one re-init of node-1", secs(2 * INTERVAL), async || {
-        let (db, _) = backups(s.root(&n1));
-        if db.len() == 1 {
-            Ok(())
-        } else {
-            Err(format!("{db:?}"))
-        }
-    })
+    s.backups_stay(
+        "one re-init of node-1",
+        secs(2 * INTERVAL),
+        std::slice::from_ref(&n1),
+        1,
+    )
     .await;
     let text = s.op.metrics().await;
     for (name, labels) in [
@@ -1884,16 +1886,8 @@ async fn rolling_machine_config_update_with_degraded_node_and_operator_restart()
     }
     s.wait_all_succeeded_after("the rolling update", None, secs(60))
         .await;
-    s.t.holds_for("one re-init per node", secs(INTERVAL + 2), async || {
-        for n in &nodes {
-            let (db, _) = backups(s.root(n));
-            if db.len() != 1 {
-                return Err(format!("{n}: {db:?}"));
-            }
-        }
-        Ok(())
-    })
-    .await;
+    s.backups_stay("one re-init per node", secs(INTERVAL + 2), &nodes, 1)
+        .await;
 }
 
 /// `re-init-on-failed` re-initialises the Failed nodes only (upstream OCPBUGS-18933).

@@ -106,27 +106,20 @@ mod tests {
         let mut partial = ann("a", "b", "Working");
         partial.remove(MC_STATE);
         assert_eq!(NodeUpdate::of(&partial), None);
-        assert_eq!(
-            NodeUpdate::of(&ann("a", "b", "Working")),
-            Some(NodeUpdate::Updating)
-        );
-        assert_eq!(
-            NodeUpdate::of(&ann("b", "b", "Done")),
-            Some(NodeUpdate::Finished)
-        );
-        assert_eq!(
-            NodeUpdate::of(&ann("a", "b", "Degraded")),
-            Some(NodeUpdate::Finished)
-        );
-        // Working with nothing to change, or Done with a new config desired: not a transition.
-        assert_eq!(
-            NodeUpdate::of(&ann("b", "b", "Working")),
-            Some(NodeUpdate::Other)
-        );
-        assert_eq!(
-            NodeUpdate::of(&ann("a", "b", "Done")),
-            Some(NodeUpdate::Other)
-        );
+        // The last two: Working with nothing to change, or Done with a new config desired.
+        for ((current, desired, state), want) in [
+            (("a", "b", "Working"), NodeUpdate::Updating),
+            (("b", "b", "Done"), NodeUpdate::Finished),
+            (("a", "b", "Degraded"), NodeUpdate::Finished),
+            (("b", "b", "Working"), NodeUpdate::Other),
+            (("a", "b", "Done"), NodeUpdate::Other),
+        ] {
+            assert_eq!(
+                NodeUpdate::of(&ann(current, desired, state)),
+                Some(want),
+                "{current} -> {desired} {state}"
+            );
+        }
     }
 
     #[test]

@@ -220,10 +220,9 @@ pub async fn reconcile(fi: Arc<FileIntegrity>, ctx: Arc<Context>) -> Result<Acti
                 "scans paused on every node ({})",
                 names::HOLDOFF_ANNOTATION
             )),
-            Holdoff::Nodes(n) => Some(format!(
-                "scans paused during a node update: {}",
-                n.iter().cloned().collect::<Vec<_>>().join(",")
-            )),
+            Holdoff::Nodes(_) => holdoff
+                .to_annotation()
+                .map(|nodes| format!("scans paused during a node update: {nodes}")),
         };
     }
     let before = fi.status.as_ref().and_then(|s| s.phase);

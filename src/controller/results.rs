@@ -203,7 +203,9 @@ fn record_metrics(
 /// The `error` label of an Errored result: short and bounded (the message itself holds paths,
 /// digests and times).
 fn error_kind(message: &str, mismatched: bool) -> String {
-    if mismatched || message.contains("does not match the baseline") {
+    // A database the daemon refused is also one whose reported digest the operator finds
+    // mismatched: `mismatched` covers both.
+    if mismatched {
         return "BaselineMismatch".into();
     }
     // The daemon's "AIDE error: <code> <meaning>: ..." (the exit code AIDE would have returned).

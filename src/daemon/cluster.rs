@@ -264,7 +264,8 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                     let db = fresh.or_else(|| s.baseline().ok());
                     let refused = match (&anchor, &db) {
                         (Some(a), Some(d))
-                            if a.sha256 != d.sha256 && own != Some(d.sha256.clone()) =>
+                            if a.sha256 != d.sha256
+                                && own.as_deref() != Some(d.sha256.as_str()) =>
                         {
                             Some(a.mismatch(&node, &d.sha256))
                         }
