@@ -5,7 +5,7 @@
 //! On the real control plane of the tests (`tests/cluster`): 1,000 kwok nodes, the operator as
 //! its service account, one FileIntegrity over all nodes (its DaemonSet's pods are faked by
 //! kwok). A load generator then does what the daemons would: one result ConfigMap per node, made
-//! by the daemon's own code (`result_config_map`). Printed: the time until every node status is
+//! by the daemon's own code (`ScanReport::to_config_map`). Printed: the time until every node status is
 //! current after the last result, the operator's API writes per result (from the API server's
 //! `apiserver_request_total`), the operator's peak RSS, and the same for a rolling
 //! MachineConfig update over 100 nodes (waves of 10: Working, then Done, then the nodes'
@@ -18,10 +18,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use cluster::{Operator, TestNs};
-use fio::api::holdoff::{MC_CURRENT_CONFIG, MC_DESIRED_CONFIG, MC_STATE};
-use fio::api::{names, FileIntegrity, FileIntegrityNodeStatus, ReinitRequests};
-use fio::daemon::cluster::{result_config_map, Options, Scan};
-use fio::daemon::{Baseline, ScanResult};
+use fio_api::holdoff::{MC_CURRENT_CONFIG, MC_DESIRED_CONFIG, MC_STATE};
+use fio_api::report::{DatabaseId, ScanCondition, ScanFigures, ScanReport};
+use fio_api::{names, FileIntegrity, FileIntegrityNodeStatus, ReinitRequests};
 use futures::{stream, StreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
@@ -127,31 +126,24 @@ async fn report(t: &TestNs, fi: &FileIntegrity, nodes: &[String], reinit: &BTree
         .for_each_concurrent(32, |node| {
             let api = api.clone();
             async move {
-                let opts = Options {
-                    owner: FI.into(),
-                    namespace: t.ns.clone(),
-                    config_map: FI.into(),
-                    hostroot: "/hostroot".into(),
-                    interval: Duration::from_secs(900),
-                    max_backups: 5,
-                    node_name: node.clone(),
-                    force_compress: false,
-                };
                 let completed = reinit.get(&node).copied().unwrap_or(0);
-                let db = Baseline {
-                    sha256: format!("{:064x}", completed + 1),
-                    size: 4096,
-                    entries: Some(1000),
-                };
-                let scan = Scan {
-                    result: &ScanResult::Succeeded,
-                    completed,
-                    db: Some(&db),
+                let scan = ScanReport {
+                    owner: FI.into(),
+                    node: node.clone(),
+                    condition: ScanCondition::Succeeded,
+                    reinit_id: Some(completed),
+                    database: Some(DatabaseId {
+                        sha256: format!("{:064x}", completed + 1),
+                        size: 4096,
+                        entries: Some(1000),
+                    }),
                     initialized: completed > 0,
-                    seconds: Some(1.5),
-                    files: Some(1000),
+                    figures: Some(ScanFigures {
+                        seconds: 1.5,
+                        files: 1000,
+                    }),
                 };
-                let cm = result_config_map(&opts, fi, &scan);
+                let cm = scan.to_config_map(&t.ns, &fi.uid().unwrap_or_default());
                 // The previous result may not be processed yet: retry as the daemon does.
                 loop {
                     match api.create(&PostParams::default(), &cm).await {

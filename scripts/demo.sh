@@ -9,7 +9,7 @@
 # 2. installs deploy/crds, deploy/namespace.yaml and deploy/rbac (not the operator Deployment:
 #    the operator runs here as a local process);
 # 3. builds fio-operator and fio-scanner (cargo build --release) and runs `fio-operator run` and
-#    one `fio-scanner daemon` per node, each with a token of its service account
+#    one `fio-operator daemon` per node, each with a token of its service account
 #    (file-integrity-operator, file-integrity-daemon), each daemon over a sample node root
 #    $FIO_DEMO_DIR/node-N standing for that node's / (its /etc/kubernetes holds aide.db.gz);
 # 4. creates the FileIntegrity of deploy/samples (gracePeriod lowered to 30 s), prints the
@@ -185,7 +185,6 @@ scripts/testenv.sh build
 say "building fio-operator and fio-scanner (cargo build --release)"
 cargo build --release --bin fio-operator --bin fio-scanner
 OPERATOR=$ROOT/target/release/fio-operator
-SCANNER=$ROOT/target/release/fio-scanner
 BIN=$(scripts/testenv.sh bin)
 export PATH=$BIN:$PATH   # kubectl of the control plane's version
 export KUBECONFIG=$FIO_TESTENV_DIR/admin.kubeconfig
@@ -238,10 +237,10 @@ check_alive
 HARDEN=()
 if [[ $(id -u) -ne 0 ]]; then HARDEN=(--insecure-no-harden); fi
 for i in $(seq "$NODES"); do
-    say "starting fio-scanner daemon for node-$i over $DEMO/node-$i (log: $DEMO/logs/daemon-node-$i.log)"
+    say "starting fio-operator daemon for node-$i over $DEMO/node-$i (log: $DEMO/logs/daemon-node-$i.log)"
     start "daemon-node-$i" "$DEMO/logs/daemon-node-$i.log" env -u WATCH_NAMESPACE \
         NODE_NAME="node-$i" KUBECONFIG="$DEMO/kubeconfigs/daemon.kubeconfig" FIO_LOG="${FIO_LOG:-info}" \
-        "$SCANNER" daemon --owner="$FI" --namespace="$NS" --hostroot="$DEMO/node-$i" \
+        "$OPERATOR" daemon --owner="$FI" --namespace="$NS" --hostroot="$DEMO/node-$i" \
         --interval="$GRACE" --max-backups=5 "${HARDEN[@]}"
 done
 sleep 2

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use fio::api::{self, names, FileIntegrity};
+use fio_api::{self as api, names, FileIntegrity};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Secret, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
@@ -251,8 +251,9 @@ fn every_manifest_parses_as_its_kind() {
             "Secret" => round_trip::<Secret>(file, doc),
             // No Rust type: the operator's own parser (it applies these at start) must read them.
             "PrometheusRule" | "ServiceMonitor" => {
-                let objects = fio::controller::monitoring::objects(names::DEFAULT_NAMESPACE)
-                    .expect("the operator parses deploy/monitoring");
+                let objects =
+                    fio_operator::controller::monitoring::objects(names::DEFAULT_NAMESPACE)
+                        .expect("the operator parses deploy/monitoring");
                 assert!(
                     objects
                         .iter()
@@ -698,7 +699,8 @@ fn operator_deployment() {
 /// the ServiceMonitor scrapes the port and path the operator serves.
 #[test]
 fn monitoring_alert_and_scrape_match_the_metrics() {
-    let objects = fio::controller::monitoring::objects("fio-test").expect("monitoring objects");
+    let objects =
+        fio_operator::controller::monitoring::objects("fio-test").expect("monitoring objects");
     let kind = |k: &str| {
         objects
             .iter()
@@ -715,7 +717,7 @@ fn monitoring_alert_and_scrape_match_the_metrics() {
         "file_integrity_operator_node_failed{node=~\".+\"} * on(node) kube_node_info > 0"
     );
     assert_eq!(r["labels"]["namespace"], "fio-test");
-    let metrics = fio::metrics::Metrics::new();
+    let metrics = fio_operator::metrics::Metrics::new();
     metrics.set_failed("fi", "node-1", true);
     let exported = metrics.encode();
     assert!(

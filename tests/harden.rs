@@ -1,4 +1,4 @@
-//! `fio::harden` as a user would check it. Hardening is irreversible and must run while the
+//! `fio_daemon::harden` as a user would check it. Hardening is irreversible and must run while the
 //! process has a single thread, so this test has its own `main` (`harness = false`): the parent
 //! builds a tree, re-executes this binary with `FIO_HARDEN_CHILD=<case>`, and the child (one
 //! thread, nothing else run yet) hardens itself, observes what it can and cannot do, and prints
@@ -13,8 +13,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use fio::controller::daemonset::DAEMON_CAPABILITIES;
-use fio::harden::{harden, HardenOptions, ProcStatus, ReadonlyMethod};
+use fio_daemon::harden::{harden, HardenOptions, ProcStatus, ReadonlyMethod};
+use fio_operator::controller::daemonset::DAEMON_CAPABILITIES;
 
 const CHILD_ENV: &str = "FIO_HARDEN_CHILD";
 const DIR_ENV: &str = "FIO_HARDEN_DIR";
@@ -85,13 +85,13 @@ fn scan_config(tree: &Path, db_dir: &Path) -> String {
 
 fn scan_init(tree: &Path, db_dir: &Path) -> Result<PathBuf, String> {
     let text = scan_config(tree, db_dir);
-    let cfg = fio::config::Config::parse_str(
+    let cfg = fio_core::config::Config::parse_str(
         &text,
         &db_dir.join("aide.conf"),
-        &fio::config::LoadOptions::default(),
+        &fio_core::config::LoadOptions::default(),
     )
     .map_err(|e| e.to_string())?;
-    fio::scan::run(&cfg, fio::scan::Mode::Init).map_err(|e| e.to_string())?;
+    fio_core::scan::run(&cfg, fio_core::scan::Mode::Init).map_err(|e| e.to_string())?;
     Ok(db_dir.join("aide.db.gz.new"))
 }
 

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
-use fio::metrics::{serve, Metrics, ServeOptions, CONTENT_TYPE};
+use fio_operator::metrics::{serve, Metrics, ServeOptions, CONTENT_TYPE};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -1,5 +1,5 @@
 //! End to end against a real control plane (kube-apiserver, etcd, controller-manager, scheduler,
-//! kwok; `scripts/testenv.sh`): `fio-operator run` and one `fio-scanner daemon --owner ...` per
+//! kwok; `scripts/testenv.sh`): `fio-operator run` and one `fio-operator daemon --owner ...` per
 //! simulated node run as local processes with the tokens of their service accounts, over small
 //! node roots (see `tests/cluster/mod.rs`). Issue 3, section 5; names and the re-init protocol as
 //! in NOTES.md ("Operator (issue 3)").
@@ -18,12 +18,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use cluster::{secs, Daemon, Identity, Operator, TestNs, NODE_SELECTOR_LABEL, TEST_IMAGE};
-use fio::api::holdoff::{MC_CURRENT_CONFIG, MC_DESIRED_CONFIG, MC_STATE};
-use fio::api::{
+use fio_api::holdoff::{MC_CURRENT_CONFIG, MC_DESIRED_CONFIG, MC_STATE};
+use fio_api::{
     names, FileIntegrity, FileIntegrityNodeCondition, FileIntegrityNodeStatus,
     FileIntegrityStatusPhase as Phase,
 };
-use fio::controller::daemonset::DAEMON_CAPABILITIES;
+use fio_operator::controller::daemonset::DAEMON_CAPABILITIES;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Node, Pod, Secret};
 use k8s_openapi::jiff::Timestamp;
@@ -300,7 +300,7 @@ fn probe_daemonset(t: &TestNs, name: &str) -> DaemonSet {
                     "serviceAccountName": names::DAEMON_SERVICE_ACCOUNT,
                     "containers": [{
                         "name": "daemon", "image": TEST_IMAGE,
-                        "command": ["fio-scanner"], "args": ["daemon"],
+                        "command": ["fio-operator"], "args": ["daemon"],
                         "securityContext": {"runAsUser": 0, "capabilities": {"drop": ["ALL"], "add": DAEMON_CAPABILITIES}},
                         "volumeMounts": [{"name": "hostroot", "mountPath": "/hostroot"}]
                     }],
@@ -871,7 +871,8 @@ async fn changed_file_fails_one_node_then_reinit_all_recovers() {
     // after an operator restart the gauge is back at 1 at once (upstream reset it to 0).
     let gauge = "file_integrity_operator_node_failed";
     let text = s.op.wait_metric(gauge, &[("node", &n2)], 1.0).await;
-    let m = |name: &str, labels: &[(&str, &str)]| fio::metrics::sample(&text, name, labels);
+    let m =
+        |name: &str, labels: &[(&str, &str)]| fio_operator::metrics::sample(&text, name, labels);
     assert_eq!(m(gauge, &[("node", s.node(0))]), Some(0.0), "{text}");
     assert_eq!(
         m(
@@ -974,7 +975,7 @@ async fn changed_file_fails_one_node_then_reinit_all_recovers() {
     s.op.wait_metric(gauge, &[("node", &n2)], 0.0).await;
     let text = s.op.metrics().await;
     assert_eq!(
-        fio::metrics::sample(
+        fio_operator::metrics::sample(
             &text,
             "file_integrity_operator_reinit_total",
             &[("by", "demand"), ("node", "")]
@@ -1177,7 +1178,7 @@ async fn invalid_user_config_is_an_error_until_fixed() {
     }
     let text = s.op.metrics().await;
     assert_eq!(
-        fio::metrics::sample(
+        fio_operator::metrics::sample(
             &text,
             "file_integrity_operator_reinit_total",
             &[("by", "config"), ("node", "")]
@@ -1583,7 +1584,7 @@ async fn rewritten_database_is_errored_until_reinit() {
         .join("attacker.conf");
     fs::write(
         &attacker_conf,
-        fio::controller::aideconf::map_hostroot(&config, root),
+        fio_api::aideconf::map_hostroot(&config, root),
     )
     .expect("write the attacker's config");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_fio-scanner"))
@@ -1630,7 +1631,7 @@ async fn rewritten_database_is_errored_until_reinit() {
             vec![("error", "BaselineMismatch"), ("node", n2.as_str())],
         ),
     ] {
-        let v = fio::metrics::sample(&text, name, &labels);
+        let v = fio_operator::metrics::sample(&text, name, &labels);
         assert!(v.is_some_and(|v| v >= 1.0), "{name}: {v:?}\n{text}");
     }
     // The daemon itself read the anchor and refused to check against the rewritten database.
@@ -1844,7 +1845,7 @@ async fn machine_config_update_pauses_the_node_and_reinitialises_it_once() {
         ),
     ] {
         assert_eq!(
-            fio::metrics::sample(&text, name, &labels),
+            fio_operator::metrics::sample(&text, name, &labels),
             Some(1.0),
             "{name}{labels:?}\n{text}"
         );

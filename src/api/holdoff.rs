@@ -11,8 +11,8 @@ use std::collections::BTreeSet;
 
 use kube::ResourceExt;
 
-use super::reinit::parse_node_list;
-use super::{names, FileIntegrity};
+use crate::reinit::parse_node_list;
+use crate::{names, FileIntegrity};
 
 /// Annotations the machine-config daemon keeps on every node it manages.
 pub const MC_CURRENT_CONFIG: &str = "machineconfiguration.openshift.io/currentConfig";

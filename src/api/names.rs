@@ -56,6 +56,9 @@ pub const DB_INITIALIZED_ANNOTATION: &str = "file-integrity.openshift.io/db-init
 /// and how many files it examined; the operator publishes them as metrics.
 pub const SCAN_SECONDS_ANNOTATION: &str = "file-integrity.openshift.io/scan-seconds";
 pub const FILES_SCANNED_ANNOTATION: &str = "file-integrity.openshift.io/files-scanned";
+/// Annotation on an Errored result ConfigMap (not in upstream): AIDE's exit status (14-21), so
+/// that the operator need not parse it out of the message. Absent when the daemon refused to scan.
+pub const EXIT_CODE_ANNOTATION: &str = "file-integrity.openshift.io/exit-code";
 /// Label (value `""`) on the daemon's temporary result ConfigMap: process it as a scan result.
 pub const LOG_LABEL: &str = "file-integrity.openshift.io/log";
 /// Label (value `""`) on the persisted `<result-cm>-failed` ConfigMap ("a log we decided to
@@ -214,9 +217,7 @@ fn length_limited(prefix: &str, name: String, limit: usize) -> String {
     if name.len() < limit {
         return name;
     }
-    let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, name.as_bytes());
-    let hex = crate::report::values::base16(digest.as_ref());
-    format!("{prefix}{hex}")
+    format!("{prefix}{}", fio_core::hash::sha1_hex(name.as_bytes()))
 }
 
 /// The scan DaemonSet of a FileIntegrity: `aide-<fi>`.

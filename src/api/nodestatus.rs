@@ -18,7 +18,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::fileintegrity::is_zero;
+use crate::fileintegrity::is_zero;
 
 /// FileIntegrityNodeStatus holds the scan results of one node: the latest per condition.
 // Several printer columns share `type_ = "integer"`, which clippy takes for repeated attributes.

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use kube::ResourceExt;
 use serde::{Deserialize, Serialize};
 
-use super::{names, FileIntegrity};
+use crate::{names, FileIntegrity};
 
 /// The value of the `file-integrity.openshift.io/reinit-requests` annotation.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]

@@ -1,6 +1,9 @@
 //! `fio-operator`: the File Integrity Operator binary.
 //!
 //! Subcommands:
+//! - `run`: the operator.
+//! - `daemon --owner=FI --namespace=NS ...`: the daemon of a FileIntegrity's DaemonSet pods
+//!   (upstream's binary also carries both: `file-integrity-operator daemon`).
 //! - `crds [--out DIR]`: print both CustomResourceDefinitions as multi-document YAML, or write
 //!   `DIR/<group>_<plural>.yaml` (how `deploy/crds/` is generated:
 //!   `cargo run --bin fio-operator -- crds --out deploy/crds`).
@@ -14,8 +17,8 @@ use std::process::ExitCode;
 
 use std::sync::Arc;
 
-use fio::api;
-use fio::metrics::{Metrics, ServeOptions};
+use fio_api as api;
+use fio_operator::metrics::{Metrics, ServeOptions};
 
 const USAGE: &str = "\
 Usage: fio-operator <COMMAND>
@@ -28,6 +31,19 @@ Commands:
                                [default: 0.0.0.0:8585]; plain HTTP only on loopback
       --serving-cert-dir DIR   tls.crt and tls.key for HTTPS metrics
                                [default: /var/run/secrets/serving-cert]
+  daemon             The daemon of a FileIntegrity's DaemonSet pod: config from the
+                     ConfigMap <owner>, results as ConfigMaps, re-init requests;
+                     env NODE_NAME, in-cluster config or $KUBECONFIG
+      --owner FI               The FileIntegrity this daemon scans for (required)
+      --namespace NS           Its namespace (required)
+      --hostroot DIR           Where the node's root filesystem is [default: /hostroot]
+      --config-map CM          The ConfigMap with aide.conf [default: the owner's name]
+      --interval SECS          Seconds between checks [default: 900, minimum 10]
+      --max-backups N          Backups kept by a re-init [default: 5]
+      --debug[=BOOL]           Debug logging
+      --compress               Always gzip+base64 the report in result ConfigMaps
+      --insecure-no-harden     Do not confine the process (read-only host root,
+                               capabilities, seccomp, Landlock)
   crds [--out DIR]   Print the CustomResourceDefinitions as multi-document YAML,
                      or write one file per CRD into DIR (deploy/crds is generated
                      by: cargo run --bin fio-operator -- crds --out deploy/crds)
@@ -40,8 +56,15 @@ Options:
 enum Command {
     Help,
     Version,
-    Crds { out: Option<PathBuf> },
+    Crds {
+        out: Option<PathBuf>,
+    },
     Run(ServeOptions),
+    Daemon {
+        opts: fio_daemon::Options,
+        debug: bool,
+        no_harden: bool,
+    },
 }
 
 const DEFAULT_METRICS_ADDR: &str = "0.0.0.0:8585";
@@ -60,6 +83,17 @@ fn main() -> ExitCode {
         Command::Version => write_stdout(&format!("fio-operator {}\n", env!("CARGO_PKG_VERSION"))),
         Command::Crds { out } => crds(out),
         Command::Run(metrics) => run(metrics),
+        Command::Daemon {
+            opts,
+            debug,
+            no_harden,
+        } => {
+            // As the daemon always logged: our crates only, no time or target (`oc logs` shows
+            // the daemon's lines as upstream's).
+            let l = if debug { "debug" } else { "info" };
+            init_logging(&format!("fio_daemon={l},fio_core={l}"), true);
+            return fio_daemon::main(opts, no_harden);
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -120,7 +154,85 @@ fn parse(args: Vec<OsString>) -> Result<Command, String> {
             }
             Ok(Command::Crds { out })
         }
+        "daemon" => parse_daemon(&mut parser),
         other => Err(format!("unknown command '{other}'")),
+    }
+}
+
+fn parse_daemon(p: &mut lexopt::Parser) -> Result<Command, String> {
+    use lexopt::prelude::*;
+    let text = |v: OsString| v.into_string().map_err(|v| format!("not UTF-8: {v:?}"));
+    let number = |name: &str, v: OsString| -> Result<u64, String> {
+        let v = text(v)?;
+        v.parse().map_err(|e| format!("--{name} {v}: {e}"))
+    };
+    let (mut owner, mut namespace, mut config_map) = (None, None, None);
+    let mut hostroot = PathBuf::from(api::aideconf::HOSTROOT);
+    let (mut interval, mut max_backups) = (900, 5);
+    let (mut debug, mut compress, mut no_harden) = (false, false, false);
+    while let Some(arg) = p.next().map_err(|e| e.to_string())? {
+        let name = match arg {
+            Short('h') => "help".to_owned(),
+            Long(l) => l.to_owned(),
+            arg => return Err(arg.unexpected().to_string()),
+        };
+        let mut value = || p.value().map_err(|e| e.to_string());
+        match name.as_str() {
+            "owner" => owner = Some(text(value()?)?),
+            "namespace" => namespace = Some(text(value()?)?),
+            "config-map" => config_map = Some(text(value()?)?),
+            "hostroot" => hostroot = PathBuf::from(value()?),
+            "interval" => interval = number("interval", value()?)?,
+            "max-backups" => max_backups = number("max-backups", value()?)?,
+            "compress" => compress = true,
+            "insecure-no-harden" => no_harden = true,
+            "debug" => {
+                debug = match p.optional_value() {
+                    None => true,
+                    Some(v) => text(v)?.parse().map_err(|e| format!("--debug: {e}"))?,
+                }
+            }
+            "help" => return Ok(Command::Help),
+            other => return Err(format!("invalid option '--{other}'")),
+        }
+    }
+    let owner = owner.ok_or("daemon needs --owner")?;
+    let namespace = namespace.ok_or("daemon needs --namespace")?;
+    let node_name = std::env::var(api::names::ENV_NODE_NAME).map_err(|_| {
+        format!(
+            "the environment variable {} must be set",
+            api::names::ENV_NODE_NAME
+        )
+    })?;
+    Ok(Command::Daemon {
+        opts: fio_daemon::Options {
+            config_map: config_map.unwrap_or_else(|| owner.clone()),
+            owner,
+            namespace,
+            hostroot,
+            // Upstream clamps the interval to at least 10 seconds.
+            interval: std::time::Duration::from_secs(interval.max(10)),
+            max_backups: usize::try_from(max_backups).unwrap_or(usize::MAX),
+            node_name,
+            force_compress: compress,
+        },
+        debug,
+        no_harden,
+    })
+}
+
+/// Logs to stderr, filtered by `$FIO_LOG` (else `default`); `plain`: without time and target.
+fn init_logging(default: &str, plain: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FIO_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let fmt = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    if plain {
+        fmt.without_time().with_target(false).init();
+    } else {
+        fmt.init();
     }
 }
 
@@ -159,13 +271,7 @@ fn watch_namespace() -> Result<String, String> {
 }
 
 fn run(metrics_opts: ServeOptions) -> Result<(), String> {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("FIO_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    init_logging("info", false);
     let namespace = watch_namespace()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -177,10 +283,10 @@ fn run(metrics_opts: ServeOptions) -> Result<(), String> {
             .await
             .map_err(|e| format!("building the Kubernetes client: {e}"))?;
         let metrics = Arc::new(Metrics::new());
-        fio::metrics::serve(metrics.clone(), &metrics_opts)
+        fio_operator::metrics::serve(metrics.clone(), &metrics_opts)
             .await
             .map_err(|e| e.to_string())?;
-        fio::controller::run(client, namespace, metrics)
+        fio_operator::controller::run(client, namespace, metrics)
             .await
             .map_err(|e| format!("{e:#}"))
     })

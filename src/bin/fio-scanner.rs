@@ -1,13 +1,12 @@
-//! `fio-scanner`: AIDE's command line over the `fio` library.
+//! `fio-scanner`: AIDE's command line over `fio-core`. It links no Kubernetes client and no
+//! async runtime: the cluster daemon is `fio-operator daemon`.
 
-use fio::config::{Config, LoadOptions};
-use fio::report;
-use fio::scan::{self, Mode};
+use fio_core::config::{Config, LoadOptions};
+use fio_core::exit::Exit;
+use fio_core::report;
+use fio_core::scan::{self, Mode};
 use std::path::PathBuf;
 use std::process::ExitCode;
-
-/// AIDE's exit code for a bad command line.
-const INVALID_ARGUMENT: u8 = 15;
 
 const USAGE: &str = "Usage: fio-scanner [options] command
 
@@ -24,9 +23,7 @@ Commands (fio-scanner's own):
   daemon              Run as the per-node daemon: initialise when there is no database,
                       then check every --interval seconds (--once: a single check);
                       logs upstream's lines, keeps aide.log, re-inits with backups.
-                      With --owner: the daemon of a FileIntegrity in a cluster (config
-                      from the ConfigMap <owner>, results as ConfigMaps, re-init requests;
-                      env NODE_NAME, in-cluster config or $KUBECONFIG)
+                      (The daemon of a FileIntegrity in a cluster is `fio-operator daemon`.)
   --reinit            Initialise a new database, then move database_in and the log to
                       timestamped backups (keeping --max-backups of each) and put the
                       new database in place of database_in
@@ -41,15 +38,6 @@ Options:
       --log=FILE      Log file rotated by --reinit (default: aide.log next to database_in)
       --interval=SECS daemon: seconds between checks (default 900, minimum 10)
       --once          daemon: one check, then exit with AIDE's exit code for it
-      --owner=FI      daemon: the FileIntegrity this daemon scans for
-      --namespace=NS  daemon: its namespace
-      --hostroot=DIR  daemon: where the node's root filesystem is (default /hostroot)
-      --config-map=CM daemon: the ConfigMap with aide.conf (default: the owner's name)
-      --debug[=BOOL]  daemon: debug logging
-      --compress      daemon: always gzip+base64 the report in result ConfigMaps
-      --insecure-no-harden
-                      daemon --owner: do not confine the process (read-only host root,
-                      capabilities, seccomp, Landlock); for environments that cannot
 
 Exit codes as AIDE: 0 no differences, 1|2|4 added|removed|changed entries,
 14 write error, 15 invalid argument, 16 unimplemented, 17 configuration error, 18 I/O error.
@@ -75,13 +63,6 @@ struct Args {
     log: Option<PathBuf>,
     interval: u64,
     once: bool,
-    owner: Option<String>,
-    namespace: Option<String>,
-    hostroot: PathBuf,
-    config_map: Option<String>,
-    debug: bool,
-    compress: bool,
-    no_harden: bool,
 }
 
 fn parse_args() -> Result<Args, lexopt::Error> {
@@ -97,13 +78,6 @@ fn parse_args() -> Result<Args, lexopt::Error> {
         log: None,
         interval: 900,
         once: false,
-        owner: None,
-        namespace: None,
-        hostroot: PathBuf::from("/hostroot"),
-        config_map: None,
-        debug: false,
-        compress: false,
-        no_harden: false,
     };
     let mut cmds = Vec::new();
     while let Some(arg) = p.next()? {
@@ -125,17 +99,12 @@ fn parse_args() -> Result<Args, lexopt::Error> {
             Long("log") => a.log = Some(p.value()?.into()),
             Long("interval") => a.interval = p.value()?.parse()?,
             Long("once") => a.once = true,
-            Long("owner") => a.owner = Some(p.value()?.string()?),
-            Long("namespace") => a.namespace = Some(p.value()?.string()?),
-            Long("hostroot") => a.hostroot = p.value()?.into(),
-            Long("config-map") => a.config_map = Some(p.value()?.string()?),
-            Long("compress") => a.compress = true,
-            Long("insecure-no-harden") => a.no_harden = true,
-            Long("debug") => {
-                a.debug = match p.optional_value() {
-                    None => true,
-                    Some(v) => v.parse()?,
-                }
+            Long("owner") => {
+                return Err(
+                    "daemon --owner is the cluster daemon, now `fio-operator daemon \
+                            --owner=FI --namespace=NS` (same options)"
+                        .into(),
+                )
             }
             Value(v) if v == "daemon" => cmds.push(Cmd::Daemon),
             _ => return Err(arg.unexpected()),
@@ -152,7 +121,7 @@ fn parse_args() -> Result<Args, lexopt::Error> {
 
 fn init_logging(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("FIO_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(format!("fio={level},fio_scanner={level}"))
+        tracing_subscriber::EnvFilter::new(format!("fio_core={level},fio_scanner={level}"))
     });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -163,8 +132,8 @@ fn init_logging(level: &str) {
         .init();
 }
 
-fn level_name(l: fio::options::LogLevel) -> &'static str {
-    use fio::options::LogLevel::*;
+fn level_name(l: fio_core::options::LogLevel) -> &'static str {
+    use fio_core::options::LogLevel::*;
     match l {
         Error => "error",
         Warning => "warn",
@@ -179,7 +148,7 @@ fn main() -> ExitCode {
         Ok(a) => a,
         Err(e) => {
             eprintln!("fio-scanner: {e}\n\n{USAGE}");
-            return ExitCode::from(INVALID_ARGUMENT);
+            return Exit::InvalidArgument.into();
         }
     };
     match args.cmd {
@@ -193,21 +162,18 @@ fn main() -> ExitCode {
                  Hashes: md5 sha1 sha256 sha512 rmd160 tiger crc32 crc32b whirlpool gost\n\
                  Attributes: p i l n u g s b m a c S I ANF ARF growing ftype acl selinux xattrs e2fsattrs caps",
                 env!("CARGO_PKG_VERSION"),
-                fio::database::AIDE_VERSION
+                fio_core::database::AIDE_VERSION
             );
             return ExitCode::SUCCESS;
         }
         _ => {}
-    }
-    if let (Cmd::Daemon, Some(owner)) = (&args.cmd, &args.owner) {
-        return run_cluster_daemon(&args, owner.clone());
     }
     let config = match Config::load(&args.config, &args.load) {
         Ok(c) => c,
         Err(e) => {
             init_logging("warn");
             tracing::error!("{e}");
-            return ExitCode::from(e.exit_code() as u8);
+            return e.exit().into();
         }
     };
     init_logging(
@@ -223,21 +189,21 @@ fn main() -> ExitCode {
             .num_threads(n.max(1))
             .build_global();
     }
-    let code = match args.cmd {
-        Cmd::ConfigCheck => 0,
+    let exit = match args.cmd {
+        Cmd::ConfigCheck => Exit::OK,
         Cmd::Scan(mode) => run_scan(&config, mode),
         Cmd::Reinit => run_reinit(&config, args.max_backups, args.log),
         Cmd::Daemon => run_daemon(&args),
-        Cmd::Help | Cmd::Version => 0,
+        Cmd::Help | Cmd::Version => Exit::OK,
     };
-    ExitCode::from(code as u8)
+    exit.into()
 }
 
 /// AIDE opens (and locks) every report URL before scanning, so a bad URL fails fast.
-fn open_reports(config: &Config) -> Result<report::ReportOutputs, i32> {
+fn open_reports(config: &Config) -> Result<report::ReportOutputs, Exit> {
     report::ReportOutputs::open(&config.options.report, false).map_err(|e| {
         tracing::error!("{e}");
-        e.exit_code()
+        e.exit()
     })
 }
 
@@ -245,16 +211,16 @@ fn report_and_code(
     config: &Config,
     outputs: &mut report::ReportOutputs,
     out: &scan::Outcome,
-) -> i32 {
+) -> Exit {
     let r = out.report(config);
     if let Err(e) = outputs.write(&r) {
         tracing::error!("{e}");
-        return e.exit_code();
+        return e.exit();
     }
-    report::exit_code(&r)
+    report::exit(&r)
 }
 
-fn run_scan(config: &Config, mode: Mode) -> i32 {
+fn run_scan(config: &Config, mode: Mode) -> Exit {
     let mut outputs = match open_reports(config) {
         Ok(o) => o,
         Err(code) => return code,
@@ -263,17 +229,18 @@ fn run_scan(config: &Config, mode: Mode) -> i32 {
         Ok(out) => report_and_code(config, &mut outputs, &out),
         Err(e) => {
             tracing::error!("{e}");
-            e.exit_code()
+            e.exit()
         }
     }
 }
 
-fn run_reinit(config: &Config, max_backups: usize, log: Option<PathBuf>) -> i32 {
-    let (Some(fio::options::Url::File(db_in)), Some(fio::options::Url::File(db_out))) =
+fn run_reinit(config: &Config, max_backups: usize, log: Option<PathBuf>) -> Exit {
+    use fio_core::options::Url;
+    let (Some(Url::File(db_in)), Some(Url::File(db_out))) =
         (&config.options.database_in, &config.options.database_out)
     else {
         tracing::error!("--reinit needs file: URLs for database_in and database_out");
-        return 17;
+        return Exit::InvalidConfig;
     };
     let mut outputs = match open_reports(config) {
         Ok(o) => o,
@@ -283,11 +250,11 @@ fn run_reinit(config: &Config, max_backups: usize, log: Option<PathBuf>) -> i32 
         Ok(o) => o,
         Err(e) => {
             tracing::error!("{e}");
-            return e.exit_code();
+            return e.exit();
         }
     };
     let log = log.or_else(|| db_in.parent().map(|d| d.join("aide.log")));
-    match fio::reinit::rotate(db_out, db_in, log.as_deref(), max_backups) {
+    match fio_core::reinit::rotate(db_out, db_in, log.as_deref(), max_backups) {
         Ok(r) => {
             for b in &r.backups {
                 tracing::info!("backup: {}", b.display());
@@ -296,13 +263,13 @@ fn run_reinit(config: &Config, max_backups: usize, log: Option<PathBuf>) -> i32 
         }
         Err(e) => {
             tracing::error!("{e}");
-            e.exit_code()
+            e.exit()
         }
     }
 }
 
-fn run_daemon(args: &Args) -> i32 {
-    use fio::daemon::{run_local, NodeScanner, ScanResult};
+fn run_daemon(args: &Args) -> Exit {
+    use fio_core::runner::{run_local, NodeScanner};
     let node = NodeScanner {
         config_path: args.config.clone(),
         load: args.load.clone(),
@@ -311,95 +278,5 @@ fn run_daemon(args: &Args) -> i32 {
     };
     // Upstream clamps the interval to at least 10 seconds.
     let interval = std::time::Duration::from_secs(args.interval.max(10));
-    match run_local(&node, interval, args.once) {
-        ScanResult::Succeeded => 0,
-        ScanResult::Failed {
-            added,
-            removed,
-            changed,
-            ..
-        } => (added > 0) as i32 | ((removed > 0) as i32) << 1 | ((changed > 0) as i32) << 2,
-        ScanResult::Errored { .. } => 18,
-    }
-}
-
-/// `daemon --owner=FI`: the daemon pod of a FileIntegrity. Exits non-zero only when it cannot
-/// run at all (the kubelet restarts it), as upstream's FATAL.
-fn run_cluster_daemon(args: &Args, owner: String) -> ExitCode {
-    init_logging(if args.debug { "debug" } else { "info" });
-    let Ok(node_name) = std::env::var(fio::api::names::ENV_NODE_NAME) else {
-        tracing::error!("the environment variable NODE_NAME must be set");
-        return ExitCode::from(1);
-    };
-    let Some(namespace) = args.namespace.clone() else {
-        tracing::error!("daemon --owner needs --namespace");
-        return ExitCode::from(INVALID_ARGUMENT);
-    };
-    let opts = fio::daemon::cluster::Options {
-        config_map: args.config_map.clone().unwrap_or_else(|| owner.clone()),
-        owner,
-        namespace,
-        hostroot: args.hostroot.clone(),
-        interval: std::time::Duration::from_secs(args.interval.max(10)),
-        max_backups: args.max_backups,
-        node_name,
-        force_compress: args.compress,
-    };
-    // Before the runtime exists: hardening needs a single-threaded process.
-    if args.no_harden {
-        tracing::warn!("--insecure-no-harden: running without confinement");
-    } else {
-        match fio::daemon::cluster::harden(&opts) {
-            Ok(report) => {
-                for step in &report.steps {
-                    tracing::info!("hardened: {step}");
-                }
-            }
-            Err(e) => {
-                tracing::error!(
-                    "refusing to run unconfined: {e:#} (--insecure-no-harden runs without)"
-                );
-                return ExitCode::from(1);
-            }
-        }
-    }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::error!("starting the async runtime: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    let result = runtime.block_on(async {
-        tokio::select! {
-            r = fio::daemon::cluster::run(opts) => r,
-            _ = shutdown_signal() => Ok(()),
-        }
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("exit: {e:#}");
-            ExitCode::from(1)
-        }
-    }
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
+    run_local(&node, interval, args.once).exit()
 }

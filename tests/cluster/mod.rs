@@ -15,7 +15,7 @@
 //!   directory for node roots and logs. Everything is deleted when it is dropped, unless
 //!   `FIO_TEST_KEEP=1`. When the test panics, the tails of all process logs and a summary of the
 //!   namespace's objects are printed.
-//! * [`Operator`] and [`Daemon`]: `fio-operator run` and `fio-scanner daemon --owner ...` as local
+//! * [`Operator`] and [`Daemon`]: `fio-operator run` and `fio-operator daemon --owner ...` as local
 //!   processes that authenticate as their service accounts (so a missing or excess permission in
 //!   `deploy/rbac` shows), killed when dropped. A process that exits while it is expected to run
 //!   fails the next [`TestNs::wait`] with its log.
@@ -40,7 +40,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use fio::api::{names, FileIntegrity, FileIntegrityNodeStatus, FileIntegrityStatusPhase};
+use fio_api::{names, FileIntegrity, FileIntegrityNodeStatus, FileIntegrityStatusPhase};
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::authentication::v1::{SelfSubjectReview, TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod, ServiceAccount};
@@ -1445,7 +1445,7 @@ impl Operator {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let text = self.metrics().await;
-            let got = fio::metrics::sample(&text, name, labels);
+            let got = fio_operator::metrics::sample(&text, name, labels);
             if got == Some(want) {
                 return text;
             }
@@ -1482,7 +1482,7 @@ impl Operator {
     }
 }
 
-/// `fio-scanner daemon --owner=<fi>` for one simulated node, as the daemon's service account.
+/// `fio-operator daemon --owner=<fi>` for one simulated node, as the daemon's service account.
 pub struct Daemon {
     proc: Proc,
     pub node: String,
@@ -1490,7 +1490,7 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Starts `fio-scanner daemon --owner=<fi> --namespace=<ns> --hostroot=<root>
+    /// Starts `fio-operator daemon --owner=<fi> --namespace=<ns> --hostroot=<root>
     /// --interval=<secs> --max-backups=5` with `NODE_NAME=<node>` and the daemon's token
     /// kubeconfig; output in `<test dir>/logs/daemon-<node>.log`.
     pub fn start(t: &TestNs, fi: &str, node: &str, root: &Path, interval_secs: u64) -> Daemon {
@@ -1516,7 +1516,7 @@ impl Daemon {
             proc: Proc::new(
                 t,
                 format!("daemon-{node}"),
-                env!("CARGO_BIN_EXE_fio-scanner"),
+                env!("CARGO_BIN_EXE_fio-operator"),
                 args,
                 envs,
             ),

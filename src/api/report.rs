@@ -1,0 +1,403 @@
+//! The contract between a daemon and the operator: one [`ScanReport`] per scan, carried by the
+//! result ConfigMap `aide-<fi>-<node>`. Both sides use this type, so the wire form is written in
+//! one place ([`ScanReport::to_config_map`]) and read in one place
+//! ([`ScanReport::from_config_map`]), and a malformed field is a [`ContractError`] naming it,
+//! never a silent 0.
+//!
+//! Wire form (upstream's names and layout; ours marked *):
+//! - name `aide-<fi>-<node>`; labels `file-integrity.openshift.io/owner=<fi>`, `.../node=<node>`,
+//!   `.../log=""`; owner reference to the FileIntegrity;
+//! - Failed: annotations `files-added`, `files-changed`, `files-removed` (decimal), data
+//!   `integritylog` with the report, `compressed` (annotation) when it is gzip+base64;
+//! - Errored: annotation `log-errormsg` (upstream's "AIDE error: 18 IO error: ..." text),
+//!   `exit-code`* (AIDE's status, absent when the daemon refused to scan);
+//! - `reinit-id`*, `db-sha256`*/`db-size`*/`db-entries`*, `db-initialized`*,
+//!   `scan-seconds`*/`files-scanned`*.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use base64::Engine;
+use fio_core::exit::Exit;
+pub use fio_core::runner::DatabaseId;
+use fio_core::runner::Verdict;
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+
+use crate::names;
+
+/// Upstream's `configMapMaxSize`: a little under the 1 MiB ConfigMap limit.
+pub const CONFIGMAP_MAX: usize = 1_048_570;
+
+/// What one scan on one node reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScanReport {
+    /// The FileIntegrity the scan was for.
+    pub owner: String,
+    pub node: String,
+    pub condition: ScanCondition,
+    /// The newest re-init request this node has completed for the FileIntegrity (absent in
+    /// results of upstream's daemons).
+    pub reinit_id: Option<i64>,
+    /// The database the scan used.
+    pub database: Option<DatabaseId>,
+    /// The daemon (re-)initialised the database in this cycle.
+    pub initialized: bool,
+    /// How long the check took and how many files it examined, when it ran.
+    pub figures: Option<ScanFigures>,
+}
+
+/// The outcome, as the node status's condition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScanCondition {
+    Succeeded,
+    Failed {
+        counts: FileCounts,
+        log: Log,
+    },
+    Errored {
+        /// AIDE's status; `None` when the daemon refused to run the scan (baseline mismatch,
+        /// re-init not recorded).
+        exit: Option<Exit>,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FileCounts {
+    pub added: u64,
+    pub changed: u64,
+    pub removed: u64,
+}
+
+/// The report as carried in `integritylog`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Log {
+    Text(String),
+    /// gzip, then base64 (or upstream's placeholder when even that does not fit).
+    Compressed(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ScanFigures {
+    pub seconds: f64,
+    pub files: u64,
+}
+
+/// A result ConfigMap that does not hold a well-formed [`ScanReport`].
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ContractError {
+    #[error("result ConfigMap {cm}: missing label {label}")]
+    MissingLabel { cm: String, label: &'static str },
+    #[error("result ConfigMap {cm}: annotation {annotation}={value:?}: {reason}")]
+    Field {
+        cm: String,
+        annotation: &'static str,
+        value: String,
+        reason: &'static str,
+    },
+    #[error("result ConfigMap {cm}: {annotation} is required with {with}")]
+    Missing {
+        cm: String,
+        annotation: &'static str,
+        with: &'static str,
+    },
+    #[error(
+        "result ConfigMap {cm}: both an error ({}) and a report ({})",
+        names::LOG_ERROR_ANNOTATION,
+        names::INTEGRITY_LOG_KEY
+    )]
+    Ambiguous { cm: String },
+}
+
+impl Log {
+    /// Pack a report for a ConfigMap: as text when it fits (and `force_compress` is off), else
+    /// gzip and base64; if even that is too large, a placeholder telling the admin where the
+    /// full log is on the node (upstream's behaviour).
+    pub fn pack(log: &[u8], node: &str, force_compress: bool) -> Log {
+        if log.len() <= CONFIGMAP_MAX && !force_compress {
+            return Log::Text(String::from_utf8_lossy(log).into_owned());
+        }
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        // Writing to a Vec cannot fail.
+        let _ = gz.write_all(log);
+        let zipped = gz.finish().unwrap_or_default();
+        let encoded = base64::engine::general_purpose::STANDARD.encode(&zipped);
+        if encoded.len() <= CONFIGMAP_MAX {
+            return Log::Compressed(encoded);
+        }
+        Log::Compressed(format!(
+            "compressed, encoded AIDE log is too large for a configMap ({}) - fetch it from /etc/kubernetes/aide.log on node {node}",
+            encoded.len()
+        ))
+    }
+
+    /// The text as stored in the ConfigMap.
+    pub fn data(&self) -> &str {
+        match self {
+            Log::Text(s) | Log::Compressed(s) => s,
+        }
+    }
+}
+
+impl ScanCondition {
+    /// The condition of a runner's verdict; a failure always carries a report (a placeholder
+    /// when the configuration writes none), or the operator would read it as a success.
+    pub fn from_verdict(v: &Verdict, node: &str, force_compress: bool) -> ScanCondition {
+        match v {
+            Verdict::Succeeded => ScanCondition::Succeeded,
+            Verdict::Failed {
+                added,
+                removed,
+                changed,
+                log,
+            } => {
+                let log: &[u8] = if log.is_empty() {
+                    b"differences found; the configuration has no report_url=file, so no report was kept\n"
+                } else {
+                    log
+                };
+                ScanCondition::Failed {
+                    counts: FileCounts {
+                        added: *added,
+                        changed: *changed,
+                        removed: *removed,
+                    },
+                    log: Log::pack(log, node, force_compress),
+                }
+            }
+            Verdict::Errored { exit, message } => ScanCondition::Errored {
+                exit: *exit,
+                message: message.clone(),
+            },
+        }
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ScanCondition::Succeeded => "Succeeded",
+            ScanCondition::Failed { .. } => "Failed",
+            ScanCondition::Errored { .. } => "Errored",
+        }
+    }
+}
+
+impl ScanReport {
+    /// The result ConfigMap of this report, owned by the FileIntegrity with `owner_uid`.
+    pub fn to_config_map(&self, namespace: &str, owner_uid: &str) -> ConfigMap {
+        let mut ann = BTreeMap::new();
+        let mut put = |k: &str, v: String| {
+            ann.insert(k.to_owned(), v);
+        };
+        if let Some(id) = self.reinit_id {
+            put(names::REINIT_ID_ANNOTATION, id.to_string());
+        }
+        if let Some(db) = &self.database {
+            put(names::DB_SHA256_ANNOTATION, db.sha256.clone());
+            put(names::DB_SIZE_ANNOTATION, db.size.to_string());
+            if let Some(n) = db.entries {
+                put(names::DB_ENTRIES_ANNOTATION, n.to_string());
+            }
+        }
+        if self.initialized {
+            put(names::DB_INITIALIZED_ANNOTATION, String::new());
+        }
+        if let Some(f) = &self.figures {
+            put(names::SCAN_SECONDS_ANNOTATION, format!("{:.3}", f.seconds));
+            put(names::FILES_SCANNED_ANNOTATION, f.files.to_string());
+        }
+        let mut data = None;
+        match &self.condition {
+            ScanCondition::Succeeded => {}
+            ScanCondition::Failed { counts, log } => {
+                put(names::FILES_ADDED_ANNOTATION, counts.added.to_string());
+                put(names::FILES_CHANGED_ANNOTATION, counts.changed.to_string());
+                put(names::FILES_REMOVED_ANNOTATION, counts.removed.to_string());
+                if let Log::Compressed(_) = log {
+                    put(names::COMPRESSED_ANNOTATION, String::new());
+                }
+                data = Some(BTreeMap::from([(
+                    names::INTEGRITY_LOG_KEY.to_owned(),
+                    log.data().to_owned(),
+                )]));
+            }
+            ScanCondition::Errored { exit, message } => {
+                put(names::LOG_ERROR_ANNOTATION, message.clone());
+                if let Some(e) = exit {
+                    put(names::EXIT_CODE_ANNOTATION, e.code().to_string());
+                }
+            }
+        }
+        ConfigMap {
+            metadata: ObjectMeta {
+                name: Some(names::result_configmap_name(&self.owner, &self.node)),
+                namespace: Some(namespace.to_owned()),
+                labels: Some(BTreeMap::from([
+                    (names::OWNER_LABEL.to_owned(), self.owner.clone()),
+                    (names::LOG_LABEL.to_owned(), String::new()),
+                    (names::NODE_LABEL.to_owned(), self.node.clone()),
+                ])),
+                annotations: Some(ann),
+                owner_references: Some(vec![OwnerReference {
+                    api_version: names::API_VERSION.into(),
+                    kind: names::FILE_INTEGRITY_KIND.into(),
+                    name: self.owner.clone(),
+                    uid: owner_uid.to_owned(),
+                    ..OwnerReference::default()
+                }]),
+                ..ObjectMeta::default()
+            },
+            data,
+            ..ConfigMap::default()
+        }
+    }
+
+    /// Read a result ConfigMap. Every annotation present must be well-formed; a Failed result
+    /// must carry its three counts, a database digest its size.
+    pub fn from_config_map(cm: &ConfigMap) -> Result<ScanReport, ContractError> {
+        let name = cm.metadata.name.clone().unwrap_or_default();
+        let empty = BTreeMap::new();
+        let labels = cm.metadata.labels.as_ref().unwrap_or(&empty);
+        let ann = cm.metadata.annotations.as_ref().unwrap_or(&empty);
+        let label = |l: &'static str| {
+            labels
+                .get(l)
+                .filter(|v| !v.is_empty())
+                .cloned()
+                .ok_or_else(|| ContractError::MissingLabel {
+                    cm: name.clone(),
+                    label: l,
+                })
+        };
+        let owner = label(names::OWNER_LABEL)?;
+        let node = label(names::NODE_LABEL)?;
+        let field = |annotation: &'static str, reason: &'static str| ContractError::Field {
+            cm: name.clone(),
+            annotation,
+            value: ann.get(annotation).cloned().unwrap_or_default(),
+            reason,
+        };
+        let number = |a: &'static str| -> Result<Option<u64>, ContractError> {
+            ann.get(a)
+                .map(|v| parse_decimal(v).ok_or_else(|| field(a, "not a non-negative integer")))
+                .transpose()
+        };
+        let required = |a: &'static str, with: &'static str| {
+            number(a)?.ok_or_else(|| ContractError::Missing {
+                cm: name.clone(),
+                annotation: a,
+                with,
+            })
+        };
+
+        let log = cm
+            .data
+            .as_ref()
+            .and_then(|d| d.get(names::INTEGRITY_LOG_KEY))
+            .filter(|l| !l.is_empty());
+        let condition = match (ann.get(names::LOG_ERROR_ANNOTATION), log) {
+            (Some(_), Some(_)) => return Err(ContractError::Ambiguous { cm: name.clone() }),
+            (Some(message), None) => ScanCondition::Errored {
+                exit: number(names::EXIT_CODE_ANNOTATION)?
+                    .map(|c| {
+                        u8::try_from(c)
+                            .ok()
+                            .and_then(Exit::from_code)
+                            .filter(|e| e.is_error())
+                            .ok_or_else(|| {
+                                field(names::EXIT_CODE_ANNOTATION, "not an AIDE error status")
+                            })
+                    })
+                    .transpose()?,
+                message: message.clone(),
+            },
+            (None, Some(log)) => {
+                let with = names::INTEGRITY_LOG_KEY;
+                ScanCondition::Failed {
+                    counts: FileCounts {
+                        added: required(names::FILES_ADDED_ANNOTATION, with)?,
+                        changed: required(names::FILES_CHANGED_ANNOTATION, with)?,
+                        removed: required(names::FILES_REMOVED_ANNOTATION, with)?,
+                    },
+                    log: if ann.contains_key(names::COMPRESSED_ANNOTATION) {
+                        Log::Compressed(log.clone())
+                    } else {
+                        Log::Text(log.clone())
+                    },
+                }
+            }
+            (None, None) => ScanCondition::Succeeded,
+        };
+        let reinit_id = number(names::REINIT_ID_ANNOTATION)?
+            .map(|n| i64::try_from(n).map_err(|_| field(names::REINIT_ID_ANNOTATION, "too large")))
+            .transpose()?;
+        let database = match ann.get(names::DB_SHA256_ANNOTATION) {
+            None => None,
+            Some(sha) if !is_sha256_hex(sha) => {
+                return Err(field(
+                    names::DB_SHA256_ANNOTATION,
+                    "not 64 lowercase hex digits",
+                ))
+            }
+            Some(sha) => Some(DatabaseId {
+                sha256: sha.clone(),
+                size: required(names::DB_SIZE_ANNOTATION, names::DB_SHA256_ANNOTATION)?,
+                entries: number(names::DB_ENTRIES_ANNOTATION)?,
+            }),
+        };
+        let seconds = ann
+            .get(names::SCAN_SECONDS_ANNOTATION)
+            .map(|v| {
+                v.parse::<f64>()
+                    .ok()
+                    .filter(|s| s.is_finite() && *s >= 0.0)
+                    .ok_or_else(|| {
+                        field(names::SCAN_SECONDS_ANNOTATION, "not a non-negative number")
+                    })
+            })
+            .transpose()?;
+        let files = number(names::FILES_SCANNED_ANNOTATION)?;
+        let figures = match (seconds, files) {
+            (Some(seconds), Some(files)) => Some(ScanFigures { seconds, files }),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(ContractError::Missing {
+                    cm: name,
+                    annotation: names::FILES_SCANNED_ANNOTATION,
+                    with: names::SCAN_SECONDS_ANNOTATION,
+                })
+            }
+            (None, Some(_)) => {
+                return Err(ContractError::Missing {
+                    cm: name,
+                    annotation: names::SCAN_SECONDS_ANNOTATION,
+                    with: names::FILES_SCANNED_ANNOTATION,
+                })
+            }
+        };
+        Ok(ScanReport {
+            owner,
+            node,
+            condition,
+            reinit_id,
+            database,
+            initialized: ann.contains_key(names::DB_INITIALIZED_ANNOTATION),
+            figures,
+        })
+    }
+}
+
+/// A decimal as the daemon writes it: digits only (no sign, no spaces, no leading `+`).
+fn parse_decimal(s: &str) -> Option<u64> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+#[cfg(test)]
+mod tests;

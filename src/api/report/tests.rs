@@ -1,0 +1,271 @@
+use super::*;
+use std::io::Read;
+
+fn failed() -> ScanReport {
+    ScanReport {
+        owner: "worker-fileintegrity".into(),
+        node: "node-1".into(),
+        condition: ScanCondition::Failed {
+            counts: FileCounts {
+                added: 3,
+                changed: 1,
+                removed: 0,
+            },
+            log: Log::Text("AIDE found differences between database and filesystem!!\n".into()),
+        },
+        reinit_id: Some(4),
+        database: Some(DatabaseId {
+            sha256: "ab".repeat(32),
+            size: 1839782,
+            entries: Some(9120),
+        }),
+        initialized: true,
+        figures: Some(ScanFigures {
+            seconds: 1.25,
+            files: 9120,
+        }),
+    }
+}
+
+fn round_trip(r: &ScanReport) -> ScanReport {
+    let cm = r.to_config_map("openshift-file-integrity", "uid-1");
+    ScanReport::from_config_map(&cm).unwrap()
+}
+
+#[test]
+fn every_condition_round_trips() {
+    let f = failed();
+    assert_eq!(round_trip(&f), f);
+    let ok = ScanReport {
+        condition: ScanCondition::Succeeded,
+        reinit_id: None,
+        database: None,
+        initialized: false,
+        figures: None,
+        ..failed()
+    };
+    assert_eq!(round_trip(&ok), ok);
+    for exit in [Some(Exit::Io), Some(Exit::InvalidConfig), None] {
+        let err = ScanReport {
+            condition: ScanCondition::Errored {
+                exit,
+                message: "AIDE error: 18 IO error: /hostroot/etc/kubernetes/aide.db.gz".into(),
+            },
+            ..failed()
+        };
+        assert_eq!(round_trip(&err), err);
+    }
+    let zipped = ScanReport {
+        condition: ScanCondition::Failed {
+            counts: FileCounts::default(),
+            log: Log::pack(b"report", "node-1", true),
+        },
+        ..failed()
+    };
+    assert_eq!(round_trip(&zipped), zipped);
+}
+
+#[test]
+fn the_wire_form_is_upstreams() {
+    let cm = failed().to_config_map("ns", "uid-1");
+    assert_eq!(
+        cm.metadata.name.as_deref(),
+        Some("aide-worker-fileintegrity-node-1")
+    );
+    let labels = cm.metadata.labels.clone().unwrap();
+    assert_eq!(labels[names::OWNER_LABEL], "worker-fileintegrity");
+    assert_eq!(labels[names::NODE_LABEL], "node-1");
+    assert_eq!(labels[names::LOG_LABEL], "");
+    let ann = cm.metadata.annotations.clone().unwrap();
+    assert_eq!(ann[names::FILES_ADDED_ANNOTATION], "3");
+    assert_eq!(ann[names::FILES_CHANGED_ANNOTATION], "1");
+    assert_eq!(ann[names::FILES_REMOVED_ANNOTATION], "0");
+    assert!(!ann.contains_key(names::COMPRESSED_ANNOTATION));
+    assert!(cm.data.unwrap()[names::INTEGRITY_LOG_KEY].starts_with("AIDE found"));
+    let owner = &cm.metadata.owner_references.unwrap()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.uid.as_str()),
+        ("FileIntegrity", "uid-1")
+    );
+}
+
+/// Set one annotation of a well-formed Failed report to `value` and read it back.
+fn with_annotation(key: &str, value: Option<&str>) -> Result<ScanReport, ContractError> {
+    let mut cm = failed().to_config_map("ns", "uid");
+    let ann = cm.metadata.annotations.get_or_insert_with(BTreeMap::new);
+    match value {
+        Some(v) => ann.insert(key.to_owned(), v.to_owned()),
+        None => ann.remove(key),
+    };
+    ScanReport::from_config_map(&cm)
+}
+
+#[test]
+fn malformed_numbers_are_errors_naming_the_annotation() {
+    for key in [
+        names::FILES_ADDED_ANNOTATION,
+        names::FILES_CHANGED_ANNOTATION,
+        names::FILES_REMOVED_ANNOTATION,
+        names::REINIT_ID_ANNOTATION,
+        names::DB_SIZE_ANNOTATION,
+        names::DB_ENTRIES_ANNOTATION,
+        names::FILES_SCANNED_ANNOTATION,
+    ] {
+        for bad in ["", "-1", "abc", " 3", "+3", "1e3", "99999999999999999999"] {
+            let e = with_annotation(key, Some(bad)).unwrap_err();
+            assert!(
+                matches!(&e, ContractError::Field { annotation, .. } if *annotation == key),
+                "{key}={bad:?}: {e}"
+            );
+            assert!(e.to_string().contains(key), "{e}");
+        }
+    }
+    let e = with_annotation(names::REINIT_ID_ANNOTATION, Some(&u64::MAX.to_string()));
+    assert!(e.is_err());
+    for bad in ["-1", "NaN", "inf", "x"] {
+        assert!(
+            with_annotation(names::SCAN_SECONDS_ANNOTATION, Some(bad)).is_err(),
+            "{bad}"
+        );
+    }
+    for bad in ["AB".repeat(32), "ab".repeat(31), "zz".repeat(32)] {
+        assert!(
+            with_annotation(names::DB_SHA256_ANNOTATION, Some(&bad)).is_err(),
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn missing_parts_are_errors_not_zeros() {
+    for key in [
+        names::FILES_ADDED_ANNOTATION,
+        names::FILES_CHANGED_ANNOTATION,
+        names::FILES_REMOVED_ANNOTATION,
+        names::DB_SIZE_ANNOTATION,
+        names::FILES_SCANNED_ANNOTATION,
+        names::SCAN_SECONDS_ANNOTATION,
+    ] {
+        let e = with_annotation(key, None).unwrap_err();
+        assert!(
+            matches!(e, ContractError::Missing { annotation, .. } if annotation == key),
+            "{e}"
+        );
+    }
+    let mut cm = failed().to_config_map("ns", "uid");
+    cm.metadata
+        .labels
+        .as_mut()
+        .unwrap()
+        .remove(names::NODE_LABEL);
+    assert_eq!(
+        ScanReport::from_config_map(&cm),
+        Err(ContractError::MissingLabel {
+            cm: "aide-worker-fileintegrity-node-1".into(),
+            label: names::NODE_LABEL
+        })
+    );
+    // An error and a report at once: which one is the verdict?
+    let e = with_annotation(names::LOG_ERROR_ANNOTATION, Some("AIDE error")).unwrap_err();
+    assert!(matches!(e, ContractError::Ambiguous { .. }), "{e}");
+}
+
+#[test]
+fn exit_codes_of_errors_must_be_aide_error_statuses() {
+    let errored = |code: &str| {
+        let mut cm = ScanReport {
+            condition: ScanCondition::Errored {
+                exit: None,
+                message: "AIDE error".into(),
+            },
+            ..failed()
+        }
+        .to_config_map("ns", "uid");
+        cm.metadata
+            .annotations
+            .as_mut()
+            .unwrap()
+            .insert(names::EXIT_CODE_ANNOTATION.into(), code.into());
+        ScanReport::from_config_map(&cm)
+    };
+    assert!(matches!(
+        errored("18").unwrap().condition,
+        ScanCondition::Errored {
+            exit: Some(Exit::Io),
+            ..
+        }
+    ));
+    for bad in ["0", "7", "13", "22", "300", "x"] {
+        assert!(errored(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn small_logs_stay_text_large_ones_are_gzip_base64() {
+    let small = b"AIDE found differences between database and filesystem!!\n";
+    assert_eq!(
+        Log::pack(small, "node-1", false),
+        Log::Text(String::from_utf8_lossy(small).into_owned())
+    );
+
+    // 20,000 added entries, as upstream's e2e test: well over 1 MiB of report.
+    let mut big = Vec::new();
+    for i in 0..20_000 {
+        big.extend_from_slice(
+            format!(
+                "f+++++++++++++++++: /hostroot/etc/addedbytest{i}.{}\n",
+                "x".repeat(40)
+            )
+            .as_bytes(),
+        );
+    }
+    assert!(big.len() > CONFIGMAP_MAX);
+    let Log::Compressed(data) = Log::pack(&big, "node-1", false) else {
+        panic!("not compressed")
+    };
+    assert!(data.len() <= CONFIGMAP_MAX);
+    let zipped = base64::engine::general_purpose::STANDARD
+        .decode(&data)
+        .unwrap();
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(&zipped[..])
+        .read_to_end(&mut out)
+        .unwrap();
+    assert_eq!(out, big);
+}
+
+#[test]
+fn incompressible_huge_logs_become_a_placeholder() {
+    // Random-looking bytes do not compress: 2 MiB of them cannot fit even gzip'd.
+    let mut x: u64 = 88172645463325252;
+    let noise: Vec<u8> = (0..2 * 1024 * 1024)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let Log::Compressed(data) = Log::pack(&noise, "node-2", false) else {
+        panic!("not compressed")
+    };
+    assert!(
+        data.contains("fetch it from /etc/kubernetes/aide.log on node node-2"),
+        "{data}"
+    );
+}
+
+#[test]
+fn a_failure_without_a_report_still_carries_one() {
+    let v = Verdict::Failed {
+        added: 1,
+        removed: 0,
+        changed: 0,
+        log: Vec::new(),
+    };
+    let ScanCondition::Failed { log, counts } = ScanCondition::from_verdict(&v, "n", false) else {
+        panic!()
+    };
+    assert_eq!(counts.added, 1);
+    assert!(log.data().contains("no report_url=file"), "{}", log.data());
+}

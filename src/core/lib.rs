@@ -1,0 +1,22 @@
+//! File integrity scanning compatible with AIDE 0.18: the configuration language and rule
+//! selection, the parallel walk, what is measured and hashed, the database format, the
+//! comparison, AIDE's reports and exit codes, re-initialisation with backups, and the
+//! node-local runner the daemon drives. No Kubernetes and no async runtime here.
+
+pub mod attr;
+pub mod compare;
+pub mod config;
+pub mod database;
+pub mod entry;
+pub mod exit;
+pub mod hash;
+pub mod measure;
+pub mod options;
+pub mod reinit;
+pub mod report;
+pub mod runner;
+pub mod scan;
+pub mod select;
+pub mod timefmt;
+pub mod walk;
+pub mod xattr;

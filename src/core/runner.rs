@@ -1,0 +1,277 @@
+//! The per-node runner: what the daemon pod does on its node, without the cluster side.
+//! Initialises when there is no baseline, checks, re-initialises with backups, keeps `aide.log`,
+//! and turns every scan into a [`Verdict`], logging upstream's lines so that
+//! `oc logs` reads as users know it.
+
+use crate::config::{Config, LoadOptions};
+use crate::exit::Exit;
+use crate::options::Url;
+use crate::report::{self, ReportOutputs};
+use crate::scan::{self, Mode};
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+/// The daemon's lines, as upstream's daemon prints them (the seed's `oc logs` sample).
+pub const LOG_START: &str = "Starting the AIDE runner daemon";
+pub const LOG_INIT: &str = "initializing AIDE db";
+pub const LOG_REINIT: &str = "re-initializing AIDE db";
+pub const LOG_INIT_DONE: &str = "initialization finished";
+pub const LOG_CHECK: &str = "running aide check";
+
+/// The identity of a database file: what the operator anchors off the node, so that a
+/// database rewritten on the node is detected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseId {
+    /// SHA-256, 64 lowercase hex digits.
+    pub sha256: String,
+    pub size: u64,
+    /// Known right after an initialisation.
+    pub entries: Option<u64>,
+}
+
+/// The outcome of one scan on a node, as its node status will show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Succeeded,
+    Failed {
+        added: u64,
+        removed: u64,
+        changed: u64,
+        /// The report (`aide.log`); may be empty when the configuration writes none.
+        log: Vec<u8>,
+    },
+    Errored {
+        /// AIDE's status for the failure; `None` when the daemon refused to scan itself.
+        exit: Option<Exit>,
+        message: String,
+    },
+}
+
+impl Verdict {
+    pub fn condition(&self) -> &'static str {
+        match self {
+            Verdict::Succeeded => "Succeeded",
+            Verdict::Failed { .. } => "Failed",
+            Verdict::Errored { .. } => "Errored",
+        }
+    }
+
+    /// The exit status `aide --check` would have had.
+    pub fn exit(&self) -> Exit {
+        match self {
+            Verdict::Succeeded => Exit::OK,
+            Verdict::Failed {
+                added,
+                removed,
+                changed,
+                ..
+            } => Exit::from_counts(*added, *removed, *changed),
+            Verdict::Errored { exit, .. } => exit.unwrap_or(Exit::Io),
+        }
+    }
+}
+
+/// Runs scans on one node with one configuration file.
+#[derive(Debug, Clone)]
+pub struct NodeScanner {
+    pub config_path: PathBuf,
+    pub load: LoadOptions,
+    pub max_backups: usize,
+    pub node_name: String,
+}
+
+/// Paths the configuration names: database_in, database_out, the persistent log beside
+/// database_in, and the `file:` report written by each scan.
+struct Files {
+    db: PathBuf,
+    db_new: PathBuf,
+    log: PathBuf,
+    report: Option<PathBuf>,
+}
+
+/// A line of the daemon's log as upstream prints it: on stdout, once (`oc logs` shows both
+/// streams, so a tracing copy on stderr would print every line twice).
+pub fn say(msg: &str) {
+    println!("{msg}");
+}
+
+impl NodeScanner {
+    fn config(&self) -> Result<(Config, Files), Verdict> {
+        let cfg = Config::load(&self.config_path, &self.load).map_err(|e| errored(e.exit(), &e))?;
+        let file = |u: &Option<Url>, what: &str| match u {
+            Some(Url::File(p)) => Ok(p.clone()),
+            _ => Err(errored(
+                Exit::InvalidConfig,
+                &format!("{}: {what} must be a file: URL", self.config_path.display()),
+            )),
+        };
+        let db = file(&cfg.options.database_in, "database_in")?;
+        let db_new = file(&cfg.options.database_out, "database_out")?;
+        let log = db.parent().unwrap_or(Path::new("/")).join("aide.log");
+        let report = cfg.options.report.urls.iter().find_map(|u| match &u.url {
+            Url::File(p) => Some(p.clone()),
+            _ => None,
+        });
+        Ok((
+            cfg,
+            Files {
+                db,
+                db_new,
+                log,
+                report,
+            },
+        ))
+    }
+
+    /// True when there is no usable baseline yet (missing or empty `database_in`).
+    pub fn needs_init(&self) -> bool {
+        match self.config() {
+            Ok((_, f)) => std::fs::metadata(&f.db)
+                .map(|m| m.len() == 0)
+                .unwrap_or(true),
+            Err(_) => false,
+        }
+    }
+
+    /// Write a new baseline; the old database and log become timestamped backups.
+    pub fn init(&self, reinit: bool) -> Result<DatabaseId, Verdict> {
+        say(if reinit { LOG_REINIT } else { LOG_INIT });
+        let (cfg, f) = self.config()?;
+        let out = scan::run(&cfg, Mode::Init).map_err(|e| errored(e.exit(), &e))?;
+        crate::reinit::rotate(&f.db_new, &f.db, Some(&f.log), self.max_backups)
+            .map_err(|e| errored(e.exit(), &e))?;
+        say(LOG_INIT_DONE);
+        let mut b = self.baseline()?;
+        b.entries = Some(out.entries);
+        Ok(b)
+    }
+
+    /// The identity of the database a check would use now (`database_in`).
+    pub fn baseline(&self) -> Result<DatabaseId, Verdict> {
+        let (_, f) = self.config()?;
+        let data = std::fs::read(&f.db)
+            .map_err(|e| errored(Exit::Io, &format!("{}: {e}", f.db.display())))?;
+        Ok(DatabaseId {
+            sha256: crate::hash::sha256_hex(&data),
+            size: data.len() as u64,
+            entries: None,
+        })
+    }
+
+    /// One check against the baseline. The report goes to the configuration's report URLs and
+    /// is then kept as `aide.log`.
+    pub fn check(&self) -> Verdict {
+        self.check_counted().0
+    }
+
+    /// [`NodeScanner::check`], and how many files the scan examined (when it got that far).
+    pub fn check_counted(&self) -> (Verdict, Option<u64>) {
+        let mut files = None;
+        let r = self.check_inner(&mut files);
+        (r, files)
+    }
+
+    fn check_inner(&self, files: &mut Option<u64>) -> Verdict {
+        say(LOG_CHECK);
+        let (cfg, f) = match self.config() {
+            Ok(c) => c,
+            Err(r) => return r,
+        };
+        let mut outputs = match ReportOutputs::open(&cfg.options.report, false) {
+            Ok(o) => o,
+            Err(e) => return errored(e.exit(), &e),
+        };
+        let out = match scan::run(&cfg, Mode::Check) {
+            Ok(o) => o,
+            Err(e) => return errored(e.exit(), &e),
+        };
+        *files = out.comparison.as_ref().map(|c| c.total);
+        let rep = out.report(&cfg);
+        if let Err(e) = outputs.write(&rep) {
+            return errored(e.exit(), &e);
+        }
+        drop(outputs);
+        let code = report::exit(&rep);
+        say(&format!("aide check returned status {code}"));
+        let log = f
+            .report
+            .as_ref()
+            .and_then(|p| std::fs::read(p).ok())
+            .unwrap_or_default();
+        if !log.is_empty() {
+            if let Err(e) = replace_file(&f.log, &log, 0o644) {
+                return errored(
+                    Exit::Write,
+                    &format!("Error updating log files from scan: {e}"),
+                );
+            }
+            // The report is now aide.log; the seed's listing of /etc/kubernetes has no .new.
+            if let Some(report) = f.report.as_ref().filter(|r| **r != f.log) {
+                let _ = std::fs::remove_file(report);
+            }
+        }
+        if code == Exit::OK {
+            return Verdict::Succeeded;
+        }
+        let (added, removed, changed) = report::counts(&rep);
+        Verdict::Failed {
+            added,
+            removed,
+            changed,
+            log,
+        }
+    }
+}
+
+/// An AIDE failure, with upstream's message ("AIDE error: 18 IO error: ...").
+fn errored(exit: Exit, e: &dyn std::fmt::Display) -> Verdict {
+    let message = format!("AIDE error: {} {}: {e}", exit.code(), exit.meaning());
+    tracing::error!("{message}");
+    Verdict::Errored {
+        exit: Some(exit),
+        message,
+    }
+}
+
+/// Replace `path` atomically with `data` (temp file, fsync, rename).
+pub fn replace_file(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)?;
+    f.write_all(data)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+/// The daemon loop without the cluster: initialise if needed, then check every `interval`.
+/// `once` stops after the first check (for tests and manual runs).
+pub fn run_local(node: &NodeScanner, interval: std::time::Duration, once: bool) -> Verdict {
+    say(LOG_START);
+    loop {
+        if node.needs_init() {
+            if let Err(r) = node.init(false) {
+                if once {
+                    return r;
+                }
+                std::thread::sleep(interval);
+                continue;
+            }
+        }
+        let r = node.check();
+        say(&format!(
+            "scan result for node {}: {}",
+            node.node_name,
+            r.condition()
+        ));
+        if once {
+            return r;
+        }
+        std::thread::sleep(interval);
+    }
+}

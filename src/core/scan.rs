@@ -1,0 +1,369 @@
+//! The scanner's modes (init, check, update, compare), as AIDE runs them.
+
+use crate::attr::SUPPORTED_HASHES;
+use crate::compare::{Comparison, Merger};
+use crate::config::Config;
+use crate::database::{DbError, DbReader, DbWriter, RawEntry, Spec, WriteOptions};
+use crate::entry::{path_order, Entry, FileType};
+use crate::exit::Exit;
+use crate::measure::MeasureOptions;
+use crate::options::Url;
+use crate::select::{RuleSet, Selection};
+use crate::walk::WalkBuilder;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// What the run did; selects the outline and the sections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `--init`: a new database was written.
+    Init,
+    /// `--check`: database against the file system.
+    Check,
+    /// `--update`: check, and a new database was written.
+    Update,
+    /// `--compare`: database against `database_new`.
+    Compare,
+}
+
+impl Mode {
+    /// AIDE's `DO_INIT` bit (`--init` and `--update`).
+    pub(crate) fn writes_database(self) -> bool {
+        matches!(self, Mode::Init | Mode::Update)
+    }
+
+    /// AIDE's `DO_COMPARE|DO_DIFF` (everything but `--init`).
+    pub(crate) fn compares(self) -> bool {
+        !matches!(self, Mode::Init)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("{0}")]
+    Config(String),
+    #[error("{0}")]
+    Unimplemented(String),
+}
+
+impl ScanError {
+    /// AIDE's exit code for the error class.
+    pub fn exit(&self) -> Exit {
+        match self {
+            ScanError::Db(e) => e.exit(),
+            ScanError::Config(_) => Exit::InvalidConfig,
+            ScanError::Unimplemented(_) => Exit::Unimplemented,
+        }
+    }
+}
+
+/// The result of one run, everything the report needs.
+#[derive(Debug)]
+pub struct Outcome {
+    pub mode: Mode,
+    pub start: SystemTime,
+    pub end: SystemTime,
+    pub comparison: Option<Comparison>,
+    /// Entries written (init/update).
+    pub entries: u64,
+    pub new_database: Option<PathBuf>,
+    /// Digests of the databases read and written, for the report.
+    pub databases: Vec<(PathBuf, crate::hash::Digests)>,
+}
+
+impl Outcome {
+    /// The report of this run, with the configuration's report options.
+    pub fn report<'a>(&'a self, cfg: &'a Config) -> crate::report::Report<'a> {
+        let mut r = crate::report::Report::new(self.mode, &cfg.options.report);
+        r.start = self.start;
+        r.end = self.end;
+        r.comparison = self.comparison.as_ref();
+        r.entries = self.entries;
+        r.new_database = self.new_database.as_ref().map(|p| p.display().to_string());
+        r.databases = self
+            .databases
+            .iter()
+            .map(|(p, d)| crate::report::DbDigests {
+                path: p.display().to_string(),
+                digests: d.iter().map(|(a, v)| (*a, v.to_vec())).collect(),
+            })
+            .collect();
+        if !cfg.options.root_prefix.is_empty() {
+            r.root_prefix = Some(String::from_utf8_lossy(&cfg.options.root_prefix).into_owned());
+        }
+        r
+    }
+}
+
+fn file_url(u: &Option<Url>, what: &str) -> Result<PathBuf, ScanError> {
+    match u {
+        Some(Url::File(p)) => Ok(p.clone()),
+        Some(other) => Err(ScanError::Unimplemented(format!(
+            "{what}: URL {other:?} is not supported, use file:"
+        ))),
+        None => Err(ScanError::Config(format!(
+            "{what} is not set in the configuration"
+        ))),
+    }
+}
+
+/// Refuse rules that ask for digests we cannot compute, instead of silently skipping them.
+fn check_hashes(rules: &RuleSet) -> Result<(), ScanError> {
+    let missing = rules
+        .db_out_attrs()
+        .intersect(crate::attr::HASHES)
+        .minus(SUPPORTED_HASHES);
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<&str> = missing
+        .iter()
+        .filter_map(|a| a.info().config_name)
+        .collect();
+    Err(ScanError::Config(format!(
+        "hash algorithm(s) {} not supported by this scanner; remove them from the rules",
+        names.join(", ")
+    )))
+}
+
+fn walker(cfg: &Config) -> WalkBuilder {
+    let o = &cfg.options;
+    WalkBuilder::new(&o.root_prefix, Arc::new(cfg.rules.clone())).measure_options(MeasureOptions {
+        acl_on_symlinks: o.acl_no_symlink_follow,
+        warn_dead_symlinks: o.warn_dead_symlinks,
+    })
+}
+
+fn write_options(cfg: &Config) -> WriteOptions {
+    WriteOptions {
+        gzip: cfg.options.gzip_dbout,
+        add_metadata: cfg.options.database_add_metadata,
+        config_version: cfg.options.report.config_version.clone(),
+        digests: cfg.options.report.database_attrs,
+    }
+}
+
+/// An old database entry is compared only if the current rules still select it (AIDE drops the
+/// others without reporting them).
+fn selected(rules: &RuleSet, name: &[u8], perm: u32) -> bool {
+    matches!(
+        rules.select(name, FileType::from_mode(perm)),
+        Selection::Record { .. }
+    )
+}
+
+/// One old entry: a line not decoded yet, or (for a database that had to be sorted in memory)
+/// a decoded entry.
+enum Old {
+    Raw(RawEntry),
+    Parsed(Box<Entry>),
+}
+
+impl Old {
+    fn name(&self) -> &[u8] {
+        match self {
+            Old::Raw(r) => &r.name,
+            Old::Parsed(e) => &e.name,
+        }
+    }
+}
+
+/// A source of old entries in AIDE order: streamed (every AIDE >= 0.16 and this scanner write
+/// sorted databases), or, for an unsorted one, loaded and sorted. A corrupt database is an
+/// error wherever the bad line is; the scan then stops with no report.
+struct OldEntries {
+    reader: Option<DbReader>,
+    sorted: std::vec::IntoIter<Entry>,
+    rules: RuleSet,
+    prev: Option<Vec<u8>>,
+    peeked: Option<Old>,
+}
+
+impl OldEntries {
+    fn next_old(&mut self) -> Result<Option<Old>, DbError> {
+        if let Some(o) = self.peeked.take() {
+            return Ok(Some(o));
+        }
+        let Some(r) = &mut self.reader else {
+            return Ok(self.sorted.next().map(|e| Old::Parsed(Box::new(e))));
+        };
+        while let Some(raw) = r.next_raw()? {
+            if let Some(p) = &self.prev {
+                if path_order(p, &raw.name) != std::cmp::Ordering::Less {
+                    return Err(DbError::Unsorted {
+                        path: r.path().into(),
+                    });
+                }
+            }
+            self.prev = Some(raw.name.clone());
+            if selected(&self.rules, &raw.name, raw.perm) {
+                return Ok(Some(Old::Raw(raw)));
+            }
+        }
+        Ok(None)
+    }
+
+    fn resolve(&self, o: Old) -> Result<Entry, DbError> {
+        match (o, &self.reader) {
+            (Old::Parsed(e), _) => Ok(*e),
+            (Old::Raw(r), Some(reader)) => reader.parse_raw(&r),
+            (Old::Raw(_), None) => unreachable!("raw entries come from a reader"),
+        }
+    }
+
+    /// Feed the next new entry into `m`, pulling old entries up to it. An old line identical to
+    /// the new entry written in the old database's columns is unchanged without decoding it.
+    fn merge(&mut self, m: &mut Merger, new: Entry, buf: &mut String) -> Result<(), DbError> {
+        loop {
+            let Some(o) = self.next_old()? else {
+                m.added(new);
+                return Ok(());
+            };
+            match path_order(o.name(), &new.name) {
+                std::cmp::Ordering::Less => m.removed(self.resolve(o)?),
+                std::cmp::Ordering::Equal => {
+                    if let (Old::Raw(r), Some(reader)) = (&o, &self.reader) {
+                        buf.clear();
+                        crate::database::format_entry(&new, reader.spec(), buf);
+                        if *buf == r.line {
+                            m.unchanged();
+                            return Ok(());
+                        }
+                    }
+                    m.both(self.resolve(o)?, new);
+                    return Ok(());
+                }
+                std::cmp::Ordering::Greater => {
+                    self.peeked = Some(o);
+                    m.added(new);
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// The rest of the old side was removed.
+    fn finish(&mut self, mut m: Merger) -> Result<Comparison, DbError> {
+        while let Some(o) = self.next_old()? {
+            m.removed(self.resolve(o)?);
+        }
+        Ok(m.into_comparison())
+    }
+}
+
+fn open_old(path: &Path, cfg: &Config, stream: bool) -> Result<OldEntries, DbError> {
+    let mut reader = DbReader::open(path, cfg.options.report.database_attrs)?;
+    let rules = cfg.rules.clone();
+    if stream {
+        return Ok(OldEntries {
+            reader: Some(reader),
+            sorted: Vec::new().into_iter(),
+            rules,
+            prev: None,
+            peeked: None,
+        });
+    }
+    tracing::info!(
+        "{}: entries are not in AIDE order; loading the database to sort it",
+        path.display()
+    );
+    let mut all = Vec::new();
+    while let Some(e) = reader.next_entry()? {
+        if selected(&cfg.rules, &e.name, e.perm) {
+            all.push(e);
+        }
+    }
+    all.sort_by(|a, b| path_order(&a.name, &b.name));
+    all.dedup_by(|a, b| a.name == b.name);
+    Ok(OldEntries {
+        reader: None,
+        sorted: all.into_iter(),
+        rules,
+        prev: None,
+        peeked: None,
+    })
+}
+
+/// Run one mode of the scanner.
+pub fn run(cfg: &Config, mode: Mode) -> Result<Outcome, ScanError> {
+    match run_once(cfg, mode, true) {
+        // Rare (databases of AIDE < 0.16): start over with the database sorted in memory.
+        Err(ScanError::Db(DbError::Unsorted { .. })) => run_once(cfg, mode, false),
+        r => r,
+    }
+}
+
+fn run_once(cfg: &Config, mode: Mode, stream: bool) -> Result<Outcome, ScanError> {
+    let start = SystemTime::now();
+    check_hashes(&cfg.rules)?;
+    let mut out = Outcome {
+        mode,
+        start,
+        end: start,
+        comparison: None,
+        entries: 0,
+        new_database: None,
+        databases: Vec::new(),
+    };
+    let spec = Spec::for_attrs(cfg.rules.db_out_attrs());
+    match mode {
+        Mode::Init => {
+            let db_out = file_url(&cfg.options.database_out, "database_out")?;
+            let mut w = DbWriter::create(&db_out, spec, &write_options(cfg))?;
+            walker(cfg).run(|e| w.write(&e))?;
+            out.entries = w.entries;
+            let digests = w.finish()?;
+            out.databases.push((db_out.clone(), digests));
+            out.new_database = Some(db_out);
+        }
+        Mode::Check | Mode::Update => {
+            let db_in = file_url(&cfg.options.database_in, "database_in")?;
+            let mut old = open_old(&db_in, cfg, stream)?;
+            let mut writer = if mode == Mode::Update {
+                let db_out = file_url(&cfg.options.database_out, "database_out")?;
+                out.new_database = Some(db_out.clone());
+                Some(DbWriter::create(&db_out, spec, &write_options(cfg))?)
+            } else {
+                None
+            };
+            let mut merger = Merger::new();
+            let mut buf = String::new();
+            walker(cfg).run(|e| -> Result<(), DbError> {
+                if let Some(w) = writer.as_mut() {
+                    w.write(&e)?;
+                }
+                old.merge(&mut merger, e, &mut buf)
+            })?;
+            let cmp = old.finish(merger)?;
+            if let Some(r) = old.reader.take() {
+                out.databases.push((db_in, r.finish()?));
+            }
+            if let Some(w) = writer {
+                out.entries = w.entries;
+                let digests = w.finish()?;
+                if let Some(p) = &out.new_database {
+                    out.databases.push((p.clone(), digests));
+                }
+            }
+            out.comparison = Some(cmp);
+        }
+        Mode::Compare => {
+            let db_in = file_url(&cfg.options.database_in, "database_in")?;
+            let db_new = file_url(&cfg.options.database_new, "database_new")?;
+            let mut old = open_old(&db_in, cfg, stream)?;
+            let mut new = open_old(&db_new, cfg, stream)?;
+            let mut merger = Merger::new();
+            let mut buf = String::new();
+            while let Some(n) = new.next_old()? {
+                let e = new.resolve(n)?;
+                old.merge(&mut merger, e, &mut buf)?;
+            }
+            out.comparison = Some(old.finish(merger)?);
+        }
+    }
+    out.end = SystemTime::now();
+    Ok(out)
+}

@@ -1,0 +1,456 @@
+//! The daemon pod (`fio-operator daemon`): confine the process ([`harden`]), follow its
+//! FileIntegrity, read the AIDE configuration through the API, act on re-init requests exactly
+//! once, run fio-core's [`runner`](fio_core::runner) and report every scan as the contract's
+//! [`ScanReport`] in the result ConfigMap `aide-<fi>-<node>`.
+
+pub mod harden;
+
+use std::fs;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::PostParams;
+use kube::runtime::watcher::{self, watcher};
+use kube::runtime::WatchStreamExt;
+use kube::{Api, Client, ResourceExt};
+use tokio::sync::watch;
+
+use fio_api::report::{ScanCondition, ScanFigures, ScanReport};
+use fio_api::{
+    aideconf, baseline, names, FileIntegrity, FileIntegrityNodeStatus, Holdoff, NodeBaseline,
+    ReinitRequests,
+};
+use fio_core::config::LoadOptions;
+use fio_core::runner::{self, replace_file, say, NodeScanner, Verdict};
+
+/// What the DaemonSet's arguments say.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub owner: String,
+    pub namespace: String,
+    /// The ConfigMap with the rendered AIDE configuration (`<fi>`).
+    pub config_map: String,
+    /// Where the node's root filesystem is (`/hostroot` in the pod; a directory per simulated
+    /// node in tests).
+    pub hostroot: PathBuf,
+    pub interval: Duration,
+    pub max_backups: usize,
+    pub node_name: String,
+    /// Always gzip+base64 the report (upstream's `--lc-compress`).
+    pub force_compress: bool,
+}
+
+/// The daemon's private directory (the config fetched from the API), created if missing: one
+/// of the two places it may write once hardened.
+pub fn state_dir(opts: &Options) -> anyhow::Result<PathBuf> {
+    let state = std::env::temp_dir().join(format!("fio-daemon-{}-{}", opts.owner, opts.node_name));
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&state)
+        .with_context(|| format!("creating {}", state.display()))?;
+    Ok(state)
+}
+
+/// Confine the process (see [`harden`]): the node root read-only, writes only in its
+/// database directory and the state directory. Must run before any other thread exists.
+pub fn confine(opts: &Options) -> anyhow::Result<harden::Report> {
+    let canonical = |p: &Path| {
+        fs::canonicalize(p).with_context(|| format!("hardening: resolving {}", p.display()))
+    };
+    let host_root = canonical(&opts.hostroot)?;
+    // OpenShift nodes have /etc/kubernetes; k3s and other distributions may not. Created before
+    // the host root turns read-only (and then canonicalised: a symbolic link is refused there).
+    let wanted = db_dir(&host_root);
+    if !wanted.exists() {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(&wanted)
+            .with_context(|| format!("creating {}", wanted.display()))?;
+    }
+    let db_dir = canonical(&wanted)?;
+    let state = canonical(&state_dir(opts)?)?;
+    let report = harden::harden(&harden::HardenOptions {
+        host_root,
+        writable: vec![db_dir, state],
+        keep_dac_read_search: true,
+        ..Default::default()
+    })?;
+    Ok(report)
+}
+
+/// Where the node's database, logs and backups live (the seed's `/etc/kubernetes`).
+fn db_dir(hostroot: &Path) -> PathBuf {
+    hostroot.join("etc/kubernetes")
+}
+
+/// The completed re-init id, per FileIntegrity uid, kept next to the database.
+fn reinit_id_path(hostroot: &Path) -> PathBuf {
+    db_dir(hostroot).join("aide.reinit-id")
+}
+
+fn read_completed(path: &Path, uid: &str) -> i64 {
+    let Ok(text) = fs::read_to_string(path) else {
+        return 0;
+    };
+    let mut it = text.split_whitespace();
+    match (it.next(), it.next().and_then(|n| n.parse().ok())) {
+        (Some(u), Some(id)) if u == uid => id,
+        _ => 0,
+    }
+}
+
+/// Run until the process is stopped. Errors only when the cluster cannot be reached at all.
+pub async fn run(opts: Options) -> anyhow::Result<()> {
+    say(runner::LOG_START);
+    let client = Client::try_default()
+        .await
+        .context("building the Kubernetes client (in-cluster or $KUBECONFIG)")?;
+    let fis: Api<FileIntegrity> = Api::namespaced(client.clone(), &opts.namespace);
+    let (tx, mut rx) = watch::channel::<Option<Arc<FileIntegrity>>>(None);
+    let selector = format!("metadata.name={}", opts.owner);
+    tokio::spawn(async move {
+        let mut events = watcher(fis, watcher::Config::default().fields(&selector))
+            .default_backoff()
+            .boxed();
+        while let Some(ev) = events.next().await {
+            match ev {
+                Ok(watcher::Event::Apply(fi) | watcher::Event::InitApply(fi)) => {
+                    tx.send_replace(Some(Arc::new(fi)));
+                }
+                Ok(watcher::Event::Delete(_)) => {
+                    tx.send_replace(None);
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!("watching the FileIntegrity: {e}"),
+            }
+        }
+    });
+
+    let state = state_dir(&opts)?;
+    let scanner = NodeScanner {
+        config_path: state.join("aide.conf"),
+        load: LoadOptions::default(),
+        max_backups: opts.max_backups,
+        node_name: opts.node_name.clone(),
+    };
+    let id_path = reinit_id_path(&opts.hostroot);
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &opts.namespace);
+    let statuses: Api<FileIntegrityNodeStatus> = Api::namespaced(client.clone(), &opts.namespace);
+    let status_name = names::node_status_name(&opts.owner, &opts.node_name);
+    // The digest of the database this process wrote last: the operator moves its anchor only
+    // after it has processed the result that reported it, so the next check may come first.
+    let mut written: Option<String> = None;
+    let mut paused = false;
+
+    loop {
+        let fi = loop {
+            if let Some(fi) = rx.borrow_and_update().clone() {
+                break fi;
+            }
+            rx.changed()
+                .await
+                .context("the FileIntegrity watch ended")?;
+        };
+        // Paused while the node is updated (annotation holdoff): no scan, no re-init; the
+        // operator requests the re-init in the same write that ends the pause.
+        if Holdoff::of(&fi).holds(&opts.node_name) {
+            if !paused {
+                say(&format!(
+                    "holding off scans on node {}: paused by annotation {}",
+                    opts.node_name,
+                    names::HOLDOFF_ANNOTATION
+                ));
+                paused = true;
+            }
+            let node = opts.node_name.clone();
+            wait(&mut rx, opts.interval, move |fi| {
+                !Holdoff::of(fi).holds(&node)
+            })
+            .await?;
+            continue;
+        }
+        if std::mem::take(&mut paused) {
+            say(&format!("scans resumed on node {}", opts.node_name));
+        }
+        let uid = fi.uid().unwrap_or_default();
+        let requests = match ReinitRequests::of(&fi) {
+            Ok(r) => r.unwrap_or_default(),
+            Err(e) => {
+                tracing::warn!("{e}");
+                ReinitRequests::default()
+            }
+        };
+        let wanted = requests.requested(&opts.node_name);
+        let mut completed = read_completed(&id_path, &uid);
+
+        let text = match cms.get_opt(&opts.config_map).await {
+            Ok(Some(cm)) => cm
+                .data
+                .and_then(|mut d| d.remove(names::DEFAULT_CONFIG_DATA_KEY))
+                .unwrap_or_default(),
+            Ok(None) => String::new(),
+            Err(e) => {
+                tracing::warn!("reading ConfigMap {}: {e}", opts.config_map);
+                String::new()
+            }
+        };
+        if text.is_empty() {
+            tracing::info!("waiting for the AIDE configuration {}", opts.config_map);
+            wait(&mut rx, Duration::from_secs(2), |_| false).await?;
+            continue;
+        }
+        if wanted > completed && requests.config != aideconf::config_hash(&text) {
+            tracing::info!("re-init request {wanted}: waiting for its configuration");
+            wait(&mut rx, Duration::from_secs(1), |_| false).await?;
+            continue;
+        }
+        let local = if opts.hostroot == Path::new(aideconf::HOSTROOT) {
+            text
+        } else {
+            aideconf::map_hostroot(&text, &opts.hostroot)
+        };
+        replace_file(&scanner.config_path, local.as_bytes(), 0o600)
+            .with_context(|| format!("writing {}", scanner.config_path.display()))?;
+
+        let mut failed_init = None;
+        let mut initialized = None;
+        let s = scanner.clone();
+        let reinit = wanted > completed;
+        // Loading the configuration may read includes and run programs: off the runtime.
+        if reinit || tokio::task::spawn_blocking(move || s.needs_init()).await? {
+            let s = scanner.clone();
+            match tokio::task::spawn_blocking(move || s.init(reinit)).await? {
+                Ok(b) if reinit => {
+                    let line = format!("{uid} {wanted}\n");
+                    match replace_file(&id_path, line.as_bytes(), 0o600) {
+                        Ok(()) => {
+                            completed = wanted;
+                            initialized = Some(b);
+                        }
+                        Err(e) => {
+                            failed_init = Some(Verdict::Errored {
+                                exit: None,
+                                message: format!(
+                                    "recording re-init {wanted} in {}: {e}",
+                                    id_path.display()
+                                ),
+                            })
+                        }
+                    }
+                }
+                Ok(b) => initialized = Some(b),
+                Err(r) => failed_init = Some(r),
+            }
+        }
+        if let Some(b) = &initialized {
+            written = Some(b.sha256.clone());
+        }
+        let anchor = match &initialized {
+            Some(_) => None,
+            None => anchored(&statuses, &status_name).await,
+        };
+        let started = std::time::Instant::now();
+        let (result, db, files) = match failed_init {
+            Some(r) => (r, None, None),
+            None => {
+                let s = scanner.clone();
+                let fresh = initialized.clone();
+                let own = written.clone();
+                let node = opts.node_name.clone();
+                tokio::task::spawn_blocking(move || {
+                    // The identity of the database this check uses, for the operator's anchor.
+                    let db = fresh.or_else(|| s.baseline().ok());
+                    let refused = db.as_ref().and_then(|d| {
+                        baseline::daemon_refuses(anchor.as_ref(), d, own.as_deref(), &node)
+                    });
+                    match refused {
+                        Some(message) => {
+                            tracing::error!("{message}");
+                            let v = Verdict::Errored {
+                                exit: None,
+                                message,
+                            };
+                            (v, db, None)
+                        }
+                        None => {
+                            let (r, files) = s.check_counted();
+                            (r, db, files)
+                        }
+                    }
+                })
+                .await?
+            }
+        };
+        // Paused while this scan ran: the update may have changed files under it already.
+        let held_now = rx
+            .borrow()
+            .as_deref()
+            .is_some_and(|fi| Holdoff::of(fi).holds(&opts.node_name));
+        if held_now && initialized.is_none() {
+            say(&format!(
+                "scan result for node {} discarded: scans were paused while it ran",
+                opts.node_name
+            ));
+            continue;
+        }
+        say(&format!(
+            "scan result for node {}: {}",
+            opts.node_name,
+            result.condition()
+        ));
+        let scan = ScanReport {
+            owner: opts.owner.clone(),
+            node: opts.node_name.clone(),
+            condition: ScanCondition::from_verdict(&result, &opts.node_name, opts.force_compress),
+            reinit_id: Some(completed),
+            database: db,
+            initialized: initialized.is_some(),
+            figures: files.map(|files| ScanFigures {
+                seconds: started.elapsed().as_secs_f64(),
+                files,
+            }),
+        };
+        report(&cms, &opts, &fi, &scan).await;
+
+        // Sleep for the interval, but wake for a new re-init request for this node.
+        let node = opts.node_name.clone();
+        wait(&mut rx, opts.interval, move |fi| {
+            ReinitRequests::of(fi)
+                .ok()
+                .flatten()
+                .is_some_and(|r| r.requested(&node) > completed)
+        })
+        .await?;
+    }
+}
+
+/// The baseline the operator anchored for this node, if any. Unreadable is not fatal: the
+/// operator checks every result against the anchor as well.
+async fn anchored(statuses: &Api<FileIntegrityNodeStatus>, name: &str) -> Option<NodeBaseline> {
+    match statuses.get_opt(name).await {
+        Ok(st) => st.and_then(|s| s.spec.baseline),
+        Err(e) => {
+            tracing::warn!("reading the anchored baseline from node status {name}: {e}");
+            None
+        }
+    }
+}
+
+/// Wait up to `timeout`, returning early when the FileIntegrity changes so that `wake` holds.
+async fn wait(
+    rx: &mut watch::Receiver<Option<Arc<FileIntegrity>>>,
+    timeout: Duration,
+    wake: impl Fn(&FileIntegrity) -> bool,
+) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(deadline) => return Ok(()),
+            changed = rx.changed() => {
+                changed.context("the FileIntegrity watch ended")?;
+                if rx.borrow_and_update().as_deref().is_some_and(&wake) {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+/// Create the result ConfigMap. If the previous one is still there (the operator has not
+/// processed it yet) wait for it to go: the daemon may only create ConfigMaps. A result that
+/// cannot be delivered is logged and superseded by the next scan's.
+async fn report(cms: &Api<ConfigMap>, opts: &Options, fi: &FileIntegrity, scan: &ScanReport) {
+    let cm = scan.to_config_map(&opts.namespace, &fi.uid().unwrap_or_default());
+    let name = cm.metadata.name.clone().unwrap_or_default();
+    let deadline = tokio::time::Instant::now() + opts.interval.max(Duration::from_secs(30));
+    let mut delay = Duration::from_millis(250);
+    loop {
+        match cms.create(&PostParams::default(), &cm).await {
+            Ok(_) => {
+                tracing::debug!("reported {} in ConfigMap {name}", scan.condition.as_str());
+                return;
+            }
+            Err(e) => {
+                if tokio::time::Instant::now() >= deadline {
+                    tracing::error!("could not report the scan result in ConfigMap {name}: {e}");
+                    return;
+                }
+                if !matches!(&e, kube::Error::Api(s) if s.code == 409) {
+                    tracing::warn!("reporting the scan result in ConfigMap {name}: {e}");
+                }
+            }
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// The daemon process: confine it (unless `insecure_no_harden`) while it has one thread, then
+/// run the daemon on a runtime of its own until SIGTERM/SIGINT. Exits non-zero only when it
+/// cannot run at all (the kubelet restarts it), as upstream's FATAL.
+pub fn main(opts: Options, insecure_no_harden: bool) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    if insecure_no_harden {
+        tracing::warn!("--insecure-no-harden: running without confinement");
+    } else {
+        match confine(&opts) {
+            Ok(report) => {
+                for step in &report.steps {
+                    tracing::info!("hardened: {step}");
+                }
+            }
+            Err(e) => {
+                tracing::error!(
+                    "refusing to run unconfined: {e:#} (--insecure-no-harden runs without)"
+                );
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!("starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        tokio::select! {
+            r = run(opts) => r,
+            _ = shutdown_signal() => Ok(()),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("exit: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

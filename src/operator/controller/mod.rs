@@ -1,0 +1,322 @@
+//! The operator: a controller for FileIntegrity objects ([`fileintegrity`]: configuration,
+//! DaemonSet, re-init requests, phase) and one for the daemons' scan results ([`results`]:
+//! node statuses, persistent failure reports, Events). Design notes in NOTES.md.
+
+pub mod cache;
+pub mod daemonset;
+pub mod fileintegrity;
+pub mod monitoring;
+pub mod results;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, ObjectReference};
+use kube::api::PartialObjectMeta;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::{self, Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Api, Client, Resource};
+
+use crate::metrics::Metrics;
+use fio_api::{names, FileIntegrity, FileIntegrityNodeStatus};
+
+/// How long the FileIntegrity controller waits for triggers to stop before it reconciles.
+const FI_DEBOUNCE: Duration = Duration::from_millis(300);
+
+/// The field manager of every server-side apply the operator makes.
+pub const MANAGER: &str = "fio-operator";
+
+/// What a reconcile can fail on. Each variant names the object the operator was working on.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{action}: {source}")]
+    Kube {
+        action: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+impl Error {
+    /// A write lost a race against another writer: retry at once with fresh data.
+    fn is_conflict(&self) -> bool {
+        matches!(self, Error::Kube { source: kube::Error::Api(s), .. } if s.code == 409)
+    }
+}
+
+/// Attach what the operator was doing to a kube error.
+pub(crate) trait KubeContext<T> {
+    fn ctx(self, action: impl FnOnce() -> String) -> Result<T, Error>;
+}
+
+impl<T> KubeContext<T> for Result<T, kube::Error> {
+    fn ctx(self, action: impl FnOnce() -> String) -> Result<T, Error> {
+        self.map_err(|source| Error::Kube {
+            action: action(),
+            source,
+        })
+    }
+}
+
+/// Shared by both controllers.
+pub struct Context {
+    pub client: Client,
+    /// The namespace the operator watches (its own by default, as upstream).
+    pub namespace: String,
+    /// The image of the daemon pods.
+    pub image: String,
+    /// Who publishes the Events (see [`Context::event`]).
+    pub reporter: Reporter,
+    pub metrics: Arc<Metrics>,
+    /// Every Node's metadata (see [`cache`]).
+    pub nodes: Store<PartialObjectMeta<Node>>,
+    /// Every node status in the namespace.
+    pub statuses: Store<FileIntegrityNodeStatus>,
+    /// The FileIntegrity controller's own cache of FileIntegrities.
+    pub fis: Store<FileIntegrity>,
+}
+
+impl Context {
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    /// Server-side apply `obj` (named, in the watched namespace) as the operator's field manager.
+    pub async fn apply<K>(&self, obj: &K) -> Result<K, kube::Error>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::Serialize
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let name = obj.meta().name.clone().unwrap_or_default();
+        self.api::<K>()
+            .patch(
+                &name,
+                &PatchParams::apply(MANAGER).force(),
+                &Patch::Apply(obj),
+            )
+            .await
+    }
+
+    /// Publish an Event about `obj`; a failure is logged, never fatal (Events are best effort).
+    pub async fn event<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        warning: bool,
+        reason: &str,
+        note: String,
+    ) {
+        self.publish(obj, None, warning, reason, note).await;
+    }
+
+    /// An Event about `obj` concerning `node` (the Event's `related` object, which
+    /// `kubectl describe` shows).
+    pub async fn node_event<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        node: &str,
+        warning: bool,
+        reason: &str,
+        note: String,
+    ) {
+        let related = ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Node".into()),
+            name: Some(node.to_owned()),
+            ..ObjectReference::default()
+        };
+        self.publish(obj, Some(related), warning, reason, note)
+            .await;
+    }
+
+    async fn publish<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        related: Option<ObjectReference>,
+        warning: bool,
+        reason: &str,
+        note: String,
+    ) {
+        let ev = Event {
+            type_: if warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: reason.to_owned(),
+            note: Some(note),
+            action: reason.to_owned(),
+            secondary: related,
+        };
+        // A recorder per Event: kube's Recorder folds repeats into one series keyed by object,
+        // reason, action and related object but not by note, so "Initializing" then "Active",
+        // or every node's "no changes to node X", became one Event showing the first note with a
+        // count. Each Event is its own object, as upstream's.
+        let recorder = Recorder::new(self.client.clone(), self.reporter.clone());
+        if let Err(e) = recorder.publish(&ev, &obj.object_ref(&())).await {
+            tracing::warn!("publishing event {reason}: {e}");
+        }
+    }
+}
+
+/// The daemon image: `$RELATED_IMAGE_OPERATOR`, else the image of the operator's own
+/// Deployment (upstream's order is the reverse, but the variable is what OLM and
+/// `kustomize edit set image` set), else upstream's default.
+pub async fn daemon_image(client: &Client, namespace: &str) -> String {
+    if let Ok(image) = std::env::var(names::ENV_RELATED_IMAGE_OPERATOR) {
+        if !image.is_empty() {
+            return image;
+        }
+    }
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    if let Ok(Some(d)) = deployments.get_opt(names::OPERATOR_DEPLOYMENT).await {
+        if let Some(image) = d
+            .spec
+            .and_then(|s| s.template.spec)
+            .and_then(|s| s.containers.into_iter().next())
+            .and_then(|c| c.image)
+        {
+            return image;
+        }
+    }
+    names::DEFAULT_OPERATOR_IMAGE.to_owned()
+}
+
+fn error_policy<K>(_obj: Arc<K>, err: &Error, _ctx: Arc<Context>) -> Action {
+    if err.is_conflict() {
+        tracing::debug!("{err}; retrying");
+        return Action::requeue(Duration::from_millis(200));
+    }
+    tracing::warn!("{err}");
+    Action::requeue(Duration::from_secs(5))
+}
+
+/// `reconcile`, counted and timed in the metrics.
+async fn timed<K, F>(
+    controller: &'static str,
+    reconcile: impl FnOnce(Arc<K>, Arc<Context>) -> F,
+    obj: Arc<K>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error>
+where
+    F: std::future::Future<Output = Result<Action, Error>>,
+{
+    let start = std::time::Instant::now();
+    let metrics = ctx.metrics.clone();
+    let r = reconcile(obj, ctx).await;
+    metrics.reconciled(controller, start.elapsed(), r.is_ok());
+    r
+}
+
+/// Run both controllers until SIGTERM/SIGINT.
+pub async fn run(client: Client, namespace: String, metrics: Arc<Metrics>) -> anyhow::Result<()> {
+    let image = daemon_image(&client, &namespace).await;
+    tracing::info!("watching namespace {namespace}; daemon image {image}");
+    let (nodes, node_changes) = cache::nodes(Api::<PartialObjectMeta<Node>>::all(client.clone()));
+    let statuses =
+        cache::node_statuses(Api::namespaced(client.clone(), &namespace), metrics.clone());
+    nodes
+        .wait_until_ready()
+        .await
+        .map_err(|e| anyhow::anyhow!("caching nodes: {e}"))?;
+    statuses
+        .wait_until_ready()
+        .await
+        .map_err(|e| anyhow::anyhow!("caching node statuses: {e}"))?;
+    // Debounced: on a large cluster the first scans of all nodes update node statuses many
+    // times a second, and the phase needs one look after the burst, not one per node status.
+    let fi_controller = Controller::new(
+        Api::<FileIntegrity>::namespaced(client.clone(), &namespace),
+        watcher::Config::default(),
+    )
+    .with_config(controller::Config::default().debounce(FI_DEBOUNCE));
+    let store = fi_controller.store();
+    let ctx = Arc::new(Context {
+        reporter: Reporter {
+            controller: names::OPERATOR_NAME.into(),
+            instance: std::env::var(names::ENV_POD_NAME).ok(),
+        },
+        client: client.clone(),
+        namespace: namespace.clone(),
+        image,
+        metrics: metrics.clone(),
+        nodes,
+        statuses,
+        fis: store.clone(),
+    });
+    monitoring::ensure(&client, &namespace).await;
+
+    let by_config = store.clone();
+    let fi_controller = fi_controller
+        .owns(
+            ctx.api::<DaemonSet>(),
+            watcher::Config::default().labels(names::OWNER_LABEL),
+        )
+        .owns(
+            ctx.api::<FileIntegrityNodeStatus>(),
+            watcher::Config::default().labels(names::OWNER_LABEL),
+        )
+        // The rendered config ConfigMap `<fi>` and the user's ConfigMaps (upstream's mapper).
+        .watches(
+            ctx.api::<ConfigMap>(),
+            watcher::Config::default(),
+            move |cm: ConfigMap| {
+                let cm_name = cm.metadata.name.unwrap_or_default();
+                let cm_ns = cm.metadata.namespace.unwrap_or_default();
+                by_config
+                    .state()
+                    .into_iter()
+                    .filter(|fi| {
+                        let c = &fi.spec.config;
+                        let fi_name = fi.metadata.name.as_deref().unwrap_or_default();
+                        fi_name == cm_name || (c.name == cm_name && c.namespace == cm_ns)
+                    })
+                    .map(|fi| ObjectRef::from_obj(&*fi))
+                    .collect::<Vec<_>>()
+            },
+        )
+        // Nodes joining, leaving, changing labels (what each FileIntegrity selects) or
+        // machine-config state (pause, resume); not every status heartbeat.
+        .reconcile_all_on(node_changes)
+        .shutdown_on_signal()
+        .run(
+            |fi, ctx| timed("fileintegrity", fileintegrity::reconcile, fi, ctx),
+            error_policy,
+            ctx.clone(),
+        )
+        .for_each(|r| async move {
+            if let Ok((obj, _)) = r {
+                tracing::debug!("reconciled FileIntegrity {}", obj.name);
+            }
+        });
+
+    let results_controller = Controller::new(
+        ctx.api::<ConfigMap>(),
+        watcher::Config::default().labels(names::LOG_LABEL),
+    )
+    .shutdown_on_signal()
+    .run(
+        |cm, ctx| timed("results", results::reconcile, cm, ctx),
+        error_policy,
+        ctx.clone(),
+    )
+    .for_each(|r| async move {
+        if let Ok((obj, _)) = r {
+            tracing::debug!("processed result ConfigMap {}", obj.name);
+        }
+    });
+
+    tokio::join!(fi_controller, results_controller);
+    tracing::info!("stopped");
+    Ok(())
+}

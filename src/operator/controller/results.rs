@@ -1,0 +1,331 @@
+//! Reconcile one result ConfigMap of a daemon (`aide-<fi>-<node>`, label
+//! `file-integrity.openshift.io/log`): record it in the node status `<fi>-<node>`, keep failure
+//! reports in `<name>-failed` (not owned by the FileIntegrity, so it outlives it, as the seed
+//! says), publish an Event on a new failure or a change of condition, delete the ConfigMap.
+//!
+//! [`reconcile`] reads (FileIntegrity, previous node status), [`plan`] decides (a pure function
+//! of those and the ConfigMap), [`apply`] writes.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use fio_api::report::{ScanCondition, ScanFigures, ScanReport};
+use fio_api::{
+    baseline, names, FileIntegrity, FileIntegrityNodeCondition as Condition,
+    FileIntegrityNodeStatus, FileIntegrityNodeStatusFields, FileIntegrityScanResult,
+};
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use kube::api::{DeleteParams, Preconditions};
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
+use kube::{Resource, ResourceExt};
+
+use super::{Context, Error, KubeContext};
+
+/// Everything processing one result writes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResultPlan {
+    pub owner: String,
+    pub node: String,
+    /// The persistent copy of a failure report (`<result>-failed`).
+    pub kept_report: Option<ConfigMap>,
+    pub status: FileIntegrityNodeStatus,
+    /// `(warning, note)` of the node's Event, when the result is news.
+    pub event: Option<(bool, String)>,
+    /// The node's last condition changed (or it had none).
+    pub condition_changed: bool,
+    /// The `error` label of `node_status_error_total`, for an Errored result.
+    pub error_kind: Option<String>,
+    pub mismatched: bool,
+    pub figures: Option<ScanFigures>,
+}
+
+/// A result ConfigMap that names no FileIntegrity or node: it cannot be attributed to anyone.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("result ConfigMap {0}: no owner or node label")]
+pub struct Unattributable(pub String);
+
+/// The owner and node labels of a result.
+fn attribution(cm: &ConfigMap) -> Result<(String, String), Unattributable> {
+    let label = |k: &str| cm.labels().get(k).filter(|v| !v.is_empty()).cloned();
+    match (label(names::OWNER_LABEL), label(names::NODE_LABEL)) {
+        (Some(owner), Some(node)) => Ok((owner, node)),
+        _ => Err(Unattributable(cm.name_any())),
+    }
+}
+
+/// Decide what the result `cm` of `fi` changes, given the node's previous status. `now` is the
+/// probe time when the ConfigMap has no creation time.
+pub fn plan(
+    cm: &ConfigMap,
+    fi: &FileIntegrity,
+    prev: Option<&FileIntegrityNodeStatusFields>,
+    namespace: &str,
+    now: Time,
+) -> Result<ResultPlan, Unattributable> {
+    let (owner, node) = attribution(cm)?;
+    let probe = cm.metadata.creation_timestamp.clone().unwrap_or(now);
+    let mut result = FileIntegrityScanResult::new(probe, Condition::Succeeded);
+    let mut kept_report = None;
+    let mut error_kind = None;
+    let (report, reported_reinit) = match ScanReport::from_config_map(cm) {
+        Ok(r) => {
+            let id = r.reinit_id;
+            (Some(r), id)
+        }
+        Err(e) => {
+            // Malformed: the node's own verdict becomes an error, visibly.
+            result.condition = Condition::Errored;
+            result.error_message = e.to_string();
+            error_kind = Some("MalformedResult".to_owned());
+            (None, None)
+        }
+    };
+    let mut figures = None;
+    if let Some(r) = &report {
+        figures = r.figures;
+        match &r.condition {
+            ScanCondition::Succeeded => {}
+            ScanCondition::Failed { counts, .. } => {
+                let kept = kept_copy(cm, namespace);
+                result.condition = Condition::Failed;
+                result.result_config_map_name = kept.name_any();
+                result.result_config_map_namespace = namespace.to_owned();
+                result.files_added = saturating(counts.added);
+                result.files_changed = saturating(counts.changed);
+                result.files_removed = saturating(counts.removed);
+                kept_report = Some(kept);
+            }
+            ScanCondition::Errored { exit, message } => {
+                result.condition = Condition::Errored;
+                result.error_message = message.clone();
+                error_kind = Some(match exit {
+                    Some(e) => format!("AideExit{}", e.code()),
+                    None => "DaemonError".to_owned(),
+                });
+            }
+        }
+    }
+
+    let anchored = prev.and_then(|p| p.baseline.as_ref());
+    let completed = prev.and_then(|p| p.reinit_id);
+    let (anchor, mismatch) = match &report {
+        Some(r) => baseline::judge(anchored, completed, r, &result.last_probe_time),
+        None => (anchored.cloned(), None),
+    };
+    let mismatched = mismatch.is_some();
+    if let Some(message) = mismatch {
+        result.condition = Condition::Errored;
+        result.error_message = message;
+        // A database the daemon refused is also one whose digest the operator finds
+        // mismatched: one kind for both.
+        error_kind = Some("BaselineMismatch".to_owned());
+    }
+
+    // The latest result of each condition, this one replacing its condition's.
+    let mut results: Vec<FileIntegrityScanResult> = prev
+        .map(|p| p.results.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.condition != result.condition)
+        .collect();
+    results.push(result.clone());
+    // The newest result is the last one; `max_by_key` returns the last of equal maxima, so on
+    // equal times the one just received (pushed last) wins.
+    let last = results
+        .iter()
+        .max_by_key(|r| r.last_probe_time.0)
+        .cloned()
+        .unwrap_or_else(|| result.clone());
+    let fields = FileIntegrityNodeStatusFields {
+        node_name: node.clone(),
+        results,
+        last_result: last.clone(),
+        reinit_id: reported_reinit.max(completed),
+        baseline: anchor,
+    };
+    let st_name = names::node_status_name(&owner, &node);
+    let mut status = FileIntegrityNodeStatus::new(&st_name, fields);
+    status.metadata.namespace = Some(namespace.to_owned());
+    status.metadata.labels = Some(BTreeMap::from([(names::OWNER_LABEL.into(), owner.clone())]));
+    status.metadata.owner_references = fi.controller_owner_ref(&()).map(|r| vec![r]);
+
+    let prev_last = prev.map(|p| &p.last_result);
+    let event = is_news(prev_last, &last).then(|| event_note(&node, &last));
+    Ok(ResultPlan {
+        condition_changed: prev_last.map(|p| p.condition) != Some(last.condition),
+        owner,
+        node,
+        kept_report,
+        status,
+        event,
+        error_kind: error_kind.filter(|_| result.condition == Condition::Errored),
+        mismatched,
+        figures,
+    })
+}
+
+fn saturating(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Upstream's Event notes.
+fn event_note(node: &str, last: &FileIntegrityScanResult) -> (bool, String) {
+    match last.condition {
+        Condition::Succeeded => (false, format!("no changes to node {node}")),
+        Condition::Failed => (
+            true,
+            format!(
+                "node {node} has changed! a:{},c:{},r:{} log:{}/{}",
+                last.files_added,
+                last.files_changed,
+                last.files_removed,
+                last.result_config_map_namespace,
+                last.result_config_map_name
+            ),
+        ),
+        Condition::Errored => (
+            true,
+            format!("node {node} has an error! {}", last.error_message),
+        ),
+    }
+}
+
+/// A condition change, or a failure with different counts (upstream's
+/// `conditionIsNewFailureOrTransition`, without its metrics part).
+fn is_news(prev: Option<&FileIntegrityScanResult>, new: &FileIntegrityScanResult) -> bool {
+    let Some(p) = prev else { return true };
+    p.condition != new.condition
+        || (new.condition == Condition::Failed
+            && (p.files_added, p.files_changed, p.files_removed)
+                != (new.files_added, new.files_changed, new.files_removed))
+}
+
+/// The persistent copy of a failure report, `<name>-failed`: the log label dropped (so it is
+/// not processed again), `result-log` added, no owner reference.
+fn kept_copy(cm: &ConfigMap, namespace: &str) -> ConfigMap {
+    let name = format!("{}{}", cm.name_any(), names::FAILED_RESULT_CONFIGMAP_SUFFIX);
+    let mut labels = cm.labels().clone();
+    labels.remove(names::LOG_LABEL);
+    labels.insert(names::RESULT_LOG_LABEL.into(), String::new());
+    ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(name),
+            namespace: Some(namespace.to_owned()),
+            labels: Some(labels),
+            annotations: Some(cm.annotations().clone()),
+            ..ObjectMeta::default()
+        },
+        data: cm.data.clone(),
+        ..ConfigMap::default()
+    }
+}
+
+pub async fn reconcile(cm: Arc<ConfigMap>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let cm_name = cm.name_any();
+    let ns = ctx.namespace.as_str();
+    let (owner, node) = match attribution(&cm) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!("{e}; cannot retry");
+            return Ok(Action::await_change());
+        }
+    };
+    // From the FileIntegrity controller's cache; read once when it has not seen it yet.
+    let cached = ctx
+        .fis
+        .get(&ObjectRef::new(&owner).within(ns))
+        .map(|fi| FileIntegrity::clone(&fi));
+    let fi = match cached {
+        Some(fi) => Some(fi),
+        None => ctx
+            .api::<FileIntegrity>()
+            .get_opt(&owner)
+            .await
+            .ctx(|| format!("reading FileIntegrity {owner} of result {cm_name}"))?,
+    };
+    let Some(fi) = fi else {
+        // Owned by the FileIntegrity: the garbage collector removes it.
+        return Ok(Action::await_change());
+    };
+    let st_name = names::node_status_name(&owner, &node);
+    let previous = ctx
+        .api::<FileIntegrityNodeStatus>()
+        .get_opt(&st_name)
+        .await
+        .ctx(|| format!("reading node status {ns}/{st_name}"))?;
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
+    let plan = match plan(&cm, &fi, previous.as_ref().map(|p| &p.spec), ns, now) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!("{e}; cannot retry");
+            return Ok(Action::await_change());
+        }
+    };
+    apply(&cm, &fi, plan, &ctx).await?;
+    Ok(Action::await_change())
+}
+
+/// Write what [`plan`] decided, then delete exactly the ConfigMap processed (a newer result
+/// with the same name stays).
+async fn apply(
+    cm: &ConfigMap,
+    fi: &FileIntegrity,
+    plan: ResultPlan,
+    ctx: &Context,
+) -> Result<(), Error> {
+    let ns = ctx.namespace.as_str();
+    if let Some(kept) = &plan.kept_report {
+        ctx.apply(kept)
+            .await
+            .ctx(|| format!("writing failure report {ns}/{}", kept.name_any()))?;
+    }
+    ctx.apply(&plan.status)
+        .await
+        .ctx(|| format!("writing node status {ns}/{}", plan.status.name_any()))?;
+
+    let m = &ctx.metrics;
+    if plan.mismatched {
+        tracing::warn!(
+            "node {}: {}",
+            plan.node,
+            plan.status.spec.last_result.error_message
+        );
+        m.baseline_mismatch(&plan.node);
+    }
+    if let Some(kind) = &plan.error_kind {
+        m.node_status_error(kind, &plan.node);
+    }
+    m.scan(
+        &plan.owner,
+        &plan.node,
+        plan.figures.map(|f| f.seconds),
+        plan.figures.map(|f| saturating(f.files)),
+    );
+    if plan.condition_changed {
+        let last = plan.status.spec.last_result.condition;
+        m.node_status(last.as_str(), &plan.node);
+    }
+    if let Some((warning, note)) = plan.event {
+        let reason = names::EVENT_REASON_NODE_INTEGRITY_STATUS;
+        ctx.node_event(fi, &plan.node, warning, reason, note).await;
+    }
+
+    let dp = DeleteParams {
+        preconditions: Some(Preconditions {
+            uid: cm.uid(),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    let cm_name = cm.name_any();
+    match ctx.api::<ConfigMap>().delete(&cm_name, &dp).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(()),
+        Err(e) => Err(e).ctx(|| format!("deleting result ConfigMap {ns}/{cm_name}")),
+    }
+}
+
+#[cfg(test)]
+mod tests;

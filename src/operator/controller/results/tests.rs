@@ -1,0 +1,210 @@
+//! The results controller's decisions, fed with objects (no cluster).
+
+use super::*;
+use fio_api::report::{DatabaseId, FileCounts, Log};
+use fio_api::FileIntegritySpec;
+use fio_core::exit::Exit;
+
+const NS: &str = "openshift-file-integrity";
+
+fn t(secs: i64) -> Time {
+    Time(k8s_openapi::jiff::Timestamp::from_second(secs).unwrap())
+}
+
+fn fi() -> FileIntegrity {
+    let mut fi = FileIntegrity::new("worker-fileintegrity", FileIntegritySpec::default());
+    fi.metadata.namespace = Some(NS.into());
+    fi.metadata.uid = Some("fi-uid".into());
+    fi
+}
+
+fn report(condition: ScanCondition, sha: char, initialized: bool, reinit_id: i64) -> ScanReport {
+    ScanReport {
+        owner: "worker-fileintegrity".into(),
+        node: "node-1".into(),
+        condition,
+        reinit_id: Some(reinit_id),
+        database: Some(DatabaseId {
+            sha256: sha.to_string().repeat(64),
+            size: 100,
+            entries: None,
+        }),
+        initialized,
+        figures: None,
+    }
+}
+
+fn cm_at(r: &ScanReport, secs: i64) -> ConfigMap {
+    let mut cm = r.to_config_map(NS, "fi-uid");
+    cm.metadata.creation_timestamp = Some(t(secs));
+    cm.metadata.uid = Some(format!("cm-{secs}"));
+    cm
+}
+
+fn failed(added: u64) -> ScanCondition {
+    ScanCondition::Failed {
+        counts: FileCounts {
+            added,
+            changed: 0,
+            removed: 0,
+        },
+        log: Log::Text("AIDE found differences".into()),
+    }
+}
+
+/// Run `plan` over a sequence of results of one node, as the controller would, returning each
+/// plan.
+fn sequence(cms: &[ConfigMap]) -> Vec<ResultPlan> {
+    let mut prev: Option<FileIntegrityNodeStatusFields> = None;
+    let mut plans = Vec::new();
+    for cm in cms {
+        let p = plan(cm, &fi(), prev.as_ref(), NS, t(0)).unwrap();
+        prev = Some(p.status.spec.clone());
+        plans.push(p);
+    }
+    plans
+}
+
+#[test]
+fn first_success_anchors_and_is_news() {
+    let p = &sequence(&[cm_at(&report(ScanCondition::Succeeded, 'a', true, 0), 10)])[0];
+    assert_eq!(
+        p.status.metadata.name.as_deref(),
+        Some("worker-fileintegrity-node-1")
+    );
+    let f = &p.status.spec;
+    assert_eq!(f.last_result.condition, Condition::Succeeded);
+    assert_eq!(f.baseline.as_ref().unwrap().sha256, "a".repeat(64));
+    assert_eq!(p.event, Some((false, "no changes to node node-1".into())));
+    assert!(p.condition_changed && p.kept_report.is_none() && p.error_kind.is_none());
+    let owner = &p.status.metadata.owner_references.as_ref().unwrap()[0];
+    assert_eq!(owner.uid, "fi-uid");
+}
+
+#[test]
+fn a_failure_keeps_its_report_and_repeats_are_not_news() {
+    let plans = sequence(&[
+        cm_at(&report(ScanCondition::Succeeded, 'a', true, 0), 10),
+        cm_at(&report(failed(2), 'a', false, 0), 20),
+        cm_at(&report(failed(2), 'a', false, 0), 30),
+        cm_at(&report(failed(3), 'a', false, 0), 40),
+    ]);
+    let kept = plans[1].kept_report.as_ref().unwrap();
+    assert_eq!(
+        kept.metadata.name.as_deref(),
+        Some("aide-worker-fileintegrity-node-1-failed")
+    );
+    let labels = kept.metadata.labels.as_ref().unwrap();
+    assert!(labels.contains_key(names::RESULT_LOG_LABEL) && !labels.contains_key(names::LOG_LABEL));
+    assert!(
+        kept.metadata.owner_references.is_none(),
+        "kept reports outlive the FileIntegrity"
+    );
+    let (warning, note) = plans[1].event.clone().unwrap();
+    assert!(warning);
+    assert_eq!(
+        note,
+        format!(
+            "node node-1 has changed! a:2,c:0,r:0 log:{NS}/aide-worker-fileintegrity-node-1-failed"
+        )
+    );
+    assert_eq!(plans[2].event, None, "the same failure again is not news");
+    assert!(plans[3].event.is_some(), "different counts are");
+    // One result per condition, the latest Failed one replacing the earlier.
+    let f = &plans[3].status.spec;
+    assert_eq!(f.results.len(), 2);
+    assert_eq!(
+        (
+            f.last_result.files_added,
+            f.last_result.last_probe_time.clone()
+        ),
+        (3, t(40))
+    );
+}
+
+#[test]
+fn on_equal_times_the_result_just_received_is_the_last() {
+    let plans = sequence(&[
+        cm_at(&report(failed(1), 'a', true, 0), 10),
+        cm_at(&report(ScanCondition::Succeeded, 'a', false, 0), 10),
+    ]);
+    assert_eq!(
+        plans[1].status.spec.last_result.condition,
+        Condition::Succeeded
+    );
+}
+
+#[test]
+fn a_rewritten_database_is_errored_until_a_requested_reinit() {
+    let plans = sequence(&[
+        cm_at(&report(ScanCondition::Succeeded, 'a', true, 0), 10),
+        // Rewritten on the node, reported as a success: Errored, the anchor stays.
+        cm_at(&report(ScanCondition::Succeeded, 'b', false, 0), 20),
+        // Re-created by the daemon on its own (no new request): still Errored.
+        cm_at(&report(ScanCondition::Succeeded, 'c', true, 0), 30),
+        // Re-initialised for request 1: accepted, the anchor moves.
+        cm_at(&report(ScanCondition::Succeeded, 'c', true, 1), 40),
+    ]);
+    for p in &plans[1..3] {
+        let last = &p.status.spec.last_result;
+        assert_eq!(last.condition, Condition::Errored);
+        assert!(
+            last.error_message.contains("does not match the baseline"),
+            "{}",
+            last.error_message
+        );
+        assert!(p.mismatched);
+        assert_eq!(p.error_kind.as_deref(), Some("BaselineMismatch"));
+        assert_eq!(
+            p.status.spec.baseline.as_ref().unwrap().sha256,
+            "a".repeat(64)
+        );
+    }
+    let f = &plans[3].status.spec;
+    assert_eq!(f.last_result.condition, Condition::Succeeded);
+    assert_eq!(
+        (f.baseline.as_ref().unwrap().sha256.clone(), f.reinit_id),
+        ("c".repeat(64), Some(1))
+    );
+}
+
+#[test]
+fn errors_carry_their_kind_and_malformed_results_are_errors() {
+    let io = ScanCondition::Errored {
+        exit: Some(Exit::Io),
+        message: "AIDE error: 18 IO error: x".into(),
+    };
+    let p = &sequence(&[cm_at(&report(io, 'a', false, 0), 10)])[0];
+    assert_eq!(p.error_kind.as_deref(), Some("AideExit18"));
+    assert_eq!(
+        p.event,
+        Some((
+            true,
+            "node node-1 has an error! AIDE error: 18 IO error: x".into()
+        ))
+    );
+
+    let mut cm = cm_at(&report(failed(1), 'a', false, 0), 10);
+    cm.metadata
+        .annotations
+        .as_mut()
+        .unwrap()
+        .insert(names::FILES_ADDED_ANNOTATION.into(), "-5".into());
+    let p = plan(&cm, &fi(), None, NS, t(0)).unwrap();
+    let last = &p.status.spec.last_result;
+    assert_eq!(last.condition, Condition::Errored);
+    assert!(
+        last.error_message.contains(names::FILES_ADDED_ANNOTATION),
+        "{}",
+        last.error_message
+    );
+    assert_eq!(last.files_added, 0);
+    assert_eq!(p.error_kind.as_deref(), Some("MalformedResult"));
+
+    cm.metadata
+        .labels
+        .as_mut()
+        .unwrap()
+        .remove(names::NODE_LABEL);
+    assert!(plan(&cm, &fi(), None, NS, t(0)).is_err());
+}
