@@ -276,3 +276,92 @@ fn daemon_initialises_checks_and_logs_like_upstream() {
         "{log}"
     );
 }
+
+/// Run fio-scanner as the unprivileged user `nobody`, for whom a root-only directory cannot be
+/// opened (as root, nothing is unreadable).
+fn scanner_as_nobody(s: &Setup, args: &[&str]) -> (i32, String) {
+    use std::os::unix::process::CommandExt;
+    let out = Command::new(env!("CARGO_BIN_EXE_fio-scanner"))
+        .arg("-c")
+        .arg(&s.conf)
+        .args(args)
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .expect("run fio-scanner as nobody");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn unreadable_entries_are_reported_and_a_clean_check_with_them_is_not_exit_0() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = setup();
+    // Everything readable by nobody but one root-only directory.
+    let top = s.tree.parent().unwrap();
+    fs::set_permissions(top, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(&s.db_dir, fs::Permissions::from_mode(0o777)).unwrap();
+    fs::set_permissions(&s.conf, fs::Permissions::from_mode(0o644)).unwrap();
+    let locked = s.tree.join("etc/locked");
+    fs::create_dir(&locked).unwrap();
+    fs::write(locked.join("secret"), "x").unwrap();
+    fs::set_permissions(&locked, fs::Permissions::from_mode(0o700)).unwrap();
+
+    // --init that could not read everything: the database is written (as AIDE's), the exit
+    // status says the run was not complete.
+    let (rc, err) = scanner_as_nobody(&s, &["--init"]);
+    assert_eq!(rc, 18, "{err}");
+    assert!(err.contains("open_dir()") && err.contains("etc/locked"), "{err}");
+    fs::rename(s.db_dir.join("aide.db.gz.new"), s.db_dir.join("aide.db.gz")).unwrap();
+
+    // No differences, but the same directory unreadable: exit 18 and the report says why.
+    let (rc, err) = scanner_as_nobody(&s, &["--check"]);
+    assert_eq!(rc, 18, "{err}");
+    let report = fs::read_to_string(s.db_dir.join("aide.log.new")).unwrap();
+    assert!(report.contains("Entries that could not be read:"), "{report}");
+    assert!(
+        report.contains(&format!("open_dir() {}", locked.display())),
+        "{report}"
+    );
+
+    // Differences win over unreadable entries in the exit status; the report lists both.
+    fs::write(s.tree.join("etc/hosts"), "127.0.0.1 changed\n").unwrap();
+    let (rc, err) = scanner_as_nobody(&s, &["--check"]);
+    assert_eq!(rc, 4, "{err}");
+    let report = fs::read_to_string(s.db_dir.join("aide.log.new")).unwrap();
+    assert!(report.contains("Entries that could not be read:"), "{report}");
+
+    // Readable again (as root): a clean check is 0 once the baseline matches the tree.
+    fs::write(s.tree.join("etc/hosts"), "127.0.0.1 localhost\n").unwrap();
+    let (rc, err) = scanner(&s, &["--check"]);
+    assert_eq!(rc, 1, "the directory's contents are added now: {err}");
+}
+
+#[test]
+fn a_walk_that_cannot_start_writes_no_database() {
+    let s = setup();
+    let conf = fs::read_to_string(&s.conf).unwrap();
+    // root_prefix names a directory that does not exist: the walk's root cannot be read.
+    fs::write(&s.conf, format!("root_prefix={}/missing\n{conf}", s.tree.display())).unwrap();
+    let (rc, err) = scanner(&s, &["--init"]);
+    assert_eq!(rc, 18, "{err}");
+    assert!(err.contains("cannot lstat the root"), "{err}");
+    assert!(
+        !s.db_dir.join("aide.db.gz.new").exists(),
+        "a failed walk must not leave a (truncated) baseline: {:?}",
+        names(&s.db_dir)
+    );
+}
+
+#[test]
+fn the_standalone_scanner_links_no_kubernetes_client_and_no_async_runtime() {
+    // Symbol and file names of every crate linked in stay in the binary (line tables).
+    let bin = fs::read(env!("CARGO_BIN_EXE_fio-scanner")).unwrap();
+    let has = |needle: &str| bin.windows(needle.len()).any(|w| w == needle.as_bytes());
+    assert!(has("fio_core"), "the check itself must see crate names");
+    for crate_name in ["kube_client", "kube_core", "tokio", "hyper", "rustls"] {
+        assert!(!has(crate_name), "fio-scanner links {crate_name}");
+    }
+}

@@ -27,10 +27,6 @@ pub const NODE_STATUS_PLURAL: &str = "fileintegritynodestatuses";
 /// Label (value `""`) on the operator-managed AIDE config ConfigMap `<fi.name>`: marks it as an
 /// AIDE config, so the ConfigMap controller does the re-init bookkeeping on it.
 pub const AIDE_CONFIG_LABEL: &str = "file-integrity.openshift.io/aide-conf";
-/// Annotation on the AIDE config ConfigMap: `""` = re-init all nodes, or a comma list of node
-/// names whose re-init is pending. Set by the FileIntegrity controller, consumed (popped from the
-/// end) by the ConfigMap controller once the matching re-init DaemonSet is ready.
-pub const AIDE_CONFIG_UPDATED_ANNOTATION: &str = "file-integrity.openshift.io/updated";
 /// Annotation on a FileIntegrity: re-initialise the AIDE database. `""` = all nodes,
 /// `n1,n2` = those nodes (`oc annotate fileintegrities/<fi> file-integrity.openshift.io/re-init=`).
 pub const REINIT_ANNOTATION: &str = "file-integrity.openshift.io/re-init";
@@ -67,15 +63,10 @@ pub const RESULT_LOG_LABEL: &str = "file-integrity.openshift.io/result-log";
 /// Label whose value is the FileIntegrity name, on everything made for it: the AIDE config
 /// ConfigMap, result ConfigMaps, the main DaemonSet and its pods, node statuses.
 pub const OWNER_LABEL: &str = "file-integrity.openshift.io/owner";
-/// Label whose value is the FileIntegrity name, on re-init DaemonSets (their presence means the
-/// phase is `Initializing`).
-pub const REINIT_OWNER_LABEL: &str = "file-integrity.openshift.io/reinit-owner";
 /// Label whose value is the node name, on result ConfigMaps: which node produced the result.
 pub const NODE_LABEL: &str = "file-integrity.openshift.io/node";
 /// Label (value `""`) on the main DaemonSet's pod template: marks AIDE pods.
 pub const POD_LABEL: &str = "file-integrity.openshift.io/pod";
-/// Defined upstream but never used there; kept so that the name stays reserved.
-pub const CM_LABEL: &str = "file-integrity.openshift.io/cm";
 /// Annotation on a temporary result ConfigMap carrying an error text: node condition `Errored`.
 pub const LOG_ERROR_ANNOTATION: &str = "file-integrity.openshift.io/log-errormsg";
 /// Annotation (value `""`; upstream calls it a label, but it is an annotation) on a result
@@ -90,42 +81,18 @@ pub const FILES_REMOVED_ANNOTATION: &str = "file-integrity.openshift.io/files-re
 /// Data key of a result ConfigMap holding the scan report.
 pub const INTEGRITY_LOG_KEY: &str = "integritylog";
 
-// ---- ConfigMaps, scripts, DaemonSets ------------------------------------------------------------
+// ---- ConfigMaps, DaemonSets ------------------------------------------------------------------
 
 /// Data key of the AIDE configuration in a ConfigMap, unless `spec.config.key` says otherwise.
 pub const DEFAULT_CONFIG_DATA_KEY: &str = "aide.conf";
-/// ConfigMap holding the re-init script run by re-init DaemonSet pods.
-pub const AIDE_REINIT_SCRIPT_CONFIGMAP: &str = "aide-reinit";
-/// Data key of the script in [`AIDE_REINIT_SCRIPT_CONFIGMAP`].
-pub const AIDE_SCRIPT_KEY: &str = "aide.sh";
-/// Where the re-init script is mounted in the re-init pod.
-pub const AIDE_SCRIPT_PATH: &str = "/scripts/aide.sh";
-/// ConfigMap holding the pause script of re-init DaemonSet pods.
-pub const AIDE_PAUSE_SCRIPT_CONFIGMAP: &str = "aide-pause";
-/// Data key of the script in [`AIDE_PAUSE_SCRIPT_CONFIGMAP`].
-pub const AIDE_PAUSE_SCRIPT_KEY: &str = "pause.sh";
-/// Where the pause script is mounted in the re-init pod.
-pub const PAUSE_SCRIPT_PATH: &str = "/scripts/pause.sh";
-/// Legacy ConfigMap name (upstream defines it; no longer created).
-pub const AIDE_INIT_CONFIGMAP: &str = "aide-init";
-/// Legacy ConfigMap name/prefix (upstream defines it; no longer created).
-pub const AIDE_SCRIPT_CONFIGMAP_PREFIX: &str = "aide-script";
 /// Prefix of the main scan DaemonSet: `aide-<fi.name>` (`oc get ds/aide-worker-fileintegrity`).
 /// Result ConfigMaps are `aide-<fi.name>-<node>` and `aide-<fi.name>-<node>-failed`.
 pub const DAEMONSET_PREFIX: &str = "aide";
-/// Prefix of re-init DaemonSets: `aide-ini-<fi.name>` (all nodes) or `aide-ini-<fi.name>-<node>`.
-pub const REINIT_DAEMONSET_PREFIX: &str = "aide-ini";
-/// Prefix of DaemonSets of old operator versions, deleted on upgrade.
-pub const LEGACY_DAEMONSET_PREFIX: &str = "aide-ds-";
 /// Suffix of the persisted copy of a failed/errored result ConfigMap.
 pub const FAILED_RESULT_CONFIGMAP_SUFFIX: &str = "-failed";
 /// Pod selector label key of every DaemonSet the operator creates (value = DaemonSet name):
 /// `oc get pods -l app=aide-worker-fileintegrity`.
 pub const APP_LABEL: &str = "app";
-/// Node label used to pin a single-node re-init DaemonSet.
-pub const HOSTNAME_LABEL: &str = "kubernetes.io/hostname";
-/// Legacy holdoff file (upstream defines it; holdoff moved to [`HOLDOFF_ANNOTATION`]).
-pub const LEGACY_HOLDOFF_FILE: &str = "/hostroot/etc/kubernetes/holdoff";
 
 // ---- Spec defaults ------------------------------------------------------------------------------
 
@@ -153,24 +120,9 @@ pub const DAEMON_SERVICE_ACCOUNT: &str = "file-integrity-daemon";
 pub const OPERATOR_DEPLOYMENT: &str = "file-integrity-operator";
 /// Value of `OPERATOR_NAME` and of the `name` label on the operator's pods.
 pub const OPERATOR_NAME: &str = "file-integrity-operator";
-/// Label key on the operator Deployment and its pods (value [`OPERATOR_NAME`]).
-pub const OPERATOR_POD_LABEL: &str = "name";
 /// Image used when neither the Deployment nor `RELATED_IMAGE_OPERATOR` names one.
 pub const DEFAULT_OPERATOR_IMAGE: &str =
     "quay.io/file-integrity-operator/file-integrity-operator:latest";
-/// Leader-election lease name (upstream's controller-runtime election ID; the same name means a Go
-/// and a Rust operator in one namespace never reconcile at the same time).
-pub const LEADER_ELECTION_LEASE: &str = "962a0cf2.openshift.io";
-/// Service exposing the operator's metrics.
-pub const METRICS_SERVICE: &str = "metrics";
-/// Service-CA serving certificate secret of [`METRICS_SERVICE`].
-pub const SERVING_CERT_SECRET: &str = "file-integrity-operator-serving-cert";
-/// Service account whose token Prometheus uses to scrape the metrics.
-pub const METRICS_SERVICE_ACCOUNT: &str = "file-integrity-operator-metrics";
-/// Token secret of [`METRICS_SERVICE_ACCOUNT`].
-pub const METRICS_TOKEN_SECRET: &str = "file-integrity-operator-metrics-token";
-/// PrometheusRule holding the `NodeHasIntegrityFailure` alert.
-pub const PROMETHEUS_RULE: &str = "file-integrity";
 
 // ---- Environment variables ----------------------------------------------------------------------
 
@@ -184,21 +136,6 @@ pub const ENV_OPERATOR_NAME: &str = "OPERATOR_NAME";
 pub const ENV_RELATED_IMAGE_OPERATOR: &str = "RELATED_IMAGE_OPERATOR";
 /// Daemon: the node it runs on.
 pub const ENV_NODE_NAME: &str = "NODE_NAME";
-
-// ---- Machine-config operator (node controller) --------------------------------------------------
-
-/// Node annotation: the MachineConfig the node runs.
-pub const MCO_CURRENT_CONFIG_ANNOTATION: &str = "machineconfiguration.openshift.io/currentConfig";
-/// Node annotation: the MachineConfig the node should run.
-pub const MCO_DESIRED_CONFIG_ANNOTATION: &str = "machineconfiguration.openshift.io/desiredConfig";
-/// Node annotation: the machine-config daemon's state ([`MCO_STATE_WORKING`] …).
-pub const MCO_STATE_ANNOTATION: &str = "machineconfiguration.openshift.io/state";
-/// [`MCO_STATE_ANNOTATION`] value while a node is being updated.
-pub const MCO_STATE_WORKING: &str = "Working";
-/// [`MCO_STATE_ANNOTATION`] value once the update is done.
-pub const MCO_STATE_DONE: &str = "Done";
-/// [`MCO_STATE_ANNOTATION`] value when the update failed.
-pub const MCO_STATE_DEGRADED: &str = "Degraded";
 
 // ---- Events -------------------------------------------------------------------------------------
 

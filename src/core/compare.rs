@@ -2,8 +2,7 @@
 //! merge of two streams in AIDE order, so neither side is held in memory whole.
 
 use crate::attr::{Attr, AttrSet, HASHES};
-use crate::entry::{path_order, Entry, Xattrs};
-use std::cmp::Ordering;
+use crate::entry::{Entry, Xattrs};
 
 /// An entry present in both baseline and disk whose reported attributes differ.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,7 +73,8 @@ fn xattrs_differ(a: &Option<Xattrs>, b: &Option<Xattrs>) -> bool {
     norm(a) != norm(b)
 }
 
-/// Merges the baseline stream with the disk stream. Feed both in AIDE order.
+/// Collects the comparison of the baseline stream with the disk stream (the merge itself,
+/// which can skip decoding identical lines, is `scan`'s).
 #[derive(Default)]
 pub struct Merger {
     result: Comparison,
@@ -114,53 +114,6 @@ impl Merger {
             self.result.changed.push(Changed { old, new, changed });
         }
     }
-
-    /// Feed the next new-side entry, pulling old-side entries from `old` up to it.
-    pub fn merge_next<E>(
-        &mut self,
-        new: Entry,
-        old: &mut impl Iterator<Item = Result<Entry, E>>,
-        peeked: &mut Option<Entry>,
-    ) -> Result<(), E> {
-        loop {
-            if peeked.is_none() {
-                *peeked = old.next().transpose()?;
-            }
-            match peeked.take() {
-                None => {
-                    self.added(new);
-                    return Ok(());
-                }
-                Some(o) => match path_order(&o.name, &new.name) {
-                    Ordering::Less => self.removed(o),
-                    Ordering::Equal => {
-                        self.both(o, new);
-                        return Ok(());
-                    }
-                    Ordering::Greater => {
-                        *peeked = Some(o);
-                        self.added(new);
-                        return Ok(());
-                    }
-                },
-            }
-        }
-    }
-
-    /// No more new-side entries: the rest of the old side was removed.
-    pub fn finish<E>(
-        mut self,
-        old: &mut impl Iterator<Item = Result<Entry, E>>,
-        peeked: Option<Entry>,
-    ) -> Result<Comparison, E> {
-        if let Some(o) = peeked {
-            self.removed(o);
-        }
-        for o in old {
-            self.removed(o?);
-        }
-        Ok(self.result)
-    }
 }
 
 #[cfg(test)]
@@ -174,30 +127,6 @@ mod tests {
             attrs: AttrSet::of(&[Attr::Filename, Attr::Perm, Attr::Ftype]),
             ..Default::default()
         }
-    }
-
-    #[test]
-    fn merge_finds_added_removed_changed() {
-        let old = vec![e("/a", 0o100644), e("/a/b", 0o100644), e("/c", 0o100644)];
-        let new = vec![e("/a", 0o100600), e("/a.b", 0o100644), e("/c", 0o100644)];
-        let mut it = old.into_iter().map(Ok::<_, ()>);
-        let mut peek = None;
-        let mut m = Merger::new();
-        for n in new {
-            m.merge_next(n, &mut it, &mut peek).unwrap();
-        }
-        let c = m.finish(&mut it, peek).unwrap();
-        assert_eq!(c.total, 3);
-        assert_eq!(
-            c.added.iter().map(|e| &e.name[..]).collect::<Vec<_>>(),
-            [b"/a.b"]
-        );
-        assert_eq!(
-            c.removed.iter().map(|e| &e.name[..]).collect::<Vec<_>>(),
-            [b"/a/b"]
-        );
-        assert_eq!(c.changed.len(), 1);
-        assert!(c.changed[0].changed.contains(Attr::Perm));
     }
 
     #[test]

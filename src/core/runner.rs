@@ -215,6 +215,21 @@ impl NodeScanner {
         if code == Exit::OK {
             return Verdict::Succeeded;
         }
+        if code.is_error() {
+            // No differences, but entries that could not be read: not a clean check.
+            let n = out.walk_errors.len();
+            let first: Vec<String> = out
+                .walk_errors
+                .iter()
+                .take(3)
+                .map(|e| e.to_string())
+                .collect();
+            let more = if n > 3 { ", ..." } else { "" };
+            return errored(
+                code,
+                &format!("{n} entries could not be read: {}{more}", first.join("; ")),
+            );
+        }
         let (added, removed, changed) = report::counts(&rep);
         Verdict::Failed {
             added,

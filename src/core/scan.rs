@@ -9,7 +9,7 @@ use crate::exit::Exit;
 use crate::measure::MeasureOptions;
 use crate::options::Url;
 use crate::select::{RuleSet, Selection};
-use crate::walk::WalkBuilder;
+use crate::walk::{WalkBuilder, WalkError, WalkFailed};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -47,6 +47,8 @@ pub enum ScanError {
     Config(String),
     #[error("{0}")]
     Unimplemented(String),
+    #[error(transparent)]
+    Walk(#[from] WalkFailed),
 }
 
 impl ScanError {
@@ -56,6 +58,7 @@ impl ScanError {
             ScanError::Db(e) => e.exit(),
             ScanError::Config(_) => Exit::InvalidConfig,
             ScanError::Unimplemented(_) => Exit::Unimplemented,
+            ScanError::Walk(_) => Exit::Io,
         }
     }
 }
@@ -72,6 +75,8 @@ pub struct Outcome {
     pub new_database: Option<PathBuf>,
     /// Digests of the databases read and written, for the report.
     pub databases: Vec<(PathBuf, crate::hash::Digests)>,
+    /// Entries the walk could not read (their subtrees are missing from this run).
+    pub walk_errors: Vec<WalkError>,
 }
 
 impl Outcome {
@@ -82,6 +87,7 @@ impl Outcome {
         r.end = self.end;
         r.comparison = self.comparison.as_ref();
         r.entries = self.entries;
+        r.walk_errors = &self.walk_errors;
         r.new_database = self.new_database.as_ref().map(|p| p.display().to_string());
         r.databases = self
             .databases
@@ -307,13 +313,15 @@ fn run_once(cfg: &Config, mode: Mode, stream: bool) -> Result<Outcome, ScanError
         entries: 0,
         new_database: None,
         databases: Vec::new(),
+        walk_errors: Vec::new(),
     };
     let spec = Spec::for_attrs(cfg.rules.db_out_attrs());
     match mode {
         Mode::Init => {
             let db_out = file_url(&cfg.options.database_out, "database_out")?;
             let mut w = DbWriter::create(&db_out, spec, &write_options(cfg))?;
-            walker(cfg).run(|e| w.write(&e))?;
+            let walked = walker(cfg).run(|e| w.write(&e).map_err(ScanError::from))?;
+            out.walk_errors = walked.errors;
             out.entries = w.entries;
             let digests = w.finish()?;
             out.databases.push((db_out.clone(), digests));
@@ -331,12 +339,13 @@ fn run_once(cfg: &Config, mode: Mode, stream: bool) -> Result<Outcome, ScanError
             };
             let mut merger = Merger::new();
             let mut buf = String::new();
-            walker(cfg).run(|e| -> Result<(), DbError> {
+            let walked = walker(cfg).run(|e| -> Result<(), ScanError> {
                 if let Some(w) = writer.as_mut() {
                     w.write(&e)?;
                 }
-                old.merge(&mut merger, e, &mut buf)
+                Ok(old.merge(&mut merger, e, &mut buf)?)
             })?;
+            out.walk_errors = walked.errors;
             let cmp = old.finish(merger)?;
             if let Some(r) = old.reader.take() {
                 out.databases.push((db_in, r.finish()?));
@@ -366,4 +375,53 @@ fn run_once(cfg: &Config, mode: Mode, stream: bool) -> Result<Outcome, ScanError
     }
     out.end = SystemTime::now();
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attr::{Attr, AttrSet};
+    use crate::config::LoadOptions;
+
+    fn e(name: &str, perm: u32) -> Entry {
+        Entry {
+            name: name.as_bytes().to_vec(),
+            perm,
+            attrs: AttrSet::of(&[Attr::Filename, Attr::Perm, Attr::Ftype]),
+            ..Default::default()
+        }
+    }
+
+    /// Both ways to read the old side (streamed, and loaded and sorted) merge alike.
+    #[test]
+    fn merge_finds_added_removed_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("aide.db");
+        let cfg = Config::parse_str(
+            &format!("database_in=file:{}\n/ p+ftype\n", db.display()),
+            Path::new("aide.conf"),
+            &LoadOptions::default(),
+        )
+        .unwrap();
+        let spec = Spec::for_attrs(cfg.rules.db_out_attrs());
+        let mut w = DbWriter::create(&db, spec, &write_options(&cfg)).unwrap();
+        for old in [e("/a", 0o100644), e("/a/b", 0o100644), e("/c", 0o100644)] {
+            w.write(&old).unwrap();
+        }
+        w.finish().unwrap();
+        for stream in [true, false] {
+            let mut old = open_old(&db, &cfg, stream).unwrap();
+            let (mut m, mut buf) = (Merger::new(), String::new());
+            for new in [e("/a", 0o100600), e("/a.b", 0o100644), e("/c", 0o100644)] {
+                old.merge(&mut m, new, &mut buf).unwrap();
+            }
+            let c = old.finish(m).unwrap();
+            assert_eq!(c.total, 3);
+            let names = |v: &[Entry]| v.iter().map(|e| e.name.clone()).collect::<Vec<_>>();
+            assert_eq!(names(&c.added), [b"/a.b".to_vec()]);
+            assert_eq!(names(&c.removed), [b"/a/b".to_vec()]);
+            assert_eq!(c.changed.len(), 1);
+            assert!(c.changed[0].changed.contains(Attr::Perm));
+        }
+    }
 }

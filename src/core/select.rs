@@ -1493,8 +1493,12 @@ pub(crate) mod tests {
     // -----------------------------------------------------------------------------------------
     // Comparison with the real aide.
 
-    fn aide_available() -> bool {
-        std::path::Path::new("/usr/bin/aide").exists()
+    /// The tests compare with Debian's aide: missing is a failure, not a skip.
+    pub(crate) fn require_aide() {
+        assert!(
+            std::path::Path::new("/usr/bin/aide").exists(),
+            "/usr/bin/aide not found: install Debian's aide (apt-get install aide)"
+        );
     }
 
     fn decode_name(s: &[u8]) -> Vec<u8> {
@@ -1607,10 +1611,7 @@ pub(crate) mod tests {
 
     #[test]
     fn same_selection_as_aide() {
-        if !aide_available() {
-            eprintln!("note: /usr/bin/aide not found, skipping the comparison with aide");
-            return;
-        }
+        require_aide();
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().canonicalize().unwrap();
         let mk = |rel: &str| std::fs::create_dir_all(root.join(rel)).unwrap();
@@ -1858,10 +1859,7 @@ pub(crate) mod tests {
     /// Random trees and random tricky rules, compared with `aide --dry-init`.
     #[test]
     fn random_rules_like_aide() {
-        if !aide_available() {
-            eprintln!("note: /usr/bin/aide not found, skipping the comparison with aide");
-            return;
-        }
+        require_aide();
         let rounds: usize = std::env::var("FIO_RANDOM_ROUNDS")
             .ok()
             .and_then(|v| v.parse().ok())
@@ -1983,10 +1981,7 @@ pub(crate) mod tests {
     /// PCRE2 constructs, matched against odd names, like `aide --dry-init` does.
     #[test]
     fn regex_constructs_like_aide() {
-        if !aide_available() {
-            eprintln!("note: /usr/bin/aide not found, skipping the comparison with aide");
-            return;
-        }
+        require_aide();
         use std::os::unix::ffi::OsStrExt;
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().canonicalize().unwrap();

@@ -4,6 +4,10 @@
 //! keep AIDE's order); every selected entry is measured (xattrs, ACLs, hashes) on the rayon pool;
 //! results are handed back in AIDE's order, so a caller can stream them into a database or merge
 //! them with one without holding the tree in memory.
+//!
+//! Errors are values: an entry that cannot be read is a [`WalkError`] in the [`WalkStats`] (the
+//! walk goes on, as AIDE's does), while a walk that cannot run at all (the root cannot be
+//! read, the walker thread panicked) is a [`WalkFailed`], never a short walk.
 
 use crate::entry::{path_order, Entry, FileType};
 use crate::measure::{measure, show, MeasureOptions};
@@ -26,11 +30,65 @@ pub struct WalkBuilder {
     cross_mounts: bool,
 }
 
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct WalkStats {
     pub entries: u64,
     pub dirs_read: u64,
-    pub errors: u64,
+    /// Entries that could not be read, in walk order.
+    pub errors: Vec<WalkError>,
+}
+
+/// An entry the walk could not read; everything below it is missing from the walk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalkError {
+    /// The path as AIDE names it (with the root prefix).
+    pub path: Vec<u8>,
+    pub kind: WalkErrorKind,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WalkErrorKind {
+    /// The directory could not be opened.
+    OpenDir,
+    /// Reading the directory failed part way.
+    ReadDir,
+    /// A directory entry could not be `lstat`ed (it vanished, or is unreadable).
+    Lstat,
+}
+
+impl WalkErrorKind {
+    /// AIDE's name of the failing call, as in its warnings.
+    pub fn call(self) -> &'static str {
+        match self {
+            WalkErrorKind::OpenDir => "open_dir()",
+            WalkErrorKind::ReadDir => "read_dir()",
+            WalkErrorKind::Lstat => "lstat()",
+        }
+    }
+}
+
+impl std::fmt::Display for WalkError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {}: {}",
+            self.kind.call(),
+            show(&self.path),
+            self.message
+        )
+    }
+}
+
+/// The walk could not run: nothing it produced may be used (never a truncated baseline).
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum WalkFailed {
+    #[error("cannot lstat the root {path}: {message}")]
+    Root { path: String, message: String },
+    #[error("the walker thread failed: {0}")]
+    Panicked(String),
+    #[error("cannot start the walker thread: {0}")]
+    Spawn(String),
 }
 
 struct Job {
@@ -76,8 +134,12 @@ impl WalkBuilder {
     }
 
     /// Run the walk, calling `sink` with every selected entry in AIDE's order on this thread.
-    /// Stops at the first error `sink` returns.
-    pub fn run<E>(self, mut sink: impl FnMut(Entry) -> Result<(), E>) -> Result<WalkStats, E> {
+    /// Stops at the first error `sink` returns; a walk that could not run is `E::from` its
+    /// [`WalkFailed`], even when `sink` accepted every entry it got.
+    pub fn run<E: From<WalkFailed>>(
+        self,
+        mut sink: impl FnMut(Entry) -> Result<(), E>,
+    ) -> Result<WalkStats, E> {
         // Work goes out in batches: one hand-off per entry would cost more than measuring a
         // small file. The token channel is a counting semaphore bounding batches in flight.
         let (res_tx, res_rx) = sync_channel::<(u64, Vec<Entry>)>(self.window);
@@ -87,7 +149,7 @@ impl WalkBuilder {
             std::thread::Builder::new()
                 .name("fio-walk".into())
                 .spawn(move || me.produce(res_tx, tok_tx))
-                .expect("spawn walker thread")
+                .map_err(|e| WalkFailed::Spawn(e.to_string()))?
         };
         let mut pending: BTreeMap<u64, Vec<Entry>> = BTreeMap::new();
         let mut next = 0u64;
@@ -108,11 +170,33 @@ impl WalkBuilder {
         // Unblock the producer if we stopped early.
         drop(res_rx);
         drop(tok_rx);
-        let stats = producer.join().unwrap_or_default();
-        result.map(|_| stats)
+        let produced = producer.join().map_err(|panic| {
+            let msg = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "panicked".into());
+            WalkFailed::Panicked(msg)
+        });
+        result?;
+        // A batch lost to a panic on the pool leaves a gap the consumer never saw.
+        let stats = produced??;
+        if next < stats.batches {
+            return Err(WalkFailed::Panicked(format!(
+                "{} of {} batches of entries were never measured",
+                stats.batches - next,
+                stats.batches
+            ))
+            .into());
+        }
+        Ok(stats.stats)
     }
 
-    fn produce(&self, results: SyncSender<(u64, Vec<Entry>)>, tokens: SyncSender<()>) -> WalkStats {
+    fn produce(
+        &self,
+        results: SyncSender<(u64, Vec<Entry>)>,
+        tokens: SyncSender<()>,
+    ) -> Result<Produced, WalkFailed> {
         let mut st = WalkStats::default();
         let mut batches = Batcher {
             results,
@@ -128,14 +212,12 @@ impl WalkBuilder {
         } else {
             self.root_prefix.clone()
         };
-        let meta = match std::fs::symlink_metadata(OsStr::from_bytes(&root_path)) {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::error!("cannot lstat root {}: {e}", show(&root_path));
-                st.errors += 1;
-                return st;
+        let meta = std::fs::symlink_metadata(OsStr::from_bytes(&root_path)).map_err(|e| {
+            WalkFailed::Root {
+                path: show(&root_path),
+                message: e.to_string(),
             }
-        };
+        })?;
         // Depth-first with an explicit stack of (dir path, name, dev, sorted children, next index).
         let sel = self.rules.select(b"/", FileType::from_mode(meta.mode()));
         let root_dev = meta.dev();
@@ -149,15 +231,14 @@ impl WalkBuilder {
                     meta: meta.clone(),
                     attrs,
                 }) {
-                    return st;
+                    return Ok(batches.produced(st));
                 }
                 recurse
             }
         };
         if !enter_root || !meta.is_dir() {
             batches.flush();
-            st.entries = batches.entries;
-            return st;
+            return Ok(batches.produced(st));
         }
         struct Frame {
             name: Vec<u8>,
@@ -231,44 +312,51 @@ impl WalkBuilder {
             }
         }
         batches.flush();
-        st.entries = batches.entries;
-        st
+        Ok(batches.produced(st))
     }
 
     /// The children of a directory, sorted by name, each with its `lstat`.
     fn read_children(&self, name: &[u8], st: &mut WalkStats) -> Vec<(Vec<u8>, Metadata)> {
         let mut path = self.root_prefix.clone();
         path.extend_from_slice(name);
+        let mut error = |path: Vec<u8>, kind: WalkErrorKind, e: std::io::Error| {
+            let err = WalkError {
+                path,
+                kind,
+                message: e.to_string(),
+            };
+            tracing::warn!("{err}");
+            st.errors.push(err);
+        };
         let rd = match std::fs::read_dir(OsStr::from_bytes(&path)) {
             Ok(rd) => rd,
             Err(e) => {
-                tracing::warn!("open_dir(): cannot open '{}': {e}", show(&path));
-                st.errors += 1;
+                error(path, WalkErrorKind::OpenDir, e);
                 return Vec::new();
             }
         };
-        st.dirs_read += 1;
         let mut out = Vec::new();
         for de in rd {
             let de = match de {
                 Ok(d) => d,
                 Err(e) => {
-                    tracing::warn!("read_dir(): error reading '{}': {e}", show(&path));
-                    st.errors += 1;
+                    error(path.clone(), WalkErrorKind::ReadDir, e);
                     break;
                 }
             };
             // DirEntry::metadata is fstatat(dirfd, name, AT_SYMLINK_NOFOLLOW): never follows links.
             match de.metadata() {
                 Ok(m) => out.push((de.file_name().as_bytes().to_vec(), m)),
-                // Vanished between readdir and lstat: AIDE warns and goes on.
-                Err(e) => tracing::warn!(
-                    "lstat() failed for {}/{}: {e}",
-                    show(&path),
-                    show(de.file_name().as_bytes())
-                ),
+                // Vanished between readdir and lstat (or unreadable): AIDE warns and goes on.
+                Err(e) => {
+                    let mut p = path.clone();
+                    p.push(b'/');
+                    p.extend_from_slice(de.file_name().as_bytes());
+                    error(p, WalkErrorKind::Lstat, e);
+                }
             }
         }
+        st.dirs_read += 1;
         out.sort_by(|a, b| path_order(&a.0, &b.0));
         out
     }
@@ -286,10 +374,24 @@ struct Batcher {
     entries: u64,
 }
 
+/// What the producer made: the stats and how many batches it sent.
+struct Produced {
+    stats: WalkStats,
+    batches: u64,
+}
+
 const BATCH_ENTRIES: usize = 256;
 const BATCH_BYTES: u64 = 4 << 20;
 
 impl Batcher {
+    fn produced(&self, mut stats: WalkStats) -> Produced {
+        stats.entries = self.entries;
+        Produced {
+            stats,
+            batches: self.seq,
+        }
+    }
+
     /// False once the consumer has gone away.
     fn push(&mut self, job: Job) -> bool {
         if job.meta.is_file() {

@@ -4,8 +4,6 @@ use crate::entry::FileType;
 use crate::select::Selection;
 use std::os::unix::fs::PermissionsExt;
 
-const REF: &str = "/work/shared/reference";
-
 fn parse(text: &str) -> Result<Config, ConfigError> {
     Config::parse_str(
         text,
@@ -21,38 +19,34 @@ fn attrs(names: &[Attr]) -> AttrSet {
     AttrSet::of(names)
 }
 
-fn reference(rel: &str) -> Option<PathBuf> {
-    let p = Path::new(REF).join(rel);
-    if p.exists() {
-        Some(p)
-    } else {
-        eprintln!("note: {} not found, skipping", p.display());
-        None
-    }
+/// A configuration from `tests/fixtures/aide-configs`.
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/aide-configs")
+        .join(name)
 }
 
-/// The Debian 12 configuration with its paths pointed at the reference copy.
-fn debian12_text() -> Option<String> {
-    let dir = reference("aide-configs/debian12")?;
-    let text = std::fs::read_to_string(dir.join("aide.conf")).unwrap();
-    Some(
-        text.replace(
-            "/etc/aide/aide.conf.d",
-            &dir.join("aide.conf.d").display().to_string(),
-        )
-        .replace(
-            "/etc/aide/aide.settings.d",
-            &dir.join("aide.settings.d").display().to_string(),
-        ),
-    )
+/// Debian 12's `/etc/aide/aide.conf` as its `aide-common` package installs it.
+fn debian12_text() -> String {
+    std::fs::read_to_string(DEBIAN_CONF).unwrap_or_else(|e| {
+        panic!("{DEBIAN_CONF}: {e} (install Debian's aide-common: apt-get install aide-common)")
+    })
 }
 
-fn operator_configs() -> Option<(String, String)> {
-    let md = std::fs::read_to_string(reference("upstream-operator.md")?).unwrap();
-    let sec = &md[md.find("## 5. Default aide.conf").unwrap()..];
-    let start = sec.find("```\n").unwrap() + 4;
-    let end = start + sec[start..].find("\n```").unwrap();
-    let v016 = sec[start..end].to_string();
+const DEBIAN_CONF: &str = "/etc/aide/aide.conf";
+
+/// The aide binary the tests compare with; missing is a failure, not a skip.
+fn require_aide() {
+    assert!(
+        Path::new("/usr/bin/aide").exists(),
+        "/usr/bin/aide not found: install Debian's aide (apt-get install aide)"
+    );
+}
+
+/// Upstream's default configuration in the 0.16 dialect it is written in, and its 0.18
+/// translation.
+fn operator_configs() -> (String, String) {
+    let v016 = std::fs::read_to_string(fixture("upstream-default-aide.conf")).unwrap();
     let v018 = v016
         .replace("database=", "database_in=")
         .replace(
@@ -62,12 +56,12 @@ fn operator_configs() -> Option<(String, String)> {
         .replace("CONTENT_EX", "CONTENTEX")
         .replace("\n\n/hostroot/usr/    CONTENTEX\n", "\n");
     assert!(!v018.contains("/hostroot/usr/ "));
-    Some((v016, v018))
+    (v016, v018)
 }
 
 #[test]
 fn debian12_config_parses() {
-    let Some(text) = debian12_text() else { return };
+    let text = debian12_text();
     let c = Config::parse_str(
         &text,
         Path::new("/etc/aide/aide.conf"),
@@ -125,11 +119,8 @@ fn debian12_config_parses() {
 /// attributes, restrictions and tree nodes.
 #[test]
 fn debian12_rules_equal_aide() {
-    let Some(text) = debian12_text() else { return };
-    if !Path::new("/usr/bin/aide").exists() {
-        eprintln!("note: /usr/bin/aide not found, skipping");
-        return;
-    }
+    let text = debian12_text();
+    require_aide();
     let dir = tempfile::tempdir().unwrap();
     let conf = dir.path().join("aide.conf");
     std::fs::write(&conf, &text).unwrap();
@@ -203,9 +194,7 @@ fn debian12_rules_equal_aide() {
 
 #[test]
 fn rhel8_config_parses_with_verbose() {
-    let Some(p) = reference("aide-configs/rhel8-aide.conf") else {
-        return;
-    };
+    let p = fixture("rhel8-aide.conf");
     let c = Config::load(&p, &LoadOptions::default()).unwrap();
     let o = &c.options;
     assert_eq!(o.verbose, Some(5));
@@ -274,9 +263,7 @@ fn rhel8_config_parses_with_verbose() {
 
 #[test]
 fn operator_default_configs_parse() {
-    let Some((v016, v018)) = operator_configs() else {
-        return;
-    };
+    let (v016, v018) = operator_configs();
     let a = parse(&v016).unwrap();
     assert_eq!(a.options.verbose, Some(5));
     assert_eq!(
@@ -817,21 +804,23 @@ fn stdin_and_missing_newline() {
 }
 
 /// The installed Debian configuration on the whole file system, against `aide --dry-init`
-/// (slow: about a minute; run with `cargo test -- --ignored debian12_whole_system`).
+/// (about a minute).
 #[test]
-#[ignore]
 fn debian12_whole_system_like_aide() {
-    if !Path::new("/usr/bin/aide").exists() || !Path::new("/etc/aide/aide.conf").exists() {
-        eprintln!("note: aide or /etc/aide/aide.conf not found, skipping");
-        return;
-    }
+    require_aide();
     let text = std::fs::read_to_string("/etc/aide/aide.conf").unwrap();
     let want = crate::select::tests::aide_dry_init(&text);
     let c = Config::load(Path::new("/etc/aide/aide.conf"), &LoadOptions::default()).unwrap();
     let got = crate::select::tests::dry_walk(&c.rules, &|_| true);
-    // Parts of the system that change while the test runs are left out.
+    // Parts of the system that change while the test runs are left out, the build tree too
+    // (wherever the checkout is).
+    let workspace = std::fs::canonicalize(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .unwrap()
+        .into_os_string()
+        .into_encoded_bytes();
     let volatile = |p: &[u8]| {
         [
+            &workspace[..],
             &b"/tmp"[..],
             b"/work",
             b"/proc",
@@ -878,72 +867,4 @@ fn debian12_whole_system_like_aide() {
             .collect::<Vec<_>>()
             .join("\n")
     );
-}
-
-/// Speed of `select` with the Debian configuration over /usr (run in release mode with
-/// `cargo test --release -- --ignored select_speed --nocapture`).
-#[test]
-#[ignore]
-fn select_speed_debian12() {
-    use std::os::unix::ffi::OsStrExt;
-    use std::os::unix::fs::MetadataExt;
-    let Some(text) = debian12_text() else { return };
-    let c = Config::parse_str(&text, Path::new("aide.conf"), &LoadOptions::default()).unwrap();
-    let mut paths = Vec::new();
-    let mut stack = vec![PathBuf::from("/usr")];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let p = e.path();
-            let Ok(md) = std::fs::symlink_metadata(&p) else {
-                continue;
-            };
-            if md.is_dir() {
-                stack.push(p.clone());
-            }
-            paths.push((
-                p.as_os_str().as_bytes().to_vec(),
-                FileType::from_mode(md.mode()),
-            ));
-        }
-    }
-    let t = std::time::Instant::now();
-    let mut n = 0;
-    for (p, ft) in &paths {
-        if matches!(c.rules.select(p, *ft), Selection::Record { .. }) {
-            n += 1;
-        }
-    }
-    let el = t.elapsed();
-    eprintln!(
-        "{} select calls in {:?} ({:.2} us/call), {} recorded",
-        paths.len(),
-        el,
-        el.as_secs_f64() * 1e6 / paths.len() as f64,
-        n
-    );
-    let t = std::time::Instant::now();
-    for (p, ft) in &paths {
-        let _ = c.rules.select(p, *ft);
-    }
-    eprintln!("again (warm): {:?}", t.elapsed());
-    for threads in [2, 4] {
-        for pass in 0..2 {
-            let t = std::time::Instant::now();
-            std::thread::scope(|s| {
-                for chunk in paths.chunks(paths.len() / threads + 1) {
-                    let rs = &c.rules;
-                    s.spawn(move || {
-                        chunk
-                            .iter()
-                            .filter(|(p, ft)| matches!(rs.select(p, *ft), Selection::Record { .. }))
-                            .count()
-                    });
-                }
-            });
-            eprintln!("{threads} threads, pass {pass}: {:?}", t.elapsed());
-        }
-    }
 }

@@ -12,7 +12,7 @@ pub use writer::{DbWriter, WriteOptions};
 use crate::attr::{Attr, AttrSet};
 use std::path::PathBuf;
 
-/// The version of AIDE whose format we read and write.
+/// The version of AIDE whose database format, configuration and reports we reproduce.
 pub const AIDE_VERSION: &str = "0.18.3";
 
 #[derive(Debug, thiserror::Error)]

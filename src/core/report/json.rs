@@ -230,6 +230,15 @@ pub(super) fn render(report: &Report, m: &Model) -> Vec<u8> {
         }
         out.extend_from_slice(b"  },\n");
     }
+    if level >= ReportLevel::Summary && !report.walk_errors.is_empty() {
+        out.extend_from_slice(b"  \"unreadable_entries\": [\n");
+        for (i, e) in report.walk_errors.iter().enumerate() {
+            out.extend_from_slice(if i > 0 { b",\n    \"" } else { b"    \"" });
+            out.extend_from_slice(&json_escape(e.to_string().as_bytes()));
+            out.push(b'"');
+        }
+        out.extend_from_slice(b"\n  ],\n");
+    }
 
     if Model::lists_entries(report) {
         if level >= ReportLevel::ListEntries {

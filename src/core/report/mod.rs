@@ -30,9 +30,9 @@ use std::time::SystemTime;
 
 pub use output::{write_all, ReportError, ReportOutputs};
 
-/// The version string printed in reports (`(AIDE 0.18.3)`, `"aide_version"`): the AIDE version
-/// whose output we reproduce, not this tool's own version.
-pub const AIDE_VERSION: &str = "0.18.3";
+/// Printed in reports (`(AIDE 0.18.3)`, `"aide_version"`): the AIDE version whose output we
+/// reproduce, not this tool's own version.
+pub(crate) use crate::database::AIDE_VERSION;
 
 /// Digests of one database file, for "The attributes of the (uncompressed) database(s)".
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +76,9 @@ pub struct Report<'a> {
     pub root_prefix: Option<String>,
     /// `report_append`: append to `file:` report URLs instead of truncating them.
     pub append: bool,
+    /// Entries the walk could not read. Not in AIDE (which only warns): listed after the
+    /// summary, and a check with no differences but such entries exits 18, not 0.
+    pub walk_errors: &'a [crate::walk::WalkError],
 }
 
 impl<'a> Report<'a> {
@@ -95,6 +98,7 @@ impl<'a> Report<'a> {
             limit: None,
             root_prefix: None,
             append: false,
+            walk_errors: &[],
         }
     }
 }
@@ -610,13 +614,20 @@ pub fn ordered_urls(opts: &ReportOptions) -> Vec<ReportUrl> {
 
 /// AIDE's exit status for the run: 0 for `--init`, else 1 (added) | 2 (removed) | 4 (changed),
 /// counting entries as the report does (after `report_ignore_changed_attrs` and
-/// `report_ignore_e2fsattrs`).
+/// `report_ignore_e2fsattrs`); 18 instead of 0 when entries could not be read.
 pub fn exit(report: &Report) -> crate::exit::Exit {
-    if !report.mode.compares() {
-        return crate::exit::Exit::OK;
+    use crate::exit::Exit;
+    let differences = if report.mode.compares() {
+        let (a, r, c) = counts(report);
+        Exit::from_counts(a, r, c)
+    } else {
+        Exit::OK
+    };
+    // Differences matter most; a run that missed entries is not a clean one.
+    if differences == Exit::OK && !report.walk_errors.is_empty() {
+        return Exit::Io;
     }
-    let (a, r, c) = counts(report);
-    crate::exit::Exit::from_counts(a, r, c)
+    differences
 }
 
 /// Added, removed and changed entries as the report's summary counts them.

@@ -200,6 +200,14 @@ pub(super) fn render(report: &Report, m: &Model) -> Vec<u8> {
         }
     }
 
+    if level >= ReportLevel::Summary && !report.walk_errors.is_empty() {
+        headline(&mut out, "Entries that could not be read");
+        for e in report.walk_errors {
+            out.extend_from_slice(&plain_escape(e.to_string().as_bytes()));
+            out.push(b'\n');
+        }
+    }
+
     if Model::lists_entries(report) {
         if level >= ReportLevel::ListEntries {
             if opts.grouped {
