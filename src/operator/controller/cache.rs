@@ -31,7 +31,7 @@ pub fn nodes(
     // Capacity 1: ticks that arrive while one is pending are the same "look at all FIs again".
     let (tx, rx) = mpsc::channel::<()>(1);
     tokio::spawn(async move {
-        let mut seen: HashMap<String, u64> = HashMap::new();
+        let mut relevance = NodeRelevance::default();
         let events = watcher::watcher(api, watcher::Config::default())
             .default_backoff()
             .modify(|n| n.metadata.managed_fields = None)
@@ -39,16 +39,7 @@ pub fn nodes(
         let mut events = std::pin::pin!(events);
         while let Some(ev) = events.next().await {
             let changed = match ev {
-                Ok(watcher::Event::Apply(n) | watcher::Event::InitApply(n)) => {
-                    let h = relevant(&n);
-                    seen.insert(n.name_any(), h) != Some(h)
-                }
-                Ok(watcher::Event::Delete(n)) => {
-                    seen.remove(&n.name_any());
-                    true
-                }
-                Ok(watcher::Event::InitDone) => true,
-                Ok(watcher::Event::Init) => false,
+                Ok(ev) => relevance.changed(&ev),
                 Err(e) => {
                     tracing::warn!("watching nodes: {e}");
                     false
@@ -66,13 +57,37 @@ pub fn nodes(
     (store, ticks)
 }
 
-fn relevant(n: &PartialObjectMeta<Node>) -> u64 {
-    let mut h = DefaultHasher::new();
-    n.labels().hash(&mut h);
-    for key in [MC_CURRENT_CONFIG, MC_DESIRED_CONFIG, MC_STATE] {
-        n.annotations().get(key).hash(&mut h);
+/// Which Node events a FileIntegrity depends on: additions, deletions, and changes of labels or
+/// machine-config annotations (a hash of them per node), not heartbeats.
+#[derive(Debug, Default)]
+pub struct NodeRelevance {
+    seen: HashMap<String, u64>,
+}
+
+impl NodeRelevance {
+    pub fn changed(&mut self, ev: &watcher::Event<PartialObjectMeta<Node>>) -> bool {
+        match ev {
+            watcher::Event::Apply(n) | watcher::Event::InitApply(n) => {
+                let h = Self::relevant(n);
+                self.seen.insert(n.name_any(), h) != Some(h)
+            }
+            watcher::Event::Delete(n) => {
+                self.seen.remove(&n.name_any());
+                true
+            }
+            watcher::Event::InitDone => true,
+            watcher::Event::Init => false,
+        }
     }
-    h.finish()
+
+    fn relevant(n: &PartialObjectMeta<Node>) -> u64 {
+        let mut h = DefaultHasher::new();
+        n.labels().hash(&mut h);
+        for key in [MC_CURRENT_CONFIG, MC_DESIRED_CONFIG, MC_STATE] {
+            n.annotations().get(key).hash(&mut h);
+        }
+        h.finish()
+    }
 }
 
 /// The node statuses of every FileIntegrity in the namespace. The same watch keeps the
@@ -92,18 +107,24 @@ pub fn node_statuses(
         let mut events = std::pin::pin!(events);
         while let Some(ev) = events.next().await {
             match ev {
-                Ok(watcher::Event::Apply(st) | watcher::Event::InitApply(st)) => {
-                    let failed =
-                        st.spec.last_result.condition == FileIntegrityNodeCondition::Failed;
-                    metrics.set_failed(&owner(&st), &st.spec.node_name, failed);
-                }
-                Ok(watcher::Event::Delete(st)) => metrics.forget(&owner(&st), &st.spec.node_name),
-                Ok(_) => {}
+                Ok(ev) => follow_node_failed(&metrics, &ev),
                 Err(e) => tracing::warn!("watching node statuses: {e}"),
             }
         }
     });
     store
+}
+
+/// Keep the `node_failed` gauge equal to what the node statuses say.
+pub fn follow_node_failed(metrics: &Metrics, ev: &watcher::Event<FileIntegrityNodeStatus>) {
+    match ev {
+        watcher::Event::Apply(st) | watcher::Event::InitApply(st) => {
+            let failed = st.spec.last_result.condition == FileIntegrityNodeCondition::Failed;
+            metrics.set_failed(&owner(st), &st.spec.node_name, failed);
+        }
+        watcher::Event::Delete(st) => metrics.forget(&owner(st), &st.spec.node_name),
+        watcher::Event::Init | watcher::Event::InitDone => {}
+    }
 }
 
 /// The FileIntegrity a node status belongs to (its owner label).
@@ -112,4 +133,110 @@ pub fn owner(st: &FileIntegrityNodeStatus) -> String {
         .get(names::OWNER_LABEL)
         .cloned()
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::sample;
+    use fio_api::{FileIntegrityNodeStatusFields, FileIntegrityScanResult};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use std::collections::BTreeMap;
+
+    fn node(
+        name: &str,
+        labels: &[(&str, &str)],
+        annotations: &[(&str, &str)],
+    ) -> PartialObjectMeta<Node> {
+        let mut n = PartialObjectMeta::<Node>::default();
+        n.metadata.name = Some(name.into());
+        let map = |kv: &[(&str, &str)]| {
+            kv.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>()
+        };
+        n.metadata.labels = Some(map(labels));
+        n.metadata.annotations = Some(map(annotations));
+        n
+    }
+
+    #[test]
+    fn only_changes_a_fileintegrity_depends_on_are_relevant() {
+        use watcher::Event::*;
+        let mut r = NodeRelevance::default();
+        let n1 = node("n1", &[("role", "worker")], &[]);
+        assert!(!r.changed(&Init));
+        assert!(r.changed(&InitApply(n1.clone())));
+        assert!(r.changed(&InitDone));
+        // A heartbeat: other annotations, same labels.
+        let beat = node(
+            "n1",
+            &[("role", "worker")],
+            &[("node.alpha.kubernetes.io/ttl", "0")],
+        );
+        assert!(!r.changed(&Apply(beat)));
+        assert!(
+            r.changed(&Apply(node("n1", &[("role", "infra")], &[]))),
+            "labels"
+        );
+        assert!(r.changed(&Apply(node(
+            "n1",
+            &[("role", "infra")],
+            &[(MC_STATE, "Working")]
+        ))));
+        assert!(!r.changed(&Apply(node(
+            "n1",
+            &[("role", "infra")],
+            &[(MC_STATE, "Working")]
+        ))));
+        assert!(r.changed(&Delete(n1)));
+        assert!(r.changed(&Apply(node("n2", &[], &[]))), "a new node");
+    }
+
+    fn status(
+        fi: &str,
+        node: &str,
+        condition: FileIntegrityNodeCondition,
+    ) -> FileIntegrityNodeStatus {
+        let r = FileIntegrityScanResult::new(Time(k8s_openapi::jiff::Timestamp::now()), condition);
+        let mut st = FileIntegrityNodeStatus::new(
+            &format!("{fi}-{node}"),
+            FileIntegrityNodeStatusFields {
+                node_name: node.into(),
+                results: vec![r.clone()],
+                last_result: r,
+                reinit_id: None,
+                baseline: None,
+            },
+        );
+        st.metadata.labels = Some(BTreeMap::from([(names::OWNER_LABEL.into(), fi.into())]));
+        st
+    }
+
+    #[test]
+    fn node_failed_follows_the_statuses_and_goes_with_them() {
+        use watcher::Event::*;
+        use FileIntegrityNodeCondition::*;
+        let m = Metrics::new();
+        let failed = |node: &str| {
+            sample(
+                &m.encode(),
+                "file_integrity_operator_node_failed",
+                &[("node", node)],
+            )
+        };
+        // After a restart the initial list sets it again (OCPBUGS-42807).
+        follow_node_failed(&m, &InitApply(status("fi", "n1", Failed)));
+        follow_node_failed(&m, &InitApply(status("fi", "n2", Succeeded)));
+        assert_eq!((failed("n1"), failed("n2")), (Some(1.0), Some(0.0)));
+        follow_node_failed(&m, &Apply(status("fi", "n1", Succeeded)));
+        assert_eq!(failed("n1"), Some(0.0));
+        follow_node_failed(&m, &Apply(status("fi", "n2", Failed)));
+        follow_node_failed(&m, &Delete(status("fi", "n2", Failed)));
+        assert_ne!(
+            failed("n2"),
+            Some(1.0),
+            "a deleted node status no longer counts as failed"
+        );
+    }
 }

@@ -40,6 +40,9 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    /// A task of the operator's own failed (a panic in a blocking task).
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl Error {

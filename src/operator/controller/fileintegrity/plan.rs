@@ -1,0 +1,864 @@
+//! What reconciling a FileIntegrity changes, decided from what was read: a pure function
+//! ([`plan`]) of the FileIntegrity, its deployed configuration, the nodes, the node statuses and
+//! the DaemonSet, tested by feeding it objects. [`super::reconcile`] reads and applies.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::jiff::Timestamp;
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+
+use super::super::daemonset;
+use crate::metrics::ReinitBy;
+use fio_api::aideconf;
+use fio_api::reinit::parse_node_list;
+use fio_api::{
+    names, FileIntegrity, FileIntegrityNodeCondition, FileIntegrityNodeStatus,
+    FileIntegrityStatusPhase as Phase, Holdoff, NodeUpdate, ReinitRequests,
+};
+
+/// How often a FileIntegrity is looked at without any event (missed events, user ConfigMaps in
+/// other namespaces).
+pub const RESYNC: Duration = Duration::from_secs(300);
+
+/// The configuration the FileIntegrity asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Wanted {
+    /// Rendered text, to be validated.
+    Text(String),
+    /// Keep what is deployed (the user's ConfigMap or key is missing, as upstream).
+    Keep,
+}
+
+/// What the reconcile needs of a node.
+#[derive(Debug, Clone, Default)]
+pub struct NodeInfo {
+    pub labels: BTreeMap<String, String>,
+    /// Where it is in a MachineConfig update (`None`: not managed by the machine-config daemon).
+    pub update: Option<NodeUpdate>,
+}
+
+/// Nodes by name.
+pub type Nodes = BTreeMap<String, NodeInfo>;
+
+/// Everything [`plan`] looks at.
+pub struct Observed<'a> {
+    pub fi: &'a FileIntegrity,
+    pub namespace: &'a str,
+    /// The daemon image.
+    pub image: &'a str,
+    /// `aide.conf` of the config ConfigMap `<fi>`, when deployed.
+    pub deployed: Option<&'a str>,
+    pub wanted: Wanted,
+    pub nodes: &'a Nodes,
+    /// The FileIntegrity's node statuses.
+    pub statuses: &'a [FileIntegrityNodeStatus],
+    pub daemonset: Option<&'a DaemonSet>,
+    /// Whether `spec.priorityClassName` exists (`None`: none is named).
+    pub priority_class_found: Option<bool>,
+    pub now: Timestamp,
+}
+
+/// An Event to publish about the FileIntegrity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedEvent {
+    pub warning: bool,
+    pub reason: &'static str,
+    pub note: String,
+}
+
+/// What the request bookkeeping writes, and what it counts once written.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RequestsWrite {
+    /// The metadata merge patch (a compare-and-swap on resourceVersion).
+    pub patch: Option<serde_json::Value>,
+    pub triggers: Vec<ReinitBy>,
+    pub paused: Vec<String>,
+    pub resumed: Vec<String>,
+}
+
+/// Everything reconciling writes, in order.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The config ConfigMap `<fi>`, when its text changes.
+    pub config_map: Option<ConfigMap>,
+    pub requests: RequestsWrite,
+    /// The DaemonSet (with its spec hash), when it changes; never during the initial delay.
+    pub daemonset: Option<DaemonSet>,
+    /// Node statuses of nodes that no longer exist.
+    pub stale_statuses: Vec<String>,
+    /// The new `(phase, message)`, when they change.
+    pub status: Option<(Phase, Option<String>)>,
+    /// The phase moved: count it (and its error kind).
+    pub phase_changed: Option<(Phase, &'static str)>,
+    pub events: Vec<PlannedEvent>,
+    pub requeue: Duration,
+}
+
+fn selected(fi: &FileIntegrity, nodes: &Nodes) -> BTreeSet<String> {
+    nodes
+        .iter()
+        .filter(|(_, node)| {
+            fi.spec
+                .node_selector
+                .iter()
+                .all(|(k, v)| node.labels.get(k) == Some(v))
+        })
+        .map(|(n, _)| n.clone())
+        .collect()
+}
+
+/// Decide what reconciling `o.fi` changes.
+pub fn plan(o: &Observed) -> Plan {
+    let fi = o.fi;
+    let name = fi.name_any();
+    let mut events = Vec::new();
+
+    // 1. Configuration: the rendered text in ConfigMap `<fi>`; an invalid one is not deployed.
+    // What stays in use when the wanted config is missing or invalid: the deployed one, or the
+    // default when nothing is deployed yet.
+    let kept = || o.deployed.unwrap_or(aideconf::DEFAULT_CONFIG).to_owned();
+    let mut config_error = None;
+    let config = match &o.wanted {
+        Wanted::Text(text) => match aideconf::validate(text) {
+            Ok(()) => text.clone(),
+            Err(e) => {
+                let (cns, cname) = fi
+                    .spec
+                    .config
+                    .user_config_map()
+                    .unwrap_or((o.namespace, &name));
+                config_error = Some(format!(
+                    "invalid AIDE configuration in ConfigMap {cns}/{cname} key {}: {e}",
+                    fi.spec.config.data_key()
+                ));
+                kept()
+            }
+        },
+        Wanted::Keep => kept(),
+    };
+    let config_map =
+        (o.deployed != Some(config.as_str())).then(|| config_map(fi, o.namespace, &config));
+
+    // 2. Re-init requests, after the config (a daemon that sees a request finds its config).
+    let selected = selected(fi, o.nodes);
+    let (requests, holdoff, write) =
+        update_requests(fi, &config, &selected, o.nodes, o.statuses, &mut events);
+
+    // 3. The DaemonSet (after the initial delay).
+    if o.daemonset.is_none() {
+        if let Some(wait) = initial_delay_left(fi, o.now) {
+            let pending = (Phase::Pending, Some("waiting for initialDelay".to_owned()));
+            let (status, phase_changed) = status_change(fi, pending, config_error.is_some());
+            push_phase_event(&mut events, phase_changed);
+            return Plan {
+                config_map,
+                requests: write,
+                daemonset: None,
+                stale_statuses: Vec::new(),
+                status,
+                phase_changed,
+                events,
+                requeue: wait,
+            };
+        }
+    }
+    let priority_class = match o.priority_class_found {
+        None => None,
+        Some(true) => Some(fi.spec.priority_class_name.clone()),
+        Some(false) => {
+            events.push(PlannedEvent {
+                warning: true,
+                reason: names::EVENT_REASON_PRIORITY_CLASS,
+                note: format!(
+                    "Error while getting priority class '{}', PriorityClass not found or invalid",
+                    fi.spec.priority_class_name
+                ),
+            });
+            None
+        }
+    };
+    let mut desired = daemonset::build(fi, o.namespace, o.image, priority_class);
+    let hash = fio_core::hash::sha256_hex(&serde_json::to_vec(&desired).unwrap_or_default());
+    let current_hash = o.daemonset.and_then(|d| {
+        d.annotations()
+            .get(daemonset::SPEC_HASH_ANNOTATION)
+            .cloned()
+    });
+    let daemonset = (current_hash.as_deref() != Some(hash.as_str())).then(|| {
+        desired
+            .annotations_mut()
+            .insert(daemonset::SPEC_HASH_ANNOTATION.into(), hash);
+        desired
+    });
+    // A DaemonSet written now is rolling out, whatever its old status said.
+    let rolling;
+    let ds_after = match (&daemonset, o.daemonset) {
+        (Some(_), _) => {
+            rolling = DaemonSet::default();
+            Some(&rolling)
+        }
+        (None, current) => current,
+    };
+
+    // 4. Node statuses of nodes that no longer exist (upstream OCPBUGS-15090).
+    let stale_statuses = o
+        .statuses
+        .iter()
+        .filter(|st| !o.nodes.contains_key(&st.spec.node_name))
+        .map(|st| st.name_any())
+        .collect();
+
+    // 5. Phase.
+    let has_config_error = config_error.is_some();
+    let (phase, mut message) = phase(ds_after, config_error, &selected, o.statuses, &requests);
+    if phase == Phase::Active && message.is_none() {
+        message = match &holdoff {
+            Holdoff::None => None,
+            Holdoff::All => Some(format!(
+                "scans paused on every node ({})",
+                names::HOLDOFF_ANNOTATION
+            )),
+            Holdoff::Nodes(_) => holdoff
+                .to_annotation()
+                .map(|nodes| format!("scans paused during a node update: {nodes}")),
+        };
+    }
+    let (status, phase_changed) = status_change(fi, (phase, message), has_config_error);
+    push_phase_event(&mut events, phase_changed);
+    Plan {
+        config_map,
+        requests: write,
+        daemonset,
+        stale_statuses,
+        status,
+        phase_changed,
+        events,
+        requeue: RESYNC,
+    }
+}
+
+/// The status write, if the phase or message differ from the FileIntegrity's, and the phase
+/// change with the `error` kind of an Error phase.
+fn status_change(
+    fi: &FileIntegrity,
+    (phase, message): (Phase, Option<String>),
+    config_error: bool,
+) -> (
+    Option<(Phase, Option<String>)>,
+    Option<(Phase, &'static str)>,
+) {
+    let current = fi.status.as_ref();
+    let before = current.and_then(|s| s.phase);
+    let write = (before != Some(phase) || current.and_then(|s| s.message.clone()) != message)
+        .then_some((phase, message));
+    let kind = if config_error {
+        "InvalidConfig"
+    } else {
+        "NodeErrored"
+    };
+    (write, (before != Some(phase)).then_some((phase, kind)))
+}
+
+fn push_phase_event(events: &mut Vec<PlannedEvent>, changed: Option<(Phase, &'static str)>) {
+    if let Some((phase, _)) = changed {
+        events.push(PlannedEvent {
+            warning: phase == Phase::Error,
+            reason: names::EVENT_REASON_FILE_INTEGRITY_STATUS,
+            note: phase.as_str().to_owned(),
+        });
+    }
+}
+
+fn config_map(fi: &FileIntegrity, namespace: &str, config: &str) -> ConfigMap {
+    let name = fi.name_any();
+    ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            namespace: Some(namespace.to_owned()),
+            labels: Some(BTreeMap::from([
+                (names::AIDE_CONFIG_LABEL.into(), String::new()),
+                (names::OWNER_LABEL.into(), name),
+            ])),
+            owner_references: fi.controller_owner_ref(&()).map(|r| vec![r]),
+            ..ObjectMeta::default()
+        },
+        data: Some(BTreeMap::from([(
+            names::DEFAULT_CONFIG_DATA_KEY.into(),
+            config.to_owned(),
+        )])),
+        ..ConfigMap::default()
+    }
+}
+
+/// Turn `re-init`, `re-init-on-failed` and a config change into requests, in one metadata write
+/// that also removes the user's annotations and records which nodes are paused for a
+/// MachineConfig update. Returns the requests and the pause in force, and the write.
+fn update_requests(
+    fi: &FileIntegrity,
+    config: &str,
+    selected: &BTreeSet<String>,
+    nodes: &Nodes,
+    statuses: &[FileIntegrityNodeStatus],
+    events: &mut Vec<PlannedEvent>,
+) -> (ReinitRequests, Holdoff, RequestsWrite) {
+    let name = fi.name_any();
+    let config_hash = aideconf::config_hash(config);
+    let existing = match ReinitRequests::of(fi) {
+        Ok(r) => r,
+        Err(e) => {
+            events.push(PlannedEvent {
+                warning: true,
+                reason: "ReinitRequests",
+                note: format!("{e}; starting afresh"),
+            });
+            None
+        }
+    };
+    let mut requests = existing.clone().unwrap_or_default();
+    let annotations = fi.annotations();
+    let mut write = RequestsWrite::default();
+    if existing.is_none() {
+        // A new FileIntegrity: nodes without a database initialise anyway.
+        requests.config = config_hash;
+    } else if requests.config != config_hash {
+        requests.request(selected.iter().map(String::as_str));
+        requests.config = config_hash;
+        tracing::info!("configuration of {name} changed: re-initialising every node");
+        write.triggers.push(ReinitBy::Config);
+    }
+    if annotations.contains_key(names::REINIT_ON_FAILED_ANNOTATION) {
+        let failed: Vec<&str> = statuses
+            .iter()
+            .filter(|s| s.spec.last_result.condition == FileIntegrityNodeCondition::Failed)
+            .map(|s| s.spec.node_name.as_str())
+            .filter(|n| selected.contains(*n))
+            .collect();
+        tracing::info!("re-init-on-failed on {name}: {failed:?}");
+        requests.request(failed);
+        write.triggers.push(ReinitBy::Demand);
+    }
+    if let Some(value) = annotations.get(names::REINIT_ANNOTATION) {
+        let wanted = match parse_node_list(value) {
+            None => selected.clone(),
+            Some(list) => {
+                let (ok, unknown): (BTreeSet<String>, BTreeSet<String>) =
+                    list.into_iter().partition(|n| selected.contains(n));
+                if !unknown.is_empty() {
+                    let unknown: Vec<_> = unknown.into_iter().collect();
+                    events.push(PlannedEvent {
+                        warning: true,
+                        reason: "ReinitIgnored",
+                        note: format!(
+                            "re-init of nodes not selected by {name} ignored: {}",
+                            unknown.join(",")
+                        ),
+                    });
+                }
+                ok
+            }
+        };
+        tracing::info!("re-init on {name}: {wanted:?}");
+        requests.request(wanted.iter().map(String::as_str));
+        write.triggers.push(ReinitBy::Demand);
+    }
+    let holdoff = Holdoff::of(fi);
+    let (new_holdoff, paused, resumed) = follow_node_updates(&holdoff, selected, nodes);
+    if !resumed.is_empty() {
+        tracing::info!("{name}: MachineConfig update over on {resumed:?}: re-initialising");
+        requests.request(resumed.iter().map(String::as_str));
+    }
+    if !paused.is_empty() {
+        tracing::info!("{name}: MachineConfig update on {paused:?}: scans paused");
+    }
+    requests.nodes.retain(|n, _| nodes.contains_key(n));
+
+    let user_annotations = annotations.contains_key(names::REINIT_ANNOTATION)
+        || annotations.contains_key(names::REINIT_ON_FAILED_ANNOTATION);
+    let holdoff_changed = new_holdoff != holdoff;
+    if existing.as_ref() != Some(&requests) || user_annotations || holdoff_changed {
+        // resourceVersion makes this a compare-and-swap: if the user changed the annotations
+        // since we read them, the write fails (409) and the reconcile runs again.
+        let mut patch = json!({"metadata": {
+            "resourceVersion": fi.resource_version(),
+            "annotations": {
+                names::REINIT_ANNOTATION: null,
+                names::REINIT_ON_FAILED_ANNOTATION: null,
+                names::REINIT_REQUESTS_ANNOTATION: requests.to_annotation(),
+            }
+        }});
+        if holdoff_changed {
+            patch["metadata"]["annotations"][names::HOLDOFF_ANNOTATION] =
+                json!(new_holdoff.to_annotation());
+        }
+        write.patch = Some(patch);
+        write.paused = paused;
+        write.resumed = resumed;
+    } else {
+        write.triggers.clear();
+    }
+    (requests, new_holdoff, write)
+}
+
+/// The holdoff after looking at the selected nodes' MachineConfig updates, and the nodes
+/// paused and resumed by it. A node is paused when its update starts and resumed (to be
+/// re-initialised) only when it was paused and its update is over: however many Node events
+/// arrive, one re-init per update. Paused nodes that are no longer selected are released
+/// without a re-init. A hand-set `""` (everything paused) is left alone.
+fn follow_node_updates(
+    holdoff: &Holdoff,
+    selected: &BTreeSet<String>,
+    nodes: &Nodes,
+) -> (Holdoff, Vec<String>, Vec<String>) {
+    let mut held = match holdoff {
+        Holdoff::All => return (Holdoff::All, Vec::new(), Vec::new()),
+        Holdoff::None => BTreeSet::new(),
+        Holdoff::Nodes(n) => n.clone(),
+    };
+    let (mut paused, mut resumed) = (Vec::new(), Vec::new());
+    for n in selected {
+        match nodes.get(n).and_then(|i| i.update) {
+            Some(NodeUpdate::Updating) if !held.contains(n) => {
+                held.insert(n.clone());
+                paused.push(n.clone());
+            }
+            Some(NodeUpdate::Finished) if held.remove(n) => resumed.push(n.clone()),
+            _ => {}
+        }
+    }
+    held.retain(|n| selected.contains(n));
+    let after = if held.is_empty() {
+        Holdoff::None
+    } else {
+        Holdoff::Nodes(held)
+    };
+    (after, paused, resumed)
+}
+
+fn initial_delay_left(fi: &FileIntegrity, now: Timestamp) -> Option<Duration> {
+    let delay = fi.spec.config.initial_delay;
+    if delay <= 0 {
+        return None;
+    }
+    let created = fi.metadata.creation_timestamp.as_ref()?.0;
+    let elapsed = now.duration_since(created).as_secs();
+    // The remaining delay (upstream re-queued for the whole delay again).
+    (elapsed < delay).then(|| Duration::from_secs((delay - elapsed) as u64))
+}
+
+fn phase(
+    ds: Option<&DaemonSet>,
+    config_error: Option<String>,
+    selected: &BTreeSet<String>,
+    statuses: &[FileIntegrityNodeStatus],
+    requests: &ReinitRequests,
+) -> (Phase, Option<String>) {
+    if let Some(e) = config_error {
+        return (Phase::Error, Some(e));
+    }
+    let Some(ds) = ds else {
+        return (Phase::Pending, None);
+    };
+    let current: Vec<&FileIntegrityNodeStatus> = statuses
+        .iter()
+        .filter(|s| selected.contains(&s.spec.node_name))
+        .collect();
+    let errored: Vec<String> = current
+        .iter()
+        .filter(|s| s.spec.last_result.condition == FileIntegrityNodeCondition::Errored)
+        .map(|s| format!("{}: {}", s.spec.node_name, s.spec.last_result.error_message))
+        .collect();
+    if !errored.is_empty() {
+        return (Phase::Error, Some(errored.join("; ")));
+    }
+    if !daemonset::is_ready(ds) {
+        return (
+            Phase::Initializing,
+            Some("the scan DaemonSet is rolling out".into()),
+        );
+    }
+    let confirmed: BTreeMap<&str, i64> = current
+        .iter()
+        .map(|s| (s.spec.node_name.as_str(), s.spec.reinit_id.unwrap_or(0)))
+        .collect();
+    let pending: Vec<&str> = selected
+        .iter()
+        .map(String::as_str)
+        .filter(|n| requests.requested(n) > confirmed.get(n).copied().unwrap_or(0))
+        .collect();
+    if !pending.is_empty() {
+        return (
+            Phase::Initializing,
+            Some(format!("re-initialising: {}", pending.join(","))),
+        );
+    }
+    // The DaemonSet keeps counting a pod of a deleted node until the pod GC removes it; nodes
+    // that no longer exist are not waited for.
+    let desired = ds
+        .status
+        .as_ref()
+        .map_or(0, |s| s.desired_number_scheduled)
+        .min(selected.len() as i32);
+    if (current.len() as i32) < desired {
+        return (
+            Phase::Initializing,
+            // No count: a message that changed with every node would be a status write per
+            // node's first result (1,000 on a large cluster).
+            Some("waiting for the first scan of every node".into()),
+        );
+    }
+    (Phase::Active, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fio_api::{FileIntegrityNodeStatusFields, FileIntegrityScanResult};
+    use k8s_openapi::api::apps::v1::DaemonSetStatus;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use k8s_openapi::jiff::Timestamp;
+
+    fn ready_ds(desired: i32) -> DaemonSet {
+        DaemonSet {
+            status: Some(DaemonSetStatus {
+                desired_number_scheduled: desired,
+                number_available: Some(desired),
+                updated_number_scheduled: Some(desired),
+                ..DaemonSetStatus::default()
+            }),
+            ..DaemonSet::default()
+        }
+    }
+
+    fn status(
+        node: &str,
+        condition: FileIntegrityNodeCondition,
+        reinit: i64,
+    ) -> FileIntegrityNodeStatus {
+        let r = FileIntegrityScanResult {
+            error_message: "AIDE error: 18 IO error".into(),
+            ..FileIntegrityScanResult::new(Time(Timestamp::now()), condition)
+        };
+        FileIntegrityNodeStatus::new(
+            &format!("fi-{node}"),
+            FileIntegrityNodeStatusFields {
+                node_name: node.into(),
+                results: vec![r.clone()],
+                last_result: r,
+                reinit_id: Some(reinit),
+                baseline: None,
+            },
+        )
+    }
+
+    #[test]
+    fn phase_follows_config_daemonset_results_and_reinits() {
+        use FileIntegrityNodeCondition::*;
+        let nodes: BTreeSet<String> = ["n1", "n2"].map(String::from).into();
+        let ok = vec![status("n1", Succeeded, 1), status("n2", Failed, 1)];
+        let mut req = ReinitRequests::default();
+        req.request(["n1", "n2"]);
+        let ds = ready_ds(2);
+
+        let p = |ds: Option<&DaemonSet>, err: Option<&str>, st: &[FileIntegrityNodeStatus], r| {
+            phase(ds, err.map(String::from), &nodes, st, r)
+        };
+        assert_eq!(p(Some(&ds), None, &ok, &req), (Phase::Active, None));
+        // The DaemonSet still counts the pod of a deleted third node: not waited for.
+        assert_eq!(
+            p(Some(&ready_ds(3)), None, &ok, &req),
+            (Phase::Active, None)
+        );
+        assert_eq!(p(None, None, &ok, &req).0, Phase::Pending);
+        let (ph, msg) = p(Some(&ds), Some("aide.conf:3: bad"), &ok, &req);
+        assert_eq!(
+            (ph, msg.as_deref()),
+            (Phase::Error, Some("aide.conf:3: bad"))
+        );
+        let errored = vec![status("n1", Succeeded, 1), status("n2", Errored, 1)];
+        let (ph, msg) = p(Some(&ds), None, &errored, &req);
+        assert_eq!(ph, Phase::Error);
+        assert!(msg.unwrap().starts_with("n2: AIDE error: 18"));
+        // A status of a node no longer selected does not count.
+        let stale = vec![
+            status("n1", Succeeded, 1),
+            status("n2", Succeeded, 1),
+            status("gone", Errored, 0),
+        ];
+        assert_eq!(p(Some(&ds), None, &stale, &req).0, Phase::Active);
+
+        let mut again = req.clone();
+        again.request(["n2"]);
+        let (ph, msg) = p(Some(&ds), None, &ok, &again);
+        assert_eq!(
+            (ph, msg.as_deref()),
+            (Phase::Initializing, Some("re-initialising: n2"))
+        );
+        let (ph, msg) = p(Some(&ds), None, &ok[..1], &req);
+        assert_eq!(ph, Phase::Initializing, "{msg:?}");
+        assert_eq!(
+            p(Some(&ready_ds(0)), None, &[], &ReinitRequests::default()).0,
+            Phase::Initializing
+        );
+    }
+
+    #[test]
+    fn one_pause_and_one_reinit_per_machine_config_update() {
+        let node = |u: Option<NodeUpdate>| NodeInfo {
+            labels: BTreeMap::new(),
+            update: u,
+        };
+        let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+        let selected = set(&["n1", "n2", "plain"]);
+        let nodes = |n1, n2| -> Nodes {
+            BTreeMap::from([
+                ("n1".to_owned(), node(Some(n1))),
+                ("n2".to_owned(), node(Some(n2))),
+                ("plain".to_owned(), node(None)),
+            ])
+        };
+        use NodeUpdate::{Finished, Other, Updating};
+        // n1 starts updating: paused once, however often it is seen.
+        let (h, paused, resumed) =
+            follow_node_updates(&Holdoff::None, &selected, &nodes(Updating, Finished));
+        assert_eq!((paused, resumed), (vec!["n1".to_owned()], vec![]));
+        assert_eq!(h, Holdoff::Nodes(set(&["n1"])));
+        let again = follow_node_updates(&h, &selected, &nodes(Updating, Finished));
+        assert_eq!(again, (h.clone(), vec![], vec![]));
+        // In between (Done, a newer config desired): still paused, nothing else.
+        let between = follow_node_updates(&h, &selected, &nodes(Other, Finished));
+        assert_eq!(between, (h.clone(), vec![], vec![]));
+        // Over: resumed (to be re-initialised) once; n2 was never updated: never re-initialised.
+        let (h2, paused, resumed) = follow_node_updates(&h, &selected, &nodes(Finished, Finished));
+        assert_eq!((paused, resumed), (vec![], vec!["n1".to_owned()]));
+        assert_eq!(h2, Holdoff::None);
+        let again = follow_node_updates(&h2, &selected, &nodes(Finished, Finished));
+        assert_eq!(again, (Holdoff::None, vec![], vec![]));
+        // A paused node that is no longer selected is released without a re-init.
+        let (h3, _, resumed) = follow_node_updates(&h, &set(&["n2"]), &nodes(Finished, Finished));
+        assert_eq!((h3, resumed), (Holdoff::None, vec![]));
+        // Everything paused by hand stays so.
+        let all = follow_node_updates(&Holdoff::All, &selected, &nodes(Finished, Updating));
+        assert_eq!(all, (Holdoff::All, vec![], vec![]));
+    }
+
+    // ---- the whole plan, fed with objects ----
+
+    const NS: &str = "openshift-file-integrity";
+
+    fn fi_at(created: i64) -> FileIntegrity {
+        let mut fi = FileIntegrity::new("worker-fileintegrity", Default::default());
+        fi.metadata.namespace = Some(NS.into());
+        fi.metadata.uid = Some("uid-1".into());
+        fi.metadata.resource_version = Some("7".into());
+        fi.metadata.creation_timestamp = Some(Time(Timestamp::from_second(created).unwrap()));
+        fi
+    }
+
+    fn two_nodes() -> Nodes {
+        ["n1", "n2"]
+            .into_iter()
+            .map(|n| (n.to_owned(), NodeInfo::default()))
+            .collect()
+    }
+
+    fn observe<'a>(
+        fi: &'a FileIntegrity,
+        nodes: &'a Nodes,
+        statuses: &'a [FileIntegrityNodeStatus],
+        ds: Option<&'a DaemonSet>,
+        deployed: Option<&'a str>,
+        wanted: Wanted,
+    ) -> Observed<'a> {
+        Observed {
+            fi,
+            namespace: NS,
+            image: "example.invalid/fio:1",
+            deployed,
+            wanted,
+            nodes,
+            statuses,
+            daemonset: ds,
+            priority_class_found: None,
+            now: Timestamp::from_second(1_000).unwrap(),
+        }
+    }
+
+    fn default_config() -> Wanted {
+        Wanted::Text(aideconf::DEFAULT_CONFIG.to_owned())
+    }
+
+    #[test]
+    fn a_new_fileintegrity_gets_its_config_requests_and_daemonset() {
+        let (fi, nodes) = (fi_at(0), two_nodes());
+        let p = plan(&observe(&fi, &nodes, &[], None, None, default_config()));
+        let cm = p.config_map.expect("config ConfigMap");
+        assert_eq!(cm.metadata.name.as_deref(), Some("worker-fileintegrity"));
+        assert_eq!(
+            cm.data.unwrap()[names::DEFAULT_CONFIG_DATA_KEY],
+            aideconf::DEFAULT_CONFIG
+        );
+        let patch = p.requests.patch.expect("requests recorded");
+        assert_eq!(patch["metadata"]["resourceVersion"], "7");
+        let recorded = patch["metadata"]["annotations"][names::REINIT_REQUESTS_ANNOTATION]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(recorded.contains(&aideconf::config_hash(aideconf::DEFAULT_CONFIG)));
+        let ds = p.daemonset.expect("DaemonSet");
+        assert_eq!(
+            ds.metadata.name.as_deref(),
+            Some("aide-worker-fileintegrity")
+        );
+        assert!(ds
+            .annotations()
+            .contains_key(daemonset::SPEC_HASH_ANNOTATION));
+        assert_eq!(
+            p.status,
+            Some((
+                Phase::Initializing,
+                Some("the scan DaemonSet is rolling out".into())
+            ))
+        );
+        assert_eq!(p.events.last().unwrap().note, "Initializing");
+    }
+
+    #[test]
+    fn a_steady_fileintegrity_writes_nothing() {
+        let (fi0, nodes) = (fi_at(0), two_nodes());
+        let first = plan(&observe(&fi0, &nodes, &[], None, None, default_config()));
+        // The cluster after the first plan was applied and both nodes reported.
+        let mut fi = fi0.clone();
+        let patch = first.requests.patch.unwrap();
+        let rec = patch["metadata"]["annotations"][names::REINIT_REQUESTS_ANNOTATION].clone();
+        fi.annotations_mut().insert(
+            names::REINIT_REQUESTS_ANNOTATION.into(),
+            rec.as_str().unwrap().into(),
+        );
+        fi.status = Some(fio_api::FileIntegrityStatus {
+            phase: Some(Phase::Active),
+            ..Default::default()
+        });
+        let mut ds = first.daemonset.unwrap();
+        ds.status = ready_ds(2).status;
+        let statuses = vec![
+            status("n1", FileIntegrityNodeCondition::Succeeded, 0),
+            status("n2", FileIntegrityNodeCondition::Succeeded, 0),
+        ];
+        let p = plan(&observe(
+            &fi,
+            &nodes,
+            &statuses,
+            Some(&ds),
+            Some(aideconf::DEFAULT_CONFIG),
+            default_config(),
+        ));
+        assert!(p.config_map.is_none() && p.requests.patch.is_none() && p.daemonset.is_none());
+        assert!(p.stale_statuses.is_empty() && p.status.is_none() && p.events.is_empty());
+        assert_eq!(p.requeue, RESYNC);
+    }
+
+    #[test]
+    fn reinit_of_unknown_nodes_is_ignored_visibly() {
+        let (mut fi, nodes) = (fi_at(0), two_nodes());
+        fi.annotations_mut()
+            .insert(names::REINIT_ANNOTATION.into(), "n2,nosuch".into());
+        let p = plan(&observe(&fi, &nodes, &[], None, None, default_config()));
+        let ann = &p.requests.patch.unwrap()["metadata"]["annotations"];
+        assert!(
+            ann[names::REINIT_ANNOTATION].is_null(),
+            "the user's annotation is removed"
+        );
+        let rec: ReinitRequests =
+            serde_json::from_str(ann[names::REINIT_REQUESTS_ANNOTATION].as_str().unwrap()).unwrap();
+        assert_eq!((rec.requested("n1"), rec.requested("n2")), (0, 1));
+        assert_eq!(p.requests.triggers, vec![ReinitBy::Demand]);
+        let ignored = p
+            .events
+            .iter()
+            .find(|e| e.reason == "ReinitIgnored")
+            .unwrap();
+        assert!(
+            ignored.warning && ignored.note.ends_with("ignored: nosuch"),
+            "{ignored:?}"
+        );
+    }
+
+    #[test]
+    fn an_invalid_config_is_not_rolled_out_and_names_its_line() {
+        let (mut fi, nodes) = (fi_at(0), two_nodes());
+        fi.spec.config.name = "mine".into();
+        fi.spec.config.namespace = NS.into();
+        let bad = Wanted::Text("/hostroot/etc UNDEFINED_GROUP\n".into());
+        let p = plan(&observe(
+            &fi,
+            &nodes,
+            &[],
+            None,
+            Some(aideconf::DEFAULT_CONFIG),
+            bad,
+        ));
+        assert!(
+            p.config_map.is_none(),
+            "the deployed config stays: {:?}",
+            p.status
+        );
+        let (phase, message) = p.status.unwrap();
+        assert_eq!(phase, Phase::Error);
+        let message = message.unwrap();
+        assert!(
+            message.starts_with(&format!(
+                "invalid AIDE configuration in ConfigMap {NS}/mine key aide.conf: aide.conf:1:"
+            )),
+            "{message}"
+        );
+        assert_eq!(p.phase_changed, Some((Phase::Error, "InvalidConfig")));
+    }
+
+    #[test]
+    fn the_initial_delay_holds_the_daemonset_back_for_the_rest_of_it() {
+        let (mut fi, nodes) = (fi_at(900), two_nodes());
+        fi.spec.config.initial_delay = 200;
+        let mut o = observe(&fi, &nodes, &[], None, None, default_config());
+        o.now = Timestamp::from_second(1_000).unwrap();
+        let p = plan(&o);
+        assert!(p.daemonset.is_none());
+        assert_eq!(p.requeue, Duration::from_secs(100));
+        assert_eq!(
+            p.status,
+            Some((Phase::Pending, Some("waiting for initialDelay".into())))
+        );
+        // A missing priority class is reported and left out of the pods.
+        fi.spec.config.initial_delay = 0;
+        fi.spec.priority_class_name = "nosuch".into();
+        let mut o = observe(&fi, &nodes, &[], None, None, default_config());
+        o.priority_class_found = Some(false);
+        let p = plan(&o);
+        let pod = p.daemonset.unwrap().spec.unwrap().template.spec.unwrap();
+        assert_eq!(pod.priority_class_name, None);
+        assert!(p
+            .events
+            .iter()
+            .any(|e| e.reason == names::EVENT_REASON_PRIORITY_CLASS));
+    }
+
+    #[test]
+    fn statuses_of_deleted_nodes_are_removed() {
+        let (fi, mut nodes) = (fi_at(0), two_nodes());
+        let statuses = vec![status("n1", FileIntegrityNodeCondition::Succeeded, 0)];
+        nodes.remove("n1");
+        let p = plan(&observe(
+            &fi,
+            &nodes,
+            &statuses,
+            None,
+            None,
+            default_config(),
+        ));
+        assert_eq!(p.stale_statuses, vec!["fi-n1".to_owned()]);
+    }
+}
