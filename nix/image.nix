@@ -1,5 +1,6 @@
-# The one OCI image of the product, as upstream's: the operator Deployment runs `fio-operator`
-# from it and the scan DaemonSet runs `fio-scanner` from the same image (RELATED_IMAGE_OPERATOR).
+# The one OCI image of the product, as upstream's: the operator Deployment runs `fio-operator run`
+# from it and the scan DaemonSet runs `fio-operator daemon` from the same image
+# (RELATED_IMAGE_OPERATOR); `fio-scanner` is there for hands-on use on a node.
 # Reproducible: dockerTools fixes `created` and every mtime to the epoch and orders layers by
 # store path, so the same inputs give the same image digest.
 { dockerTools, fio, tag ? fio.version }:

@@ -106,7 +106,7 @@ pkgs.testers.runNixOSTest {
         sc = pod["spec"]["containers"][0]["securityContext"]
         assert not sc.get("privileged", False), sc
         assert sorted(sc["capabilities"]["add"]) == ["DAC_READ_SEARCH", "SETPCAP", "SYS_ADMIN"], sc
-        pid = agent.succeed("pgrep -o -x fio-scanner").strip()
+        pid = agent.succeed("pgrep -o -f 'fio-operator daemon'").strip()
         status = agent.succeed(f"cat /proc/{pid}/status")
         assert "CapEff:\t0000000000000004" in status, status
         assert "CapBnd:\t0000000000000004" in status, status

@@ -1,15 +1,19 @@
-# fio-operator and fio-scanner, one crate, both binaries. Built from Cargo.lock alone (every
+# fio-operator and fio-scanner: the workspace's two binaries (the root package; the library
+# crates under src/ come with them). Built from Cargo.lock alone (every
 # dependency is a crates.io crate, so cargoLock needs no extra hashes), with the Rust toolchain of
 # the nixpkgs the flake pins. The flake calls this with pkgsStatic: a static musl build, so the
 # image holds the two binaries and nothing else (no libc, no OpenSSL: TLS is rustls).
 { lib, rustPlatform }:
 
 let
-  manifest = (lib.importTOML ../Cargo.toml).package;
+  toml = lib.importTOML ../Cargo.toml;
+  manifest = toml.package;
+  # The version is the workspace's (`version.workspace = true` in the package).
+  inherit (toml.workspace.package) version;
 in
 rustPlatform.buildRustPackage {
   pname = manifest.name;
-  inherit (manifest) version;
+  inherit version;
 
   # Only what cargo reads: the sources, the declared test and bench targets (cargo refuses a
   # manifest whose targets are missing), and deploy/monitoring (include_str! in the operator).

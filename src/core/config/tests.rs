@@ -1,7 +1,9 @@
 use super::*;
-use crate::attr::GROUP_H;
+use crate::attr::{Attr, GROUP_H};
 use crate::entry::FileType;
-use crate::select::Selection;
+use crate::options::{LogLevel, ReportFormat, ReportLevel, ReportUrl, Url};
+use crate::select::{Restriction, RuleKind, Selection};
+use eval::parse_num_workers;
 use std::os::unix::fs::PermissionsExt;
 
 fn parse(text: &str) -> Result<Config, ConfigError> {
