@@ -14,6 +14,8 @@
 #   FIO_SCANNER   binary under test (default: target/release/fio-scanner, built here with
 #                 `cargo build --release`). FIO_SCANNER=/usr/bin/aide validates the script.
 #   AIDE_BIN      reference AIDE (default /usr/bin/aide).
+#   FIO_BASELINE  an earlier fio-scanner (e.g. built from the previous commit), timed in the same
+#                 run on the same tree: its rows show whether the binary under test got slower.
 #   BENCH_ALLOW_SMALL=1  accept a tree with < 40,000 files or < 1 GiB.
 #
 # Prints a table: mode, aide wall s, ours wall s, speedup (aide/ours), aide RSS MiB,
@@ -43,6 +45,8 @@ else
     OURS=$ROOT/target/release/fio-scanner
 fi
 [[ -x $OURS ]] || die "binary under test $OURS not found"
+BASE=${FIO_BASELINE:-}
+[[ -z $BASE || -x $BASE ]] || die "baseline $BASE not found"
 
 # ---------------------------------------------------------------------------- work dir, tree
 created_work=
@@ -109,6 +113,7 @@ EOF
 }
 mkconf "$WORK/aide.conf" "$WORK/aide.db" "$WORK/aide.db.new" "$WORK/aide.report"
 mkconf "$WORK/ours.conf" "$WORK/ours.db" "$WORK/ours.db.new" "$WORK/ours.report"
+mkconf "$WORK/base.conf" "$WORK/base.db" "$WORK/base.db.new" "$WORK/base.report"
 mkconf "$WORK/aide-of-ours.conf" "$WORK/ours.db" "$WORK/unused.db.new" "$WORK/aide-of-ours.report"
 mkconf "$WORK/ours-of-aide.conf" "$WORK/aide.db" "$WORK/unused.db.new" "$WORK/ours-of-aide.report"
 
@@ -172,6 +177,16 @@ for ((run = 1; run <= RUNS; run++)); do
     grep -q 'AIDE found NO differences' "$WORK/ours.report" 2>/dev/null ||
         fail "fio-scanner --check report does not say 'AIDE found NO differences'"
     record ours-check
+
+    if [[ -n $BASE ]]; then
+        timed base-init "$BASE" -c "$WORK/base.conf" --init
+        (( RC == 0 )) || die "baseline --init failed (exit $RC)"
+        record base-init
+        mv -f "$WORK/base.db.new" "$WORK/base.db"
+        timed base-check "$BASE" -c "$WORK/base.conf" --check
+        (( RC == 0 )) || fail "baseline --check of its own database exited $RC"
+        record base-check
+    fi
 done
 
 log "=== cross checks"
@@ -212,6 +227,16 @@ for mode in init check; do
         sp = (ow > 0) ? aw / ow : 0; rr = (ar > 0) ? orr / ar : 0; hl = (lim > 0) ? ow / lim : 0
         printf "%-6s %12.2f %12.2f %8.2fx %13.1f %13.1f %10.2f %15.2fx\n", m, aw, ow, sp, ar/1024, orr/1024, rr, hl }'
 done
+if [[ -n $BASE ]]; then
+    echo "  baseline   : $BASE"
+    for mode in init check; do
+        aw=${BEST_WALL[aide-$mode]}; bw=${BEST_WALL[base-$mode]}; ow=${BEST_WALL[ours-$mode]}
+        br=${BEST_RSS[base-$mode]}; orr=${BEST_RSS[ours-$mode]}
+        awk -v m="$mode" -v aw="$aw" -v bw="$bw" -v ow="$ow" -v br="$br" -v orr="$orr" 'BEGIN{
+            printf "%-6s baseline %8.2f s (%5.2fx aide), ours %8.2f s (%5.2fx aide): ours/baseline wall %.2f, RSS %.1f / %.1f MiB\n",
+                m, bw, aw / bw, ow, aw / ow, ow / bw, orr / 1024, br / 1024 }'
+    done
+fi
 echo "  (speedup = aide wall / ours wall; RSS ratio = ours / aide; ours/hash limit = ours wall / hash limit)"
 echo
 

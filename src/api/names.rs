@@ -173,14 +173,28 @@ pub fn result_configmap_name(fi: &str, node: &str) -> String {
     )
 }
 
-/// The node status of one node: `<fi>-<node>`.
+/// The node status of one node: `<fi>-<node>`, or `fins-` + SHA-1 hex when that would exceed
+/// the 253 characters of a name (upstream did not limit it, and the object could not be made).
 pub fn node_status_name(fi: &str, node: &str) -> String {
-    format!("{fi}-{node}")
+    length_limited("fins-", format!("{fi}-{node}"), 254)
 }
 
 #[cfg(test)]
 mod name_tests {
     use super::*;
+
+    #[test]
+    fn node_status_names_stay_valid_object_names() {
+        assert_eq!(
+            node_status_name("worker-fileintegrity", "n1"),
+            "worker-fileintegrity-n1"
+        );
+        let node = "n".repeat(253);
+        let long = node_status_name("fi", &node);
+        assert!(long.starts_with("fins-") && long.len() == 45, "{long}");
+        assert_ne!(long, node_status_name("fj", &node));
+        assert_eq!(node_status_name("fi", &"n".repeat(250)).len(), 253);
+    }
 
     #[test]
     fn long_names_are_hashed_as_upstream() {
