@@ -24,6 +24,7 @@ use fio_api::{names, FileIntegrity, FileIntegrityNodeStatus, ReinitRequests};
 use futures::{stream, StreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::ResourceExt as _;
 use serde_json::json;
 
 const FI: &str = "scale";

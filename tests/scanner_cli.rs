@@ -313,14 +313,20 @@ fn unreadable_entries_are_reported_and_a_clean_check_with_them_is_not_exit_0() {
     // status says the run was not complete.
     let (rc, err) = scanner_as_nobody(&s, &["--init"]);
     assert_eq!(rc, 18, "{err}");
-    assert!(err.contains("open_dir()") && err.contains("etc/locked"), "{err}");
+    assert!(
+        err.contains("open_dir()") && err.contains("etc/locked"),
+        "{err}"
+    );
     fs::rename(s.db_dir.join("aide.db.gz.new"), s.db_dir.join("aide.db.gz")).unwrap();
 
     // No differences, but the same directory unreadable: exit 18 and the report says why.
     let (rc, err) = scanner_as_nobody(&s, &["--check"]);
     assert_eq!(rc, 18, "{err}");
     let report = fs::read_to_string(s.db_dir.join("aide.log.new")).unwrap();
-    assert!(report.contains("Entries that could not be read:"), "{report}");
+    assert!(
+        report.contains("Entries that could not be read:"),
+        "{report}"
+    );
     assert!(
         report.contains(&format!("open_dir() {}", locked.display())),
         "{report}"
@@ -331,7 +337,10 @@ fn unreadable_entries_are_reported_and_a_clean_check_with_them_is_not_exit_0() {
     let (rc, err) = scanner_as_nobody(&s, &["--check"]);
     assert_eq!(rc, 4, "{err}");
     let report = fs::read_to_string(s.db_dir.join("aide.log.new")).unwrap();
-    assert!(report.contains("Entries that could not be read:"), "{report}");
+    assert!(
+        report.contains("Entries that could not be read:"),
+        "{report}"
+    );
 
     // Readable again (as root): a clean check is 0 once the baseline matches the tree.
     fs::write(s.tree.join("etc/hosts"), "127.0.0.1 localhost\n").unwrap();
@@ -344,7 +353,11 @@ fn a_walk_that_cannot_start_writes_no_database() {
     let s = setup();
     let conf = fs::read_to_string(&s.conf).unwrap();
     // root_prefix names a directory that does not exist: the walk's root cannot be read.
-    fs::write(&s.conf, format!("root_prefix={}/missing\n{conf}", s.tree.display())).unwrap();
+    fs::write(
+        &s.conf,
+        format!("root_prefix={}/missing\n{conf}", s.tree.display()),
+    )
+    .unwrap();
     let (rc, err) = scanner(&s, &["--init"]);
     assert_eq!(rc, 18, "{err}");
     assert!(err.contains("cannot lstat the root"), "{err}");

@@ -81,6 +81,11 @@ pub struct RequestsWrite {
     pub resumed: Vec<String>,
 }
 
+/// A `(phase, message)` to write.
+pub type StatusWrite = (Phase, Option<String>);
+/// A phase change and the `error` kind it counts if the phase is Error.
+pub type PhaseChange = (Phase, &'static str);
+
 /// Everything reconciling writes, in order.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -92,9 +97,9 @@ pub struct Plan {
     /// Node statuses of nodes that no longer exist.
     pub stale_statuses: Vec<String>,
     /// The new `(phase, message)`, when they change.
-    pub status: Option<(Phase, Option<String>)>,
+    pub status: Option<StatusWrite>,
     /// The phase moved: count it (and its error kind).
-    pub phase_changed: Option<(Phase, &'static str)>,
+    pub phase_changed: Option<PhaseChange>,
     pub events: Vec<PlannedEvent>,
     pub requeue: Duration,
 }
@@ -248,10 +253,7 @@ fn status_change(
     fi: &FileIntegrity,
     (phase, message): (Phase, Option<String>),
     config_error: bool,
-) -> (
-    Option<(Phase, Option<String>)>,
-    Option<(Phase, &'static str)>,
-) {
+) -> (Option<StatusWrite>, Option<PhaseChange>) {
     let current = fi.status.as_ref();
     let before = current.and_then(|s| s.phase);
     let write = (before != Some(phase) || current.and_then(|s| s.message.clone()) != message)
@@ -264,7 +266,7 @@ fn status_change(
     (write, (before != Some(phase)).then_some((phase, kind)))
 }
 
-fn push_phase_event(events: &mut Vec<PlannedEvent>, changed: Option<(Phase, &'static str)>) {
+fn push_phase_event(events: &mut Vec<PlannedEvent>, changed: Option<PhaseChange>) {
     if let Some((phase, _)) = changed {
         events.push(PlannedEvent {
             warning: phase == Phase::Error,

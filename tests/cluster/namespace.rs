@@ -1,0 +1,521 @@
+//! The per-test namespace [`TestNs`]: its RBAC, kwok nodes, service account identities and
+//! kubeconfigs, node roots, the registry of its processes, and the clean-up (or the report of a
+//! failed test) when it is dropped.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs;
+use std::io::{Read, Write as _};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use fio_api::names;
+use k8s_openapi::api::authentication::v1::{SelfSubjectReview, TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, Role, RoleBinding};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::Client;
+use serde_json::json;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::control_plane::{deploy_docs, typed};
+use super::process::ProcInner;
+use super::{
+    admin_client, block_on_side, client_from, env, keep, sample_node_root, secs, tail,
+    NODE_SELECTOR_LABEL,
+};
+
+// ---- Per-test namespace -------------------------------------------------------------------------
+
+/// A service account of deploy/rbac that a process runs as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Identity {
+    /// `file-integrity-operator`.
+    Operator,
+    /// `file-integrity-daemon`.
+    Daemon,
+}
+
+impl Identity {
+    pub fn service_account(self) -> &'static str {
+        match self {
+            Identity::Operator => names::OPERATOR_SERVICE_ACCOUNT,
+            Identity::Daemon => names::DAEMON_SERVICE_ACCOUNT,
+        }
+    }
+
+    /// `system:serviceaccount:<ns>:<sa>`.
+    pub fn username(self, ns: &str) -> String {
+        format!("system:serviceaccount:{ns}:{}", self.service_account())
+    }
+}
+
+fn semaphore() -> Arc<Semaphore> {
+    static SEM: OnceLock<Arc<Semaphore>> = OnceLock::new();
+    SEM.get_or_init(|| {
+        let n = std::env::var("FIO_TEST_CLUSTER_JOBS")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .filter(|n| *n > 0)
+            .unwrap_or(2);
+        Arc::new(Semaphore::new(n))
+    })
+    .clone()
+}
+
+/// One test's namespace, nodes, identities, temporary directory and processes.
+pub struct TestNs {
+    /// The namespace (also the value of [`NODE_SELECTOR_LABEL`] on the test's nodes).
+    pub ns: String,
+    /// Admin client.
+    pub client: Client,
+    /// The test's nodes, `<ns>-node-1..N`.
+    pub nodes: Vec<String>,
+    /// Temporary directory: node roots, logs, kubeconfigs.
+    pub dir: PathBuf,
+    tmp: Option<tempfile::TempDir>,
+    operator_kubeconfig: PathBuf,
+    daemon_kubeconfig: PathBuf,
+    cluster_role_bindings: Vec<String>,
+    procs: Mutex<Vec<Arc<Mutex<ProcInner>>>>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl TestNs {
+    /// A fresh namespace `fio-<label>-<random>` with the RBAC of deploy/rbac and `nodes` Ready
+    /// kwok nodes. Waits for a slot first (`FIO_TEST_CLUSTER_JOBS`).
+    pub async fn new(label: &str, nodes: usize) -> TestNs {
+        let env = env();
+        let permit = semaphore()
+            .acquire_owned()
+            .await
+            .expect("test slot semaphore closed");
+        let client = admin_client().await;
+        let ns = format!("fio-{label}-{}", random_suffix());
+        assert!(
+            ns.len() <= 50,
+            "namespace name {ns} too long: shorten the label"
+        );
+        let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+        fs::create_dir_all(&base).expect("create CARGO_TARGET_TMPDIR");
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!("{ns}-"))
+            .tempdir_in(&base)
+            .expect("create the test's temporary directory");
+        let dir = tmp.path().to_path_buf();
+        let mut t = TestNs {
+            ns: ns.clone(),
+            client: client.clone(),
+            nodes: (1..=nodes).map(|i| format!("{ns}-node-{i}")).collect(),
+            dir: dir.clone(),
+            tmp: Some(tmp),
+            operator_kubeconfig: dir.join("operator.kubeconfig"),
+            daemon_kubeconfig: dir.join("daemon.kubeconfig"),
+            cluster_role_bindings: Vec::new(),
+            procs: Mutex::new(Vec::new()),
+            _permit: permit,
+        };
+        eprintln!(
+            "[cluster harness] namespace {ns}, directory {} (control plane {})",
+            dir.display(),
+            env.dir.display()
+        );
+        t.create_namespace().await;
+        t.create_rbac().await;
+        t.create_nodes().await;
+        for id in [Identity::Operator, Identity::Daemon] {
+            t.write_kubeconfig(id).await;
+        }
+        t.wait_nodes_ready().await;
+        t
+    }
+
+    /// A namespaced API of the test's namespace (admin).
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    async fn create_namespace(&self) {
+        // The labels of deploy/namespace.yaml (Pod Security: privileged).
+        let (file, doc) = deploy_docs("")
+            .into_iter()
+            .find(|(_, d)| d["kind"] == "Namespace")
+            .expect("deploy/namespace.yaml holds a Namespace");
+        let mut ns: Namespace = typed(&file, &doc);
+        ns.metadata.name = Some(self.ns.clone());
+        ns.metadata
+            .labels
+            .get_or_insert_with(Default::default)
+            .insert(NODE_SELECTOR_LABEL.into(), self.ns.clone());
+        Api::<Namespace>::all(self.client.clone())
+            .create(&PostParams::default(), &ns)
+            .await
+            .unwrap_or_else(|e| panic!("create namespace {}: {e}", self.ns));
+    }
+
+    /// deploy/rbac re-targeted: namespaced objects into the test namespace (and RoleBinding
+    /// subjects with them), ClusterRoleBindings copied as `<name>-<ns>` to the test's accounts.
+    async fn create_rbac(&mut self) {
+        let pp = PostParams::default();
+        for (file, doc) in deploy_docs("rbac") {
+            let kind = doc["kind"].as_str().unwrap_or_default().to_owned();
+            let name = doc["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            let what = format!("{kind} {name} ({file}) in {}", self.ns);
+            match kind.as_str() {
+                "ServiceAccount" => {
+                    let mut o: ServiceAccount = typed(&file, &doc);
+                    o.metadata.namespace = Some(self.ns.clone());
+                    self.api::<ServiceAccount>()
+                        .create(&pp, &o)
+                        .await
+                        .unwrap_or_else(|e| panic!("create {what}: {e}"));
+                }
+                "Role" => {
+                    let mut o: Role = typed(&file, &doc);
+                    o.metadata.namespace = Some(self.ns.clone());
+                    self.api::<Role>()
+                        .create(&pp, &o)
+                        .await
+                        .unwrap_or_else(|e| panic!("create {what}: {e}"));
+                }
+                "RoleBinding" => {
+                    let mut o: RoleBinding = typed(&file, &doc);
+                    o.metadata.namespace = Some(self.ns.clone());
+                    for s in o.subjects.iter_mut().flatten() {
+                        if s.kind == "ServiceAccount" {
+                            s.namespace = Some(self.ns.clone());
+                        }
+                    }
+                    self.api::<RoleBinding>()
+                        .create(&pp, &o)
+                        .await
+                        .unwrap_or_else(|e| panic!("create {what}: {e}"));
+                }
+                "ClusterRoleBinding" => {
+                    let mut o: ClusterRoleBinding = typed(&file, &doc);
+                    let copy = format!("{name}-{}", self.ns);
+                    o.metadata.name = Some(copy.clone());
+                    o.metadata
+                        .labels
+                        .get_or_insert_with(Default::default)
+                        .insert(NODE_SELECTOR_LABEL.into(), self.ns.clone());
+                    for s in o.subjects.iter_mut().flatten() {
+                        if s.kind == "ServiceAccount" {
+                            s.namespace = Some(self.ns.clone());
+                        }
+                    }
+                    Api::<ClusterRoleBinding>::all(self.client.clone())
+                        .create(&pp, &o)
+                        .await
+                        .unwrap_or_else(|e| panic!("create {what} as {copy}: {e}"));
+                    self.cluster_role_bindings.push(copy);
+                }
+                // ClusterRoles: applied once per run (apply_cluster_roles).
+                "ClusterRole" => {}
+                other => panic!("{file}: unexpected kind {other} in deploy/rbac"),
+            }
+        }
+    }
+
+    async fn create_nodes(&self) {
+        let api: Api<Node> = Api::all(self.client.clone());
+        for node in &self.nodes {
+            let n: Node = serde_json::from_value(json!({
+                "apiVersion": "v1",
+                "kind": "Node",
+                "metadata": {
+                    "name": node,
+                    "annotations": {"node.alpha.kubernetes.io/ttl": "0", "kwok.x-k8s.io/node": "fake"},
+                    "labels": {
+                        "kubernetes.io/hostname": node,
+                        "kubernetes.io/os": "linux",
+                        "kubernetes.io/arch": "amd64",
+                        "type": "kwok",
+                        NODE_SELECTOR_LABEL: self.ns,
+                    }
+                },
+                "spec": {},
+                "status": {
+                    "allocatable": {"cpu": "32", "memory": "256Gi", "pods": "110"},
+                    "capacity": {"cpu": "32", "memory": "256Gi", "pods": "110"},
+                    "nodeInfo": {
+                        "architecture": "amd64", "operatingSystem": "linux",
+                        "kubeletVersion": "fake", "kubeProxyVersion": "fake", "bootID": "",
+                        "containerRuntimeVersion": "", "kernelVersion": "", "machineID": "",
+                        "osImage": "", "systemUUID": ""
+                    },
+                    "phase": "Running"
+                }
+            }))
+            .expect("node manifest");
+            api.create(&PostParams::default(), &n)
+                .await
+                .unwrap_or_else(|e| panic!("create kwok node {node}: {e}"));
+        }
+    }
+
+    async fn wait_nodes_ready(&self) {
+        let api: Api<Node> = Api::all(self.client.clone());
+        let n = self.nodes.len();
+        let lp = self.node_list_params();
+        self.wait(&format!("{n} kwok node(s) Ready"), secs(60), async || {
+            let nodes = api.list(&lp).await.map_err(|e| e.to_string())?;
+            let ready: Vec<_> = nodes
+                .items
+                .iter()
+                .filter(|n| node_ready(n))
+                .filter_map(|n| n.metadata.name.clone())
+                .collect();
+            if ready.len() == n {
+                Ok(())
+            } else {
+                Err(format!("ready: {ready:?}"))
+            }
+        })
+        .await;
+    }
+
+    fn node_list_params(&self) -> ListParams {
+        ListParams::default().labels(&format!("{NODE_SELECTOR_LABEL}={}", self.ns))
+    }
+
+    /// The nodeSelector that selects exactly this test's nodes.
+    pub fn node_selector(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([(NODE_SELECTOR_LABEL.to_owned(), self.ns.clone())])
+    }
+
+    // ---- identities ----
+
+    /// The kubeconfig file of a service account (bearer token from the TokenRequest API).
+    pub fn kubeconfig(&self, id: Identity) -> &Path {
+        match id {
+            Identity::Operator => &self.operator_kubeconfig,
+            Identity::Daemon => &self.daemon_kubeconfig,
+        }
+    }
+
+    async fn write_kubeconfig(&self, id: Identity) {
+        let sa = id.service_account();
+        let tr = TokenRequest {
+            spec: TokenRequestSpec {
+                audiences: Vec::new(), // the apiserver's own
+                expiration_seconds: Some(4 * 3600),
+                bound_object_ref: None,
+            },
+            ..Default::default()
+        };
+        let token = self
+            .api::<ServiceAccount>()
+            .create_token_request(sa, &PostParams::default(), &tr)
+            .await
+            .unwrap_or_else(|e| panic!("TokenRequest for {}/{sa}: {e}", self.ns))
+            .status
+            .unwrap_or_else(|| panic!("TokenRequest for {}/{sa}: no status", self.ns))
+            .token;
+        let env = env();
+        let kc = json!({
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "fio-testenv", "cluster": {
+                "server": env.server, "certificate-authority-data": env.ca_data}}],
+            "users": [{"name": sa, "user": {"token": token}}],
+            "contexts": [{"name": sa, "context": {
+                "cluster": "fio-testenv", "user": sa, "namespace": self.ns}}],
+            "current-context": sa,
+        });
+        let path = self.kubeconfig(id);
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        f.write_all(serde_json::to_string_pretty(&kc).unwrap().as_bytes())
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    }
+
+    /// A client authenticated as the service account.
+    pub async fn client_as(&self, id: Identity) -> Client {
+        client_from(self.kubeconfig(id)).await
+    }
+
+    /// Who the API server says `client` is (SelfSubjectReview).
+    pub async fn whoami(client: &Client) -> String {
+        let review: SelfSubjectReview = serde_json::from_value(json!({
+            "apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"
+        }))
+        .expect("SelfSubjectReview");
+        Api::<SelfSubjectReview>::all(client.clone())
+            .create(&PostParams::default(), &review)
+            .await
+            .expect("SelfSubjectReview")
+            .status
+            .and_then(|s| s.user_info)
+            .and_then(|u| u.username)
+            .unwrap_or_default()
+    }
+
+    // ---- node roots ----
+
+    /// A sample node root for `node` under the test directory (see [`sample_node_root`]).
+    pub fn node_root(&self, node: &str) -> PathBuf {
+        sample_node_root(&self.dir.join("roots"), node)
+    }
+
+    // ---- processes ----
+
+    pub(super) fn register(&self, p: &Arc<Mutex<ProcInner>>) {
+        self.procs
+            .lock()
+            .expect("process registry")
+            .push(Arc::clone(p));
+    }
+
+    /// Panics (with its log) when a process expected to run has exited.
+    pub fn check_processes(&self) {
+        for p in self.procs.lock().expect("process registry").iter() {
+            let mut p = p.lock().expect("process state");
+            if !p.expect_running {
+                continue;
+            }
+            if let Some(child) = p.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    p.expect_running = false;
+                    panic!(
+                        "{} exited unexpectedly ({status}); last lines of {}:\n{}",
+                        p.name,
+                        p.log.display(),
+                        tail(&p.log, 60)
+                    );
+                }
+            }
+        }
+    }
+}
+
+impl Drop for TestNs {
+    fn drop(&mut self) {
+        let panicking = std::thread::panicking();
+        // Kill whatever still runs (normally the Operator/Daemon guards did that already).
+        let procs = std::mem::take(&mut *self.procs.lock().unwrap_or_else(|p| p.into_inner()));
+        for p in &procs {
+            p.lock().unwrap_or_else(|p| p.into_inner()).kill();
+        }
+        if panicking {
+            let mut out = format!(
+                "\n==== test failed: namespace {}, directory {} ====\n",
+                self.ns,
+                self.dir.display()
+            );
+            for p in &procs {
+                let p = p.lock().unwrap_or_else(|p| p.into_inner());
+                let _ = writeln!(
+                    out,
+                    "---- {} ({}), last lines ----\n{}",
+                    p.name,
+                    p.log.display(),
+                    tail(&p.log, 40)
+                );
+            }
+            let ns = self.ns.clone();
+            let kubeconfig = env().admin_kubeconfig.clone();
+            let dump = std::panic::catch_unwind(|| {
+                block_on_side(async move {
+                    let client = client_from(&kubeconfig).await;
+                    TestNs::dump(client, &ns).await
+                })
+            })
+            .unwrap_or_else(|_| "(could not read the namespace)".into());
+            let _ = writeln!(out, "---- objects in {} ----\n{dump}", self.ns);
+            eprintln!("{out}");
+        }
+        if keep() {
+            if let Some(tmp) = self.tmp.take() {
+                let _ = tmp.keep();
+            }
+            eprintln!(
+                "[cluster harness] FIO_TEST_KEEP=1: kept namespace {}, its nodes, ClusterRoleBindings {:?} and {}",
+                self.ns,
+                self.cluster_role_bindings,
+                self.dir.display()
+            );
+            return;
+        }
+        let ns = self.ns.clone();
+        let crbs = self.cluster_role_bindings.clone();
+        let lp = self.node_list_params();
+        let kubeconfig = env().admin_kubeconfig.clone();
+        let result = std::panic::catch_unwind(|| {
+            block_on_side(async move {
+                let client = client_from(&kubeconfig).await;
+                let dp = DeleteParams::default();
+                let mut errors = Vec::new();
+                if let Err(e) = Api::<Namespace>::all(client.clone()).delete(&ns, &dp).await {
+                    errors.push(format!("delete namespace {ns}: {e}"));
+                }
+                // Pods on kwok nodes are finalised by kwok, which stops managing them once their
+                // node is gone (podgc would force-delete them only minutes later): delete them
+                // at once, before the nodes.
+                if let Err(e) = Api::<Pod>::namespaced(client.clone(), &ns)
+                    .delete_collection(
+                        &DeleteParams::default().grace_period(0),
+                        &ListParams::default(),
+                    )
+                    .await
+                {
+                    errors.push(format!("delete pods in {ns}: {e}"));
+                }
+                if let Err(e) = Api::<Node>::all(client.clone())
+                    .delete_collection(&dp, &lp)
+                    .await
+                {
+                    errors.push(format!("delete nodes of {ns}: {e}"));
+                }
+                for crb in crbs {
+                    if let Err(e) = Api::<ClusterRoleBinding>::all(client.clone())
+                        .delete(&crb, &dp)
+                        .await
+                    {
+                        errors.push(format!("delete ClusterRoleBinding {crb}: {e}"));
+                    }
+                }
+                errors
+            })
+        });
+        match result {
+            Ok(errors) if errors.is_empty() => {}
+            Ok(errors) => eprintln!("[cluster harness] clean-up: {}", errors.join("; ")),
+            Err(_) => eprintln!("[cluster harness] clean-up of {} panicked", self.ns),
+        }
+    }
+}
+
+fn node_ready(n: &Node) -> bool {
+    n.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+fn random_suffix() -> String {
+    let mut b = [0u8; 4];
+    if fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .is_err()
+    {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        b = (t ^ std::process::id()).to_le_bytes();
+    }
+    b.iter().map(|x| format!("{x:02x}")).collect::<String>()[..7].to_owned()
+}

@@ -1,0 +1,371 @@
+//! The processes of a test: [`Operator`] (`fio-operator run`) and [`Daemon`]
+//! (`fio-operator daemon`), local processes authenticated as their service accounts, registered
+//! with their [`TestNs`] (exit checks, log tails on failure) and killed when dropped.
+
+use std::fs;
+use std::io::{Read, Seek, SeekFrom, Write as _};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use fio_api::names;
+
+use super::{Identity, TestNs, TEST_IMAGE};
+
+/// The last `n` lines of a file.
+pub fn tail(path: &Path, n: usize) -> String {
+    let Ok(mut f) = fs::File::open(path) else {
+        return format!("(no {})", path.display());
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = f.seek(SeekFrom::Start(len.saturating_sub(256 * 1024)));
+    let mut buf = Vec::new();
+    let _ = f.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf);
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+// ---- Processes ----------------------------------------------------------------------------------
+
+pub(super) struct ProcInner {
+    pub(super) name: String,
+    program: PathBuf,
+    args: Vec<String>,
+    envs: Vec<(String, String)>,
+    pub(super) log: PathBuf,
+    pub(super) child: Option<Child>,
+    /// Whether an exit is a failure (cleared by stop/kill/allow_exit).
+    pub(super) expect_running: bool,
+    starts: u32,
+}
+
+impl ProcInner {
+    fn spawn(&mut self) {
+        assert!(self.child.is_none(), "{} already runs", self.name);
+        let mut log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap_or_else(|e| panic!("{}: {e}", self.log.display()));
+        self.starts += 1;
+        let _ = writeln!(
+            log,
+            "==== [cluster harness] start #{} of {}: {} {} ====",
+            self.starts,
+            self.name,
+            self.program.display(),
+            self.args.join(" ")
+        );
+        let err = log.try_clone().expect("clone log file handle");
+        let mut cmd = Command::new(&self.program);
+        cmd.args(&self.args)
+            .env_remove("KUBECONFIG")
+            .env_remove("WATCH_NAMESPACE")
+            .env_remove("NODE_NAME")
+            .env_remove("FIO_LOG")
+            .envs(self.envs.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(err);
+        // SAFETY: prctl is async-signal-safe. The process dies with the thread that started it,
+        // so an aborted test run leaves nothing behind.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {} ({}): {e}", self.name, self.program.display()));
+        self.child = Some(child);
+        self.expect_running = true;
+    }
+
+    fn signal_and_reap(&mut self, sig: libc::c_int, grace: Duration) {
+        self.expect_running = false;
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        // SAFETY: the pid is our unreaped child.
+        unsafe { libc::kill(child.id() as libc::pid_t, sig) };
+        let start = Instant::now();
+        while start.elapsed() < grace {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    pub(super) fn kill(&mut self) {
+        self.signal_and_reap(libc::SIGKILL, Duration::from_secs(5));
+    }
+
+    fn stop(&mut self) {
+        self.signal_and_reap(libc::SIGTERM, Duration::from_secs(10));
+    }
+}
+
+/// A process of the test; shared with the [`TestNs`] registry (exit checks, logs on failure).
+struct Proc(Arc<Mutex<ProcInner>>);
+
+impl Proc {
+    fn new(
+        t: &TestNs,
+        name: String,
+        program: &str,
+        args: Vec<String>,
+        envs: Vec<(String, String)>,
+    ) -> Proc {
+        let log_dir = t.dir.join("logs");
+        fs::create_dir_all(&log_dir).expect("create the log directory");
+        let log = log_dir.join(format!("{name}.log"));
+        let inner = Arc::new(Mutex::new(ProcInner {
+            name,
+            program: PathBuf::from(program),
+            args,
+            envs,
+            log,
+            child: None,
+            expect_running: false,
+            starts: 0,
+        }));
+        t.register(&inner);
+        let p = Proc(inner);
+        p.lock().spawn();
+        p
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ProcInner> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.lock().log.clone()
+    }
+
+    fn pid(&self) -> Option<u32> {
+        self.lock().child.as_ref().map(Child::id)
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.lock().stop();
+    }
+}
+
+/// `fio-operator run` as the operator's service account, watching the test namespace, with its
+/// metrics in plain HTTP on a loopback port of its own.
+pub struct Operator(Proc, std::net::SocketAddr);
+
+impl Operator {
+    /// Starts `fio-operator run` with `WATCH_NAMESPACE=<ns>`, the operator's token kubeconfig,
+    /// `RELATED_IMAGE_OPERATOR=`[`TEST_IMAGE`] and `FIO_LOG=debug`; output in
+    /// `<test dir>/logs/operator.log`.
+    pub fn start(t: &TestNs) -> Operator {
+        let envs = vec![
+            ("WATCH_NAMESPACE".into(), t.ns.clone()),
+            (
+                "KUBECONFIG".into(),
+                t.kubeconfig(Identity::Operator).display().to_string(),
+            ),
+            ("RELATED_IMAGE_OPERATOR".into(), TEST_IMAGE.into()),
+            (
+                "FIO_LOG".into(),
+                std::env::var("FIO_TEST_OPERATOR_LOG").unwrap_or_else(|_| "debug".into()),
+            ),
+            ("OPERATOR_NAME".into(), names::OPERATOR_NAME.into()),
+        ];
+        // A port free now; the operator binds it again after a restart (SO_REUSEADDR).
+        let metrics = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free loopback port for the metrics");
+        let args = vec![
+            "run".into(),
+            format!("--metrics-addr={metrics}"),
+            // No certificate there: plain HTTP on loopback.
+            format!(
+                "--serving-cert-dir={}",
+                t.dir.join("no-serving-cert").display()
+            ),
+        ];
+        Operator(
+            Proc::new(
+                t,
+                "operator".into(),
+                env!("CARGO_BIN_EXE_fio-operator"),
+                args,
+                envs,
+            ),
+            metrics,
+        )
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.0.pid()
+    }
+
+    /// The metrics endpoint's text (`GET /metrics-fio`), retried until the operator answers.
+    pub async fn metrics(&self) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let attempt = async {
+                let mut s = tokio::net::TcpStream::connect(self.1).await?;
+                s.write_all(
+                    b"GET /metrics-fio HTTP/1.1\r\nHost: metrics\r\nConnection: close\r\n\r\n",
+                )
+                .await?;
+                let mut out = String::new();
+                s.read_to_string(&mut out).await?;
+                Ok::<_, std::io::Error>(out)
+            };
+            match attempt.await {
+                Ok(resp) if resp.starts_with("HTTP/1.1 200") => {
+                    return resp
+                        .split_once("\r\n\r\n")
+                        .map(|(_, body)| body.to_owned())
+                        .unwrap_or_default();
+                }
+                r if Instant::now() >= deadline => {
+                    panic!("metrics endpoint {} did not answer: {r:?}", self.1)
+                }
+                _ => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    }
+
+    /// Wait until the metric `name` with exactly `labels` has the value `want`.
+    pub async fn wait_metric(&self, name: &str, labels: &[(&str, &str)], want: f64) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = self.metrics().await;
+            let got = fio_operator::metrics::sample(&text, name, labels);
+            if got == Some(want) {
+                return text;
+            }
+            if Instant::now() >= deadline {
+                panic!("metric {name}{labels:?}: want {want}, got {got:?}\n{text}");
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// A crash and a restart: SIGKILL, then the same command again (log appended).
+    pub fn restart(&mut self) {
+        let mut p = self.0.lock();
+        p.kill();
+        p.spawn();
+    }
+
+    /// SIGKILL (a crash); [`Operator::start_again`] brings it back.
+    pub fn kill(&mut self) {
+        self.0.lock().kill();
+    }
+
+    /// Starts it again after [`Operator::kill`].
+    pub fn start_again(&mut self) {
+        self.0.lock().spawn();
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.0.log_path()
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+}
+
+/// `fio-operator daemon --owner=<fi>` for one simulated node, as the daemon's service account.
+pub struct Daemon {
+    proc: Proc,
+    pub node: String,
+    pub root: PathBuf,
+}
+
+impl Daemon {
+    /// Starts `fio-operator daemon --owner=<fi> --namespace=<ns> --hostroot=<root>
+    /// --interval=<secs> --max-backups=5` with `NODE_NAME=<node>` and the daemon's token
+    /// kubeconfig; output in `<test dir>/logs/daemon-<node>.log`.
+    pub fn start(t: &TestNs, fi: &str, node: &str, root: &Path, interval_secs: u64) -> Daemon {
+        let mut envs = vec![
+            ("NODE_NAME".into(), node.to_owned()),
+            (
+                "KUBECONFIG".into(),
+                t.kubeconfig(Identity::Daemon).display().to_string(),
+            ),
+        ];
+        if let Ok(level) = std::env::var("FIO_TEST_DAEMON_LOG") {
+            envs.push(("FIO_LOG".into(), level));
+        }
+        let args = vec![
+            "daemon".into(),
+            format!("--owner={fi}"),
+            format!("--namespace={}", t.ns),
+            format!("--hostroot={}", root.display()),
+            format!("--interval={interval_secs}"),
+            "--max-backups=5".into(),
+        ];
+        Daemon {
+            proc: Proc::new(
+                t,
+                format!("daemon-{node}"),
+                env!("CARGO_BIN_EXE_fio-operator"),
+                args,
+                envs,
+            ),
+            node: node.to_owned(),
+            root: root.to_path_buf(),
+        }
+    }
+
+    /// Stops it (SIGTERM, then SIGKILL after 10 s), like a deleted pod.
+    pub fn stop(&mut self) {
+        self.proc.lock().stop();
+    }
+
+    /// SIGKILL (a crashed pod or node).
+    pub fn kill(&mut self) {
+        self.proc.lock().kill();
+    }
+
+    /// Starts it again after stop/kill (log appended).
+    pub fn start_again(&mut self) {
+        self.proc.lock().spawn();
+    }
+
+    /// Its exit is no longer a test failure (e.g. after its FileIntegrity was deleted).
+    pub fn allow_exit(&mut self) {
+        self.proc.lock().expect_running = false;
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.proc.log_path()
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.proc.pid()
+    }
+
+    /// `<root>/etc/kubernetes`, where the database, log and backups are.
+    pub fn db_dir(&self) -> PathBuf {
+        self.root.join("etc/kubernetes")
+    }
+}
