@@ -188,7 +188,8 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             }
         };
         let wanted = requests.requested(&opts.node_name);
-        let mut completed = read_completed(&id_path, &uid);
+        let (path, u) = (id_path.clone(), uid.clone());
+        let mut completed = tokio::task::spawn_blocking(move || read_completed(&path, &u)).await?;
 
         let text = match cms.get_opt(&opts.config_map).await {
             Ok(Some(cm)) => cm
@@ -216,7 +217,9 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         } else {
             aideconf::map_hostroot(&text, &opts.hostroot)
         };
-        replace_file(&scanner.config_path, local.as_bytes(), 0o600)
+        let path = scanner.config_path.clone();
+        tokio::task::spawn_blocking(move || replace_file(&path, local.as_bytes(), 0o600))
+            .await?
             .with_context(|| format!("writing {}", scanner.config_path.display()))?;
 
         let mut failed_init = None;
@@ -229,7 +232,11 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             match tokio::task::spawn_blocking(move || s.init(reinit)).await? {
                 Ok(b) if reinit => {
                     let line = format!("{uid} {wanted}\n");
-                    match replace_file(&id_path, line.as_bytes(), 0o600) {
+                    let path = id_path.clone();
+                    let recorded = tokio::task::spawn_blocking(move || {
+                        replace_file(&path, line.as_bytes(), 0o600)
+                    });
+                    match recorded.await? {
                         Ok(()) => {
                             completed = wanted;
                             initialized = Some(b);
