@@ -378,3 +378,25 @@ fn the_standalone_scanner_links_no_kubernetes_client_and_no_async_runtime() {
         assert!(!has(crate_name), "fio-scanner links {crate_name}");
     }
 }
+
+#[test]
+fn a_database_line_without_end_is_an_error_not_an_abort() {
+    let s = setup();
+    // 20 MiB without a newline, gzip'd (as a node's aide.db.gz would be): a clear exit 18
+    // naming the file and line, with no allocation beyond the cap.
+    let db = s.db_dir.join("aide.db.gz");
+    let f = fs::File::create(&db).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(f, flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, b"@@begin_db\n").unwrap();
+    let chunk = vec![b'x'; 1 << 20];
+    for _ in 0..20 {
+        std::io::Write::write_all(&mut gz, &chunk).unwrap();
+    }
+    gz.finish().unwrap();
+    let (rc, err) = scanner(&s, &["--check"]);
+    assert_eq!(rc, 18, "{err}");
+    assert!(
+        err.contains(&format!("{}:2: line longer than", db.display())),
+        "{err}"
+    );
+}

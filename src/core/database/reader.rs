@@ -35,6 +35,11 @@ pub struct RawEntry {
 }
 
 /// An open database positioned at its first entry.
+/// The longest database line read: far above any real entry (a line holds one file's
+/// attributes; Linux caps a file's extended attributes at 64 KiB per value), far below the
+/// daemon pod's memory limit.
+pub const MAX_LINE: u64 = 16 << 20;
+
 pub struct DbReader {
     path: PathBuf,
     input: BufReader<Tee<Box<dyn Read + Send>>>,
@@ -111,11 +116,12 @@ impl DbReader {
         }
     }
 
-    /// Read the next line into `buf` (newline removed); false at end of input.
+    /// Read the next line into `buf` (newline removed); false at end of input. A line longer
+    /// than [`MAX_LINE`] is an error, not an allocation that grows until the process is killed.
     fn next_line(&mut self) -> Result<bool, DbError> {
         self.buf.clear();
-        let n = self
-            .input
+        let n = (&mut self.input)
+            .take(MAX_LINE + 1)
             .read_until(b'\n', &mut self.buf)
             .map_err(|source| DbError::Read {
                 path: self.path.clone(),
@@ -126,6 +132,11 @@ impl DbReader {
             return Ok(false);
         }
         self.line += 1;
+        if n as u64 > MAX_LINE && self.buf.last() != Some(&b'\n') {
+            return Err(self.format_err(format!(
+                "line longer than {MAX_LINE} bytes (not an AIDE database, or corrupt)"
+            )));
+        }
         if self.buf.last() == Some(&b'\n') {
             self.buf.pop();
         }
