@@ -3,6 +3,7 @@
 //! comparison, AIDE's reports and exit codes, re-initialisation with backups, and the
 //! node-local runner the daemon drives. No Kubernetes and no async runtime here.
 
+pub mod atomic;
 pub mod attr;
 pub mod compare;
 pub mod config;

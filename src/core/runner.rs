@@ -8,9 +8,6 @@ use crate::exit::Exit;
 use crate::options::Url;
 use crate::report::{self, ReportOutputs};
 use crate::scan::{self, Mode};
-use std::fs::OpenOptions;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// The daemon's lines, as upstream's daemon prints them (the seed's `oc logs` sample).
@@ -201,7 +198,7 @@ impl NodeScanner {
             .and_then(|p| std::fs::read(p).ok())
             .unwrap_or_default();
         if !log.is_empty() {
-            if let Err(e) = replace_file(&f.log, &log, 0o644) {
+            if let Err(e) = crate::atomic::replace_file(&f.log, &log, 0o644) {
                 return errored(
                     Exit::Write,
                     &format!("Error updating log files from scan: {e}"),
@@ -248,20 +245,6 @@ fn errored(exit: Exit, e: &dyn std::fmt::Display) -> Verdict {
         exit: Some(exit),
         message,
     }
-}
-
-/// Replace `path` atomically with `data` (temp file, fsync, rename).
-pub fn replace_file(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(&tmp)?;
-    f.write_all(data)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
 }
 
 /// The daemon loop without the cluster: initialise if needed, then check every `interval`.

@@ -25,8 +25,9 @@ use fio_api::{
     aideconf, baseline, names, FileIntegrity, FileIntegrityNodeStatus, Holdoff, NodeBaseline,
     ReinitRequests,
 };
+use fio_core::atomic::replace_file;
 use fio_core::config::LoadOptions;
-use fio_core::runner::{self, replace_file, say, NodeScanner, Verdict};
+use fio_core::runner::{self, say, NodeScanner, Verdict};
 
 /// What the DaemonSet's arguments say.
 #[derive(Debug, Clone)]

@@ -43,13 +43,11 @@ impl DbWriter {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "aide.db".into());
         // The temporary name starts with the database's own name, so the rules that exclude
         // `aide.*` also exclude it, and it sits in the same directory so the rename is atomic.
-        let tmp = dir.join(format!("{name}.tmp-{}", std::process::id()));
+        let tmp = crate::atomic::temp_path(
+            &dir.join(path.file_name().unwrap_or(std::ffi::OsStr::new("aide.db"))),
+        );
         // Preferably an unnamed O_TMPFILE: a killed scan then leaves nothing behind at all.
         let (file, anonymous) = match OpenOptions::new()
             .write(true)
