@@ -77,7 +77,7 @@ pub fn plan(
         Err(e) => {
             // Malformed: the node's own verdict becomes an error, visibly.
             result.condition = Condition::Errored;
-            result.error_message = e.to_string();
+            result.error_message = bounded(&e.to_string());
             error_kind = Some("MalformedResult".to_owned());
             (None, None)
         }
@@ -99,7 +99,7 @@ pub fn plan(
             }
             ScanCondition::Errored { exit, message } => {
                 result.condition = Condition::Errored;
-                result.error_message = message.clone();
+                result.error_message = bounded(message);
                 error_kind = Some(match exit {
                     Some(e) => format!("AideExit{}", e.code()),
                     None => "DaemonError".to_owned(),
@@ -164,6 +164,26 @@ pub fn plan(
         mismatched,
         figures,
     })
+}
+
+/// The most of a daemon's error text copied into a node status and its Event: a node may say
+/// anything, it may not make the operator write megabytes per result.
+pub const MAX_MESSAGE: usize = 4096;
+
+/// `message` cut to [`MAX_MESSAGE`] bytes (at a character boundary), saying so.
+fn bounded(message: &str) -> String {
+    if message.len() <= MAX_MESSAGE {
+        return message.to_owned();
+    }
+    let mut end = MAX_MESSAGE;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!(
+        "{}... ({} bytes, truncated)",
+        &message[..end],
+        message.len()
+    )
 }
 
 fn saturating(n: u64) -> i64 {

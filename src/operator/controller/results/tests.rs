@@ -208,3 +208,21 @@ fn errors_carry_their_kind_and_malformed_results_are_errors() {
         .remove(names::NODE_LABEL);
     assert!(plan(&cm, &fi(), None, NS, t(0)).is_err());
 }
+
+#[test]
+fn a_nodes_error_text_is_bounded_in_its_status_and_event() {
+    let huge = ScanCondition::Errored {
+        exit: Some(Exit::Io),
+        message: format!("AIDE error: 18 IO error: {}", "é".repeat(600_000)),
+    };
+    let p = &sequence(&[cm_at(&report(huge, 'a', false, 0), 10)])[0];
+    let msg = &p.status.spec.last_result.error_message;
+    assert!(msg.len() < MAX_MESSAGE + 64, "{} bytes", msg.len());
+    assert!(
+        msg.ends_with("bytes, truncated)"),
+        "{}",
+        &msg[msg.len() - 40..]
+    );
+    let (_, note) = p.event.clone().unwrap();
+    assert!(note.len() < MAX_MESSAGE + 128);
+}
