@@ -338,12 +338,19 @@ pub fn convert_user_config(text: &str) -> String {
 /// The operator must reject a broken config before rolling it out, but it runs without the
 /// node's filesystem and must never run a program named in a user's config. So it evaluates on
 /// a [`Detached`] host: the whole text is checked for syntax, and evaluated up to the first
-/// statement that needs the node (`@@include`, `@@x_include`, `@@if exists`); what comes after
-/// may depend on what the node provides, and the daemon reports an error there as its node's.
+/// statement that needs the node (`@@include`, `@@if exists`); what comes after may depend on
+/// what the node provides, and the daemon reports an error there as its node's. `@@x_include`
+/// is refused outright (the daemon refuses it too), and a fully evaluated configuration must
+/// name the daemon's own database and report files only ([`OwnFiles::check`]), as the daemon
+/// checks again after its includes.
+///
+/// [`OwnFiles::check`]: fio_core::runner::OwnFiles::check
 pub fn validate(text: &str) -> Result<(), String> {
     let origin = Path::new("aide.conf");
+    let own = fio_core::runner::OwnFiles::in_dir(&Path::new(HOSTROOT).join("etc/kubernetes"));
     match Config::parse_str_on(&Detached, text, origin, &LoadOptions::default()) {
-        Ok(_) | Err(ConfigError::NeedsHost { .. }) => Ok(()),
+        Ok(cfg) => own.check(&cfg).map_err(|e| e.to_string()),
+        Err(ConfigError::NeedsHost { .. }) => Ok(()),
         Err(e) => Err(e.to_string()),
     }
 }
@@ -821,7 +828,41 @@ mod tests {
         );
         assert!(out.contains("\ndatabase_in=file:@@{DBDIR}/aide.db.gz\n"));
         assert!(out.contains("\ndatabase_new=file:@@{DBDIR}/aide.db.gz.new\n"));
-        validate(&out).unwrap();
+        // Debian's configuration runs the executable files of aide.conf.d: the daemon never
+        // runs a program of the node, so the operator refuses it, naming the line.
+        let line = out
+            .lines()
+            .position(|l| l.starts_with("@@x_include /hostroot/etc/aide/aide.conf.d"))
+            .unwrap()
+            + 1;
+        let err = validate(&out).unwrap_err();
+        assert!(
+            err.starts_with(&format!("aide.conf:{line}: '@@x_include' is refused")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn validate_checks_the_evaluated_database_and_report_files() {
+        // The conversion rewrites report_url=file: lines; one hidden in a macro is evaluated.
+        let text = convert_user_config(
+            "@@define V file:/hostroot/etc/kubernetes/kubelet.conf\nreport_url=@@{V}\n/etc R",
+        );
+        let line = text.lines().position(|l| l == "report_url=@@{V}").unwrap() + 1;
+        let err = validate(&text).unwrap_err();
+        assert!(
+            err.starts_with(&format!("aide.conf:{line}: report_url must be stdout, stderr or file:/hostroot/etc/kubernetes/aide.log.new")),
+            "{err}"
+        );
+        // Text that bypasses the conversion is checked the same way.
+        let text =
+            format!("{DEFAULT_CONFIG}\n@@define X file:/hostroot/etc/shadow\nreport_url=@@{{X}}");
+        let line = text.lines().count();
+        let err = validate(&text).unwrap_err();
+        assert!(
+            err.starts_with(&format!("aide.conf:{line}: report_url must be")),
+            "{err}"
+        );
     }
 
     #[test]
@@ -857,10 +898,19 @@ mod tests {
             "@@x_include {}\n@@include /nonexistent/aide.local\n/etc R",
             prog.display()
         );
-        validate(&text).unwrap();
+        let err = validate(&text).unwrap_err();
+        assert!(
+            err.starts_with("aide.conf:1: '@@x_include' is refused"),
+            "{err}"
+        );
         assert!(!marker.exists(), "validate ran an @@x_include program");
+        let text = "@@include /nonexistent/aide.local\n/etc R";
+        validate(&format!("{DEFAULT_CONFIG}\n{text}")).unwrap();
         // An include alone in an @@if branch: the branch stays non-empty.
-        validate("@@ifhost nosuchhost\n@@include /nonexistent\n@@endif\n/etc R").unwrap();
+        validate(&format!(
+            "{DEFAULT_CONFIG}\n@@ifhost nosuchhost\n@@include /nonexistent\n@@endif\n/etc R"
+        ))
+        .unwrap();
         // Before the first include everything is checked; after it, a group the included
         // files may define is left to the node.
         let err = validate("X = sha513\n@@include /nonexistent\n/etc X").unwrap_err();

@@ -3,7 +3,8 @@
 //! and turns every scan into a [`Verdict`], logging upstream's lines so that
 //! `oc logs` reads as users know it.
 
-use crate::config::{Config, LoadOptions};
+use crate::config::host::{Confined, System};
+use crate::config::{Config, ConfigError, LoadOptions, Origin};
 use crate::exit::Exit;
 use crate::options::Url;
 use crate::report::{self, ReportOutputs};
@@ -77,6 +78,79 @@ pub struct NodeScanner {
     pub load: LoadOptions,
     pub max_backups: usize,
     pub node_name: String,
+    /// The daemon's own files. When set, the configuration is read [`Confined`] and may name
+    /// no other database or report file ([`OwnFiles::check`]), and the report file is removed
+    /// once it is kept as `aide.log` (the seed's listing). When not set (the scanner's own
+    /// `daemon` command), the configuration is the user's and used as AIDE would.
+    pub own: Option<OwnFiles>,
+}
+
+/// The only files a cluster daemon writes on its node (besides backups and `aide.log` beside
+/// the database): its configuration comes from the cluster, and whatever it evaluates to, it
+/// must not make a process that runs as root truncate or delete anything else.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnFiles {
+    pub database: PathBuf,
+    pub database_out: PathBuf,
+    pub report: PathBuf,
+}
+
+impl OwnFiles {
+    /// The seed's names in `dir` (the node's `/etc/kubernetes`).
+    pub fn in_dir(dir: &Path) -> OwnFiles {
+        OwnFiles {
+            database: dir.join("aide.db.gz"),
+            database_out: dir.join("aide.db.gz.new"),
+            report: dir.join("aide.log.new"),
+        }
+    }
+
+    /// Refuse an evaluated configuration (after macros and includes) whose databases or
+    /// report files are anything but these, naming the line that set them. Paths are
+    /// compared as written: `..` or another spelling of the same file is refused too.
+    /// (`database_new` is only read, by `--compare`, which the daemon never runs.)
+    pub fn check(&self, cfg: &Config) -> Result<(), ConfigError> {
+        let at = |o: &Option<Origin>, msg: String| match o {
+            Some(o) => o.invalid(msg),
+            None => ConfigError::Invalid {
+                file: cfg.path.display().to_string(),
+                line: 0,
+                msg,
+            },
+        };
+        let o = &cfg.origins;
+        let is = |u: &Option<Url>, want: &Path| matches!(u, Some(Url::File(p)) if p == want);
+        if !is(&cfg.options.database_in, &self.database) {
+            return Err(at(
+                &o.database_in,
+                format!("database_in must be file:{}", self.database.display()),
+            ));
+        }
+        if !is(&cfg.options.database_out, &self.database_out) {
+            return Err(at(
+                &o.database_out,
+                format!("database_out must be file:{}", self.database_out.display()),
+            ));
+        }
+        for (i, u) in cfg.options.report.urls.iter().enumerate() {
+            let ok = match &u.url {
+                Url::File(p) => p == &self.report,
+                Url::Stdout | Url::Stderr | Url::Fd(1) | Url::Fd(2) => true,
+                Url::Stdin | Url::Fd(_) => false,
+            };
+            if !ok {
+                let origin = o.report_urls.get(i).cloned().flatten();
+                return Err(at(
+                    &origin,
+                    format!(
+                        "report_url must be stdout, stderr or file:{}: the daemon writes no other file",
+                        self.report.display()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Paths the configuration names: database_in, database_out, the persistent log beside
@@ -96,7 +170,12 @@ pub fn say(msg: &str) {
 
 impl NodeScanner {
     fn config(&self) -> Result<(Config, Files), Verdict> {
-        let cfg = Config::load(&self.config_path, &self.load).map_err(|e| errored(e.exit(), &e))?;
+        let loaded = match &self.own {
+            Some(own) => Config::load_on(&Confined, &self.config_path, &self.load)
+                .and_then(|cfg| own.check(&cfg).map(|()| cfg)),
+            None => Config::load_on(&System, &self.config_path, &self.load),
+        };
+        let cfg = loaded.map_err(|e| errored(e.exit(), &e))?;
         let file = |u: &Option<Url>, what: &str| match u {
             Some(Url::File(p)) => Ok(p.clone()),
             _ => Err(errored(
@@ -205,7 +284,13 @@ impl NodeScanner {
                 );
             }
             // The report is now aide.log; the seed's listing of /etc/kubernetes has no .new.
-            if let Some(report) = f.report.as_ref().filter(|r| **r != f.log) {
+            // Only the daemon's own report file: a path a configuration chose stays.
+            let own = self.own.as_ref().map(|o| &o.report);
+            if let Some(report) = f
+                .report
+                .as_ref()
+                .filter(|r| **r != f.log && Some(*r) == own)
+            {
                 let _ = std::fs::remove_file(report);
             }
         }
@@ -273,3 +358,6 @@ pub fn run_local(node: &NodeScanner, interval: std::time::Duration, once: bool) 
         std::thread::sleep(interval);
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -27,7 +27,7 @@ use fio_api::{
 };
 use fio_core::atomic::replace_file;
 use fio_core::config::LoadOptions;
-use fio_core::runner::{self, say, NodeScanner, Verdict};
+use fio_core::runner::{self, say, NodeScanner, OwnFiles, Verdict};
 
 /// What the DaemonSet's arguments say.
 #[derive(Debug, Clone)]
@@ -140,6 +140,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         load: LoadOptions::default(),
         max_backups: opts.max_backups,
         node_name: opts.node_name.clone(),
+        own: Some(OwnFiles::in_dir(&db_dir(&opts.hostroot))),
     };
     let id_path = reinit_id_path(&opts.hostroot);
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &opts.namespace);

@@ -4,7 +4,7 @@
 use super::host::{is_unavailable, FileStat, Host};
 use super::lex::{self, BoolOp, Opt};
 use super::parse::{AttrExpr, AttrOp, Cond, Frag, Located, Parser, Stmt, Value};
-use super::{attr_names, lossy, os_err, Config, ConfigError};
+use super::{attr_names, lossy, os_err, Config, ConfigError, Origin, Origins};
 use crate::attr::{Attr, AttrSet, ATTRS, GROUP_H, HASHES};
 use crate::options::{LogLevel, Options, ReportFormat, ReportLevel, ReportOptions, ReportUrl, Url};
 use crate::select::{Regex, Restriction, RuleKind, RuleSetBuilder};
@@ -144,6 +144,7 @@ pub(super) struct Loader<'h> {
     /// The report settings as they are now; a `report_url` takes a copy (as AIDE does).
     cur: ReportOptions,
     urls: Vec<(ReportUrl, ReportOptions, (UrlKind, Vec<u8>))>,
+    origins: Origins,
     db_in_set: bool,
     db_out_set: bool,
     db_new_set: bool,
@@ -174,6 +175,7 @@ impl<'h> Loader<'h> {
             opts: Options::default(),
             cur: ReportOptions::default(),
             urls: Vec::new(),
+            origins: Origins::default(),
             db_in_set: false,
             db_out_set: false,
             db_new_set: false,
@@ -499,16 +501,20 @@ impl<'h> Loader<'h> {
             )));
         }
         let url = Some(Self::to_url(kind, &value));
+        let origin = Some(Origin::at(at));
         match opt {
             Opt::DatabaseIn => {
+                self.origins.database_in = origin;
                 self.opts.database_in = url;
                 self.db_in_set = true;
             }
             Opt::DatabaseOut => {
+                self.origins.database_out = origin;
                 self.opts.database_out = url;
                 self.db_out_set = true;
             }
             _ => {
+                self.origins.database_new = origin;
                 self.opts.database_new = url;
                 self.db_new_set = true;
             }
@@ -559,6 +565,7 @@ impl<'h> Loader<'h> {
             format: self.cur.format,
         };
         self.urls.push((url, self.cur.clone(), (kind, value)));
+        self.origins.report_urls.push(at.map(Origin::at));
         Ok(())
     }
 
@@ -743,6 +750,11 @@ impl<'h> Loader<'h> {
             return Err(at.err("include files are nested too deeply"));
         }
         let kw = if exec { "@@x_include" } else { "@@include" };
+        if exec && !self.host.runs_programs() {
+            return Err(at.err(
+                "'@@x_include' is refused here: it would run a program of the node with the scanner's privileges (use @@include)",
+            ));
+        }
         let path = self.eval_string(path);
         if let Some(rx) = rx {
             let rx = self.eval_string(rx);
@@ -986,6 +998,16 @@ impl<'h> Loader<'h> {
             rules: self.rules.build(),
             path: path.to_path_buf(),
             warnings: self.warnings,
+            origins: self.origins,
+        }
+    }
+}
+
+impl Origin {
+    fn at(at: At<'_>) -> Origin {
+        Origin {
+            file: at.file.to_string(),
+            line: at.line,
         }
     }
 }

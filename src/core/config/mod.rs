@@ -95,6 +95,37 @@ pub struct Config {
     pub path: PathBuf,
     /// Warnings AIDE would print while reading the configuration, `file:line: message`.
     pub warnings: Vec<String>,
+    /// Where the databases and report URLs were set, for errors about their values.
+    pub origins: Origins,
+}
+
+/// A configuration line, for messages: `file:line`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub file: String,
+    pub line: usize,
+}
+
+impl Origin {
+    /// A [`ConfigError::Invalid`] at this line.
+    pub fn invalid(&self, msg: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            file: self.file.clone(),
+            line: self.line,
+            msg: msg.into(),
+        }
+    }
+}
+
+/// The lines that set the database URLs and each report URL; `None` where the value is a
+/// default (AIDE's `report_url=stdout` when none is given).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origins {
+    pub database_in: Option<Origin>,
+    pub database_out: Option<Origin>,
+    pub database_new: Option<Origin>,
+    /// Parallel to `options.report.urls`.
+    pub report_urls: Vec<Option<Origin>>,
 }
 
 impl Config {

@@ -1,0 +1,140 @@
+//! A cluster daemon's configuration is input it did not write: whatever it evaluates to, the
+//! daemon touches only its own files, runs no program and never hangs on an include. Each case
+//! runs the daemon's scanner on a real tree holding a file the attack aims at.
+
+use super::*;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+
+struct Node {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    scanner: NodeScanner,
+}
+
+/// A node root with `/etc/kubernetes/kubelet.conf` and a tree to scan, and a daemon scanner
+/// whose configuration starts with `conf` (`@ROOT@` = the node root) and ends with the
+/// operator's database lines.
+fn node(conf: &str) -> Node {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let kube = root.join("etc/kubernetes");
+    fs::create_dir_all(&kube).unwrap();
+    fs::create_dir_all(root.join("usr/bin")).unwrap();
+    fs::write(root.join("usr/bin/tool"), b"tool").unwrap();
+    fs::write(kube.join("kubelet.conf"), b"credentials").unwrap();
+    let config = dir.path().join("aide.conf");
+    let k = kube.display();
+    fs::write(
+        &config,
+        format!(
+            "{}\ndatabase=file:{k}/aide.db.gz\ndatabase_out=file:{k}/aide.db.gz.new\ngzip_dbout=yes\n{}/usr/ p+sha256\n",
+            conf.replace("@ROOT@", &root.display().to_string()),
+            root.display()
+        ),
+    )
+    .unwrap();
+    let scanner = NodeScanner {
+        config_path: config,
+        load: LoadOptions::default(),
+        max_backups: 5,
+        node_name: "node-1".into(),
+        own: Some(OwnFiles::in_dir(&kube)),
+    };
+    Node {
+        _dir: dir,
+        root,
+        scanner,
+    }
+}
+
+fn kubelet_conf(n: &Node) -> Option<Vec<u8>> {
+    fs::read(n.root.join("etc/kubernetes/kubelet.conf")).ok()
+}
+
+/// The verdict is an invalid-configuration error at `line` of the daemon's file.
+fn assert_invalid_at(v: &Verdict, n: &Node, line: usize, says: &str) {
+    let Verdict::Errored { exit, message } = v else {
+        panic!("expected an error, got {v:?}");
+    };
+    assert_eq!(*exit, Some(Exit::InvalidConfig), "{message}");
+    let at = format!("{}:{line}: ", n.scanner.config_path.display());
+    assert!(message.contains(&at), "{message} does not name {at}");
+    assert!(message.contains(says), "{message} does not say {says}");
+}
+
+#[test]
+fn a_report_url_hidden_in_a_macro_cannot_truncate_or_delete_a_node_file() {
+    let n = node("@@define V file:@ROOT@/etc/kubernetes/kubelet.conf\nreport_url=@@{V}");
+    let err = n.scanner.init(false).unwrap_err();
+    assert_invalid_at(&err, &n, 2, "report_url must be stdout, stderr or file:");
+    assert_invalid_at(&n.scanner.check(), &n, 2, "report_url must be");
+    assert_eq!(kubelet_conf(&n).as_deref(), Some(&b"credentials"[..]));
+    assert!(!n.root.join("etc/kubernetes/aide.db.gz").exists());
+}
+
+#[test]
+fn databases_elsewhere_are_refused_naming_their_line() {
+    let n = node("database_out=file:/tmp/elsewhere.db.gz");
+    assert_invalid_at(
+        &n.scanner.init(false).unwrap_err(),
+        &n,
+        1,
+        "database_out must be",
+    );
+    let n = node("database=file:@@{DBDIR}/../kubernetes/aide.db.gz\n@@define DBDIR /x");
+    assert_invalid_at(&n.scanner.check(), &n, 1, "database_in must be");
+}
+
+#[test]
+fn x_include_is_refused_and_runs_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("ran");
+    let prog = dir.path().join("prog");
+    fs::write(&prog, format!("#!/bin/sh\ntouch {}\n", marker.display())).unwrap();
+    fs::set_permissions(&prog, fs::Permissions::from_mode(0o755)).unwrap();
+    let n = node(&format!("# a comment\n@@x_include {}", prog.display()));
+    assert_invalid_at(&n.scanner.check(), &n, 2, "'@@x_include' is refused");
+    assert!(!marker.exists(), "the program ran");
+}
+
+#[test]
+fn an_include_of_a_huge_file_is_an_error_not_an_allocation() {
+    let dir = tempfile::tempdir().unwrap();
+    let huge = dir.path().join("huge.conf");
+    let f = fs::File::create(&huge).unwrap();
+    f.set_len(4 << 30).unwrap(); // sparse: 4 GiB of NUL without the disk space
+    let n = node(&format!("@@include {}", huge.display()));
+    let Verdict::Errored { exit, message } = n.scanner.check() else {
+        panic!("a 4 GiB include was accepted");
+    };
+    assert_eq!(exit, Some(Exit::Io));
+    assert!(message.contains(":1: cannot open config file"), "{message}");
+    assert!(message.contains("larger than the 16 MiB"), "{message}");
+}
+
+#[test]
+fn an_include_whose_read_would_block_is_an_error_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let n = node(&format!("@@include {}", fifo.display()));
+    // A blocking open of a FIFO without a writer waits forever; this returns.
+    let Verdict::Errored { message, .. } = n.scanner.check() else {
+        panic!("a FIFO include was accepted");
+    };
+    assert!(message.contains("not a regular file"), "{message}");
+}
+
+#[test]
+fn the_daemons_own_configuration_runs_and_keeps_its_report_as_aide_log() {
+    let n = node("report_url=file:@ROOT@/etc/kubernetes/aide.log.new\nreport_url=stdout");
+    n.scanner.init(false).unwrap();
+    fs::write(n.root.join("usr/bin/tool"), b"changed").unwrap();
+    let v = n.scanner.check();
+    assert!(matches!(v, Verdict::Failed { changed: 1, .. }), "{v:?}");
+    let kube = n.root.join("etc/kubernetes");
+    assert!(kube.join("aide.log").exists());
+    assert!(!kube.join("aide.log.new").exists());
+    assert_eq!(kubelet_conf(&n).as_deref(), Some(&b"credentials"[..]));
+}
