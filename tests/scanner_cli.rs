@@ -379,24 +379,106 @@ fn the_standalone_scanner_links_no_kubernetes_client_and_no_async_runtime() {
     }
 }
 
-#[test]
-fn a_database_line_without_end_is_an_error_not_an_abort() {
-    let s = setup();
-    // 20 MiB without a newline, gzip'd (as a node's aide.db.gz would be): a clear exit 18
-    // naming the file and line, with no allocation beyond the cap.
-    let db = s.db_dir.join("aide.db.gz");
-    let f = fs::File::create(&db).unwrap();
+/// The daemon pod's memory limit (deploy/: 600 MiB), as an address-space limit: an allocation
+/// beyond it fails, and a scanner that does not bound its inputs aborts.
+const POD_LIMIT: u64 = 600 << 20;
+
+/// fio-scanner under [`POD_LIMIT`]: exit status (-1 = killed by a signal) and stderr.
+fn scanner_limited(s: &Setup, args: &[&str]) -> (i32, String) {
+    let out = Command::new("prlimit")
+        .arg(format!("--as={POD_LIMIT}"))
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_fio-scanner"))
+        .arg("-c")
+        .arg(&s.conf)
+        .args(args)
+        .output()
+        .expect("run prlimit (util-linux)");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Write a gzip'd database: `@@begin_db`, a spec with the name and perm columns, then `body`.
+fn crafted_db(path: &Path, body: impl FnOnce(&mut dyn std::io::Write)) {
+    let f = std::io::BufWriter::new(fs::File::create(path).unwrap());
     let mut gz = flate2::write::GzEncoder::new(f, flate2::Compression::fast());
-    std::io::Write::write_all(&mut gz, b"@@begin_db\n").unwrap();
-    let chunk = vec![b'x'; 1 << 20];
-    for _ in 0..20 {
-        std::io::Write::write_all(&mut gz, &chunk).unwrap();
-    }
+    gz.write_all(b"@@begin_db\n@@db_spec name perm\n").unwrap();
+    body(&mut gz);
     gz.finish().unwrap();
-    let (rc, err) = scanner(&s, &["--check"]);
-    assert_eq!(rc, 18, "{err}");
-    assert!(
-        err.contains(&format!("{}:2: line longer than", db.display())),
-        "{err}"
+}
+
+use std::io::Write as _;
+
+#[test]
+fn crafted_databases_are_exit_18_naming_file_and_line_never_an_abort() {
+    let s = setup();
+    let db = s.db_dir.join("aide.db.gz");
+    let expect = |case: &str, at: String, says: &str| {
+        let (rc, err) = scanner_limited(&s, &["--check"]);
+        assert_eq!(rc, 18, "{case}: {err}");
+        assert!(err.contains(&at) && err.contains(says), "{case}: {err}");
+    };
+
+    // 20 MiB without a newline (a gzip bomb of one line).
+    crafted_db(&db, |w| {
+        let chunk = vec![b'x'; 1 << 20];
+        for _ in 0..20 {
+            w.write_all(&chunk).unwrap();
+        }
+    });
+    expect(
+        "long line",
+        format!("{}:3: ", db.display()),
+        "line longer than",
     );
+
+    // A valid database followed by 64 MiB after @@end_db.
+    let f = format!("{}/etc/hosts", s.tree.display());
+    crafted_db(&db, |w| {
+        writeln!(w, "{f} 100644\n@@end_db").unwrap();
+        let chunk = vec![b'\n'; 1 << 20];
+        for _ in 0..64 {
+            w.write_all(&chunk).unwrap();
+        }
+    });
+    expect(
+        "trailer",
+        format!("{}:", db.display()),
+        "bytes follow @@end_db",
+    );
+
+    // 2.5 million entries in reverse order: too many to sort within the bound.
+    let n = 2_500_000;
+    crafted_db(&db, |w| {
+        for i in (0..n).rev() {
+            writeln!(w, "{}/etc/f{i:09} 100644", s.tree.display()).unwrap();
+        }
+        writeln!(w, "@@end_db").unwrap();
+    });
+    expect(
+        "reversed",
+        format!("{}:", db.display()),
+        "would have to be sorted in memory",
+    );
+
+    // A gzip bomb of 1 GiB of blank lines and no @@end_db: read in bounded memory to the end.
+    crafted_db(&db, |w| {
+        let chunk = vec![b'\n'; 1 << 20];
+        for _ in 0..1024 {
+            w.write_all(&chunk).unwrap();
+        }
+    });
+    expect(
+        "bomb",
+        format!("{}: database ends after line", db.display()),
+        "without @@end_db",
+    );
+
+    // And the same limit does not stop a real check.
+    assert_eq!(scanner_limited(&s, &["--init"]).0, 0);
+    fs::rename(s.db_dir.join("aide.db.gz.new"), &db).unwrap();
+    let (rc, err) = scanner_limited(&s, &["--check"]);
+    assert_eq!(rc, 0, "{err}");
 }

@@ -153,6 +153,16 @@ impl OwnFiles {
     }
 }
 
+/// What a [`NodeScanner::check_sealed`] found.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub verdict: Verdict,
+    /// How many files the scan examined, when it got that far.
+    pub files: Option<u64>,
+    /// The database the comparison read, when it got that far.
+    pub database: Option<DatabaseId>,
+}
+
 /// Paths the configuration names: database_in, database_out, the persistent log beside
 /// database_in, and the `file:` report written by each scan.
 struct Files {
@@ -244,25 +254,60 @@ impl NodeScanner {
 
     /// [`NodeScanner::check`], and how many files the scan examined (when it got that far).
     pub fn check_counted(&self) -> (Verdict, Option<u64>) {
-        let mut files = None;
-        let r = self.check_inner(&mut files);
-        (r, files)
+        let c = self.check_sealed(&|_| Ok(()));
+        (c.verdict, c.files)
     }
 
-    fn check_inner(&self, files: &mut Option<u64>) -> Verdict {
+    /// A check whose database is verified: `verify` is given the identity of the stored bytes
+    /// the comparison actually read (hashed as they were read, so a file swapped in before or
+    /// after cannot be the one reported), after the scan and before any report is written. Its
+    /// `Err` is the verdict (Errored, no exit status: the daemon refused the result).
+    pub fn check_sealed(&self, verify: &dyn Fn(&DatabaseId) -> Result<(), String>) -> Checked {
+        let mut c = Checked {
+            verdict: Verdict::Succeeded,
+            files: None,
+            database: None,
+        };
+        c.verdict = self.check_inner(&mut c, verify);
+        c
+    }
+
+    fn check_inner(
+        &self,
+        c: &mut Checked,
+        verify: &dyn Fn(&DatabaseId) -> Result<(), String>,
+    ) -> Verdict {
         say(LOG_CHECK);
         let (cfg, f) = match self.config() {
             Ok(c) => c,
             Err(r) => return r,
         };
-        let mut outputs = match ReportOutputs::open(&cfg.options.report, false) {
-            Ok(o) => o,
-            Err(e) => return errored(e.exit(), &e),
-        };
         let out = match scan::run(&cfg, Mode::Check) {
             Ok(o) => o,
             Err(e) => return errored(e.exit(), &e),
         };
+        let db = out.sealed.as_ref().map(|s| DatabaseId {
+            sha256: s.sha256.clone(),
+            size: s.size,
+            entries: None,
+        });
+        if let Some(db) = &db {
+            if let Err(message) = verify(db) {
+                tracing::error!("{message}");
+                c.database = Some(db.clone());
+                return Verdict::Errored {
+                    exit: None,
+                    message,
+                };
+            }
+        }
+        c.database = db;
+        // Opened only now (AIDE opens them first): a refused result leaves no report behind.
+        let mut outputs = match ReportOutputs::open(&cfg.options.report, false) {
+            Ok(o) => o,
+            Err(e) => return errored(e.exit(), &e),
+        };
+        let files = &mut c.files;
         *files = out.comparison.as_ref().map(|c| c.total);
         let rep = out.report(&cfg);
         if let Err(e) = outputs.write(&rep) {

@@ -3,7 +3,7 @@
 use crate::attr::SUPPORTED_HASHES;
 use crate::compare::{Comparison, Merger};
 use crate::config::Config;
-use crate::database::{DbError, DbReader, DbWriter, RawEntry, Spec, WriteOptions};
+use crate::database::{DbError, DbReader, DbWriter, FileSeal, RawEntry, Spec, WriteOptions};
 use crate::entry::{path_order, Entry, FileType};
 use crate::exit::Exit;
 use crate::measure::MeasureOptions;
@@ -77,6 +77,8 @@ pub struct Outcome {
     pub databases: Vec<(PathBuf, crate::hash::Digests)>,
     /// Entries the walk could not read (their subtrees are missing from this run).
     pub walk_errors: Vec<WalkError>,
+    /// The stored bytes of `database_in` this check or update compared against.
+    pub sealed: Option<FileSeal>,
 }
 
 impl Outcome {
@@ -161,41 +163,33 @@ fn selected(rules: &RuleSet, name: &[u8], perm: u32) -> bool {
     )
 }
 
-/// One old entry: a line not decoded yet, or (for a database that had to be sorted in memory)
-/// a decoded entry.
-enum Old {
-    Raw(RawEntry),
-    Parsed(Box<Entry>),
-}
-
-impl Old {
-    fn name(&self) -> &[u8] {
-        match self {
-            Old::Raw(r) => &r.name,
-            Old::Parsed(e) => &e.name,
-        }
-    }
-}
-
 /// A source of old entries in AIDE order: streamed (every AIDE >= 0.16 and this scanner write
-/// sorted databases), or, for an unsorted one, loaded and sorted. A corrupt database is an
-/// error wherever the bad line is; the scan then stops with no report.
+/// sorted databases), or, for an unsorted one, its lines loaded and sorted, within
+/// [`MAX_SORTED`]. A corrupt database is an error wherever the bad line is; the scan then stops
+/// with no report.
 struct OldEntries {
-    reader: Option<DbReader>,
-    sorted: std::vec::IntoIter<Entry>,
+    reader: DbReader,
+    /// The selected lines in AIDE order, when the file is not in that order.
+    sorted: Option<std::vec::IntoIter<RawEntry>>,
     rules: RuleSet,
     prev: Option<Vec<u8>>,
-    peeked: Option<Old>,
+    peeked: Option<RawEntry>,
 }
 
+/// How much of an unsorted database (bytes of its selected lines, plus a per-entry overhead)
+/// is held in memory to sort it: far above a real AIDE 0.15 database of a node, far below the
+/// daemon pod's memory limit. A larger one is an error that says to re-initialise.
+pub const MAX_SORTED: u64 = 128 << 20;
+
 impl OldEntries {
-    fn next_old(&mut self) -> Result<Option<Old>, DbError> {
+    fn next_old(&mut self) -> Result<Option<RawEntry>, DbError> {
         if let Some(o) = self.peeked.take() {
             return Ok(Some(o));
         }
-        let Some(r) = &mut self.reader else {
-            return Ok(self.sorted.next().map(|e| Old::Parsed(Box::new(e))));
-        };
+        if let Some(sorted) = &mut self.sorted {
+            return Ok(sorted.next());
+        }
+        let r = &mut self.reader;
         while let Some(raw) = r.next_raw()? {
             if let Some(p) = &self.prev {
                 if path_order(p, &raw.name) != std::cmp::Ordering::Less {
@@ -206,18 +200,14 @@ impl OldEntries {
             }
             self.prev = Some(raw.name.clone());
             if selected(&self.rules, &raw.name, raw.perm) {
-                return Ok(Some(Old::Raw(raw)));
+                return Ok(Some(raw));
             }
         }
         Ok(None)
     }
 
-    fn resolve(&self, o: Old) -> Result<Entry, DbError> {
-        match (o, &self.reader) {
-            (Old::Parsed(e), _) => Ok(*e),
-            (Old::Raw(r), Some(reader)) => reader.parse_raw(&r),
-            (Old::Raw(_), None) => unreachable!("raw entries come from a reader"),
-        }
+    fn resolve(&self, o: RawEntry) -> Result<Entry, DbError> {
+        self.reader.parse_raw(&o)
     }
 
     /// Feed the next new entry into `m`, pulling old entries up to it. An old line identical to
@@ -228,16 +218,14 @@ impl OldEntries {
                 m.added(new);
                 return Ok(());
             };
-            match path_order(o.name(), &new.name) {
+            match path_order(&o.name, &new.name) {
                 std::cmp::Ordering::Less => m.removed(self.resolve(o)?),
                 std::cmp::Ordering::Equal => {
-                    if let (Old::Raw(r), Some(reader)) = (&o, &self.reader) {
-                        buf.clear();
-                        crate::database::format_entry(&new, reader.spec(), buf);
-                        if *buf == r.line {
-                            m.unchanged();
-                            return Ok(());
-                        }
+                    buf.clear();
+                    crate::database::format_entry(&new, self.reader.spec(), buf);
+                    if *buf == o.line {
+                        m.unchanged();
+                        return Ok(());
                     }
                     m.both(self.resolve(o)?, new);
                     return Ok(());
@@ -265,8 +253,8 @@ fn open_old(path: &Path, cfg: &Config, stream: bool) -> Result<OldEntries, DbErr
     let rules = cfg.rules.clone();
     if stream {
         return Ok(OldEntries {
-            reader: Some(reader),
-            sorted: Vec::new().into_iter(),
+            reader,
+            sorted: None,
             rules,
             prev: None,
             peeked: None,
@@ -277,16 +265,28 @@ fn open_old(path: &Path, cfg: &Config, stream: bool) -> Result<OldEntries, DbErr
         path.display()
     );
     let mut all = Vec::new();
-    while let Some(e) = reader.next_entry()? {
-        if selected(&cfg.rules, &e.name, e.perm) {
-            all.push(e);
+    let mut held = 0u64;
+    while let Some(r) = reader.next_raw()? {
+        if selected(&cfg.rules, &r.name, r.perm) {
+            held += (r.line.len() + r.name.len() + std::mem::size_of::<RawEntry>()) as u64;
+            if held > MAX_SORTED {
+                return Err(DbError::Format {
+                    path: path.into(),
+                    line: r.lineno,
+                    msg: format!(
+                        "entries are not in AIDE order and more than {} MiB of them would have to be sorted in memory; initialise a new database (this scanner writes it in order)",
+                        MAX_SORTED >> 20
+                    ),
+                });
+            }
+            all.push(r);
         }
     }
     all.sort_by(|a, b| path_order(&a.name, &b.name));
     all.dedup_by(|a, b| a.name == b.name);
     Ok(OldEntries {
-        reader: None,
-        sorted: all.into_iter(),
+        reader,
+        sorted: Some(all.into_iter()),
         rules,
         prev: None,
         peeked: None,
@@ -314,6 +314,7 @@ fn run_once(cfg: &Config, mode: Mode, stream: bool) -> Result<Outcome, ScanError
         new_database: None,
         databases: Vec::new(),
         walk_errors: Vec::new(),
+        sealed: None,
     };
     let spec = Spec::for_attrs(cfg.rules.db_out_attrs());
     match mode {
@@ -347,9 +348,9 @@ fn run_once(cfg: &Config, mode: Mode, stream: bool) -> Result<Outcome, ScanError
             })?;
             out.walk_errors = walked.errors;
             let cmp = old.finish(merger)?;
-            if let Some(r) = old.reader.take() {
-                out.databases.push((db_in, r.finish()?));
-            }
+            let (digests, seal) = old.reader.finish()?;
+            out.databases.push((db_in, digests));
+            out.sealed = Some(seal);
             if let Some(w) = writer {
                 out.entries = w.entries;
                 let digests = w.finish()?;

@@ -274,25 +274,25 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                 let own = written.clone();
                 let node = opts.node_name.clone();
                 tokio::task::spawn_blocking(move || {
-                    // The identity of the database this check uses, for the operator's anchor.
-                    let db = fresh.or_else(|| s.baseline().ok());
-                    let refused = db.as_ref().and_then(|d| {
-                        baseline::daemon_refuses(anchor.as_ref(), d, own.as_deref(), &node)
-                    });
-                    match refused {
-                        Some(message) => {
-                            tracing::error!("{message}");
-                            let v = Verdict::Errored {
-                                exit: None,
-                                message,
-                            };
-                            (v, db, None)
-                        }
-                        None => {
-                            let (r, files) = s.check_counted();
-                            (r, db, files)
-                        }
-                    }
+                    // The database is judged by the bytes the check read (sealed), before the
+                    // result exists: neither the anchored one nor ours is refused.
+                    let verify = |d: &fio_core::runner::DatabaseId| match baseline::daemon_refuses(
+                        anchor.as_ref(),
+                        d,
+                        own.as_deref(),
+                        &node,
+                    ) {
+                        Some(message) => Err(message),
+                        None => Ok(()),
+                    };
+                    let c = s.check_sealed(&verify);
+                    // Right after an initialisation its figures (entries) are the richer ones.
+                    let db = match (fresh, c.database) {
+                        (Some(f), Some(d)) if f.sha256 == d.sha256 => Some(f),
+                        (_, Some(d)) => Some(d),
+                        (f, None) => f,
+                    };
+                    (c.verdict, db, c.files)
                 })
                 .await?
             }

@@ -6,7 +6,7 @@ mod reader;
 mod writer;
 
 pub use line::{format_entry, parse_entry};
-pub use reader::{DbReader, RawEntry};
+pub use reader::{DbReader, FileSeal, RawEntry, MAX_LINE};
 pub use writer::{DbWriter, WriteOptions};
 
 use crate::attr::{Attr, AttrSet};

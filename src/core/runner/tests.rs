@@ -138,3 +138,42 @@ fn the_daemons_own_configuration_runs_and_keeps_its_report_as_aide_log() {
     assert!(!kube.join("aide.log.new").exists());
     assert_eq!(kubelet_conf(&n).as_deref(), Some(&b"credentials"[..]));
 }
+
+#[test]
+fn a_check_is_judged_by_the_database_bytes_it_read_before_any_report() {
+    let n = node("report_url=file:@ROOT@/etc/kubernetes/aide.log.new");
+    let kube = n.root.join("etc/kubernetes");
+    n.scanner.init(false).unwrap();
+    let stored = fs::read(kube.join("aide.db.gz")).unwrap();
+    let files = || {
+        (
+            fs::read(kube.join("aide.log")).ok(),
+            fs::read(kube.join("aide.log.new")).ok(),
+        )
+    };
+    let before = files();
+    fs::write(n.root.join("usr/bin/tool"), b"changed").unwrap();
+    let seen = std::cell::RefCell::new(None);
+    let c = n.scanner.check_sealed(&|d| {
+        *seen.borrow_mut() = Some(d.clone());
+        Err("not the anchored database".into())
+    });
+    let d = seen.into_inner().expect("verify was not called");
+    assert_eq!(d.sha256, crate::hash::sha256_hex(&stored));
+    assert_eq!(d.size, stored.len() as u64);
+    assert_eq!(c.database.as_ref(), Some(&d));
+    assert!(
+        matches!(&c.verdict, Verdict::Errored { exit: None, message } if message == "not the anchored database"),
+        "{:?}",
+        c.verdict
+    );
+    // Refused before the report: neither the report file nor aide.log was written.
+    assert_eq!(files(), before);
+    let ok = n.scanner.check_sealed(&|_| Ok(()));
+    assert!(
+        matches!(ok.verdict, Verdict::Failed { changed: 1, .. }),
+        "{:?}",
+        ok.verdict
+    );
+    assert_ne!(files(), before);
+}
