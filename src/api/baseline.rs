@@ -6,25 +6,40 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use crate::report::{DatabaseId, ScanReport};
+use crate::report::{DatabaseId, ScanCondition, ScanReport};
 use crate::NodeBaseline;
 
-/// The operator's judgement of a report: the anchor after it, and why the report's database is
-/// not the anchored one (the result is then Errored).
+/// The operator's judgement of a report: the anchor after it, and why the report is not
+/// believed (the result is then Errored). `requested` is the newest re-init id the operator
+/// asked of this node: only an initialisation for an id it requested and the node had not yet
+/// completed moves the anchor; an id above it was never asked for; and once a baseline is
+/// anchored, a scan result must say which database it compared against.
 pub fn judge(
     anchor: Option<&NodeBaseline>,
     completed_reinit: Option<i64>,
+    requested: i64,
     report: &ScanReport,
     probe: &Time,
 ) -> (Option<NodeBaseline>, Option<String>) {
+    let node = &report.node;
+    let id = report.reinit_id.unwrap_or(0);
+    if id > requested {
+        let why = format!(
+            "node {node} reports re-init {id}, but the newest re-init requested for it is {requested}: result not believed"
+        );
+        return (anchor.cloned(), Some(why));
+    }
     let Some(db) = &report.database else {
-        return (anchor.cloned(), None);
+        let scanned = !matches!(report.condition, ScanCondition::Errored { .. });
+        let why = (anchor.is_some() && scanned).then(|| {
+            format!("node {node} reports a scan result without its database digest, but its baseline is anchored: result not believed")
+        });
+        return (anchor.cloned(), why);
     };
-    let requested_init =
-        report.initialized && report.reinit_id.unwrap_or(0) > completed_reinit.unwrap_or(0);
+    let requested_init = report.initialized && id > completed_reinit.unwrap_or(0);
     match anchor {
         Some(a) if a.sha256 == db.sha256 => (Some(a.clone()), None),
-        Some(a) if !requested_init => (Some(a.clone()), Some(a.mismatch(&report.node, &db.sha256))),
+        Some(a) if !requested_init => (Some(a.clone()), Some(a.mismatch(node, &db.sha256))),
         _ => (Some(anchor_of(db, probe)), None),
     }
 }
@@ -55,7 +70,6 @@ fn anchor_of(db: &DatabaseId, probe: &Time) -> NodeBaseline {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::ScanCondition;
 
     fn db(sha: char) -> DatabaseId {
         DatabaseId {
@@ -83,34 +97,50 @@ mod tests {
 
     #[test]
     fn first_report_anchors_then_only_requested_reinits_move_it() {
-        let (a, err) = judge(None, None, &report('a', true, 0), &t(1));
+        let (a, err) = judge(None, None, 0, &report('a', true, 0), &t(1));
         let a = a.unwrap();
         assert_eq!((a.sha256.as_str(), err), ("a".repeat(64).as_str(), None));
         // Same database: stays.
         assert_eq!(
-            judge(Some(&a), Some(0), &report('a', false, 0), &t(2)),
+            judge(Some(&a), Some(0), 0, &report('a', false, 0), &t(2)),
             (Some(a.clone()), None)
         );
         // Rewritten on the node: mismatch, anchor kept.
-        let (kept, err) = judge(Some(&a), Some(0), &report('b', false, 0), &t(3));
+        let (kept, err) = judge(Some(&a), Some(0), 0, &report('b', false, 0), &t(3));
         assert_eq!(kept, Some(a.clone()));
         assert!(err.unwrap().contains("does not match the baseline"));
         // Re-initialised by the daemon on its own (no new request): still a mismatch.
-        assert!(judge(Some(&a), Some(2), &report('b', true, 2), &t(4))
+        assert!(judge(Some(&a), Some(2), 2, &report('b', true, 2), &t(4))
             .1
             .is_some());
         // Re-initialised for request 3: the anchor moves.
-        let (moved, err) = judge(Some(&a), Some(2), &report('b', true, 3), &t(5));
+        let (moved, err) = judge(Some(&a), Some(2), 3, &report('b', true, 3), &t(5));
         assert_eq!((moved.unwrap().recorded_at, err), (t(5), None));
-        // No digest reported (upstream's daemon): nothing to judge.
+        // A re-init id that was never requested (pinning the anchor): not believed.
+        let (kept, err) = judge(Some(&a), Some(2), 3, &report('c', true, i64::MAX), &t(6));
+        assert_eq!(kept, Some(a.clone()));
+        assert!(err.unwrap().contains("reports re-init 9223372036854775807"));
+        let (_, err) = judge(Some(&a), Some(2), 3, &report('c', true, 4), &t(6));
+        assert!(err
+            .unwrap()
+            .contains("the newest re-init requested for it is 3"));
+        // No digest: believed only before a baseline is anchored, or for an error.
         let mut r = report('b', false, 0);
         r.database = None;
-        assert_eq!(judge(Some(&a), None, &r, &t(6)), (Some(a), None));
+        assert_eq!(judge(None, None, 0, &r, &t(6)), (None, None));
+        let (kept, err) = judge(Some(&a), None, 0, &r, &t(6));
+        assert_eq!(kept, Some(a.clone()));
+        assert!(err.unwrap().contains("without its database digest"));
+        r.condition = ScanCondition::Errored {
+            exit: None,
+            message: "cannot read".into(),
+        };
+        assert_eq!(judge(Some(&a), None, 0, &r, &t(6)), (Some(a), None));
     }
 
     #[test]
     fn the_daemon_uses_only_the_anchored_database_or_its_own() {
-        let (a, _) = judge(None, None, &report('a', true, 0), &t(1));
+        let (a, _) = judge(None, None, 0, &report('a', true, 0), &t(1));
         let a = a.unwrap();
         assert_eq!(daemon_refuses(None, &db('b'), None, "n1"), None);
         assert_eq!(daemon_refuses(Some(&a), &db('a'), None, "n1"), None);

@@ -145,6 +145,8 @@ pub const EVENT_REASON_FILE_INTEGRITY_STATUS: &str = "FileIntegrityStatus";
 pub const EVENT_REASON_NODE_INTEGRITY_STATUS: &str = "NodeIntegrityStatus";
 /// Event reason for an unusable `spec.priorityClassName`.
 pub const EVENT_REASON_PRIORITY_CLASS: &str = "PriorityClass";
+/// Event reason: a result ConfigMap that did not come from the node it names was discarded.
+pub const EVENT_REASON_RESULT_REJECTED: &str = "ResultRejected";
 
 // ---- Object names -------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ use fio_api::report::{ScanCondition, ScanFigures, ScanReport};
 use fio_api::{
     baseline, names, FileIntegrity, FileIntegrityNodeCondition as Condition,
     FileIntegrityNodeStatus, FileIntegrityNodeStatusFields, FileIntegrityScanResult,
+    ReinitRequests,
 };
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
@@ -41,18 +42,37 @@ pub struct ResultPlan {
     pub figures: Option<ScanFigures>,
 }
 
-/// A result ConfigMap that names no FileIntegrity or node: it cannot be attributed to anyone.
+/// A result ConfigMap that cannot be attributed to a node: no owner or node label, or a name
+/// that is not the canonical `aide-<fi>-<node>` of its labels (a daemon may speak only for its
+/// own node, under its own name; the admission policy in `deploy/` refuses such creates, and
+/// this check holds without it).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("result ConfigMap {0}: no owner or node label")]
-pub struct Unattributable(pub String);
+pub enum Unattributable {
+    #[error("result ConfigMap {0}: no owner or node label")]
+    Unlabelled(String),
+    #[error("result ConfigMap {name}: not the result name of node {node} ({canonical}); rejected")]
+    NotCanonical {
+        name: String,
+        node: String,
+        canonical: String,
+    },
+}
 
-/// The owner and node labels of a result.
+/// The owner and node of a result: its labels, and its name must be theirs.
 fn attribution(cm: &ConfigMap) -> Result<(String, String), Unattributable> {
     let label = |k: &str| cm.labels().get(k).filter(|v| !v.is_empty()).cloned();
-    match (label(names::OWNER_LABEL), label(names::NODE_LABEL)) {
-        (Some(owner), Some(node)) => Ok((owner, node)),
-        _ => Err(Unattributable(cm.name_any())),
+    let (Some(owner), Some(node)) = (label(names::OWNER_LABEL), label(names::NODE_LABEL)) else {
+        return Err(Unattributable::Unlabelled(cm.name_any()));
+    };
+    let canonical = names::result_configmap_name(&owner, &node);
+    if cm.name_any() != canonical {
+        return Err(Unattributable::NotCanonical {
+            name: cm.name_any(),
+            node,
+            canonical,
+        });
     }
+    Ok((owner, node))
 }
 
 /// Decide what the result `cm` of `fi` changes, given the node's previous status. `now` is the
@@ -110,8 +130,12 @@ pub fn plan(
 
     let anchored = prev.and_then(|p| p.baseline.as_ref());
     let completed = prev.and_then(|p| p.reinit_id);
+    let requested = ReinitRequests::of(fi)
+        .ok()
+        .flatten()
+        .map_or(0, |r| r.requested(&node));
     let (anchor, mismatch) = match &report {
-        Some(r) => baseline::judge(anchored, completed, r, &result.last_probe_time),
+        Some(r) => baseline::judge(anchored, completed, requested, r, &result.last_probe_time),
         None => (anchored.cloned(), None),
     };
     let mismatched = mismatch.is_some();
@@ -142,7 +166,12 @@ pub fn plan(
         node_name: node.clone(),
         results,
         last_result: last.clone(),
-        reinit_id: reported_reinit.max(completed),
+        // Only a believed result records a completed re-init.
+        reinit_id: if mismatched {
+            completed
+        } else {
+            reported_reinit.max(completed)
+        },
         baseline: anchor,
     };
     let st_name = names::node_status_name(&owner, &node);
@@ -247,8 +276,12 @@ pub async fn reconcile(cm: Arc<ConfigMap>, ctx: Arc<Context>) -> Result<Action, 
     let ns = ctx.namespace.as_str();
     let (owner, node) = match attribution(&cm) {
         Ok(a) => a,
-        Err(e) => {
+        Err(e @ Unattributable::Unlabelled(_)) => {
             tracing::warn!("{e}; cannot retry");
+            return Ok(Action::await_change());
+        }
+        Err(e @ Unattributable::NotCanonical { .. }) => {
+            reject(&cm, &e, &ctx).await?;
             return Ok(Action::await_change());
         }
     };
@@ -285,6 +318,41 @@ pub async fn reconcile(cm: Arc<ConfigMap>, ctx: Arc<Context>) -> Result<Action, 
     };
     apply(&cm, &fi, plan, &ctx).await?;
     Ok(Action::await_change())
+}
+
+/// A result that claims another node's name (or a name that is no node's): an Event on its
+/// FileIntegrity, when it names one, and the ConfigMap deleted so it squats no name.
+async fn reject(cm: &ConfigMap, why: &Unattributable, ctx: &Context) -> Result<(), Error> {
+    tracing::warn!("{why}");
+    let owner = cm
+        .labels()
+        .get(names::OWNER_LABEL)
+        .cloned()
+        .unwrap_or_default();
+    let fi = ctx.fis.get(&ObjectRef::new(&owner).within(&ctx.namespace));
+    if let (Some(fi), Unattributable::NotCanonical { node, .. }) = (fi, why) {
+        let reason = names::EVENT_REASON_RESULT_REJECTED;
+        ctx.node_event(fi.as_ref(), node, true, reason, why.to_string())
+            .await;
+    }
+    delete_processed(cm, ctx).await
+}
+
+/// Delete exactly the ConfigMap processed (a newer one with the same name stays).
+async fn delete_processed(cm: &ConfigMap, ctx: &Context) -> Result<(), Error> {
+    let dp = DeleteParams {
+        preconditions: Some(Preconditions {
+            uid: cm.uid(),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    let cm_name = cm.name_any();
+    match ctx.api::<ConfigMap>().delete(&cm_name, &dp).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(()),
+        Err(e) => Err(e).ctx(|| format!("deleting result ConfigMap {}/{cm_name}", ctx.namespace)),
+    }
 }
 
 /// Write what [`plan`] decided, then delete exactly the ConfigMap processed (a newer result
@@ -332,19 +400,7 @@ async fn apply(
         ctx.node_event(fi, &plan.node, warning, reason, note).await;
     }
 
-    let dp = DeleteParams {
-        preconditions: Some(Preconditions {
-            uid: cm.uid(),
-            resource_version: None,
-        }),
-        ..DeleteParams::default()
-    };
-    let cm_name = cm.name_any();
-    match ctx.api::<ConfigMap>().delete(&cm_name, &dp).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(()),
-        Err(e) => Err(e).ctx(|| format!("deleting result ConfigMap {ns}/{cm_name}")),
-    }
+    delete_processed(cm, ctx).await
 }
 
 #[cfg(test)]

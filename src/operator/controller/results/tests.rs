@@ -55,10 +55,27 @@ fn failed(added: u64) -> ScanCondition {
 /// Run `plan` over a sequence of results of one node, as the controller would, returning each
 /// plan.
 fn sequence(cms: &[ConfigMap]) -> Vec<ResultPlan> {
+    sequence_of(&fi(), cms)
+}
+
+/// The FileIntegrity after the operator requested re-init `id` of node-1.
+fn fi_requested(id: i64) -> FileIntegrity {
+    let mut fi = fi();
+    let r = fio_api::ReinitRequests {
+        config: String::new(),
+        seq: id,
+        nodes: [("node-1".to_owned(), id)].into(),
+    };
+    fi.annotations_mut()
+        .insert(names::REINIT_REQUESTS_ANNOTATION.into(), r.to_annotation());
+    fi
+}
+
+fn sequence_of(fi: &FileIntegrity, cms: &[ConfigMap]) -> Vec<ResultPlan> {
     let mut prev: Option<FileIntegrityNodeStatusFields> = None;
     let mut plans = Vec::new();
     for cm in cms {
-        let p = plan(cm, &fi(), prev.as_ref(), NS, t(0)).unwrap();
+        let p = plan(cm, fi, prev.as_ref(), NS, t(0)).unwrap();
         prev = Some(p.status.spec.clone());
         plans.push(p);
     }
@@ -136,15 +153,18 @@ fn on_equal_times_the_result_just_received_is_the_last() {
 
 #[test]
 fn a_rewritten_database_is_errored_until_a_requested_reinit() {
-    let plans = sequence(&[
-        cm_at(&report(ScanCondition::Succeeded, 'a', true, 0), 10),
-        // Rewritten on the node, reported as a success: Errored, the anchor stays.
-        cm_at(&report(ScanCondition::Succeeded, 'b', false, 0), 20),
-        // Re-created by the daemon on its own (no new request): still Errored.
-        cm_at(&report(ScanCondition::Succeeded, 'c', true, 0), 30),
-        // Re-initialised for request 1: accepted, the anchor moves.
-        cm_at(&report(ScanCondition::Succeeded, 'c', true, 1), 40),
-    ]);
+    let plans = sequence_of(
+        &fi_requested(1),
+        &[
+            cm_at(&report(ScanCondition::Succeeded, 'a', true, 0), 10),
+            // Rewritten on the node, reported as a success: Errored, the anchor stays.
+            cm_at(&report(ScanCondition::Succeeded, 'b', false, 0), 20),
+            // Re-created by the daemon on its own (no new request): still Errored.
+            cm_at(&report(ScanCondition::Succeeded, 'c', true, 0), 30),
+            // Re-initialised for request 1: accepted, the anchor moves.
+            cm_at(&report(ScanCondition::Succeeded, 'c', true, 1), 40),
+        ],
+    );
     for p in &plans[1..3] {
         let last = &p.status.spec.last_result;
         assert_eq!(last.condition, Condition::Errored);
@@ -225,4 +245,70 @@ fn a_nodes_error_text_is_bounded_in_its_status_and_event() {
     );
     let (_, note) = p.event.clone().unwrap();
     assert!(note.len() < MAX_MESSAGE + 128);
+}
+
+#[test]
+fn a_result_under_another_nodes_name_is_rejected() {
+    let r = report(ScanCondition::Succeeded, 'a', true, 0);
+    let mut cm = cm_at(&r, 10);
+    // node-1's labels under node-2's result name (squatting it), and the reverse.
+    cm.metadata.name = Some(names::result_configmap_name(
+        "worker-fileintegrity",
+        "node-2",
+    ));
+    let err = plan(&cm, &fi(), None, NS, t(0)).unwrap_err();
+    assert!(matches!(&err, Unattributable::NotCanonical { node, .. } if node == "node-1"));
+    assert!(
+        err.to_string()
+            .contains("not the result name of node node-1"),
+        "{err}"
+    );
+    let mut cm = cm_at(&r, 10);
+    cm.labels_mut()
+        .insert(names::NODE_LABEL.into(), "node-2".into());
+    assert!(matches!(
+        plan(&cm, &fi(), None, NS, t(0)),
+        Err(Unattributable::NotCanonical { .. })
+    ));
+    // Its own name and labels: accepted.
+    assert!(plan(&cm_at(&r, 10), &fi(), None, NS, t(0)).is_ok());
+}
+
+#[test]
+fn only_requested_reinits_count_and_an_anchored_node_must_name_its_database() {
+    let fi = fi_requested(2);
+    let mut no_digest = report(ScanCondition::Succeeded, 'a', false, 2);
+    no_digest.database = None;
+    let plans = sequence_of(
+        &fi,
+        &[
+            cm_at(&report(ScanCondition::Succeeded, 'a', true, 0), 10),
+            // A forged re-init far above what was requested: not believed, nothing pinned.
+            cm_at(&report(ScanCondition::Succeeded, 'b', true, i64::MAX), 20),
+            // A success without a digest once anchored: not believed.
+            cm_at(&no_digest, 30),
+            // The requested re-init: the anchor moves, the id is recorded.
+            cm_at(&report(ScanCondition::Succeeded, 'c', true, 2), 40),
+        ],
+    );
+    for (p, says) in plans[1..3].iter().zip([
+        "newest re-init requested for it is 2",
+        "without its database digest",
+    ]) {
+        let f = &p.status.spec;
+        assert_eq!(f.last_result.condition, Condition::Errored);
+        assert!(
+            f.last_result.error_message.contains(says),
+            "{}",
+            f.last_result.error_message
+        );
+        assert_eq!(f.baseline.as_ref().unwrap().sha256, "a".repeat(64));
+        assert_eq!(f.reinit_id, Some(0));
+    }
+    let f = &plans[3].status.spec;
+    assert_eq!(
+        (f.last_result.condition, f.reinit_id),
+        (Condition::Succeeded, Some(2))
+    );
+    assert_eq!(f.baseline.as_ref().unwrap().sha256, "c".repeat(64));
 }
