@@ -1,5 +1,5 @@
-//! The baseline rule, one definition for both sides. The anchor (a node status's `baseline`) is
-//! set by the node's first report (trust on first use) and moved only by an initialisation that
+//! The baseline rule, applied by the operator to every result. The anchor (a node status's
+//! `baseline`) is set by the node's first report (trust on first use) and moved only by an initialisation that
 //! completed a re-init request the operator made; a database rewritten or re-created on the
 //! node by anything else (including the daemon re-initialising a deleted database on its own)
 //! does not match it.
@@ -42,20 +42,6 @@ pub fn judge(
         Some(a) if !requested_init => (Some(a.clone()), Some(a.mismatch(node, &db.sha256))),
         _ => (Some(anchor_of(db, probe)), None),
     }
-}
-
-/// The daemon's own check before a scan: refuse a database that is neither the anchored one
-/// nor the one this process wrote last (the operator moves the anchor only after it processed
-/// the result that reported it, so the next check may come first).
-pub fn daemon_refuses(
-    anchor: Option<&NodeBaseline>,
-    db: &DatabaseId,
-    written_by_us: Option<&str>,
-    node: &str,
-) -> Option<String> {
-    let a = anchor?;
-    (a.sha256 != db.sha256 && written_by_us != Some(db.sha256.as_str()))
-        .then(|| a.mismatch(node, &db.sha256))
 }
 
 fn anchor_of(db: &DatabaseId, probe: &Time) -> NodeBaseline {
@@ -136,17 +122,5 @@ mod tests {
             message: "cannot read".into(),
         };
         assert_eq!(judge(Some(&a), None, 0, &r, &t(6)), (Some(a), None));
-    }
-
-    #[test]
-    fn the_daemon_uses_only_the_anchored_database_or_its_own() {
-        let (a, _) = judge(None, None, 0, &report('a', true, 0), &t(1));
-        let a = a.unwrap();
-        assert_eq!(daemon_refuses(None, &db('b'), None, "n1"), None);
-        assert_eq!(daemon_refuses(Some(&a), &db('a'), None, "n1"), None);
-        let own = "b".repeat(64);
-        assert_eq!(daemon_refuses(Some(&a), &db('b'), Some(&own), "n1"), None);
-        let why = daemon_refuses(Some(&a), &db('b'), None, "n1").unwrap();
-        assert!(why.contains("node n1"), "{why}");
     }
 }

@@ -115,7 +115,7 @@ impl NodeBaseline {
     pub fn mismatch(&self, node: &str, found: &str) -> String {
         format!(
             "database on node {node} does not match the baseline recorded at {} (sha256 {}, \
-             found {found}); the database is not used. Re-initialise the node (annotation \
+             found {found}); the result is not used. Re-initialise the node (annotation \
              file-integrity.openshift.io/re-init) if the change is legitimate",
             self.recorded_at.0, self.sha256
         )

@@ -21,10 +21,7 @@ use kube::{Api, Client, ResourceExt};
 use tokio::sync::watch;
 
 use fio_api::report::{ScanCondition, ScanFigures, ScanReport};
-use fio_api::{
-    aideconf, baseline, names, FileIntegrity, FileIntegrityNodeStatus, Holdoff, NodeBaseline,
-    ReinitRequests,
-};
+use fio_api::{aideconf, names, FileIntegrity, Holdoff, ReinitRequests};
 use fio_core::atomic::replace_file;
 use fio_core::config::LoadOptions;
 use fio_core::runner::{self, say, NodeScanner, OwnFiles, Verdict};
@@ -144,11 +141,6 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     };
     let id_path = reinit_id_path(&opts.hostroot);
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &opts.namespace);
-    let statuses: Api<FileIntegrityNodeStatus> = Api::namespaced(client.clone(), &opts.namespace);
-    let status_name = names::node_status_name(&opts.owner, &opts.node_name);
-    // The digest of the database this process wrote last: the operator moves its anchor only
-    // after it has processed the result that reported it, so the next check may come first.
-    let mut written: Option<String> = None;
     let mut paused = false;
 
     loop {
@@ -258,34 +250,17 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                 Err(r) => failed_init = Some(r),
             }
         }
-        if let Some(b) = &initialized {
-            written = Some(b.sha256.clone());
-        }
-        let anchor = match &initialized {
-            Some(_) => None,
-            None => anchored(&statuses, &status_name).await,
-        };
         let started = std::time::Instant::now();
         let (result, db, files) = match failed_init {
             Some(r) => (r, None, None),
             None => {
                 let s = scanner.clone();
                 let fresh = initialized.clone();
-                let own = written.clone();
-                let node = opts.node_name.clone();
                 tokio::task::spawn_blocking(move || {
-                    // The database is judged by the bytes the check read (sealed), before the
-                    // result exists: neither the anchored one nor ours is refused.
-                    let verify = |d: &fio_core::runner::DatabaseId| match baseline::daemon_refuses(
-                        anchor.as_ref(),
-                        d,
-                        own.as_deref(),
-                        &node,
-                    ) {
-                        Some(message) => Err(message),
-                        None => Ok(()),
-                    };
-                    let c = s.check_sealed(&verify);
+                    // The result names the database by the bytes the check read (sealed); the
+                    // operator judges it against the node's anchor, which the daemon cannot
+                    // read (it reads no node status: see deploy/rbac/daemon_role.yaml).
+                    let c = s.check_sealed(&|_| Ok(()));
                     // Right after an initialisation its figures (entries) are the richer ones.
                     let db = match (fresh, c.database) {
                         (Some(f), Some(d)) if f.sha256 == d.sha256 => Some(f),
@@ -337,18 +312,6 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                 .is_some_and(|r| r.requested(&node) > completed)
         })
         .await?;
-    }
-}
-
-/// The baseline the operator anchored for this node, if any. Unreadable is not fatal: the
-/// operator checks every result against the anchor as well.
-async fn anchored(statuses: &Api<FileIntegrityNodeStatus>, name: &str) -> Option<NodeBaseline> {
-    match statuses.get_opt(name).await {
-        Ok(st) => st.and_then(|s| s.spec.baseline),
-        Err(e) => {
-            tracing::warn!("reading the anchored baseline from node status {name}: {e}");
-            None
-        }
     }
 }
 

@@ -48,7 +48,7 @@ use std::time::Duration;
 #[allow(unused_imports)] // each test binary uses a part of the harness
 pub use self::{
     control_plane::{admin_client, client_from, env, install_fixture_crds, Env},
-    namespace::{Identity, TestNs},
+    namespace::{Identity, PodFollower, TestNs},
     node_root::sample_node_root,
     objects::summarize_node_statuses,
     process::{tail, Daemon, Operator},

@@ -9,12 +9,17 @@ use std::io::{Read, Write as _};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use fio_api::names;
+use k8s_openapi::api::admissionregistration::v1::{
+    ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+};
+use k8s_openapi::api::authentication::v1::BoundObjectReference;
 use k8s_openapi::api::authentication::v1::{SelfSubjectReview, TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, Role, RoleBinding};
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::Client;
 use serde_json::json;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -27,6 +32,105 @@ use super::{
 };
 
 // ---- Per-test namespace -------------------------------------------------------------------------
+
+/// A token of service account `sa` from the TokenRequest API, bound to `pod` when given (the
+/// API server then puts the pod's node into the token's user info, as for a kubelet-projected
+/// token).
+async fn request_token(
+    client: &Client,
+    ns: &str,
+    sa: &str,
+    pod: Option<&Pod>,
+) -> Result<String, String> {
+    let bound_object_ref = pod.map(|p| BoundObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("Pod".into()),
+        name: p.metadata.name.clone(),
+        uid: p.metadata.uid.clone(),
+    });
+    let tr = TokenRequest {
+        spec: TokenRequestSpec {
+            audiences: Vec::new(), // the apiserver's own
+            expiration_seconds: Some(4 * 3600),
+            bound_object_ref,
+        },
+        ..Default::default()
+    };
+    Api::<ServiceAccount>::namespaced(client.clone(), ns)
+        .create_token_request(sa, &PostParams::default(), &tr)
+        .await
+        .map_err(|e| e.to_string())?
+        .status
+        .map(|s| s.token)
+        .ok_or_else(|| "no status".to_owned())
+}
+
+/// The kubelet's part for a daemon process: its pod, and a token bound to it.
+#[derive(Clone)]
+pub struct PodFollower {
+    client: Client,
+    ns: String,
+}
+
+impl PodFollower {
+    /// The live pod of DaemonSet `ds` on `node`, if there is one now.
+    pub async fn pod(&self, ds: &str, node: &str) -> Option<Pod> {
+        let lp = ListParams::default()
+            .labels(&format!("{}={ds}", names::APP_LABEL))
+            .fields(&format!("spec.nodeName={node}"));
+        let list = Api::<Pod>::namespaced(self.client.clone(), &self.ns)
+            .list(&lp)
+            .await
+            .ok()?;
+        list.items
+            .into_iter()
+            .find(|p| p.metadata.deletion_timestamp.is_none())
+    }
+
+    /// Write a daemon kubeconfig with a token bound to `pod`; false when the API refused.
+    pub async fn write_kubeconfig(&self, path: &Path, pod: &Pod) -> bool {
+        let sa = Identity::Daemon.service_account();
+        match request_token(&self.client, &self.ns, sa, Some(pod)).await {
+            Ok(token) => {
+                write_token_kubeconfig(path, sa, &token, &self.ns);
+                true
+            }
+            Err(e) => {
+                eprintln!(
+                    "[cluster harness] TokenRequest bound to {:?}: {e}",
+                    pod.metadata.name
+                );
+                false
+            }
+        }
+    }
+}
+
+/// A kubeconfig file (mode 0600, replaced atomically) with a bearer token for user `user`.
+fn write_token_kubeconfig(path: &Path, user: &str, token: &str, ns: &str) {
+    let env = env();
+    let kc = json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "fio-testenv", "cluster": {
+            "server": env.server, "certificate-authority-data": env.ca_data}}],
+        "users": [{"name": user, "user": {"token": token}}],
+        "contexts": [{"name": user, "context": {
+            "cluster": "fio-testenv", "user": user, "namespace": ns}}],
+        "current-context": user,
+    });
+    let tmp = path.with_extension("tmp");
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .unwrap_or_else(|e| panic!("{}: {e}", tmp.display()));
+    f.write_all(serde_json::to_string_pretty(&kc).unwrap().as_bytes())
+        .unwrap_or_else(|e| panic!("{}: {e}", tmp.display()));
+    fs::rename(&tmp, path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+}
 
 /// A service account of deploy/rbac that a process runs as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,6 +182,7 @@ pub struct TestNs {
     operator_kubeconfig: PathBuf,
     daemon_kubeconfig: PathBuf,
     cluster_role_bindings: Vec<String>,
+    policy_bindings: Vec<String>,
     procs: Mutex<Vec<Arc<Mutex<ProcInner>>>>,
     _permit: OwnedSemaphorePermit,
 }
@@ -113,6 +218,7 @@ impl TestNs {
             operator_kubeconfig: dir.join("operator.kubeconfig"),
             daemon_kubeconfig: dir.join("daemon.kubeconfig"),
             cluster_role_bindings: Vec::new(),
+            policy_bindings: Vec::new(),
             procs: Mutex::new(Vec::new()),
             _permit: permit,
         };
@@ -218,6 +324,39 @@ impl TestNs {
                         .unwrap_or_else(|e| panic!("create {what} as {copy}: {e}"));
                     self.cluster_role_bindings.push(copy);
                 }
+                // Cluster-wide and the same for every test: applied (idempotent).
+                // kubectl's own field manager: `kubectl apply --server-side -k deploy/` (the
+                // dry-run test) then co-owns it instead of conflicting.
+                "ValidatingAdmissionPolicy" => {
+                    let _: ValidatingAdmissionPolicy = typed(&file, &doc);
+                    Api::<ValidatingAdmissionPolicy>::all(self.client.clone())
+                        .patch(
+                            &name,
+                            &PatchParams::apply("kubectl").force(),
+                            &Patch::Apply(&doc),
+                        )
+                        .await
+                        .unwrap_or_else(|e| panic!("apply {what}: {e}"));
+                }
+                // Copied as `<name>-<ns>`, selecting the test namespace instead of the product's.
+                "ValidatingAdmissionPolicyBinding" => {
+                    let mut o: ValidatingAdmissionPolicyBinding = typed(&file, &doc);
+                    let copy = format!("{name}-{}", self.ns);
+                    o.metadata.name = Some(copy.clone());
+                    let spec = o.spec.as_mut().expect("binding spec");
+                    let sel = spec
+                        .match_resources
+                        .as_mut()
+                        .and_then(|m| m.namespace_selector.as_mut())
+                        .and_then(|n| n.match_labels.as_mut())
+                        .unwrap_or_else(|| panic!("{file}: binding without namespace selector"));
+                    sel.insert("kubernetes.io/metadata.name".into(), self.ns.clone());
+                    Api::<ValidatingAdmissionPolicyBinding>::all(self.client.clone())
+                        .create(&pp, &o)
+                        .await
+                        .unwrap_or_else(|e| panic!("create {what} as {copy}: {e}"));
+                    self.policy_bindings.push(copy);
+                }
                 // ClusterRoles: applied once per run (apply_cluster_roles).
                 "ClusterRole" => {}
                 other => panic!("{file}: unexpected kind {other} in deploy/rbac"),
@@ -303,43 +442,47 @@ impl TestNs {
     }
 
     async fn write_kubeconfig(&self, id: Identity) {
-        let sa = id.service_account();
-        let tr = TokenRequest {
-            spec: TokenRequestSpec {
-                audiences: Vec::new(), // the apiserver's own
-                expiration_seconds: Some(4 * 3600),
-                bound_object_ref: None,
-            },
-            ..Default::default()
-        };
-        let token = self
-            .api::<ServiceAccount>()
-            .create_token_request(sa, &PostParams::default(), &tr)
+        let token = self.token(id.service_account(), None).await;
+        write_token_kubeconfig(self.kubeconfig(id), id.service_account(), &token, &self.ns);
+    }
+
+    async fn token(&self, sa: &str, pod: Option<&Pod>) -> String {
+        request_token(&self.client, &self.ns, sa, pod)
             .await
             .unwrap_or_else(|e| panic!("TokenRequest for {}/{sa}: {e}", self.ns))
-            .status
-            .unwrap_or_else(|| panic!("TokenRequest for {}/{sa}: no status", self.ns))
-            .token;
-        let env = env();
-        let kc = json!({
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [{"name": "fio-testenv", "cluster": {
-                "server": env.server, "certificate-authority-data": env.ca_data}}],
-            "users": [{"name": sa, "user": {"token": token}}],
-            "contexts": [{"name": sa, "context": {
-                "cluster": "fio-testenv", "user": sa, "namespace": self.ns}}],
-            "current-context": sa,
-        });
-        let path = self.kubeconfig(id);
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        f.write_all(serde_json::to_string_pretty(&kc).unwrap().as_bytes())
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    }
+
+    /// What a daemon's kubelet stand-in needs ([`PodFollower`]).
+    pub fn follower(&self) -> PodFollower {
+        PodFollower {
+            client: self.client.clone(),
+            ns: self.ns.clone(),
+        }
+    }
+
+    /// The daemon pod of DaemonSet `ds` on `node`, once it exists (`None` after `timeout`).
+    pub async fn daemon_pod(&self, ds: &str, node: &str, timeout: Duration) -> Option<Pod> {
+        let f = self.follower();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(p) = f.pod(ds, node).await {
+                return Some(p);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// A kubeconfig at `path` for the daemon service account with a token bound to `pod`, as
+    /// the kubelet gives the daemon container on its node.
+    pub async fn write_pod_kubeconfig(&self, path: &Path, pod: &Pod) {
+        assert!(
+            self.follower().write_kubeconfig(path, pod).await,
+            "TokenRequest bound to pod {:?} failed",
+            pod.metadata.name
+        );
     }
 
     /// A client authenticated as the service account.
@@ -451,6 +594,7 @@ impl Drop for TestNs {
         }
         let ns = self.ns.clone();
         let crbs = self.cluster_role_bindings.clone();
+        let vapbs = self.policy_bindings.clone();
         let lp = self.node_list_params();
         let kubeconfig = env().admin_kubeconfig.clone();
         let result = std::panic::catch_unwind(|| {
@@ -485,6 +629,14 @@ impl Drop for TestNs {
                         .await
                     {
                         errors.push(format!("delete ClusterRoleBinding {crb}: {e}"));
+                    }
+                }
+                for b in vapbs {
+                    if let Err(e) = Api::<ValidatingAdmissionPolicyBinding>::all(client.clone())
+                        .delete(&b, &dp)
+                        .await
+                    {
+                        errors.push(format!("delete ValidatingAdmissionPolicyBinding {b}: {e}"));
                     }
                 }
                 errors

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use fio_api::names;
 
-use super::{Identity, TestNs, TEST_IMAGE};
+use super::{Identity, PodFollower, TestNs, TEST_IMAGE};
 
 /// The last `n` lines of a file.
 pub fn tail(path: &Path, n: usize) -> String {
@@ -289,24 +289,39 @@ impl Operator {
     }
 }
 
-/// `fio-operator daemon --owner=<fi>` for one simulated node, as the daemon's service account.
+/// `fio-operator daemon --owner=<fi>` for one simulated node, as the daemon's service account
+/// with a token bound to the DaemonSet's pod on that node, as a kubelet would run it: when the
+/// pod is replaced (a DaemonSet roll-out), the daemon is restarted with a token of the new pod.
 pub struct Daemon {
     proc: Proc,
     pub node: String,
     pub root: PathBuf,
+    kubeconfig: PathBuf,
+    follower: tokio::task::JoinHandle<()>,
 }
 
 impl Daemon {
-    /// Starts `fio-operator daemon --owner=<fi> --namespace=<ns> --hostroot=<root>
-    /// --interval=<secs> --max-backups=5` with `NODE_NAME=<node>` and the daemon's token
-    /// kubeconfig; output in `<test dir>/logs/daemon-<node>.log`.
-    pub fn start(t: &TestNs, fi: &str, node: &str, root: &Path, interval_secs: u64) -> Daemon {
+    /// Waits for the pod of DaemonSet `aide-<fi>` on `node`, then starts `fio-operator daemon
+    /// --owner=<fi> --namespace=<ns> --hostroot=<root> --interval=<secs> --max-backups=5` with
+    /// `NODE_NAME=<node>` and a kubeconfig whose token is bound to that pod; output in
+    /// `<test dir>/logs/daemon-<node>.log`.
+    pub async fn start(
+        t: &TestNs,
+        fi: &str,
+        node: &str,
+        root: &Path,
+        interval_secs: u64,
+    ) -> Daemon {
+        let ds = names::daemonset_name(fi);
+        let pod = t
+            .daemon_pod(&ds, node, Duration::from_secs(60))
+            .await
+            .unwrap_or_else(|| panic!("no pod of DaemonSet {ds} on node {node} within 60 s"));
+        let kubeconfig = t.dir.join(format!("daemon-{node}.kubeconfig"));
+        t.write_pod_kubeconfig(&kubeconfig, &pod).await;
         let mut envs = vec![
             ("NODE_NAME".into(), node.to_owned()),
-            (
-                "KUBECONFIG".into(),
-                t.kubeconfig(Identity::Daemon).display().to_string(),
-            ),
+            ("KUBECONFIG".into(), kubeconfig.display().to_string()),
         ];
         if let Ok(level) = std::env::var("FIO_TEST_DAEMON_LOG") {
             envs.push(("FIO_LOG".into(), level));
@@ -319,17 +334,33 @@ impl Daemon {
             format!("--interval={interval_secs}"),
             "--max-backups=5".into(),
         ];
+        let proc = Proc::new(
+            t,
+            format!("daemon-{node}"),
+            env!("CARGO_BIN_EXE_fio-operator"),
+            args,
+            envs,
+        );
+        let follower = tokio::spawn(follow_pod(
+            t.follower(),
+            ds,
+            node.to_owned(),
+            pod.metadata.uid.unwrap_or_default(),
+            kubeconfig.clone(),
+            proc.0.clone(),
+        ));
         Daemon {
-            proc: Proc::new(
-                t,
-                format!("daemon-{node}"),
-                env!("CARGO_BIN_EXE_fio-operator"),
-                args,
-                envs,
-            ),
+            proc,
             node: node.to_owned(),
             root: root.to_path_buf(),
+            kubeconfig,
+            follower,
         }
+    }
+
+    /// Its kubeconfig: the daemon service account, token bound to its pod on its node.
+    pub fn kubeconfig(&self) -> &Path {
+        &self.kubeconfig
     }
 
     /// Stops it (SIGTERM, then SIGKILL after 10 s), like a deleted pod.
@@ -367,5 +398,46 @@ impl Daemon {
     /// `<root>/etc/kubernetes`, where the database, log and backups are.
     pub fn db_dir(&self) -> PathBuf {
         self.root.join("etc/kubernetes")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.follower.abort();
+    }
+}
+
+/// The kubelet's part: when the daemon's pod on `node` is replaced, restart the daemon (if it
+/// runs) with a token bound to the new pod.
+async fn follow_pod(
+    f: PodFollower,
+    ds: String,
+    node: String,
+    mut uid: String,
+    kubeconfig: PathBuf,
+    proc: Arc<Mutex<ProcInner>>,
+) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let Some(pod) = f.pod(&ds, &node).await else {
+            continue;
+        };
+        let new = pod.metadata.uid.clone().unwrap_or_default();
+        if new == uid {
+            continue;
+        }
+        if !f.write_kubeconfig(&kubeconfig, &pod).await {
+            continue;
+        }
+        uid = new;
+        let proc = proc.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            let mut p = proc.lock().unwrap_or_else(|p| p.into_inner());
+            if p.child.is_some() && p.expect_running {
+                p.stop();
+                p.spawn();
+            }
+        })
+        .await;
     }
 }

@@ -17,3 +17,4 @@ mod lifecycle;
 mod machine_config;
 mod metrics;
 mod reinit;
+mod trust;

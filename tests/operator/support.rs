@@ -58,10 +58,10 @@ pub(crate) async fn start_scenario(t: TestNs, fi: FileIntegrity) -> Scenario {
     let op = Operator::start(&t);
     t.create_fi(&fi).await;
     t.wait_daemonset_rolled_out(&ds_name(), secs(60)).await;
-    let daemons = roots
-        .iter()
-        .map(|(n, root)| (n.clone(), Daemon::start(&t, FI, n, root, INTERVAL)))
-        .collect();
+    let mut daemons = BTreeMap::new();
+    for (n, root) in &roots {
+        daemons.insert(n.clone(), Daemon::start(&t, FI, n, root, INTERVAL).await);
+    }
     let s = Scenario {
         daemons,
         op,

@@ -1,0 +1,175 @@
+//! Issue 11: one node is hostile. Its root holds its daemon's token (bound to its pod on its
+//! node); with it, it tries to speak for another node. The API server refuses (the admission
+//! policy of deploy/rbac), what reaches the operator anyway is rejected with an Event, and the
+//! other node's results and kept report are untouched.
+
+use fio_api::names;
+use fio_api::report::{DatabaseId, ScanCondition, ScanReport};
+use fio_api::FileIntegrityNodeCondition;
+use k8s_openapi::api::core::v1::{ConfigMap, Event};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{ListParams, PostParams};
+use kube::{Api, ResourceExt};
+
+use crate::cluster::{client_from, secs};
+use crate::support::*;
+
+/// A result of `node` as a daemon would write it, claiming a clean scan of database `sha`.
+fn forged(node: &str, reinit_id: i64, initialized: bool) -> ScanReport {
+    ScanReport {
+        owner: FI.into(),
+        node: node.into(),
+        condition: ScanCondition::Succeeded,
+        reinit_id: Some(reinit_id),
+        database: Some(DatabaseId {
+            sha256: "f".repeat(64),
+            size: 1,
+            entries: None,
+        }),
+        initialized,
+        figures: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cannot_speak_for_another() {
+    let s = active_scenario("forge", 2, |_| {}).await;
+    let t = &s.t;
+    let (n1, n2) = (s.node(0).to_owned(), s.node(1).to_owned());
+    // node-2 has a kept failure report to protect.
+    s.change_resolv_conf(&n2);
+    s.wait_failed(&n2, 1).await;
+    let kept_before = t
+        .get_configmap(&failed_cm(&n2))
+        .await
+        .expect("node-2's kept report");
+
+    let uid = s.fi().await.uid().unwrap_or_default();
+    let node1 = client_from(s.daemons[&n1].kubeconfig()).await;
+    let as_node1: Api<ConfigMap> = Api::namespaced(node1, &t.ns);
+    let pp = PostParams::default();
+    let refused = async |what: &str, cm: ConfigMap| match as_node1.create(&pp, &cm).await {
+        Err(kube::Error::Api(e)) if e.code == 403 || e.code == 422 => e.message,
+        other => panic!("{what}: the API server accepted it or failed otherwise: {other:?}"),
+    };
+    // 1. node-2's result, name and labels.
+    let msg = refused(
+        "node-2's result",
+        forged(&n2, 0, false).to_config_map(&t.ns, &uid),
+    )
+    .await;
+    assert!(msg.contains(&format!("a daemon on node {n1}")), "{msg}");
+    // 2. node-2's name with node-1's labels (squatting it).
+    let mut cm = forged(&n1, 0, false).to_config_map(&t.ns, &uid);
+    cm.metadata.name = Some(result_cm(&n2));
+    let msg = refused("node-2's result name", cm).await;
+    assert!(
+        msg.contains(&format!("only its result ConfigMap {}", result_cm(&n1))),
+        "{msg}"
+    );
+    // 3. node-1's name, node-2's label.
+    let mut cm = forged(&n2, 0, false).to_config_map(&t.ns, &uid);
+    cm.metadata.name = Some(result_cm(&n1));
+    refused("node-2's label under node-1's name", cm).await;
+    // 4. node-2's kept report, and any other name.
+    for name in [failed_cm(&n2), "aide-unrelated".to_owned()] {
+        let mut cm = forged(&n1, 0, false).to_config_map(&t.ns, &uid);
+        cm.metadata.name = Some(name.clone());
+        refused(&name, cm).await;
+    }
+    // The daemon identity without a pod-bound token creates nothing at all.
+    let unbound = t.client_as(crate::cluster::Identity::Daemon).await;
+    let msg = match Api::<ConfigMap>::namespaced(unbound, &t.ns)
+        .create(&pp, &forged(&n1, 0, false).to_config_map(&t.ns, &uid))
+        .await
+    {
+        Err(kube::Error::Api(e)) => e.message,
+        other => panic!("an unbound daemon token created a result: {other:?}"),
+    };
+    assert!(msg.contains("not bound to a pod on a node"), "{msg}");
+
+    // 5. Its own result, pinning its anchor with a re-init id never requested: reaches the
+    // operator, which does not believe it (visibly, for node-1 only).
+    let cm = forged(&n1, i64::MAX, true).to_config_map(&t.ns, &uid);
+    // The daemon's own result may still be there: retry until the name is free.
+    t.wait("node-1's forged own result created", secs(60), async || {
+        as_node1
+            .create(&pp, &cm)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    })
+    .await;
+    // Kept as node-1's latest Errored result (the daemon's next one is Succeeded again).
+    let st = t
+        .wait_node_statuses(FI, "node-1's pinning result not believed", secs(60), |s| {
+            s.get(&n1).is_some_and(|st| {
+                st.spec.results.iter().any(|r| {
+                    r.condition == FileIntegrityNodeCondition::Errored
+                        && r.error_message
+                            .contains("the newest re-init requested for it is 0")
+                })
+            })
+        })
+        .await;
+    assert!(
+        reinit_id(&st[&n1]) < 1_000,
+        "anchor pinned: {:?}",
+        st[&n1].spec.reinit_id
+    );
+
+    // 6. Without the admission policy (a cluster that lacks it): a result under node-2's name
+    // with node-1's labels reaches the operator, which deletes it with an Event.
+    let mut cm = forged(&n1, 0, false).to_config_map(&t.ns, &uid);
+    cm.metadata.name = Some(format!("{}-x", result_cm(&n2)));
+    t.api::<ConfigMap>()
+        .create(&pp, &cm)
+        .await
+        .expect("admin creates the squatting result");
+    let squat = cm.name_any();
+    t.wait(
+        "the squatting result rejected with an Event",
+        secs(60),
+        async || {
+            let events = t
+                .api::<Event>()
+                .list(&ListParams::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            let rejected = events.items.iter().any(|e| {
+                e.reason.as_deref() == Some(names::EVENT_REASON_RESULT_REJECTED)
+                    && e.message.as_deref().is_some_and(|m| m.contains(&squat))
+            });
+            let gone = t.get_configmap(&squat).await.is_none();
+            if rejected && gone {
+                Ok(())
+            } else {
+                Err(format!("event: {rejected}, deleted: {gone}"))
+            }
+        },
+    )
+    .await;
+
+    // node-2 keeps reporting for itself (still Failed, newer results), its report intact.
+    let since = Timestamp::now();
+    let st = t
+        .wait_node_statuses(FI, "node-2 reporting after the attacks", secs(60), |s| {
+            s.get(&n2).is_some_and(|st| after(st, Some(since)))
+        })
+        .await;
+    assert_eq!(condition(&st[&n2]), FileIntegrityNodeCondition::Failed);
+    // Its kept report is still its own (rewritten by its own later failures only): same
+    // labels, same database digest, its own changed file.
+    let kept_after = t.get_configmap(&failed_cm(&n2)).await.expect("kept report");
+    assert_eq!(kept_after.labels(), kept_before.labels());
+    let sha = |c: &ConfigMap| c.annotations().get(names::DB_SHA256_ANNOTATION).cloned();
+    assert_eq!(sha(&kept_after), sha(&kept_before));
+    let log = kept_after
+        .data
+        .as_ref()
+        .and_then(|d| d.get(names::INTEGRITY_LOG_KEY))
+        .cloned()
+        .unwrap_or_default();
+    let own_file = s.root(&n2).join("etc/resolv.conf");
+    assert!(log.contains(&own_file.display().to_string()), "{log}");
+}
