@@ -556,6 +556,8 @@ fn operator_permissions() {
         !allows(&rules, names::GROUP, "fileintegrities", "delete"),
         "users own FileIntegrity objects"
     );
+    // Leader election: its Lease only.
+    assert!(allows(&rules, "coordination.k8s.io", "leases", "create"));
     // Secrets and leases only by name (create cannot be restricted by RBAC).
     for r in &rules {
         let res = r.resources.clone().unwrap_or_default();
@@ -736,6 +738,20 @@ fn monitoring_alert_and_scrape_match_the_metrics() {
     let exported = metrics.encode();
     assert!(
         exported.contains("# TYPE file_integrity_operator_node_failed gauge"),
+        "{exported}"
+    );
+
+    // Ours: silence is an alert too, on the gauge the operator exports.
+    let silent = &rule.data["spec"]["groups"][1]["rules"][0];
+    assert_eq!(silent["alert"], "NodeIntegrityScansSilent");
+    assert_eq!(silent["expr"], "file_integrity_operator_node_silent > 0");
+    assert_eq!(silent["labels"]["namespace"], "fio-test");
+    metrics.set_liveness("fi", "node-1", 1.0, true);
+    let exported = metrics.encode();
+    assert!(
+        exported.contains(
+            "file_integrity_operator_node_silent{fileintegrity=\"fi\",node=\"node-1\"} 1"
+        ),
         "{exported}"
     );
 

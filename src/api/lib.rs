@@ -15,6 +15,7 @@ pub mod aideconf;
 pub mod baseline;
 mod fileintegrity;
 pub mod holdoff;
+pub mod liveness;
 pub mod names;
 mod nodestatus;
 pub mod reinit;

@@ -94,6 +94,22 @@ pub struct FileIntegrityNodeStatusFields {
     pub baseline: Option<NodeBaseline>,
 }
 
+impl FileIntegrityNodeStatusFields {
+    /// Add `result`: it replaces its condition's entry in `results`, and `last_result` is the
+    /// newest of them (on equal times, `result`).
+    pub fn record(&mut self, result: FileIntegrityScanResult) {
+        self.results.retain(|r| r.condition != result.condition);
+        self.results.push(result.clone());
+        // `max_by_key` returns the last of equal maxima: the one just pushed.
+        self.last_result = self
+            .results
+            .iter()
+            .max_by_key(|r| r.last_probe_time.0)
+            .cloned()
+            .unwrap_or(result);
+    }
+}
+
 /// The identity of a node's baseline database, kept off the node.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]

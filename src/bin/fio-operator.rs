@@ -286,9 +286,22 @@ fn run(metrics_opts: ServeOptions) -> Result<(), String> {
         fio_operator::metrics::serve(metrics.clone(), &metrics_opts)
             .await
             .map_err(|e| e.to_string())?;
-        fio_operator::controller::run(client, namespace, metrics)
-            .await
-            .map_err(|e| format!("{e:#}"))
+        // One operator reconciles: an upgrade's new pod or a second replica waits here.
+        let identity = std::env::var(api::names::ENV_POD_NAME).unwrap_or_else(|_| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+            format!("{}-{}", host.trim(), std::process::id())
+        });
+        let mut lock = fio_operator::lease::Lock::new(
+            kube::Api::namespaced(client.clone(), &namespace),
+            identity,
+        );
+        lock.acquire().await;
+        tokio::select! {
+            r = fio_operator::controller::run(client, namespace, metrics) => {
+                r.map_err(|e| format!("{e:#}"))
+            }
+            lost = lock.hold() => Err(format!("leader election lost: {lost}")),
+        }
     })
 }
 

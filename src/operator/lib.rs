@@ -1,4 +1,6 @@
-//! The operator: the controllers ([`controller`]) and the metrics they publish ([`metrics`]).
+//! The operator: the controllers ([`controller`]), the metrics they publish ([`metrics`]) and
+//! the leader election that lets one replica run them ([`lease`]).
 
 pub mod controller;
+pub mod lease;
 pub mod metrics;

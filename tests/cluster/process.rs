@@ -175,6 +175,11 @@ impl Operator {
     /// `RELATED_IMAGE_OPERATOR=`[`TEST_IMAGE`] and `FIO_LOG=debug`; output in
     /// `<test dir>/logs/operator.log`.
     pub fn start(t: &TestNs) -> Operator {
+        Operator::start_named(t, "operator")
+    }
+
+    /// [`Operator::start`] with its own process name and log (`<name>.log`): a second replica.
+    pub fn start_named(t: &TestNs, name: &str) -> Operator {
         let envs = vec![
             ("WATCH_NAMESPACE".into(), t.ns.clone()),
             (
@@ -204,7 +209,7 @@ impl Operator {
         Operator(
             Proc::new(
                 t,
-                "operator".into(),
+                name.into(),
                 env!("CARGO_BIN_EXE_fio-operator"),
                 args,
                 envs,

@@ -175,8 +175,8 @@ async fn harness_namespace_rbac_identities_and_kwok_nodes() {
         "lastResult": {"condition": "Succeeded", "lastProbeTime": "2024-01-01T00:00:00Z"}
     }))
     .expect("node status");
-    allowed(
-        "daemon gets a node status (the anchored baseline)",
+    forbidden(
+        "daemon gets a node status (the operator judges the anchor)",
         Api::<FileIntegrityNodeStatus>::namespaced(daemon.clone(), ns)
             .get("fi-node")
             .await,

@@ -173,3 +173,104 @@ async fn a_node_cannot_speak_for_another() {
     let own_file = s.root(&n2).join("etc/resolv.conf");
     assert!(log.contains(&own_file.display().to_string()), "{log}");
 }
+
+/// A daemon that stops reporting does not leave its node Succeeded: within two and a half
+/// intervals its node status is Errored saying since when nothing came, with a metric (and the
+/// alert of deploy/monitoring on it); its next result clears it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_node_becomes_visibly_errored() {
+    let mut s = active_scenario("silent", 2, |_| {}).await;
+    let (n1, n2) = (s.node(0).to_owned(), s.node(1).to_owned());
+    s.daemon(&n1).stop();
+    let stopped = std::time::Instant::now();
+    let st =
+        s.t.wait_node_statuses(FI, "node-1 marked silent", secs(120), |st| {
+            st.get(&n1)
+                .is_some_and(|x| fio_api::liveness::is_silence(&x.spec.last_result))
+        })
+        .await;
+    let allowed = fio_api::liveness::allowance(INTERVAL as i64);
+    // Its last result came at most one interval before the stop; the operator looks again a
+    // second after the deadline.
+    assert!(
+        stopped.elapsed() <= allowed + secs(15),
+        "marked after {:?}",
+        stopped.elapsed()
+    );
+    let msg = &st[&n1].spec.last_result.error_message;
+    assert!(msg.contains(&format!("on node {n1} since")), "{msg}");
+    assert_eq!(condition(&st[&n1]), FileIntegrityNodeCondition::Errored);
+    assert_eq!(condition(&st[&n2]), FileIntegrityNodeCondition::Succeeded);
+    let labels = [("fileintegrity", FI), ("node", n1.as_str())];
+    s.op.wait_metric("file_integrity_operator_node_silent", &labels, 1.0)
+        .await;
+    s.t.wait_phase(FI, fio_api::FileIntegrityStatusPhase::Error, secs(30))
+        .await;
+
+    let back = Timestamp::now();
+    s.daemon(&n1).start_again();
+    s.wait_all_succeeded_after("node-1's daemon is back", Some(back), secs(60))
+        .await;
+    s.op.wait_metric("file_integrity_operator_node_silent", &labels, 0.0)
+        .await;
+}
+
+/// Two operator replicas (an upgrade's new pod next to the old one, or a scaled Deployment):
+/// exactly one reconciles; when it dies, the other takes over within the lease duration, and
+/// the takeover re-initialises no node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_operators_one_leads_and_a_takeover_reinitialises_no_node() {
+    let mut s = active_scenario("leader", 2, |_| {}).await;
+    let (n1, n2) = (s.node(0).to_owned(), s.node(1).to_owned());
+    let before: Vec<usize> = [&n1, &n2]
+        .iter()
+        .map(|n| backups(s.root(n)).0.len())
+        .collect();
+    let second = crate::cluster::Operator::start_named(&s.t, "operator-2");
+    // The controllers log "watching namespace" once they start: the candidate never gets there.
+    s.t.holds_for(
+        "the second operator waits for the lease",
+        secs(15),
+        async || {
+            let log = second.log();
+            if log.contains("watching namespace") {
+                Err(format!("the second operator reconciles too:\n{log}"))
+            } else {
+                Ok(())
+            }
+        },
+    )
+    .await;
+    assert!(
+        second.log().contains("waiting for lease"),
+        "{}",
+        second.log()
+    );
+
+    // The leader crashes without releasing the lease.
+    s.op.kill();
+    let killed = std::time::Instant::now();
+    s.t.wait("the second operator leads", secs(60), async || {
+        let log = second.log();
+        if log.contains("watching namespace") {
+            Ok(())
+        } else {
+            Err(log)
+        }
+    })
+    .await;
+    assert!(
+        killed.elapsed() < secs(40),
+        "took over after {:?}",
+        killed.elapsed()
+    );
+
+    // It reconciles: a re-init of node-1 is handled, node-2 is left alone.
+    let at = Timestamp::now();
+    s.t.annotate_fi(FI, names::REINIT_ANNOTATION, &n1).await;
+    s.wait_reinit_confirmed(std::slice::from_ref(&n1), at, secs(90))
+        .await;
+    assert_backups(s.root(&n1), before[0] + 1);
+    assert_backups(s.root(&n2), before[1]);
+    drop(second);
+}

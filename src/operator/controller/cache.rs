@@ -115,12 +115,17 @@ pub fn node_statuses(
     store
 }
 
-/// Keep the `node_failed` gauge equal to what the node statuses say.
+/// Keep the `node_failed`, `node_last_result_timestamp_seconds` and `node_silent` gauges equal
+/// to what the node statuses say.
 pub fn follow_node_failed(metrics: &Metrics, ev: &watcher::Event<FileIntegrityNodeStatus>) {
     match ev {
         watcher::Event::Apply(st) | watcher::Event::InitApply(st) => {
-            let failed = st.spec.last_result.condition == FileIntegrityNodeCondition::Failed;
+            let last = &st.spec.last_result;
+            let failed = last.condition == FileIntegrityNodeCondition::Failed;
             metrics.set_failed(&owner(st), &st.spec.node_name, failed);
+            let at = last.last_probe_time.0.as_millisecond() as f64 / 1000.0;
+            let silent = fio_api::liveness::is_silence(last);
+            metrics.set_liveness(&owner(st), &st.spec.node_name, at, silent);
         }
         watcher::Event::Delete(st) => metrics.forget(&owner(st), &st.spec.node_name),
         watcher::Event::Init | watcher::Event::InitDone => {}

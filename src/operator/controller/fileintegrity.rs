@@ -10,7 +10,7 @@ use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 use serde_json::json;
@@ -166,6 +166,18 @@ async fn apply(fi: &FileIntegrity, ctx: &Context, plan: Plan) -> Result<Action, 
             Err(e) => {
                 return Err(e).ctx(|| format!("deleting node status {st_name} of a deleted node"))
             }
+        }
+    }
+    for st in &plan.silent {
+        let st_name = st.name_any();
+        // A replace at the resourceVersion read: a result recorded meanwhile wins (409).
+        match nss.replace(&st_name, &PostParams::default(), st).await {
+            Ok(_) => tracing::warn!(
+                "node status {st_name}: {}",
+                st.spec.last_result.error_message
+            ),
+            Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => {}
+            Err(e) => return Err(e).ctx(|| format!("marking node status {st_name} silent")),
         }
     }
     if let Some((phase, message)) = &plan.status {

@@ -147,25 +147,10 @@ pub fn plan(
         error_kind = Some("BaselineMismatch".to_owned());
     }
 
-    // The latest result of each condition, this one replacing its condition's.
-    let mut results: Vec<FileIntegrityScanResult> = prev
-        .map(|p| p.results.clone())
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|r| r.condition != result.condition)
-        .collect();
-    results.push(result.clone());
-    // The newest result is the last one; `max_by_key` returns the last of equal maxima, so on
-    // equal times the one just received (pushed last) wins.
-    let last = results
-        .iter()
-        .max_by_key(|r| r.last_probe_time.0)
-        .cloned()
-        .unwrap_or_else(|| result.clone());
-    let fields = FileIntegrityNodeStatusFields {
+    let mut fields = FileIntegrityNodeStatusFields {
         node_name: node.clone(),
-        results,
-        last_result: last.clone(),
+        results: prev.map(|p| p.results.clone()).unwrap_or_default(),
+        last_result: result.clone(),
         // Only a believed result records a completed re-init.
         reinit_id: if mismatched {
             completed
@@ -174,6 +159,9 @@ pub fn plan(
         },
         baseline: anchor,
     };
+    let errored = result.condition == Condition::Errored;
+    fields.record(result);
+    let last = fields.last_result.clone();
     let st_name = names::node_status_name(&owner, &node);
     let mut status = FileIntegrityNodeStatus::new(&st_name, fields);
     status.metadata.namespace = Some(namespace.to_owned());
@@ -189,7 +177,7 @@ pub fn plan(
         kept_report,
         status,
         event,
-        error_kind: error_kind.filter(|_| result.condition == Condition::Errored),
+        error_kind: error_kind.filter(|_| errored),
         mismatched,
         figures,
     })

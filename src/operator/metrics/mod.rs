@@ -121,6 +121,8 @@ pub struct Metrics {
     reconcile_duration: DurationFamily,
     scan_duration: Family<ScanLabels, Gauge<f64, AtomicU64>>,
     scan_files: Family<ScanLabels, Gauge>,
+    last_result: Family<ScanLabels, Gauge<f64, AtomicU64>>,
+    silent: Family<ScanLabels, Gauge>,
     /// Failed or not, per (FileIntegrity, node): `node_failed{node}` is 1 while any
     /// FileIntegrity has an unresolved failure on the node.
     failed: Mutex<BTreeMap<(String, String), bool>>,
@@ -151,6 +153,8 @@ impl Metrics {
             reconcile_duration: Family::new_with_constructor(reconcile_histogram),
             scan_duration: Family::default(),
             scan_files: Family::default(),
+            last_result: Family::default(),
+            silent: Family::default(),
             failed: Mutex::new(BTreeMap::new()),
             registry: Registry::default(),
         };
@@ -230,7 +234,29 @@ impl Metrics {
             "The number of files the node's last scan examined, as the daemon reported it",
             m.scan_files.clone(),
         );
+        registry.register(
+            "node_last_result_timestamp_seconds",
+            "When the node's last result was recorded (Unix time), per FileIntegrity and node",
+            m.last_result.clone(),
+        );
+        registry.register(
+            "node_silent",
+            "1 while the operator has had no result from the node's daemon for more than two and a half scan intervals",
+            m.silent.clone(),
+        );
         Metrics { registry, ..m }
+    }
+
+    /// What a node status says about the node's liveness: when its last result was recorded,
+    /// and whether that result is the operator's silence mark. Called for every node status
+    /// the operator sees, so both survive a restart.
+    pub fn set_liveness(&self, fi: &str, node: &str, last_result_at: f64, silent: bool) {
+        let labels = ScanLabels {
+            fileintegrity: fi.into(),
+            node: node.into(),
+        };
+        self.last_result.get_or_create(&labels).set(last_result_at);
+        self.silent.get_or_create(&labels).set(i64::from(silent));
     }
 
     /// The exposition text (OpenMetrics), as served.
@@ -304,6 +330,8 @@ impl Metrics {
         };
         self.scan_duration.remove(&scan);
         self.scan_files.remove(&scan);
+        self.last_result.remove(&scan);
+        self.silent.remove(&scan);
     }
 
     fn update_node_failed(&self, map: &BTreeMap<(String, String), bool>, node: &str) {

@@ -14,8 +14,8 @@ use serde_json::json;
 
 use super::super::daemonset;
 use crate::metrics::ReinitBy;
-use fio_api::aideconf;
 use fio_api::reinit::parse_node_list;
+use fio_api::{aideconf, liveness};
 use fio_api::{
     names, FileIntegrity, FileIntegrityNodeCondition, FileIntegrityNodeStatus,
     FileIntegrityStatusPhase as Phase, Holdoff, NodeUpdate, ReinitRequests,
@@ -96,6 +96,9 @@ pub struct Plan {
     pub daemonset: Option<DaemonSet>,
     /// Node statuses of nodes that no longer exist.
     pub stale_statuses: Vec<String>,
+    /// Node statuses marked silent (no result for too long), to replace at the
+    /// resourceVersion they were read at: a result arriving meanwhile wins.
+    pub silent: Vec<FileIntegrityNodeStatus>,
     /// The new `(phase, message)`, when they change.
     pub status: Option<StatusWrite>,
     /// The phase moved: count it (and its error kind).
@@ -165,6 +168,7 @@ pub fn plan(o: &Observed) -> Plan {
                 requests: write,
                 daemonset: None,
                 stale_statuses: Vec::new(),
+                silent: Vec::new(),
                 status,
                 phase_changed,
                 events,
@@ -218,6 +222,34 @@ pub fn plan(o: &Observed) -> Plan {
         .map(|st| st.name_any())
         .collect();
 
+    // 4b. Nodes that have gone silent (not while paused: a paused daemon does not report).
+    let interval = fi.spec.config.scan_interval();
+    let mut requeue = RESYNC;
+    let mut silent = Vec::new();
+    for st in o.statuses {
+        let node = &st.spec.node_name;
+        if !selected.contains(node) || holdoff.holds(node) {
+            continue;
+        }
+        let Some(at) = liveness::silent_at(st, interval) else {
+            continue;
+        };
+        if at <= o.now {
+            let marked = liveness::mark_silent(st, interval, o.now);
+            events.push(PlannedEvent {
+                warning: true,
+                reason: names::EVENT_REASON_NODE_INTEGRITY_STATUS,
+                note: format!(
+                    "node {node} has an error! {}",
+                    marked.spec.last_result.error_message
+                ),
+            });
+            silent.push(marked);
+        } else if let Ok(left) = Duration::try_from(o.now.duration_until(at)) {
+            requeue = requeue.min(left + Duration::from_secs(1));
+        }
+    }
+
     // 5. Phase.
     let has_config_error = config_error.is_some();
     let (phase, mut message) = phase(ds_after, config_error, &selected, o.statuses, &requests);
@@ -240,10 +272,11 @@ pub fn plan(o: &Observed) -> Plan {
         requests: write,
         daemonset,
         stale_statuses,
+        silent,
         status,
         phase_changed,
         events,
-        requeue: RESYNC,
+        requeue,
     }
 }
 
