@@ -43,12 +43,13 @@ fn setup() -> Setup {
 }
 
 fn scanner(s: &Setup, args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_fio-scanner"))
-        .arg("-c")
-        .arg(&s.conf)
-        .args(args)
-        .output()
-        .expect("run fio-scanner");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fio-scanner"));
+    run_scanner(cmd.arg("-c").arg(&s.conf).args(args))
+}
+
+/// Exit status (-1 = killed by a signal) and stderr of a scanner command.
+fn run_scanner(cmd: &mut Command) -> (i32, String) {
+    let out = cmd.output().expect("run fio-scanner");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -383,21 +384,16 @@ fn the_standalone_scanner_links_no_kubernetes_client_and_no_async_runtime() {
 /// beyond it fails, and a scanner that does not bound its inputs aborts.
 const POD_LIMIT: u64 = 600 << 20;
 
-/// fio-scanner under [`POD_LIMIT`]: exit status (-1 = killed by a signal) and stderr.
+/// fio-scanner under [`POD_LIMIT`] (prlimit, from util-linux): exit status and stderr.
 fn scanner_limited(s: &Setup, args: &[&str]) -> (i32, String) {
-    let out = Command::new("prlimit")
-        .arg(format!("--as={POD_LIMIT}"))
+    let mut cmd = Command::new("prlimit");
+    cmd.arg(format!("--as={POD_LIMIT}"))
         .arg("--")
         .arg(env!("CARGO_BIN_EXE_fio-scanner"))
         .arg("-c")
         .arg(&s.conf)
-        .args(args)
-        .output()
-        .expect("run prlimit (util-linux)");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+        .args(args);
+    run_scanner(&mut cmd)
 }
 
 /// Write a gzip'd database: `@@begin_db`, a spec with the name and perm columns, then `body`.

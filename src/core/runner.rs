@@ -307,8 +307,7 @@ impl NodeScanner {
             Ok(o) => o,
             Err(e) => return errored(e.exit(), &e),
         };
-        let files = &mut c.files;
-        *files = out.comparison.as_ref().map(|c| c.total);
+        c.files = out.comparison.as_ref().map(|c| c.total);
         let rep = out.report(&cfg);
         if let Err(e) = outputs.write(&rep) {
             return errored(e.exit(), &e);

@@ -143,7 +143,6 @@ impl Lock {
                 let mut lease = current.unwrap_or_default();
                 let mut spec = self.spec_from(lease.spec.as_ref(), &now);
                 if d == Decision::TakeOver {
-                    spec.acquire_time = Some(now.clone());
                     spec.lease_transitions = Some(spec.lease_transitions.unwrap_or(0) + 1);
                 }
                 lease.spec = Some(spec);
