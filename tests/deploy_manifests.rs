@@ -487,9 +487,9 @@ fn daemon_can_report_but_not_write_node_statuses() {
             "daemon may {verb} fileintegrities"
         );
     }
-    // get: the daemon reads its AIDE config through the API; it cannot enumerate ConfigMaps.
-    assert!(allows(&rules, "", "configmaps", "get"));
-    for verb in ["list", "watch", "update", "patch", "delete"] {
+    // No ConfigMap reads here: the operator grants `get` of the one configuration ConfigMap per
+    // FileIntegrity (Role aide-<fi>, tests/operator/trust.rs checks it on the API server).
+    for verb in ["get", "list", "watch", "update", "patch", "delete"] {
         assert!(
             !allows(&rules, "", "configmaps", verb),
             "daemon may {verb} configmaps"
@@ -556,6 +556,41 @@ fn operator_permissions() {
         !allows(&rules, names::GROUP, "fileintegrities", "delete"),
         "users own FileIntegrity objects"
     );
+    // The daemons' per-FileIntegrity Role; reviews of the metrics endpoint's tokens.
+    for verb in ["get", "create", "patch"] {
+        for res in ["roles", "rolebindings"] {
+            assert!(
+                allows(&rules, "rbac.authorization.k8s.io", res, verb),
+                "{verb} {res}"
+            );
+        }
+    }
+    assert!(!allows(
+        &rules,
+        "rbac.authorization.k8s.io",
+        "roles",
+        "escalate"
+    ));
+    assert!(!allows(
+        &rules,
+        "rbac.authorization.k8s.io",
+        "roles",
+        "bind"
+    ));
+    let cluster: ClusterRole = find("ClusterRole", names::OPERATOR_SERVICE_ACCOUNT);
+    let cluster = cluster.rules.unwrap();
+    assert!(allows(
+        &cluster,
+        "authentication.k8s.io",
+        "tokenreviews",
+        "create"
+    ));
+    assert!(allows(
+        &cluster,
+        "authorization.k8s.io",
+        "subjectaccessreviews",
+        "create"
+    ));
     // Leader election: its Lease only.
     assert!(allows(&rules, "coordination.k8s.io", "leases", "create"));
     // Secrets and leases only by name (create cannot be restricted by RBAC).

@@ -1,115 +1,20 @@
 //! The operator's metrics endpoint as Prometheus (and an administrator with curl) sees it: HTTPS
 //! with the mounted serving certificate, the certificate's rotation picked up without a restart,
 //! plain HTTP only on loopback when no certificate is mounted, and a clear error for a broken
-//! certificate. Certificates are made with the `openssl` command (installed by `.ci/run`).
+//! certificate, and the limits a client cannot exceed (handshake deadline, connection cap). Who
+//! may read them over HTTPS (token and access reviews) needs the API server: it is tested in
+//! `tests/operator/metrics.rs`.
 
-use std::path::Path;
-use std::process::Command;
+#[path = "cluster/tls.rs"]
+mod tls;
+
 use std::sync::Arc;
+use std::time::Duration;
 
-use fio_operator::metrics::{serve, Metrics, ServeOptions, CONTENT_TYPE};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use fio_operator::metrics::{serve, Limits, Metrics, ServeOptions, CONTENT_TYPE};
+use tls::{exchange, https_get, issue};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run openssl (apt install openssl)");
-    assert!(out.status.success(), "openssl {args:?}: {out:?}");
-}
-
-/// A CA `<ca>.crt` and a serving certificate for `localhost` signed by it, written as
-/// `<out>/tls.crt` and `<out>/tls.key` (as the service CA's Secret is mounted).
-fn issue(dir: &Path, ca: &str, out: &Path) {
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    let mut args = vec!["req", "-x509", "-days", "1", "-subj", "/CN=test-ca"];
-    args.extend(ec);
-    let (ca_key, ca_crt) = (format!("{ca}.key"), format!("{ca}.crt"));
-    args.extend(["-keyout", &ca_key, "-out", &ca_crt]);
-    openssl(dir, &args);
-    std::fs::write(
-        dir.join("leaf.ext"),
-        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n",
-    )
-    .unwrap();
-    let mut args = vec![
-        "req",
-        "-subj",
-        "/CN=localhost",
-        "-keyout",
-        "leaf.key",
-        "-out",
-        "leaf.csr",
-    ];
-    args.extend(ec);
-    openssl(dir, &args);
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "leaf.csr",
-            "-CA",
-            &ca_crt,
-            "-CAkey",
-            &ca_key,
-            "-CAcreateserial",
-            "-days",
-            "1",
-            "-extfile",
-            "leaf.ext",
-            "-out",
-            "leaf.crt",
-        ],
-    );
-    std::fs::create_dir_all(out).unwrap();
-    // Key first: the server reloads when either file changes and must find a matching pair.
-    std::fs::copy(dir.join("leaf.key"), out.join("tls.key")).unwrap();
-    std::fs::copy(dir.join("leaf.crt"), out.join("tls.crt")).unwrap();
-}
-
-fn client(ca: &Path) -> tokio_rustls::TlsConnector {
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_file(ca).expect("CA certificate"))
-        .expect("add the CA");
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("TLS versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    tokio_rustls::TlsConnector::from(Arc::new(config))
-}
-
-async fn exchange<S: AsyncReadExt + AsyncWriteExt + Unpin>(mut s: S, path: &str) -> String {
-    let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await.expect("send");
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.expect("read");
-    out
-}
-
-async fn https_get(addr: std::net::SocketAddr, ca: &Path, path: &str) -> Result<String, String> {
-    let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-    let name = ServerName::try_from("localhost").unwrap();
-    let tls = client(ca)
-        .connect(name, tcp)
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(exchange(tls, path).await)
-}
 
 #[tokio::test]
 async fn https_with_the_serving_certificate_and_its_rotation() {
@@ -121,12 +26,13 @@ async fn https_with_the_serving_certificate_and_its_rotation() {
     let opts = ServeOptions {
         addr: "127.0.0.1:0".parse().unwrap(),
         cert_dir: certs.clone(),
+        limits: Limits::default(),
     };
-    let serving = serve(metrics.clone(), &opts).await.expect("serve");
+    let serving = serve(metrics.clone(), &opts, None).await.expect("serve");
     assert!(serving.tls);
     let ca1 = tmp.path().join("ca1.crt");
 
-    let resp = https_get(serving.addr, &ca1, "/metrics-fio")
+    let resp = https_get(serving.addr, &ca1, "/metrics-fio", None)
         .await
         .expect("HTTPS");
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
@@ -140,16 +46,23 @@ async fn https_with_the_serving_certificate_and_its_rotation() {
         "{resp}"
     );
     assert!(resp.trim_end().ends_with("# EOF"), "{resp}");
-    let resp = https_get(serving.addr, &ca1, "/metrics").await.unwrap();
+    let resp = https_get(serving.addr, &ca1, "/metrics", None)
+        .await
+        .unwrap();
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
-    let resp = https_get(serving.addr, &ca1, "/healthz").await.unwrap();
+    let resp = https_get(serving.addr, &ca1, "/healthz", None)
+        .await
+        .unwrap();
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
-    let resp = https_get(serving.addr, &ca1, "/secrets").await.unwrap();
+    let resp = https_get(serving.addr, &ca1, "/secrets", None)
+        .await
+        .unwrap();
     assert!(resp.starts_with("HTTP/1.1 404"), "{resp}");
     // No plain text on the TLS port.
     let plain = exchange(
         TcpStream::connect(serving.addr).await.unwrap(),
         "/metrics-fio",
+        None,
     )
     .await;
     assert!(!plain.contains("file_integrity_operator"), "{plain}");
@@ -158,15 +71,19 @@ async fn https_with_the_serving_certificate_and_its_rotation() {
     let staged = tmp.path().join("staged");
     issue(tmp.path(), "ca2", &staged);
     let ca2 = tmp.path().join("ca2.crt");
-    assert!(https_get(serving.addr, &ca2, "/metrics-fio").await.is_err());
+    assert!(https_get(serving.addr, &ca2, "/metrics-fio", None)
+        .await
+        .is_err());
     for f in ["tls.key", "tls.crt"] {
         std::fs::copy(staged.join(f), certs.join(f)).unwrap();
     }
-    let resp = https_get(serving.addr, &ca2, "/metrics-fio")
+    let resp = https_get(serving.addr, &ca2, "/metrics-fio", None)
         .await
         .expect("the rotated certificate is served");
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
-    assert!(https_get(serving.addr, &ca1, "/metrics-fio").await.is_err());
+    assert!(https_get(serving.addr, &ca1, "/metrics-fio", None)
+        .await
+        .is_err());
 }
 
 #[tokio::test]
@@ -175,10 +92,11 @@ async fn without_a_certificate_plain_http_on_loopback_only() {
     let opts = ServeOptions {
         addr: "0.0.0.0:0".parse().unwrap(),
         cert_dir: tmp.path().join("absent"),
+        limits: Limits::default(),
     };
     let metrics = Arc::new(Metrics::new());
     metrics.set_failed("fi", "node-1", true);
-    let serving = serve(metrics, &opts).await.expect("serve");
+    let serving = serve(metrics, &opts, None).await.expect("serve");
     assert!(!serving.tls);
     assert!(
         serving.addr.ip().is_loopback(),
@@ -188,6 +106,7 @@ async fn without_a_certificate_plain_http_on_loopback_only() {
     let resp = exchange(
         TcpStream::connect(serving.addr).await.unwrap(),
         "/metrics-fio",
+        None,
     )
     .await;
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
@@ -207,8 +126,9 @@ async fn a_broken_certificate_is_an_error_naming_the_file() {
     let opts = ServeOptions {
         addr: "127.0.0.1:0".parse().unwrap(),
         cert_dir: dir.clone(),
+        limits: Limits::default(),
     };
-    let err = serve(Arc::new(Metrics::new()), &opts)
+    let err = serve(Arc::new(Metrics::new()), &opts, None)
         .await
         .expect_err("a broken certificate must not be served");
     let msg = err.to_string();
@@ -216,4 +136,53 @@ async fn a_broken_certificate_is_an_error_naming_the_file() {
         msg.contains(&dir.join("tls.crt").display().to_string()),
         "{msg}"
     );
+}
+
+/// A client that connects and sends nothing is cut off after the handshake deadline, and while
+/// the connection cap is taken by such clients a new one is not served; once they are cut off,
+/// it is.
+#[tokio::test]
+async fn idle_clients_are_cut_off_and_cannot_exceed_the_cap() {
+    let tmp = tempfile::tempdir().unwrap();
+    let certs = tmp.path().join("serving-cert");
+    issue(tmp.path(), "ca", &certs);
+    let ca = tmp.path().join("ca.crt");
+    let opts = ServeOptions {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        cert_dir: certs,
+        limits: Limits {
+            handshake: Duration::from_secs(2),
+            connection: Duration::from_secs(30),
+            connections: 2,
+        },
+    };
+    let serving = serve(Arc::new(Metrics::new()), &opts, None)
+        .await
+        .expect("serve");
+    let mut idle = Vec::new();
+    for _ in 0..2 {
+        idle.push(TcpStream::connect(serving.addr).await.expect("connect"));
+    }
+    // Give the server the moment to accept both.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let blocked = tokio::time::timeout(
+        Duration::from_millis(1000),
+        https_get(serving.addr, &ca, "/metrics-fio", None),
+    )
+    .await;
+    assert!(
+        blocked.is_err(),
+        "a third client was served while two held the cap: {blocked:?}"
+    );
+    for mut s in idle {
+        let mut buf = [0u8; 16];
+        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
+            .await
+            .expect("the idle connection is closed by the server");
+        assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
+    }
+    let resp = https_get(serving.addr, &ca, "/metrics-fio", None)
+        .await
+        .expect("served once the idle clients are gone");
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
 }

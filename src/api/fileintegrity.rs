@@ -14,7 +14,9 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::holdoff::NodePause;
 use crate::names;
+use crate::reinit::ReinitRequests;
 
 /// FileIntegritySpec defines the desired state of FileIntegrity.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -145,6 +147,15 @@ pub struct FileIntegrityStatus {
     /// line for Error, the nodes still re-initialising for Initializing. Not in upstream.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The operator's copy of its re-init requests (the `reinit-requests` annotation): a client
+    /// that replaces the object's metadata cannot wipe it, so no node that completed a re-init
+    /// skips the next one. Not in upstream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reinit_requests: Option<ReinitRequests>,
+    /// The nodes paused for a MachineConfig update, by name: since when, from which config.
+    /// Not in upstream.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_pauses: BTreeMap<String, NodePause>,
 }
 
 /// Phase: Initializing (databases being built, DaemonSet not ready), Active, Pending or Error.

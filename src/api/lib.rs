@@ -25,7 +25,7 @@ pub use fileintegrity::{
     default_tolerations, FileIntegrity, FileIntegrityConfig, FileIntegritySpec,
     FileIntegrityStatus, FileIntegrityStatusPhase,
 };
-pub use holdoff::{Holdoff, NodeUpdate};
+pub use holdoff::{Holdoff, NodePause, NodeUpdate, Pool};
 pub use nodestatus::{
     FileIntegrityNodeCondition, FileIntegrityNodeStatus, FileIntegrityNodeStatusFields,
     FileIntegrityScanResult, NodeBaseline,

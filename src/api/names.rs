@@ -147,6 +147,12 @@ pub const EVENT_REASON_NODE_INTEGRITY_STATUS: &str = "NodeIntegrityStatus";
 pub const EVENT_REASON_PRIORITY_CLASS: &str = "PriorityClass";
 /// Event reason: a result ConfigMap that did not come from the node it names was discarded.
 pub const EVENT_REASON_RESULT_REJECTED: &str = "ResultRejected";
+/// Ours: a node's MachineConfig update ended without its pool confirming it; scans resume
+/// without a re-init (Warning).
+pub const EVENT_REASON_UPDATE_UNCONFIRMED: &str = "NodeUpdateUnconfirmed";
+/// Ours: scans on a node have been paused for a MachineConfig update for longer than the bound
+/// (Warning, once per pause).
+pub const EVENT_REASON_PAUSED_TOO_LONG: &str = "NodeUpdatePausedTooLong";
 
 // ---- Object names -------------------------------------------------------------------------------
 

@@ -1,17 +1,21 @@
 //! The re-init requests the operator keeps on a FileIntegrity and the daemons act on (design in
 //! NOTES.md, "Re-init signal"). One annotation, written by the operator in a single metadata
 //! update together with the removal of the user's `re-init` annotation, so that handling a
-//! request is atomic: an operator restart can neither lose nor repeat it.
+//! request is atomic: an operator restart can neither lose nor repeat it. A copy in the status
+//! subresource survives a client that replaces the metadata (`kubectl replace`, an old manifest
+//! re-applied): the record in force is the merge of both ([`ReinitRequests::of`]), and ids only
+//! grow, so no node that completed request N skips request N+1.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use kube::ResourceExt;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::{names, FileIntegrity};
 
 /// The value of the `file-integrity.openshift.io/reinit-requests` annotation.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 pub struct ReinitRequests {
     /// SHA-256 of the AIDE configuration the requests were made for; a different rendered
     /// configuration means a configuration change, which re-initialises every node.
@@ -36,8 +40,15 @@ pub struct ReinitParseError {
 }
 
 impl ReinitRequests {
-    /// The record on `fi`, `None` when it has none yet.
+    /// The record in force on `fi`: the merge of the annotation and the status copy, `None`
+    /// when it has neither yet. An annotation that does not parse is an error (the caller may
+    /// fall back to [`Self::recorded`]).
     pub fn of(fi: &FileIntegrity) -> Result<Option<Self>, ReinitParseError> {
+        Ok(Self::merge(Self::annotated(fi)?, Self::recorded(fi)))
+    }
+
+    /// The annotation alone.
+    pub fn annotated(fi: &FileIntegrity) -> Result<Option<Self>, ReinitParseError> {
         let Some(text) = fi.annotations().get(names::REINIT_REQUESTS_ANNOTATION) else {
             return Ok(None);
         };
@@ -48,6 +59,26 @@ impl ReinitRequests {
                 fi: fi.name_any(),
                 source,
             })
+    }
+
+    /// The status copy alone.
+    pub fn recorded(fi: &FileIntegrity) -> Option<Self> {
+        fi.status.as_ref()?.reinit_requests.clone()
+    }
+
+    /// Both copies as one: the configuration of the newer (higher `seq`; the annotation on a
+    /// tie), the highest id per node. Either copy alone loses nothing the other has.
+    pub fn merge(a: Option<Self>, b: Option<Self>) -> Option<Self> {
+        let (a, b) = match (a, b) {
+            (None, x) | (x, None) => return x,
+            (Some(a), Some(b)) => (a, b),
+        };
+        let (mut newer, older) = if b.seq > a.seq { (b, a) } else { (a, b) };
+        for (node, id) in older.nodes {
+            let e = newer.nodes.entry(node).or_insert(id);
+            *e = (*e).max(id);
+        }
+        Some(newer)
     }
 
     pub fn to_annotation(&self) -> String {
@@ -106,6 +137,32 @@ mod tests {
         );
         let back: ReinitRequests = serde_json::from_str(&r.to_annotation()).unwrap();
         assert_eq!(back, r);
+    }
+
+    #[test]
+    fn either_copy_alone_keeps_every_request() {
+        let mut annotated = ReinitRequests {
+            config: "c1".into(),
+            ..Default::default()
+        };
+        annotated.request(["a", "b"]);
+        let mut status = annotated.clone();
+        status.request(["b"]);
+        status.config = "c2".into();
+        // The annotation was replaced by an old copy: the status copy wins where it is newer.
+        let m = ReinitRequests::merge(Some(annotated.clone()), Some(status.clone())).unwrap();
+        assert_eq!((m.seq, m.config.as_str()), (2, "c2"));
+        assert_eq!((m.requested("a"), m.requested("b")), (1, 2));
+        // Order does not matter; one copy alone is itself.
+        assert_eq!(
+            ReinitRequests::merge(Some(status.clone()), Some(annotated)),
+            Some(m)
+        );
+        assert_eq!(
+            ReinitRequests::merge(None, Some(status.clone())),
+            Some(status)
+        );
+        assert_eq!(ReinitRequests::merge(None, None), None);
     }
 
     #[test]

@@ -16,9 +16,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use fio_api as api;
-use fio_operator::metrics::{Metrics, ServeOptions};
+use fio_operator::metrics::{Limits, Metrics, Reviewer, ServeOptions};
 
 const USAGE: &str = "\
 Usage: fio-operator <COMMAND>
@@ -29,8 +30,11 @@ Commands:
                      or $KUBECONFIG; logs filtered by $FIO_LOG (default info)
       --metrics-addr ADDR      Serve metrics (/metrics-fio, /metrics) and /healthz here
                                [default: 0.0.0.0:8585]; plain HTTP only on loopback
-      --serving-cert-dir DIR   tls.crt and tls.key for HTTPS metrics
+      --serving-cert-dir DIR   tls.crt and tls.key for HTTPS metrics (then a bearer
+                               token allowed `get` on the path is required)
                                [default: /var/run/secrets/serving-cert]
+      --max-pause SECS         Report a node paused for a MachineConfig update longer
+                               than this (Event, metric) [default: 3600]
   daemon             The daemon of a FileIntegrity's DaemonSet pod: config from the
                      ConfigMap <owner>, results as ConfigMaps, re-init requests;
                      env NODE_NAME, in-cluster config or $KUBECONFIG
@@ -44,6 +48,8 @@ Commands:
       --compress               Always gzip+base64 the report in result ConfigMaps
       --insecure-no-harden     Do not confine the process (read-only host root,
                                capabilities, seccomp, Landlock)
+      --probe                  Liveness probe: exit 0 while the daemon with these options
+                               keeps its heartbeat, 1 when it is late or missing
   crds [--out DIR]   Print the CustomResourceDefinitions as multi-document YAML,
                      or write one file per CRD into DIR (deploy/crds is generated
                      by: cargo run --bin fio-operator -- crds --out deploy/crds)
@@ -59,11 +65,16 @@ enum Command {
     Crds {
         out: Option<PathBuf>,
     },
-    Run(ServeOptions),
+    Run {
+        metrics: ServeOptions,
+        max_pause: Duration,
+    },
     Daemon {
         opts: fio_daemon::Options,
         debug: bool,
         no_harden: bool,
+        /// Only check the heartbeat of the daemon these options describe.
+        probe: bool,
     },
 }
 
@@ -82,11 +93,15 @@ fn main() -> ExitCode {
         Command::Help => write_stdout(USAGE),
         Command::Version => write_stdout(&format!("fio-operator {}\n", env!("CARGO_PKG_VERSION"))),
         Command::Crds { out } => crds(out),
-        Command::Run(metrics) => run(metrics),
+        Command::Run { metrics, max_pause } => run(metrics, max_pause),
+        Command::Daemon {
+            opts, probe: true, ..
+        } => return fio_daemon::probe(&opts),
         Command::Daemon {
             opts,
             debug,
             no_harden,
+            probe: false,
         } => {
             // As the daemon always logged: our crates only, no time or target (`oc logs` shows
             // the daemon's lines as upstream's).
@@ -122,7 +137,9 @@ fn parse(args: Vec<OsString>) -> Result<Command, String> {
             let mut opts = ServeOptions {
                 addr: DEFAULT_METRICS_ADDR.parse().map_err(|e| format!("{e}"))?,
                 cert_dir: PathBuf::from(DEFAULT_SERVING_CERT_DIR),
+                limits: Limits::default(),
             };
+            let mut max_pause = Duration::from_secs(3600);
             while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
                 match arg {
                     Long("metrics-addr") => {
@@ -135,11 +152,22 @@ fn parse(args: Vec<OsString>) -> Result<Command, String> {
                     Long("serving-cert-dir") => {
                         opts.cert_dir = PathBuf::from(parser.value().map_err(|e| e.to_string())?)
                     }
+                    Long("max-pause") => {
+                        let v = parser.value().map_err(|e| e.to_string())?;
+                        let v = v.to_string_lossy();
+                        let secs: u64 = v
+                            .parse()
+                            .map_err(|e| format!("--max-pause {v}: {e} (want seconds)"))?;
+                        max_pause = Duration::from_secs(secs);
+                    }
                     Short('h') | Long("help") => return Ok(Command::Help),
                     arg => return Err(arg.unexpected().to_string()),
                 }
             }
-            Ok(Command::Run(opts))
+            Ok(Command::Run {
+                metrics: opts,
+                max_pause,
+            })
         }
         "crds" => {
             let mut out = None;
@@ -169,7 +197,7 @@ fn parse_daemon(p: &mut lexopt::Parser) -> Result<Command, String> {
     let (mut owner, mut namespace, mut config_map) = (None, None, None);
     let mut hostroot = PathBuf::from(api::aideconf::HOSTROOT);
     let (mut interval, mut max_backups) = (900, 5);
-    let (mut debug, mut compress, mut no_harden) = (false, false, false);
+    let (mut debug, mut compress, mut no_harden, mut probe) = (false, false, false, false);
     while let Some(arg) = p.next().map_err(|e| e.to_string())? {
         let name = match arg {
             Short('h') => "help".to_owned(),
@@ -186,6 +214,7 @@ fn parse_daemon(p: &mut lexopt::Parser) -> Result<Command, String> {
             "max-backups" => max_backups = number("max-backups", value()?)?,
             "compress" => compress = true,
             "insecure-no-harden" => no_harden = true,
+            "probe" => probe = true,
             "debug" => {
                 debug = match p.optional_value() {
                     None => true,
@@ -218,6 +247,7 @@ fn parse_daemon(p: &mut lexopt::Parser) -> Result<Command, String> {
         },
         debug,
         no_harden,
+        probe,
     })
 }
 
@@ -270,7 +300,7 @@ fn watch_namespace() -> Result<String, String> {
         })
 }
 
-fn run(metrics_opts: ServeOptions) -> Result<(), String> {
+fn run(metrics_opts: ServeOptions, max_pause: Duration) -> Result<(), String> {
     init_logging("info", false);
     let namespace = watch_namespace()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -283,7 +313,8 @@ fn run(metrics_opts: ServeOptions) -> Result<(), String> {
             .await
             .map_err(|e| format!("building the Kubernetes client: {e}"))?;
         let metrics = Arc::new(Metrics::new());
-        fio_operator::metrics::serve(metrics.clone(), &metrics_opts)
+        let reviewer = Reviewer::new(client.clone());
+        fio_operator::metrics::serve(metrics.clone(), &metrics_opts, Some(reviewer))
             .await
             .map_err(|e| e.to_string())?;
         // One operator reconciles: an upgrade's new pod or a second replica waits here.
@@ -297,7 +328,7 @@ fn run(metrics_opts: ServeOptions) -> Result<(), String> {
         );
         lock.acquire().await;
         tokio::select! {
-            r = fio_operator::controller::run(client, namespace, metrics) => {
+            r = fio_operator::controller::run(client, namespace, metrics, max_pause) => {
                 r.map_err(|e| format!("{e:#}"))
             }
             lost = lock.hold() => Err(format!("leader election lost: {lost}")),

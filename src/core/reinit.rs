@@ -74,6 +74,17 @@ pub fn move_to_backup(file: &Path, now: SystemTime) -> Result<Option<PathBuf>, R
 /// Delete the oldest `<file>.backup-*` until at most `keep` remain. The timestamp in the name
 /// sorts chronologically, so the name decides, not the mtime (which a copy could change).
 pub fn prune_backups(file: &Path, keep: usize) -> Result<Vec<PathBuf>, ReinitError> {
+    prune_backups_except(file, keep, None)
+}
+
+/// [`prune_backups`], never deleting `spare` (the backup a rotation just took): neither a clock
+/// set back nor backup names with future timestamps planted on the node can make a re-init
+/// delete the database it replaced, and `keep = 0` still leaves that one.
+fn prune_backups_except(
+    file: &Path,
+    keep: usize,
+    spare: Option<&Path>,
+) -> Result<Vec<PathBuf>, ReinitError> {
     let dir = file
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -87,8 +98,10 @@ pub fn prune_backups(file: &Path, keep: usize) -> Result<Vec<PathBuf>, ReinitErr
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| n.starts_with(&prefix))
+        .filter(|n| spare.and_then(Path::file_name) != Some(std::ffi::OsStr::new(n)))
         .collect();
     backups.sort();
+    let keep = keep.saturating_sub(usize::from(spare.is_some()));
     let mut removed = Vec::new();
     while backups.len() > keep {
         let p = dir.join(backups.remove(0));
@@ -115,14 +128,13 @@ pub fn rotate(
 ) -> Result<Rotation, ReinitError> {
     let now = SystemTime::now();
     let mut r = Rotation::default();
-    if let Some(b) = move_to_backup(db, now)? {
-        r.backups.push(b);
-    }
+    let db_backup = move_to_backup(db, now)?;
+    r.backups.extend(db_backup.clone());
     std::fs::rename(new_db, db).map_err(io_err(db, "move new database into place"))?;
+    let mut log_backup = None;
     if let Some(log) = log {
-        if let Some(b) = move_to_backup(log, now)? {
-            r.backups.push(b);
-        }
+        log_backup = move_to_backup(log, now)?;
+        r.backups.extend(log_backup.clone());
         OpenOptions::new()
             .write(true)
             .create(true)
@@ -131,9 +143,14 @@ pub fn rotate(
             .open(log)
             .map_err(io_err(log, "create empty log"))?;
     }
-    r.pruned.extend(prune_backups(db, max_backups)?);
+    r.pruned
+        .extend(prune_backups_except(db, max_backups, db_backup.as_deref())?);
     if let Some(log) = log {
-        r.pruned.extend(prune_backups(log, max_backups)?);
+        r.pruned.extend(prune_backups_except(
+            log,
+            max_backups,
+            log_backup.as_deref(),
+        )?);
     }
     if let Some(dir) = db.parent() {
         if let Ok(d) = std::fs::File::open(if dir.as_os_str().is_empty() {
@@ -150,6 +167,37 @@ pub fn rotate(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 11, point 4: backups planted with future timestamps (or a clock set back) sort
+    /// after the real one; the re-init still keeps the database it replaced, even at keep 0.
+    #[test]
+    fn a_rotation_never_prunes_the_backup_it_took() {
+        let d = tempfile::tempdir().unwrap();
+        let db = d.path().join("aide.db.gz");
+        std::fs::write(&db, "trusted").unwrap();
+        for i in 0..3 {
+            std::fs::write(
+                d.path()
+                    .join(format!("aide.db.gz.backup-2999010{i}T00_00_00")),
+                "planted",
+            )
+            .unwrap();
+        }
+        let new = d.path().join("aide.db.gz.new");
+        for keep in [1, 0] {
+            std::fs::write(&new, "new").unwrap();
+            let r = rotate(&new, &db, None, keep).unwrap();
+            let taken = &r.backups[0];
+            assert_eq!(
+                std::fs::read_to_string(taken).unwrap(),
+                "trusted",
+                "keep {keep}"
+            );
+            assert!(!r.pruned.contains(taken), "keep {keep}: {:?}", r.pruned);
+            std::fs::write(&db, "trusted").unwrap();
+            std::fs::remove_file(taken).unwrap();
+        }
+    }
 
     #[test]
     fn backups_never_overwrite_and_are_pruned() {

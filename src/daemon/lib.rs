@@ -3,7 +3,9 @@
 //! once, run fio-core's [`runner`](fio_core::runner) and report every scan as the contract's
 //! [`ScanReport`] in the result ConfigMap `aide-<fi>-<node>`.
 
+pub mod claim;
 pub mod harden;
+pub mod liveness;
 
 use std::fs;
 use std::os::unix::fs::DirBuilderExt;
@@ -46,13 +48,17 @@ pub struct Options {
 /// The daemon's private directory (the config fetched from the API), created if missing: one
 /// of the two places it may write once hardened.
 pub fn state_dir(opts: &Options) -> anyhow::Result<PathBuf> {
-    let state = std::env::temp_dir().join(format!("fio-daemon-{}-{}", opts.owner, opts.node_name));
+    let state = std::env::temp_dir().join(state_dir_name(opts));
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(&state)
         .with_context(|| format!("creating {}", state.display()))?;
     Ok(state)
+}
+
+fn state_dir_name(opts: &Options) -> String {
+    format!("fio-daemon-{}-{}", opts.owner, opts.node_name)
 }
 
 /// Confine the process (see [`harden`]): the node root read-only, writes only in its
@@ -111,6 +117,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         .await
         .context("building the Kubernetes client (in-cluster or $KUBECONFIG)")?;
     let fis: Api<FileIntegrity> = Api::namespaced(client.clone(), &opts.namespace);
+    let owners = fis.clone();
     let (tx, mut rx) = watch::channel::<Option<Arc<FileIntegrity>>>(None);
     let selector = format!("metadata.name={}", opts.owner);
     tokio::spawn(async move {
@@ -142,15 +149,15 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let id_path = reinit_id_path(&opts.hostroot);
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &opts.namespace);
     let mut paused = false;
+    let hb = liveness::Heartbeat::in_dir(&state);
+    hb.expect_within(liveness::SLACK);
 
     loop {
         let fi = loop {
             if let Some(fi) = rx.borrow_and_update().clone() {
                 break fi;
             }
-            rx.changed()
-                .await
-                .context("the FileIntegrity watch ended")?;
+            wait(&hb, &mut rx, Duration::from_secs(60), |_| true).await?;
         };
         // Paused while the node is updated (annotation holdoff): no scan, no re-init; the
         // operator requests the re-init in the same write that ends the pause.
@@ -164,7 +171,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                 paused = true;
             }
             let node = opts.node_name.clone();
-            wait(&mut rx, opts.interval, move |fi| {
+            wait(&hb, &mut rx, opts.interval, move |fi| {
                 !Holdoff::of(fi).holds(&node)
             })
             .await?;
@@ -174,11 +181,33 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             say(&format!("scans resumed on node {}", opts.node_name));
         }
         let uid = fi.uid().unwrap_or_default();
+        let take_over = match own_files(&owners, &opts, &uid).await? {
+            Ownership::Ours => false,
+            Ownership::Gone => true,
+            Ownership::Held(message) => {
+                say(&format!("node {}: {message}", opts.node_name));
+                let scan = ScanReport {
+                    owner: opts.owner.clone(),
+                    node: opts.node_name.clone(),
+                    condition: ScanCondition::Errored {
+                        exit: None,
+                        message,
+                    },
+                    reinit_id: None,
+                    database: None,
+                    initialized: false,
+                    figures: None,
+                };
+                report(&cms, &opts, &fi, &scan).await;
+                wait(&hb, &mut rx, opts.interval, |_| false).await?;
+                continue;
+            }
+        };
         let requests = match ReinitRequests::of(&fi) {
             Ok(r) => r.unwrap_or_default(),
             Err(e) => {
-                tracing::warn!("{e}");
-                ReinitRequests::default()
+                tracing::warn!("{e}; using the copy in the status");
+                ReinitRequests::recorded(&fi).unwrap_or_default()
             }
         };
         let wanted = requests.requested(&opts.node_name);
@@ -198,12 +227,12 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         };
         if text.is_empty() {
             tracing::info!("waiting for the AIDE configuration {}", opts.config_map);
-            wait(&mut rx, Duration::from_secs(2), |_| false).await?;
+            wait(&hb, &mut rx, Duration::from_secs(2), |_| false).await?;
             continue;
         }
         if wanted > completed && requests.config != aideconf::config_hash(&text) {
             tracing::info!("re-init request {wanted}: waiting for its configuration");
-            wait(&mut rx, Duration::from_secs(1), |_| false).await?;
+            wait(&hb, &mut rx, Duration::from_secs(1), |_| false).await?;
             continue;
         }
         let local = if opts.hostroot == Path::new(aideconf::HOSTROOT) {
@@ -216,10 +245,13 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             .await?
             .with_context(|| format!("writing {}", scanner.config_path.display()))?;
 
+        // A scan that never ends (a read that never returns) fails the liveness probe.
+        hb.expect_within(liveness::MAX_SCAN);
         let mut failed_init = None;
         let mut initialized = None;
         let s = scanner.clone();
-        let reinit = wanted > completed;
+        // Files taken over from a deleted FileIntegrity: its database is no baseline of ours.
+        let reinit = wanted > completed || take_over;
         // Loading the configuration may read includes and run programs: off the runtime.
         if reinit || tokio::task::spawn_blocking(move || s.needs_init()).await? {
             let s = scanner.clone();
@@ -227,8 +259,13 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                 Ok(b) if reinit => {
                     let line = format!("{uid} {wanted}\n");
                     let path = id_path.clone();
+                    let (dir, me) = (db_dir(&opts.hostroot), me(&opts, &uid));
                     let recorded = tokio::task::spawn_blocking(move || {
-                        replace_file(&path, line.as_bytes(), 0o600)
+                        replace_file(&path, line.as_bytes(), 0o600)?;
+                        if take_over {
+                            claim::take_over(&dir, &me).map_err(std::io::Error::other)?;
+                        }
+                        Ok::<_, std::io::Error>(())
                     });
                     match recorded.await? {
                         Ok(()) => {
@@ -305,22 +342,84 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
 
         // Sleep for the interval, but wake for a new re-init request for this node.
         let node = opts.node_name.clone();
-        wait(&mut rx, opts.interval, move |fi| {
+        wait(&hb, &mut rx, opts.interval, move |fi| {
             ReinitRequests::of(fi)
-                .ok()
-                .flatten()
+                .unwrap_or_else(|_| ReinitRequests::recorded(fi))
                 .is_some_and(|r| r.requested(&node) > completed)
         })
         .await?;
     }
 }
 
-/// Wait up to `timeout`, returning early when the FileIntegrity changes so that `wake` holds.
+/// Whose the node's daemon files are, for this FileIntegrity.
+enum Ownership {
+    Ours,
+    /// Claimed by a FileIntegrity that no longer exists: take them over.
+    Gone,
+    /// Another FileIntegrity's: the message of the Errored result.
+    Held(String),
+}
+
+fn me(opts: &Options, uid: &str) -> claim::Owner {
+    claim::Owner {
+        uid: uid.to_owned(),
+        namespace: opts.namespace.clone(),
+        name: opts.owner.clone(),
+    }
+}
+
+async fn own_files(
+    fis: &Api<FileIntegrity>,
+    opts: &Options,
+    uid: &str,
+) -> anyhow::Result<Ownership> {
+    let (dir, me) = (db_dir(&opts.hostroot), me(opts, uid));
+    let claimed = tokio::task::spawn_blocking(move || claim::claim(&dir, &me)).await??;
+    let owner = match claimed {
+        claim::Claim::Ours => return Ok(Ownership::Ours),
+        claim::Claim::Other(None) => return Ok(Ownership::Gone),
+        claim::Claim::Other(Some(o)) => o,
+    };
+    // Only a FileIntegrity of our namespace can be looked up; any other is taken as alive.
+    let alive = if owner.namespace == opts.namespace {
+        match fis.get_opt(&owner.name).await {
+            Ok(Some(fi)) => fi.uid().as_deref() == Some(owner.uid.as_str()),
+            Ok(None) => false,
+            Err(e) => {
+                tracing::warn!("looking up FileIntegrity {}: {e}", owner.name);
+                true
+            }
+        }
+    } else {
+        true
+    };
+    Ok(if alive {
+        Ownership::Held(format!(
+            "the daemon files in /etc/kubernetes belong to FileIntegrity {}/{} ({}): a node is \
+             scanned by one FileIntegrity at a time; this one waits until that one is deleted",
+            owner.namespace,
+            owner.name,
+            claim::FILE
+        ))
+    } else {
+        tracing::info!(
+            "FileIntegrity {}/{} that owned the files is gone: taking them over with a re-init",
+            owner.namespace,
+            owner.name
+        );
+        Ownership::Gone
+    })
+}
+
+/// Wait up to `timeout`, returning early when the FileIntegrity changes so that `wake` holds;
+/// the heartbeat promises the next one within the wait.
 async fn wait(
+    hb: &liveness::Heartbeat,
     rx: &mut watch::Receiver<Option<Arc<FileIntegrity>>>,
     timeout: Duration,
     wake: impl Fn(&FileIntegrity) -> bool,
 ) -> anyhow::Result<()> {
+    hb.expect_within(timeout + liveness::SLACK);
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         tokio::select! {
@@ -361,6 +460,19 @@ async fn report(cms: &Api<ConfigMap>, opts: &Options, fi: &FileIntegrity, scan: 
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// The liveness probe of the daemon `opts` describes (run by the kubelet in its container):
+/// 0 while its heartbeat is on time, 1 with the reason otherwise.
+pub fn probe(opts: &Options) -> std::process::ExitCode {
+    let state = std::env::temp_dir().join(state_dir_name(opts));
+    match liveness::Heartbeat::in_dir(&state).probe(std::time::SystemTime::now()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }
 

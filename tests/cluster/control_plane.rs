@@ -190,7 +190,7 @@ pub async fn admin_client() -> Client {
 }
 
 /// The documents of every YAML file in `deploy/<sub>`, sorted by file name.
-pub(super) fn deploy_docs(sub: &str) -> Vec<(String, Value)> {
+pub fn deploy_docs(sub: &str) -> Vec<(String, Value)> {
     let dir = repo().join("deploy").join(sub);
     let mut files: Vec<PathBuf> = fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
@@ -213,7 +213,7 @@ pub(super) fn deploy_docs(sub: &str) -> Vec<(String, Value)> {
     out
 }
 
-pub(super) fn typed<T: serde::de::DeserializeOwned>(file: &str, doc: &Value) -> T {
+pub fn typed<T: serde::de::DeserializeOwned>(file: &str, doc: &Value) -> T {
     serde_json::from_value(doc.clone())
         .unwrap_or_else(|e| panic!("{file}: {} {}: {e}", doc["kind"], doc["metadata"]["name"]))
 }

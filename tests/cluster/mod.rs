@@ -40,6 +40,7 @@ mod namespace;
 mod node_root;
 mod objects;
 mod process;
+pub mod tls;
 mod wait;
 
 use std::path::Path;
@@ -47,11 +48,13 @@ use std::time::Duration;
 
 #[allow(unused_imports)] // each test binary uses a part of the harness
 pub use self::{
-    control_plane::{admin_client, client_from, env, install_fixture_crds, Env},
+    control_plane::{
+        admin_client, client_from, deploy_docs, env, install_fixture_crds, typed, Env,
+    },
     namespace::{Identity, PodFollower, TestNs},
     node_root::sample_node_root,
     objects::summarize_node_statuses,
-    process::{tail, Daemon, Operator},
+    process::{tail, Daemon, Operator, MAX_PAUSE},
 };
 
 /// Image the operator is told to run the daemon with (`RELATED_IMAGE_OPERATOR`). kwok never

@@ -17,11 +17,11 @@ use k8s_openapi::api::admissionregistration::v1::{
 };
 use k8s_openapi::api::authentication::v1::BoundObjectReference;
 use k8s_openapi::api::authentication::v1::{SelfSubjectReview, TokenRequest, TokenRequestSpec};
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod, ServiceAccount};
-use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, Role, RoleBinding};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Secret, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::Client;
-use serde_json::json;
+use serde_json::{json, Value};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::control_plane::{deploy_docs, typed};
@@ -267,8 +267,14 @@ impl TestNs {
     /// deploy/rbac re-targeted: namespaced objects into the test namespace (and RoleBinding
     /// subjects with them), ClusterRoleBindings copied as `<name>-<ns>` to the test's accounts.
     async fn create_rbac(&mut self) {
+        self.install_rbac(deploy_docs("rbac")).await;
+    }
+
+    /// RBAC documents of `deploy/` installed as [`TestNs::create_rbac`] does (ClusterRoles
+    /// applied, the same for every test); deleted with the namespace.
+    pub async fn install_rbac(&mut self, docs: Vec<(String, Value)>) {
         let pp = PostParams::default();
-        for (file, doc) in deploy_docs("rbac") {
+        for (file, doc) in docs {
             let kind = doc["kind"].as_str().unwrap_or_default().to_owned();
             let name = doc["metadata"]["name"]
                 .as_str()
@@ -357,8 +363,26 @@ impl TestNs {
                         .unwrap_or_else(|e| panic!("create {what} as {copy}: {e}"));
                     self.policy_bindings.push(copy);
                 }
-                // ClusterRoles: applied once per run (apply_cluster_roles).
-                "ClusterRole" => {}
+                // Also applied once per run (apply_cluster_roles); idempotent.
+                "ClusterRole" => {
+                    let o: ClusterRole = typed(&file, &doc);
+                    Api::<ClusterRole>::all(self.client.clone())
+                        .patch(
+                            &name,
+                            &PatchParams::apply("kubectl").force(),
+                            &Patch::Apply(&o),
+                        )
+                        .await
+                        .unwrap_or_else(|e| panic!("apply {what}: {e}"));
+                }
+                "Secret" => {
+                    let mut o: Secret = typed(&file, &doc);
+                    o.metadata.namespace = Some(self.ns.clone());
+                    self.api::<Secret>()
+                        .create(&pp, &o)
+                        .await
+                        .unwrap_or_else(|e| panic!("create {what}: {e}"));
+                }
                 other => panic!("{file}: unexpected kind {other} in deploy/rbac"),
             }
         }
@@ -446,7 +470,8 @@ impl TestNs {
         write_token_kubeconfig(self.kubeconfig(id), id.service_account(), &token, &self.ns);
     }
 
-    async fn token(&self, sa: &str, pod: Option<&Pod>) -> String {
+    /// A token of service account `sa` of the namespace (bound to `pod` when given).
+    pub async fn token(&self, sa: &str, pod: Option<&Pod>) -> String {
         request_token(&self.client, &self.ns, sa, pod)
             .await
             .unwrap_or_else(|e| panic!("TokenRequest for {}/{sa}: {e}", self.ns))

@@ -166,6 +166,9 @@ impl Drop for Proc {
     }
 }
 
+/// The operator's `--max-pause` in the tests.
+pub const MAX_PAUSE: Duration = Duration::from_secs(30);
+
 /// `fio-operator run` as the operator's service account, watching the test namespace, with its
 /// metrics in plain HTTP on a loopback port of its own.
 pub struct Operator(Proc, std::net::SocketAddr);
@@ -180,13 +183,28 @@ impl Operator {
 
     /// [`Operator::start`] with its own process name and log (`<name>.log`): a second replica.
     pub fn start_named(t: &TestNs, name: &str) -> Operator {
+        Operator::start_serving(t, name, &t.dir.join("no-serving-cert"))
+    }
+
+    /// [`Operator::start_named`] with `tls.crt`/`tls.key` looked for in `cert_dir` (none there:
+    /// metrics in plain HTTP on loopback).
+    pub fn start_serving(t: &TestNs, name: &str, cert_dir: &Path) -> Operator {
+        Operator::spawn(t, name, cert_dir, TEST_IMAGE)
+    }
+
+    /// [`Operator::start_named`] of another version: its daemons run `image` (an upgrade).
+    pub fn start_image(t: &TestNs, name: &str, image: &str) -> Operator {
+        Operator::spawn(t, name, &t.dir.join("no-serving-cert"), image)
+    }
+
+    fn spawn(t: &TestNs, name: &str, cert_dir: &Path, image: &str) -> Operator {
         let envs = vec![
             ("WATCH_NAMESPACE".into(), t.ns.clone()),
             (
                 "KUBECONFIG".into(),
                 t.kubeconfig(Identity::Operator).display().to_string(),
             ),
-            ("RELATED_IMAGE_OPERATOR".into(), TEST_IMAGE.into()),
+            ("RELATED_IMAGE_OPERATOR".into(), image.into()),
             (
                 "FIO_LOG".into(),
                 std::env::var("FIO_TEST_OPERATOR_LOG").unwrap_or_else(|_| "debug".into()),
@@ -200,11 +218,9 @@ impl Operator {
         let args = vec![
             "run".into(),
             format!("--metrics-addr={metrics}"),
-            // No certificate there: plain HTTP on loopback.
-            format!(
-                "--serving-cert-dir={}",
-                t.dir.join("no-serving-cert").display()
-            ),
+            format!("--serving-cert-dir={}", cert_dir.display()),
+            // Short, so a node left paused is reported within a test.
+            format!("--max-pause={}", MAX_PAUSE.as_secs()),
         ];
         Operator(
             Proc::new(
@@ -220,6 +236,11 @@ impl Operator {
 
     pub fn pid(&self) -> Option<u32> {
         self.0.pid()
+    }
+
+    /// Where the metrics endpoint listens.
+    pub fn metrics_addr(&self) -> std::net::SocketAddr {
+        self.1
     }
 
     /// The metrics endpoint's text (`GET /metrics-fio`), retried until the operator answers.
@@ -309,7 +330,7 @@ impl Daemon {
     /// Waits for the pod of DaemonSet `aide-<fi>` on `node`, then starts `fio-operator daemon
     /// --owner=<fi> --namespace=<ns> --hostroot=<root> --interval=<secs> --max-backups=5` with
     /// `NODE_NAME=<node>` and a kubeconfig whose token is bound to that pod; output in
-    /// `<test dir>/logs/daemon-<node>.log`.
+    /// `<test dir>/logs/daemon-<node>.log` (`daemon-<fi>-<node>.log` for a second FileIntegrity).
     pub async fn start(
         t: &TestNs,
         fi: &str,
@@ -322,7 +343,13 @@ impl Daemon {
             .daemon_pod(&ds, node, Duration::from_secs(60))
             .await
             .unwrap_or_else(|| panic!("no pod of DaemonSet {ds} on node {node} within 60 s"));
-        let kubeconfig = t.dir.join(format!("daemon-{node}.kubeconfig"));
+        // The scenarios' FileIntegrity keeps the short names; another one's daemons get theirs.
+        let label = if fi == "example-fileintegrity" {
+            format!("daemon-{node}")
+        } else {
+            format!("daemon-{fi}-{node}")
+        };
+        let kubeconfig = t.dir.join(format!("{label}.kubeconfig"));
         t.write_pod_kubeconfig(&kubeconfig, &pod).await;
         let mut envs = vec![
             ("NODE_NAME".into(), node.to_owned()),
@@ -339,13 +366,7 @@ impl Daemon {
             format!("--interval={interval_secs}"),
             "--max-backups=5".into(),
         ];
-        let proc = Proc::new(
-            t,
-            format!("daemon-{node}"),
-            env!("CARGO_BIN_EXE_fio-operator"),
-            args,
-            envs,
-        );
+        let proc = Proc::new(t, label, env!("CARGO_BIN_EXE_fio-operator"), args, envs);
         let follower = tokio::spawn(follow_pod(
             t.follower(),
             ds,

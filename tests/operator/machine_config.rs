@@ -1,16 +1,91 @@
 //! MachineConfig updates (issue 5, section 1): the machine-config daemon's Node annotations,
-//! the holdoff annotation, the pause and the re-init after a node's update.
+//! the holdoff annotation, the pause and the re-init after a node's update; with the
+//! MachineConfigPool API (issue 11, point 4), the re-init only when the node's pool confirms the
+//! update, and a pause that lasts too long reported. Every test here runs with the pool API
+//! (installed once, cluster-wide) and a pool selecting the test's nodes.
 
 use std::time::Duration;
 
-use crate::cluster::{secs, TestNs};
-use crate::support::{active_scenario, assert_backups, condition, FI, INTERVAL};
+use crate::cluster::{self, secs, TestNs, MAX_PAUSE, NODE_SELECTOR_LABEL};
+use crate::support::{active_scenario, assert_backups, condition, Scenario, FI, INTERVAL};
 use fio_api::holdoff::{MC_CURRENT_CONFIG, MC_DESIRED_CONFIG, MC_STATE};
 use fio_api::{names, FileIntegrityNodeCondition, FileIntegrityStatusPhase as Phase};
-use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::core::v1::{Event, Node};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::core::GroupVersionKind;
 use serde_json::json;
+
+/// The MachineConfigPool `<ns>` selecting the test's nodes, targeting `rendered` (what the
+/// machine-config controller writes when it rolls a new config out); the API installed first.
+async fn set_pool(t: &TestNs, rendered: &str) {
+    cluster::install_fixture_crds("machineconfigpool-crd.yaml").await;
+    let pool = json!({
+        "apiVersion": "machineconfiguration.openshift.io/v1",
+        "kind": "MachineConfigPool",
+        "metadata": {"name": t.ns},
+        "spec": {
+            "nodeSelector": {"matchLabels": {NODE_SELECTOR_LABEL: t.ns}},
+            "configuration": {"name": rendered}
+        }
+    });
+    pools(t)
+        .patch(
+            &t.ns,
+            &PatchParams::apply("test").force(),
+            &Patch::Apply(&pool),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("applying MachineConfigPool {}: {e}", t.ns));
+}
+
+fn pools(t: &TestNs) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk(
+        "machineconfiguration.openshift.io",
+        "v1",
+        "MachineConfigPool",
+    );
+    Api::all_with(
+        t.client.clone(),
+        &ApiResource::from_gvk_with_plural(&gvk, "machineconfigpools"),
+    )
+}
+
+async fn delete_pool(t: &TestNs) {
+    let _ = pools(t).delete(&t.ns, &DeleteParams::default()).await;
+}
+
+/// An active scenario whose nodes are in a pool targeting `rendered-1`, all up to date.
+async fn pooled_scenario(label: &str, nodes: usize) -> Scenario {
+    let s = active_scenario(label, nodes, |_| {}).await;
+    set_pool(&s.t, "rendered-1").await;
+    for n in &s.t.nodes {
+        set_mc_state(&s.t, n, "rendered-1", "rendered-1", "Done").await;
+    }
+    s
+}
+
+/// Events about the FileIntegrity with `reason` whose note mentions `node`.
+async fn wait_event(t: &TestNs, reason: &str, node: &str) -> String {
+    let events = t.api::<Event>();
+    t.wait(
+        &format!("Event {reason} about {node}"),
+        secs(60),
+        async || {
+            let list = events
+                .list(&ListParams::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            list.items
+                .iter()
+                .filter(|e| e.reason.as_deref() == Some(reason))
+                .filter_map(|e| e.message.clone())
+                .find(|n| n.contains(node))
+                .ok_or_else(|| format!("{} events, none {reason} about {node}", list.items.len()))
+        },
+    )
+    .await
+}
 
 // ---- MachineConfig updates (issue 5, section 1) -------------------------------------------------
 
@@ -57,13 +132,10 @@ async fn wait_holdoff(t: &TestNs, want: Option<&str>) {
 /// during the update), re-initialised exactly once after it, and Succeeded; node-2 goes Failed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn machine_config_update_pauses_the_node_and_reinitialises_it_once() {
-    let s = active_scenario("mcupdate", 2, |_| {}).await;
+    let s = pooled_scenario("mcupdate", 2).await;
     let t = &s.t;
     let (n1, n2) = (s.node(0).to_owned(), s.node(1).to_owned());
     // Both nodes managed by the machine-config daemon and up to date: nothing happens.
-    for n in [&n1, &n2] {
-        set_mc_state(t, n, "rendered-1", "rendered-1", "Done").await;
-    }
     t.holds_for(
         "no pause for up-to-date nodes",
         secs(3),
@@ -74,6 +146,8 @@ async fn machine_config_update_pauses_the_node_and_reinitialises_it_once() {
     )
     .await;
 
+    // The machine-config controller rolls rendered-2 out to the pool, node by node.
+    set_pool(t, "rendered-2").await;
     set_mc_state(t, &n1, "rendered-1", "rendered-2", "Working").await;
     wait_holdoff(t, Some(n1.as_str())).await;
     let paused_at = Timestamp::now();
@@ -142,18 +216,19 @@ async fn machine_config_update_pauses_the_node_and_reinitialises_it_once() {
             "{name}{labels:?}\n{text}"
         );
     }
+    delete_pool(t).await;
 }
 
 /// A rolling update over three nodes, one at a time: node-1 with an operator crash between
-/// Working and Done, node-2 ending Degraded, node-3 plainly. Each node is re-initialised exactly
-/// once, only after its own update, and only the node being updated is paused.
+/// Working and Done, node-2 ending Degraded (still at its old config), node-3 plainly. Each node
+/// that reached the pool's config is re-initialised exactly once, only after its own update, and
+/// only the node being updated is paused. The Degraded node is resumed without a re-init (its
+/// pool does not confirm the update, upstream re-initialised it): its changed file shows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rolling_machine_config_update_with_degraded_node_and_operator_restart() {
-    let mut s = active_scenario("mcroll", 3, |_| {}).await;
+    let mut s = pooled_scenario("mcroll", 3).await;
     let nodes = s.t.nodes.clone();
-    for n in &nodes {
-        set_mc_state(&s.t, n, "rendered-1", "rendered-1", "Done").await;
-    }
+    set_pool(&s.t, "rendered-2").await;
     for (i, n) in nodes.iter().enumerate() {
         set_mc_state(&s.t, n, "rendered-1", "rendered-2", "Working").await;
         wait_holdoff(&s.t, Some(n.as_str())).await;
@@ -167,18 +242,85 @@ async fn rolling_machine_config_update_with_degraded_node_and_operator_restart()
         let end_at = Timestamp::now();
         if i == 1 {
             set_mc_state(&s.t, n, "rendered-1", "rendered-2", "Degraded").await;
+            let note = wait_event(&s.t, names::EVENT_REASON_UPDATE_UNCONFIRMED, n).await;
+            assert!(note.contains("rendered-1"), "{note}");
+            wait_holdoff(&s.t, None).await;
+            s.wait_failed(n, 1).await;
         } else {
             set_mc_state(&s.t, n, "rendered-2", "rendered-2", "Done").await;
+            s.wait_reinit_confirmed(std::slice::from_ref(n), end_at, secs(60))
+                .await;
+            wait_holdoff(&s.t, None).await;
         }
-        s.wait_reinit_confirmed(std::slice::from_ref(n), end_at, secs(60))
-            .await;
-        wait_holdoff(&s.t, None).await;
         for (j, other) in nodes.iter().enumerate() {
-            assert_backups(s.root(other), usize::from(j <= i));
+            assert_backups(s.root(other), usize::from(j <= i && j != 1));
         }
     }
-    s.wait_all_succeeded_after("the rolling update", None, secs(60))
-        .await;
-    s.backups_stay("one re-init per node", secs(INTERVAL + 2), &nodes, 1)
-        .await;
+    let reinitialised = [nodes[0].clone(), nodes[2].clone()];
+    s.t.wait_node_statuses(FI, "the updated nodes Succeeded", secs(60), |st| {
+        reinitialised.iter().all(|n| {
+            st.get(n)
+                .is_some_and(|x| condition(x) == FileIntegrityNodeCondition::Succeeded)
+        })
+    })
+    .await;
+    s.backups_stay(
+        "one re-init per updated node",
+        secs(INTERVAL + 2),
+        &reinitialised,
+        1,
+    )
+    .await;
+    assert_backups(s.root(&nodes[1]), 0);
+    delete_pool(&s.t).await;
+}
+
+/// Issue 11, point 4: root on node-1 sets its own Node's machine-config annotations, Working
+/// then Done, to have its tampered file system taken as the new baseline. Its pool targets no
+/// new config: scans resume without a re-init (Warning Event naming why) and the change shows as
+/// Failed. Node-2 is left at Working: its pause is reported once it outlasts the operator's
+/// bound (Event, the paused-since metric the alert reads, the record in the status).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cannot_reinitialise_itself_and_a_long_pause_is_reported() {
+    let s = pooled_scenario("mcself", 2).await;
+    let t = &s.t;
+    let (n1, n2) = (s.node(0).to_owned(), s.node(1).to_owned());
+    set_mc_state(t, &n2, "rendered-1", "rendered-2", "Working").await;
+    set_mc_state(t, &n1, "rendered-1", "rendered-evil", "Working").await;
+    wait_holdoff(t, Some(&format!("{n1},{n2}"))).await;
+    let paused_at = Timestamp::now();
+    s.change_resolv_conf(&n1);
+    set_mc_state(t, &n1, "rendered-evil", "rendered-evil", "Done").await;
+    let note = wait_event(t, names::EVENT_REASON_UPDATE_UNCONFIRMED, &n1).await;
+    assert!(note.contains("targets rendered-1"), "{note}");
+    wait_holdoff(t, Some(n2.as_str())).await;
+    s.wait_failed(&n1, 1).await;
+    assert_backups(s.root(&n1), 0);
+
+    let note = wait_event(t, names::EVENT_REASON_PAUSED_TOO_LONG, &n2).await;
+    assert!(
+        Timestamp::now().duration_since(paused_at).as_secs() + 5 >= MAX_PAUSE.as_secs() as i64,
+        "reported before the bound: {note}"
+    );
+    let labels = [("fileintegrity", FI), ("node", n2.as_str())];
+    let text = s.op.metrics().await;
+    let since = fio_operator::metrics::sample(
+        &text,
+        "file_integrity_operator_node_paused_since_timestamp_seconds",
+        &labels,
+    );
+    let at = paused_at.as_second() as f64;
+    assert!(
+        since.is_some_and(|v| (v - at).abs() < 10.0),
+        "paused since {since:?}, paused at {at}\n{text}"
+    );
+    let status = s.fi().await.status.unwrap_or_default();
+    assert!(
+        status.node_pauses.get(&n2).is_some_and(|p| p.overdue),
+        "{:?}",
+        status.node_pauses
+    );
+    assert!(!status.node_pauses.contains_key(&n1));
+    assert_backups(s.root(&n2), 0);
+    delete_pool(t).await;
 }

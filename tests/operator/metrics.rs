@@ -1,8 +1,9 @@
 //! Monitoring (issue 5, section 2): the PrometheusRule and ServiceMonitor, and the metrics
-//! endpoint the alert reads.
+//! endpoint the alert reads; who may read it (issue 11, point 10).
 
-use crate::cluster::{self, secs, Operator, TestNs};
-use kube::api::{Api, ApiResource, DynamicObject};
+use crate::cluster::{self, secs, tls, Operator, TestNs};
+use k8s_openapi::api::core::v1::ServiceAccount;
+use kube::api::{Api, ApiResource, DynamicObject, PostParams};
 use kube::core::GroupVersionKind;
 
 /// Issue 5, section 2: in a cluster with the Prometheus operator's API, the operator (as its
@@ -47,4 +48,61 @@ async fn wait_monitoring_object(t: &TestNs, kind: &str, plural: &str, name: &str
         }
     })
     .await
+}
+
+/// Issue 11, point 10: over HTTPS the metrics are read only with a token the API server
+/// authenticates and authorises for the path: no token or a forged one is 401, a service
+/// account without the reader role is 403, the ServiceMonitor's account (deploy/monitoring's
+/// metrics RBAC) gets them; `/healthz` needs nothing. The operator runs with deploy/rbac, so
+/// this also shows that it may review tokens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_over_https_need_a_token_allowed_to_read_them() {
+    let mut t = TestNs::new("metricsauth", 0).await;
+    let metrics_rbac = cluster::deploy_docs("monitoring")
+        .into_iter()
+        .filter(|(file, _)| file.ends_with("metrics_rbac.yaml"))
+        .collect();
+    t.install_rbac(metrics_rbac).await;
+    let stranger = "stranger";
+    t.api::<ServiceAccount>()
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(serde_json::json!({"metadata": {"name": stranger}}))
+                .expect("service account"),
+        )
+        .await
+        .expect("create a service account without the reader role");
+    let certs = t.dir.join("serving-cert");
+    tls::issue(&t.dir, "ca", &certs);
+    let ca = t.dir.join("ca.crt");
+    let op = Operator::start_serving(&t, "operator", &certs);
+    let addr = op.metrics_addr();
+    let get = async |path: &str, token: Option<&str>| {
+        t.wait(&format!("HTTPS {path} answers"), secs(30), async || {
+            tls::https_get(addr, &ca, path, token).await
+        })
+        .await
+    };
+    let status = |resp: &str| resp.lines().next().unwrap_or_default().to_owned();
+
+    let resp = get("/healthz", None).await;
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    let resp = get("/metrics-fio", None).await;
+    assert!(resp.starts_with("HTTP/1.1 401"), "{}", status(&resp));
+    let resp = get("/metrics-fio", Some("not-a-token")).await;
+    assert!(resp.starts_with("HTTP/1.1 401"), "{}", status(&resp));
+    let token = t.token(stranger, None).await;
+    let resp = get("/metrics-fio", Some(&token)).await;
+    assert!(resp.starts_with("HTTP/1.1 403"), "{}", status(&resp));
+    assert!(!resp.contains("file_integrity_operator"), "{resp}");
+    let token = t.token("file-integrity-operator-metrics", None).await;
+    for path in ["/metrics-fio", "/metrics"] {
+        let resp = get(path, Some(&token)).await;
+        assert!(
+            resp.starts_with("HTTP/1.1 200"),
+            "{path}: {}",
+            status(&resp)
+        );
+        assert!(resp.trim_end().ends_with("# EOF"), "{resp}");
+    }
 }

@@ -479,3 +479,94 @@ async fn reinit_on_failed_reinitialises_only_failed_nodes() {
         assert_backups(s.root(n), usize::from(*n == n2));
     }
 }
+
+/// Issue 11, point 8: a client replaces the FileIntegrity (`kubectl replace` of the original
+/// manifest: every operator annotation gone) while node-2 has not yet done its re-init, and
+/// again after it. No request is lost: node-2 still re-initialises once, the record comes back,
+/// no configuration re-init of every node follows, and the next request re-initialises node-1
+/// (before: the counter restarted at 1, below what node-1 had completed, so it skipped it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replacing_the_fileintegrity_loses_no_reinit() {
+    let mut s = active_scenario("replace", 2, |_| {}).await;
+    let (n1, n2) = (s.node(0).to_owned(), s.node(1).to_owned());
+    let fis = s.t.api::<FileIntegrity>();
+    let replace = async || {
+        let mut fi = fis.get(FI).await.expect("read the FileIntegrity");
+        fi.metadata.annotations = None;
+        fi.metadata.resource_version = None;
+        fi.status = None;
+        fis.replace(FI, &kube::api::PostParams::default(), &fi)
+            .await
+            .expect("replace the FileIntegrity");
+    };
+
+    let at = Timestamp::now();
+    s.t.annotate_fi(FI, names::REINIT_ANNOTATION, "").await;
+    let first = s.wait_reinit_confirmed(&s.t.nodes, at, secs(60)).await;
+
+    // Mid-flight: node-2's daemon is down when the next request is recorded; then the replace.
+    s.daemon(&n2).stop();
+    let at = Timestamp::now();
+    s.t.annotate_fi(FI, names::REINIT_ANNOTATION, &n2).await;
+    let second =
+        s.t.wait("node-2's request recorded", secs(30), async || {
+            let fi = fis.get(FI).await.map_err(|e| e.to_string())?;
+            let (_, req) = reinit_requests(&fi);
+            match req.get(&n2) {
+                Some(id) if *id > first[&n2] => Ok(*id),
+                _ => Err(format!("{:?}", fi.metadata.annotations)),
+            }
+        })
+        .await;
+    replace().await;
+    let fi = s.fi().await;
+    assert!(
+        !has_annotation(&fi, names::REINIT_REQUESTS_ANNOTATION),
+        "the replace removed the annotation"
+    );
+    s.daemon(&n2).start_again();
+    let statuses =
+        s.t.wait_node_statuses(FI, "node-2 confirmed its request", secs(60), |st| {
+            st.get(&n2).is_some_and(|x| {
+                reinit_id(x) == second
+                    && condition(x) == FileIntegrityNodeCondition::Succeeded
+                    && after(x, Some(at))
+            })
+        })
+        .await;
+    assert_eq!(reinit_id(&statuses[&n1]), first[&n1], "node-1 not asked");
+    s.t.wait(
+        "the record restored in the annotation",
+        secs(30),
+        async || {
+            let fi = fis.get(FI).await.map_err(|e| e.to_string())?;
+            let (seq, req) = reinit_requests(&fi);
+            if seq >= second && req.get(&n2) == Some(&second) {
+                Ok(())
+            } else {
+                Err(format!("{:?}", fi.metadata.annotations))
+            }
+        },
+    )
+    .await;
+    assert_backups(s.root(&n1), 1);
+    assert_backups(s.root(&n2), 2);
+
+    // After the re-inits: replaced again, then node-1 asked; it re-initialises (id above all).
+    replace().await;
+    let at = Timestamp::now();
+    s.t.annotate_fi(FI, names::REINIT_ANNOTATION, &n1).await;
+    let third = s
+        .wait_reinit_confirmed(std::slice::from_ref(&n1), at, secs(60))
+        .await;
+    assert!(third[&n1] > second, "{third:?} after {second}");
+    s.backups_stay(
+        "node-1 re-initialised once more, node-2 not",
+        secs(INTERVAL),
+        std::slice::from_ref(&n1),
+        2,
+    )
+    .await;
+    assert_backups(s.root(&n2), 2);
+    s.t.wait_phase(FI, Phase::Active, secs(30)).await;
+}

@@ -77,6 +77,18 @@ async fn a_node_cannot_speak_for_another() {
         cm.metadata.name = Some(name.clone());
         refused(&name, cm).await;
     }
+    // Reads: its FileIntegrity's configuration (a Role per FileIntegrity, by name), nothing
+    // else: not node-2's kept report, not the configuration of another FileIntegrity.
+    as_node1
+        .get(FI)
+        .await
+        .expect("the daemon reads its configuration");
+    for name in [failed_cm(&n2), "another-fileintegrity".to_owned()] {
+        match as_node1.get(&name).await {
+            Err(kube::Error::Api(e)) if e.code == 403 => {}
+            other => panic!("node-1's daemon read ConfigMap {name}: {other:?}"),
+        }
+    }
     // The daemon identity without a pod-bound token creates nothing at all.
     let unbound = t.client_as(crate::cluster::Identity::Daemon).await;
     let msg = match Api::<ConfigMap>::namespaced(unbound, &t.ns)
@@ -226,7 +238,9 @@ async fn two_operators_one_leads_and_a_takeover_reinitialises_no_node() {
         .iter()
         .map(|n| backups(s.root(n)).0.len())
         .collect();
-    let second = crate::cluster::Operator::start_named(&s.t, "operator-2");
+    // The second one is the next version (an upgrade): its daemons run another image.
+    let next = format!("{}-next", crate::cluster::TEST_IMAGE);
+    let second = crate::cluster::Operator::start_image(&s.t, "operator-2", &next);
     // The controllers log "watching namespace" once they start: the candidate never gets there.
     s.t.holds_for(
         "the second operator waits for the lease",
@@ -264,6 +278,40 @@ async fn two_operators_one_leads_and_a_takeover_reinitialises_no_node() {
         "took over after {:?}",
         killed.elapsed()
     );
+    // The upgrade rolls the daemons to the new image; no node is re-initialised by it.
+    let ds = s.t.api::<k8s_openapi::api::apps::v1::DaemonSet>();
+    s.t.wait("the DaemonSet runs the new image", secs(60), async || {
+        let d = ds.get(&ds_name()).await.map_err(|e| e.to_string())?;
+        let image = d
+            .spec
+            .and_then(|sp| sp.template.spec)
+            .and_then(|p| p.containers.first().and_then(|c| c.image.clone()));
+        if image.as_deref() == Some(next.as_str()) {
+            Ok(())
+        } else {
+            Err(format!("{image:?}"))
+        }
+    })
+    .await;
+    s.t.wait_daemonset_rolled_out(&ds_name(), secs(90)).await;
+    let rolled = Timestamp::now();
+    let ids: Vec<i64> = {
+        let st = s.t.node_statuses(FI).await.expect("node statuses");
+        [&n1, &n2].iter().map(|n| reinit_id(&st[*n])).collect()
+    };
+    s.wait_all_succeeded_after("the roll to the new image", Some(rolled), secs(60))
+        .await;
+    let st = s.t.node_statuses(FI).await.expect("node statuses");
+    assert_eq!(
+        [&n1, &n2]
+            .iter()
+            .map(|n| reinit_id(&st[*n]))
+            .collect::<Vec<_>>(),
+        ids,
+        "a re-init id moved"
+    );
+    assert_backups(s.root(&n1), before[0]);
+    assert_backups(s.root(&n2), before[1]);
 
     // It reconciles: a re-init of node-1 is handled, node-2 is left alone.
     let at = Timestamp::now();
@@ -273,4 +321,89 @@ async fn two_operators_one_leads_and_a_takeover_reinitialises_no_node() {
     assert_backups(s.root(&n1), before[0] + 1);
     assert_backups(s.root(&n2), before[1]);
     drop(second);
+}
+
+/// Issue 11, point 5: a second FileIntegrity selecting the same node does not share (and
+/// re-initialise) the first one's files: its node status is Errored naming the owner and its
+/// phase Error, while the first one's database, backups and results stay as they were. Once the
+/// first is deleted, the second takes the files over with one re-init (the first one's
+/// database kept as its backup) and reaches Active.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_is_scanned_by_one_fileintegrity_at_a_time() {
+    use crate::cluster::Daemon;
+    use fio_api::{FileIntegrity, FileIntegrityStatusPhase as Phase};
+
+    let mut s = active_scenario("twofi", 1, |_| {}).await;
+    let n = s.node(0).to_owned();
+    let root = s.root(&n).to_path_buf();
+    let db = root.join("etc/kubernetes/aide.db.gz");
+    let first_db = std::fs::read(&db).expect("the first FileIntegrity's database");
+    let second = "second-fileintegrity";
+    s.t.create_fi(&s.t.file_integrity(second)).await;
+    s.t.wait_daemonset_rolled_out(&names::daemonset_name(second), secs(60))
+        .await;
+    let mut d2 = Daemon::start(&s.t, second, &n, &root, INTERVAL).await;
+    s.t.wait_node_statuses(
+        second,
+        "the second one refused on the node",
+        secs(60),
+        |st| {
+            st.get(&n).is_some_and(|x| {
+                condition(x) == FileIntegrityNodeCondition::Errored
+                    && x.spec.last_result.error_message.contains(FI)
+            })
+        },
+    )
+    .await;
+    let fi2 = s.t.wait_phase(second, Phase::Error, secs(30)).await;
+    let msg = fi2.status.and_then(|st| st.message).unwrap_or_default();
+    assert!(msg.contains(FI), "status.message names the owner: {msg}");
+    let since = Timestamp::now();
+    s.t.holds_for(
+        "the first one's files and results untouched",
+        secs(2 * INTERVAL),
+        async || {
+            if std::fs::read(&db).ok().as_deref() != Some(first_db.as_slice()) {
+                return Err("aide.db.gz changed".into());
+            }
+            let (dbs, logs) = backups(&root);
+            if !dbs.is_empty() || !logs.is_empty() {
+                return Err(format!("backups {dbs:?} {logs:?}"));
+            }
+            let st = s.t.node_statuses(FI).await?;
+            match st.get(&n) {
+                Some(x) if condition(x) == FileIntegrityNodeCondition::Succeeded => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await;
+    s.t.wait_node_statuses(FI, "the first one still scanning", secs(30), |st| {
+        st.get(&n).is_some_and(|x| after(x, Some(since)))
+    })
+    .await;
+
+    // The first goes away: the second takes over with one re-init.
+    let d1 = s.daemon(&n);
+    d1.allow_exit();
+    d1.stop();
+    s.t.api::<FileIntegrity>()
+        .delete(FI, &kube::api::DeleteParams::default())
+        .await
+        .expect("delete the first FileIntegrity");
+    let at = Timestamp::now();
+    s.t.wait_node_statuses(second, "the second one took over", secs(90), |st| {
+        st.get(&n).is_some_and(|x| {
+            condition(x) == FileIntegrityNodeCondition::Succeeded && after(x, Some(at))
+        })
+    })
+    .await;
+    s.t.wait_phase(second, Phase::Active, secs(30)).await;
+    assert_backups(&root, 1);
+    let (dbs, _) = backups(&root);
+    let kept = std::fs::read(root.join("etc/kubernetes").join(&dbs[0])).expect("the backup");
+    assert_eq!(kept, first_db, "the first one's database is the backup");
+    let claim = std::fs::read_to_string(root.join("etc/kubernetes/aide.owner")).expect("claim");
+    assert!(claim.contains(&format!("/{second}")), "{claim}");
+    d2.stop();
 }

@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetSpec};
 use k8s_openapi::api::core::v1::{
-    AppArmorProfile, Capabilities, Container, EnvVar, EnvVarSource, HostPathVolumeSource,
-    ObjectFieldSelector, PodSpec, PodTemplateSpec, ResourceRequirements, SELinuxOptions,
-    SeccompProfile, SecurityContext, Volume, VolumeMount,
+    AppArmorProfile, Capabilities, Container, EnvVar, EnvVarSource, ExecAction,
+    HostPathVolumeSource, ObjectFieldSelector, PodSpec, PodTemplateSpec, Probe,
+    ResourceRequirements, SELinuxOptions, SeccompProfile, SecurityContext, Volume, VolumeMount,
 };
+use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::{Resource, ResourceExt};
@@ -126,6 +127,22 @@ pub fn build(
             ..EnvVar::default()
         }]),
         security_context: Some(security_context()),
+        // The daemon's heartbeat (fio_daemon::liveness): restarted when a scan hangs.
+        liveness_probe: Some(Probe {
+            exec: Some(ExecAction {
+                command: Some(
+                    std::iter::once("fio-operator".to_owned())
+                        .chain(daemon_args(fi, namespace))
+                        .chain(std::iter::once("--probe".to_owned()))
+                        .collect(),
+                ),
+            }),
+            initial_delay_seconds: Some(30),
+            period_seconds: Some(60),
+            timeout_seconds: Some(10),
+            failure_threshold: Some(3),
+            ..Probe::default()
+        }),
         resources: Some(ResourceRequirements {
             requests: Some(quantities("40m", "40Mi")),
             limits: Some(quantities("300m", "600Mi")),
@@ -201,4 +218,47 @@ pub fn is_ready(ds: &DaemonSet) -> bool {
     let observed = st.observed_generation.unwrap_or(0) >= ds.metadata.generation.unwrap_or(0);
     let updating = updated > 0 && (updated < desired || unavailable > 0);
     observed && desired > 0 && desired == available && !updating
+}
+
+/// What the daemons of `fi` may read besides their FileIntegrity: its configuration ConfigMap,
+/// by name (`deploy/rbac/daemon_role.yaml` grants no ConfigMap reads, so a node cannot read
+/// another node's kept report or another FileIntegrity's configuration). A Role and its binding
+/// to the daemon service account, both `aide-<fi>`, owned by `fi`.
+pub fn config_reader(fi: &FileIntegrity, namespace: &str) -> (Role, RoleBinding) {
+    let name = names::daemonset_name(&fi.name_any());
+    let meta = ObjectMeta {
+        name: Some(name.clone()),
+        namespace: Some(namespace.to_owned()),
+        labels: Some(BTreeMap::from([(
+            names::OWNER_LABEL.to_owned(),
+            fi.name_any(),
+        )])),
+        owner_references: fi.controller_owner_ref(&()).map(|r| vec![r]),
+        ..ObjectMeta::default()
+    };
+    let role = Role {
+        metadata: meta.clone(),
+        rules: Some(vec![PolicyRule {
+            api_groups: Some(vec![String::new()]),
+            resources: Some(vec!["configmaps".into()]),
+            resource_names: Some(vec![fi.name_any()]),
+            verbs: vec!["get".into()],
+            ..PolicyRule::default()
+        }]),
+    };
+    let binding = RoleBinding {
+        metadata: meta,
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".into(),
+            kind: "Role".into(),
+            name,
+        },
+        subjects: Some(vec![Subject {
+            kind: "ServiceAccount".into(),
+            name: names::DAEMON_SERVICE_ACCOUNT.into(),
+            namespace: Some(namespace.to_owned()),
+            ..Subject::default()
+        }]),
+    };
+    (role, binding)
 }

@@ -3,21 +3,28 @@
 //! is skipped when the object already says the same.
 
 pub mod plan;
+pub mod updates;
 
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::rbac::v1::Role;
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{
+    ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
+};
+use kube::core::GroupVersionKind;
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
-use super::{cache, Context, Error, KubeContext, MANAGER};
+use super::{cache, daemonset, Context, Error, KubeContext, MANAGER};
 use crate::metrics::ReinitBy;
-use fio_api::{aideconf, names, FileIntegrity, FileIntegrityNodeStatus, NodeUpdate};
+use fio_api::{
+    aideconf, holdoff, names, FileIntegrity, FileIntegrityNodeStatus, Holdoff, NodeUpdate, Pool,
+};
 use plan::{NodeInfo, Nodes, Observed, Plan, Wanted};
 
 pub async fn reconcile(fi: Arc<FileIntegrity>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -44,6 +51,7 @@ pub async fn reconcile(fi: Arc<FileIntegrity>, ctx: Arc<Context>) -> Result<Acti
             let info = NodeInfo {
                 labels: n.labels().clone(),
                 update: NodeUpdate::of(n.annotations()),
+                current_config: holdoff::current_config(n.annotations()).map(str::to_owned),
             };
             (n.name_any(), info)
         })
@@ -62,8 +70,14 @@ pub async fn reconcile(fi: Arc<FileIntegrity>, ctx: Arc<Context>) -> Result<Acti
         .await
         .ctx(|| format!("reading DaemonSet {ns}/{ds_name}"))?;
     let priority_class_found = priority_class_exists(&fi, &ctx).await?;
+    // Only while a node is paused: the pools confirm (or not) the end of its update.
+    let pools = match Holdoff::of(&fi) {
+        Holdoff::Nodes(_) => machine_config_pools(&ctx).await?,
+        _ => None,
+    };
     let fi2 = fi.clone();
     let (image, namespace) = (ctx.image.clone(), ctx.namespace.clone());
+    let max_pause = ctx.max_pause;
     // Validating the configuration evaluates it (no I/O on a detached host, but CPU for a
     // large one): off the async runtime.
     let plan = tokio::task::spawn_blocking(move || {
@@ -77,6 +91,8 @@ pub async fn reconcile(fi: Arc<FileIntegrity>, ctx: Arc<Context>) -> Result<Acti
             statuses: &statuses,
             daemonset: daemonset.as_ref(),
             priority_class_found,
+            pools: pools.as_deref(),
+            max_pause,
             now: Timestamp::now(),
         })
     })
@@ -109,6 +125,27 @@ async fn wanted_config(fi: &FileIntegrity, ctx: &Context) -> Result<Wanted, Erro
     }
 }
 
+/// The MachineConfigPools, `None` where the API does not exist (not OpenShift).
+async fn machine_config_pools(ctx: &Context) -> Result<Option<Vec<Pool>>, Error> {
+    let gvk = GroupVersionKind::gvk(
+        "machineconfiguration.openshift.io",
+        "v1",
+        "MachineConfigPool",
+    );
+    let ar = ApiResource::from_gvk_with_plural(&gvk, "machineconfigpools");
+    let api: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &ar);
+    match api.list(&ListParams::default()).await {
+        Ok(list) => Ok(Some(
+            list.items
+                .iter()
+                .map(|o| Pool::from_json(&serde_json::to_value(o).unwrap_or_default()))
+                .collect(),
+        )),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(None),
+        Err(e) => Err(e).ctx(|| "listing MachineConfigPools".to_owned()),
+    }
+}
+
 /// Whether the priority class the FileIntegrity names exists (`None`: it names none).
 async fn priority_class_exists(fi: &FileIntegrity, ctx: &Context) -> Result<Option<bool>, Error> {
     let pc = &fi.spec.priority_class_name;
@@ -120,6 +157,33 @@ async fn priority_class_exists(fi: &FileIntegrity, ctx: &Context) -> Result<Opti
         .await
         .ctx(|| format!("reading PriorityClass {pc}"))?;
     Ok(Some(found.is_some()))
+}
+
+/// The daemons' read access to the configuration ([`daemonset::config_reader`]): applied when
+/// the Role is missing or differs (one GET per reconcile otherwise). Before the DaemonSet, so a
+/// new daemon finds it; the binding first, so a Role that exists implies its binding.
+async fn ensure_config_reader(fi: &FileIntegrity, ctx: &Context) -> Result<(), Error> {
+    let (role, binding) = daemonset::config_reader(fi, &ctx.namespace);
+    let name = role.name_any();
+    let current = ctx
+        .api::<Role>()
+        .get_opt(&name)
+        .await
+        .ctx(|| format!("reading Role {name}"))?;
+    if current.is_some_and(|r| r.rules == role.rules) {
+        return Ok(());
+    }
+    ctx.apply(&binding)
+        .await
+        .ctx(|| format!("applying RoleBinding {name}"))?;
+    ctx.apply(&role)
+        .await
+        .ctx(|| format!("applying Role {name}"))?;
+    tracing::info!(
+        "Role and RoleBinding {name} applied: the daemons may read ConfigMap {}",
+        fi.name_any()
+    );
+    Ok(())
 }
 
 /// Write what the plan decided, in its order: config, requests, DaemonSet, stale statuses,
@@ -149,7 +213,11 @@ async fn apply(fi: &FileIntegrity, ctx: &Context, plan: Plan) -> Result<Action, 
             ctx.metrics.unpause(n);
             ctx.metrics.reinit(ReinitBy::Node, n);
         }
+        for n in &r.released {
+            ctx.metrics.unpause(n);
+        }
     }
+    ensure_config_reader(fi, ctx).await?;
     if let Some(ds) = &plan.daemonset {
         let ds_name = ds.name_any();
         ctx.apply(ds)
@@ -180,12 +248,8 @@ async fn apply(fi: &FileIntegrity, ctx: &Context, plan: Plan) -> Result<Action, 
             Err(e) => return Err(e).ctx(|| format!("marking node status {st_name} silent")),
         }
     }
-    if let Some((phase, message)) = &plan.status {
+    if let Some(status) = &plan.status {
         // Applied by this manager alone: leaving `message` out removes the one we set before.
-        let mut status = json!({"phase": phase.as_str()});
-        if let Some(m) = message {
-            status["message"] = json!(m);
-        }
         let patch = json!({
             "apiVersion": names::API_VERSION,
             "kind": names::FILE_INTEGRITY_KIND,
@@ -199,6 +263,11 @@ async fn apply(fi: &FileIntegrity, ctx: &Context, plan: Plan) -> Result<Action, 
             )
             .await
             .ctx(|| format!("writing the status of FileIntegrity {name}"))?;
+    }
+    if let Some(st) = &plan.status {
+        ctx.metrics.set_pauses(&name, &st.node_pauses);
+    } else if let Some(st) = &fi.status {
+        ctx.metrics.set_pauses(&name, &st.node_pauses);
     }
     if let Some((phase, error_kind)) = plan.phase_changed {
         tracing::info!("FileIntegrity {name}: phase {phase}");

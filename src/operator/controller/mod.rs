@@ -82,6 +82,8 @@ pub struct Context {
     pub statuses: Store<FileIntegrityNodeStatus>,
     /// The FileIntegrity controller's own cache of FileIntegrities.
     pub fis: Store<FileIntegrity>,
+    /// How long a node may stay paused for a MachineConfig update before it is reported.
+    pub max_pause: Duration,
 }
 
 impl Context {
@@ -222,7 +224,12 @@ where
 }
 
 /// Run both controllers until SIGTERM/SIGINT.
-pub async fn run(client: Client, namespace: String, metrics: Arc<Metrics>) -> anyhow::Result<()> {
+pub async fn run(
+    client: Client,
+    namespace: String,
+    metrics: Arc<Metrics>,
+    max_pause: Duration,
+) -> anyhow::Result<()> {
     let image = daemon_image(&client, &namespace).await;
     tracing::info!("watching namespace {namespace}; daemon image {image}");
     let (nodes, node_changes) = cache::nodes(Api::<PartialObjectMeta<Node>>::all(client.clone()));
@@ -256,6 +263,7 @@ pub async fn run(client: Client, namespace: String, metrics: Arc<Metrics>) -> an
         nodes,
         statuses,
         fis: store.clone(),
+        max_pause,
     });
     monitoring::ensure(&client, &namespace).await;
 

@@ -131,8 +131,7 @@ pub fn plan(
     let anchored = prev.and_then(|p| p.baseline.as_ref());
     let completed = prev.and_then(|p| p.reinit_id);
     let requested = ReinitRequests::of(fi)
-        .ok()
-        .flatten()
+        .unwrap_or_else(|_| ReinitRequests::recorded(fi))
         .map_or(0, |r| r.requested(&node));
     let (anchor, mismatch) = match &report {
         Some(r) => baseline::judge(anchored, completed, requested, r, &result.last_probe_time),

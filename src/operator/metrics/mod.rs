@@ -7,9 +7,10 @@
 //! Label values are bounded: node names, phases, conditions and short error kinds, never free
 //! text (upstream's `error` label carried whole messages).
 
+mod access;
 mod serve;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::AtomicU64;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -21,7 +22,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-pub use serve::{serve, ServeError, ServeOptions, Serving, CONTENT_TYPE};
+pub use access::{Reviewer, Verdict};
+pub use serve::{serve, Limits, ServeError, ServeOptions, Serving, CONTENT_TYPE};
 
 /// Prefix of every family (upstream's namespace).
 pub const PREFIX: &str = "file_integrity_operator";
@@ -123,6 +125,9 @@ pub struct Metrics {
     scan_files: Family<ScanLabels, Gauge>,
     last_result: Family<ScanLabels, Gauge<f64, AtomicU64>>,
     silent: Family<ScanLabels, Gauge>,
+    paused_since: Family<ScanLabels, Gauge<f64, AtomicU64>>,
+    /// The nodes with a `paused_since` sample, per FileIntegrity.
+    paused: Mutex<BTreeMap<String, BTreeSet<String>>>,
     /// Failed or not, per (FileIntegrity, node): `node_failed{node}` is 1 while any
     /// FileIntegrity has an unresolved failure on the node.
     failed: Mutex<BTreeMap<(String, String), bool>>,
@@ -155,6 +160,8 @@ impl Metrics {
             scan_files: Family::default(),
             last_result: Family::default(),
             silent: Family::default(),
+            paused_since: Family::default(),
+            paused: Mutex::new(BTreeMap::new()),
             failed: Mutex::new(BTreeMap::new()),
             registry: Registry::default(),
         };
@@ -240,6 +247,11 @@ impl Metrics {
             m.last_result.clone(),
         );
         registry.register(
+            "node_paused_since_timestamp_seconds",
+            "When scans on the node were paused for a MachineConfig update (Unix time), while they are",
+            m.paused_since.clone(),
+        );
+        registry.register(
             "node_silent",
             "1 while the operator has had no result from the node's daemon for more than two and a half scan intervals",
             m.silent.clone(),
@@ -257,6 +269,27 @@ impl Metrics {
         };
         self.last_result.get_or_create(&labels).set(last_result_at);
         self.silent.get_or_create(&labels).set(i64::from(silent));
+    }
+
+    /// The nodes of `fi` paused for a MachineConfig update, from the FileIntegrity's status
+    /// (so the gauges survive a restart); nodes no longer paused lose their sample.
+    pub fn set_pauses(&self, fi: &str, pauses: &BTreeMap<String, fio_api::NodePause>) {
+        let mut known = self.paused.lock().unwrap_or_else(|p| p.into_inner());
+        let before = known.remove(fi).unwrap_or_default();
+        let labels = |node: &str| ScanLabels {
+            fileintegrity: fi.into(),
+            node: node.into(),
+        };
+        for node in before.iter().filter(|n| !pauses.contains_key(*n)) {
+            self.paused_since.remove(&labels(node));
+        }
+        for (node, p) in pauses {
+            let at = p.since.0.as_millisecond() as f64 / 1000.0;
+            self.paused_since.get_or_create(&labels(node)).set(at);
+        }
+        if !pauses.is_empty() {
+            known.insert(fi.to_owned(), pauses.keys().cloned().collect());
+        }
     }
 
     /// The exposition text (OpenMetrics), as served.

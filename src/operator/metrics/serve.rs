@@ -7,21 +7,29 @@
 //! address is narrowed to 127.0.0.1 with a warning rather than exposing unauthenticated
 //! plain text on the pod network. Upstream crash-looped while the certificate was missing
 //! (CMP-3757); here a certificate that appears later is picked up by a restart of the pod.
+//!
+//! Over HTTPS the metrics paths need a bearer token the API server accepts for them
+//! ([`Reviewer`]); `/healthz` does not. The plain-HTTP loopback fallback is open: only processes
+//! in the pod's network namespace reach it. Every connection has a deadline for its TLS
+//! handshake and request headers and one for its whole life, and at most
+//! [`Limits::connections`] are served at once (further ones wait in the listen backlog).
 
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
+use super::access::{Reviewer, Verdict};
 use super::Metrics;
 
 /// What the endpoint answers with (the encoder writes OpenMetrics text).
@@ -33,6 +41,28 @@ pub struct ServeOptions {
     pub addr: SocketAddr,
     /// Directory with `tls.crt` and `tls.key` (upstream: `/var/run/secrets/serving-cert`).
     pub cert_dir: PathBuf,
+    pub limits: Limits,
+}
+
+/// What one client can hold of the endpoint.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// For the TLS handshake, then again for the request headers.
+    pub handshake: Duration,
+    /// For a connection's whole life (keep-alive included).
+    pub connection: Duration,
+    /// Connections served at once.
+    pub connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            handshake: Duration::from_secs(10),
+            connection: Duration::from_secs(60),
+            connections: 64,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -54,8 +84,13 @@ pub struct Serving {
     pub tls: bool,
 }
 
-/// Bind and serve in the background until the process ends.
-pub async fn serve(metrics: Arc<Metrics>, opts: &ServeOptions) -> Result<Serving, ServeError> {
+/// Bind and serve in the background until the process ends. Over HTTPS, `reviewer` decides who
+/// may read the metrics (`None`: anyone who reaches the port, for tests without an API server).
+pub async fn serve(
+    metrics: Arc<Metrics>,
+    opts: &ServeOptions,
+    reviewer: Option<Reviewer>,
+) -> Result<Serving, ServeError> {
     let crt = opts.cert_dir.join("tls.crt");
     let key = opts.cert_dir.join("tls.key");
     let tls = if crt.exists() || key.exists() {
@@ -83,41 +118,71 @@ pub async fn serve(metrics: Arc<Metrics>, opts: &ServeOptions) -> Result<Serving
         tls: tls.is_some(),
     };
     tracing::info!(
-        "metrics on {}://{bound}/metrics-fio",
-        if serving.tls { "https" } else { "http" }
+        "metrics on {}://{bound}/metrics-fio{}",
+        if serving.tls { "https" } else { "http" },
+        if serving.tls && reviewer.is_some() {
+            " (bearer token reviewed by the API server)"
+        } else {
+            ""
+        }
     );
+    // The loopback fallback is open; over TLS the reviewer (if any) decides.
+    let reviewer = reviewer.filter(|_| serving.tls);
+    let limits = opts.limits;
+    let slots = Arc::new(Semaphore::new(limits.connections.max(1)));
     tokio::spawn(async move {
         loop {
+            // Waiting for a slot before accepting leaves further clients in the backlog.
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                return;
+            };
             let (stream, peer) = match listener.accept().await {
                 Ok(s) => s,
                 Err(e) => {
                     tracing::warn!("metrics: accepting a connection: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
             };
             let metrics = metrics.clone();
+            let reviewer = reviewer.clone();
             let tls = tls.as_ref().map(|t| current_config(t));
             tokio::spawn(async move {
+                let _slot = slot;
                 let service = hyper::service::service_fn(move |req| {
-                    let metrics = metrics.clone();
-                    async move { Ok::<_, Infallible>(respond(&metrics, &req)) }
+                    let (metrics, reviewer) = (metrics.clone(), reviewer.clone());
+                    async move { Ok::<_, Infallible>(respond(&metrics, reviewer.as_ref(), &req).await) }
                 });
-                let http = hyper::server::conn::http1::Builder::new();
-                let r = match tls {
-                    Some(config) => {
-                        match tokio_rustls::TlsAcceptor::from(config).accept(stream).await {
-                            Ok(s) => http.serve_connection(TokioIo::new(s), service).await,
-                            Err(e) => {
-                                tracing::debug!("metrics: TLS handshake with {peer}: {e}");
-                                return;
+                let mut http = hyper::server::conn::http1::Builder::new();
+                http.timer(TokioTimer::new())
+                    .header_read_timeout(limits.handshake);
+                let served = async {
+                    match tls {
+                        Some(config) => {
+                            let acceptor = tokio_rustls::TlsAcceptor::from(config);
+                            match tokio::time::timeout(limits.handshake, acceptor.accept(stream))
+                                .await
+                            {
+                                Ok(Ok(s)) => http.serve_connection(TokioIo::new(s), service).await,
+                                Ok(Err(e)) => {
+                                    tracing::debug!("metrics: TLS handshake with {peer}: {e}");
+                                    Ok(())
+                                }
+                                Err(_) => {
+                                    tracing::debug!("metrics: TLS handshake with {peer} timed out");
+                                    Ok(())
+                                }
                             }
                         }
+                        None => http.serve_connection(TokioIo::new(stream), service).await,
                     }
-                    None => http.serve_connection(TokioIo::new(stream), service).await,
                 };
-                if let Err(e) = r {
-                    tracing::debug!("metrics: connection from {peer}: {e}");
+                match tokio::time::timeout(limits.connection, served).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::debug!("metrics: connection from {peer}: {e}"),
+                    Err(_) => {
+                        tracing::debug!("metrics: connection from {peer} reached its deadline")
+                    }
                 }
             });
         }
@@ -125,15 +190,34 @@ pub async fn serve(metrics: Arc<Metrics>, opts: &ServeOptions) -> Result<Serving
     Ok(serving)
 }
 
-fn respond<B>(metrics: &Metrics, req: &Request<B>) -> Response<Full<Bytes>> {
-    let (status, content_type, body) = match req.uri().path() {
-        "/metrics-fio" | "/metrics" => (StatusCode::OK, CONTENT_TYPE, metrics.encode()),
-        "/healthz" => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
-        _ => (
-            StatusCode::NOT_FOUND,
-            "text/plain",
-            "not found\n".to_owned(),
-        ),
+async fn respond<B>(
+    metrics: &Metrics,
+    reviewer: Option<&Reviewer>,
+    req: &Request<B>,
+) -> Response<Full<Bytes>> {
+    let path = req.uri().path();
+    let text = |status, body: &str| (status, "text/plain", body.to_owned());
+    let (status, content_type, body) = match path {
+        "/metrics-fio" | "/metrics" => {
+            let verdict = match reviewer {
+                None => Verdict::Allowed,
+                Some(r) => {
+                    let auth = req.headers().get(hyper::header::AUTHORIZATION);
+                    r.review(auth.map(|v| v.as_bytes()), path).await
+                }
+            };
+            match verdict {
+                Verdict::Allowed => (StatusCode::OK, CONTENT_TYPE, metrics.encode()),
+                Verdict::Unauthenticated => text(StatusCode::UNAUTHORIZED, "Unauthorized\n"),
+                Verdict::Forbidden => text(StatusCode::FORBIDDEN, "Forbidden\n"),
+                Verdict::Unavailable => text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the API server could not review the token\n",
+                ),
+            }
+        }
+        "/healthz" => text(StatusCode::OK, "ok\n"),
+        _ => text(StatusCode::NOT_FOUND, "not found\n"),
     };
     let mut resp = Response::new(Full::new(Bytes::from(body)));
     *resp.status_mut() = status;

@@ -13,12 +13,13 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 
 use super::super::daemonset;
+use super::updates::{self, NodeUpdates};
 use crate::metrics::ReinitBy;
 use fio_api::reinit::parse_node_list;
 use fio_api::{aideconf, liveness};
 use fio_api::{
-    names, FileIntegrity, FileIntegrityNodeCondition, FileIntegrityNodeStatus,
-    FileIntegrityStatusPhase as Phase, Holdoff, NodeUpdate, ReinitRequests,
+    names, FileIntegrity, FileIntegrityNodeCondition, FileIntegrityNodeStatus, FileIntegrityStatus,
+    FileIntegrityStatusPhase as Phase, Holdoff, NodePause, NodeUpdate, Pool, ReinitRequests,
 };
 
 /// How often a FileIntegrity is looked at without any event (missed events, user ConfigMaps in
@@ -40,6 +41,8 @@ pub struct NodeInfo {
     pub labels: BTreeMap<String, String>,
     /// Where it is in a MachineConfig update (`None`: not managed by the machine-config daemon).
     pub update: Option<NodeUpdate>,
+    /// Its `currentConfig` annotation.
+    pub current_config: Option<String>,
 }
 
 /// Nodes by name.
@@ -60,6 +63,10 @@ pub struct Observed<'a> {
     pub daemonset: Option<&'a DaemonSet>,
     /// Whether `spec.priorityClassName` exists (`None`: none is named).
     pub priority_class_found: Option<bool>,
+    /// The MachineConfigPools (`None`: the API does not exist, or nothing is paused).
+    pub pools: Option<&'a [Pool]>,
+    /// How long a node may stay paused for an update before it is reported.
+    pub max_pause: Duration,
     pub now: Timestamp,
 }
 
@@ -79,9 +86,11 @@ pub struct RequestsWrite {
     pub triggers: Vec<ReinitBy>,
     pub paused: Vec<String>,
     pub resumed: Vec<String>,
+    /// Resumed without a re-init (the update was not confirmed).
+    pub released: Vec<String>,
 }
 
-/// A `(phase, message)` to write.
+/// The phase and message to write; [`Plan::status`] carries them with the re-init record.
 pub type StatusWrite = (Phase, Option<String>);
 /// A phase change and the `error` kind it counts if the phase is Error.
 pub type PhaseChange = (Phase, &'static str);
@@ -99,8 +108,9 @@ pub struct Plan {
     /// Node statuses marked silent (no result for too long), to replace at the
     /// resourceVersion they were read at: a result arriving meanwhile wins.
     pub silent: Vec<FileIntegrityNodeStatus>,
-    /// The new `(phase, message)`, when they change.
-    pub status: Option<StatusWrite>,
+    /// The whole status we own (phase, message, the re-init record's copy), when any of it
+    /// changes.
+    pub status: Option<FileIntegrityStatus>,
     /// The phase moved: count it (and its error kind).
     pub phase_changed: Option<PhaseChange>,
     pub events: Vec<PlannedEvent>,
@@ -154,14 +164,16 @@ pub fn plan(o: &Observed) -> Plan {
 
     // 2. Re-init requests, after the config (a daemon that sees a request finds its config).
     let selected = selected(fi, o.nodes);
-    let (requests, holdoff, write) =
-        update_requests(fi, &config, &selected, o.nodes, o.statuses, &mut events);
+    let (requests, updates, write) = update_requests(o, &config, &selected, &mut events);
+    let holdoff = updates.holdoff.clone();
+    let pauses = &updates.pauses;
 
     // 3. The DaemonSet (after the initial delay).
     if o.daemonset.is_none() {
         if let Some(wait) = initial_delay_left(fi, o.now) {
             let pending = (Phase::Pending, Some("waiting for initialDelay".to_owned()));
-            let (status, phase_changed) = status_change(fi, pending, config_error.is_some());
+            let (status, phase_changed) =
+                status_change(fi, pending, &requests, pauses, config_error.is_some());
             push_phase_event(&mut events, phase_changed);
             return Plan {
                 config_map,
@@ -172,7 +184,7 @@ pub fn plan(o: &Observed) -> Plan {
                 status,
                 phase_changed,
                 events,
-                requeue: wait,
+                requeue: updates.next_due.map_or(wait, |d| d.min(wait)),
             };
         }
     }
@@ -224,7 +236,7 @@ pub fn plan(o: &Observed) -> Plan {
 
     // 4b. Nodes that have gone silent (not while paused: a paused daemon does not report).
     let interval = fi.spec.config.scan_interval();
-    let mut requeue = RESYNC;
+    let mut requeue = updates.next_due.map_or(RESYNC, |d| d.min(RESYNC));
     let mut silent = Vec::new();
     for st in o.statuses {
         let node = &st.spec.node_name;
@@ -265,7 +277,8 @@ pub fn plan(o: &Observed) -> Plan {
                 .map(|nodes| format!("scans paused during a node update: {nodes}")),
         };
     }
-    let (status, phase_changed) = status_change(fi, (phase, message), has_config_error);
+    let (status, phase_changed) =
+        status_change(fi, (phase, message), &requests, pauses, has_config_error);
     push_phase_event(&mut events, phase_changed);
     Plan {
         config_map,
@@ -280,17 +293,23 @@ pub fn plan(o: &Observed) -> Plan {
     }
 }
 
-/// The status write, if the phase or message differ from the FileIntegrity's, and the phase
-/// change with the `error` kind of an Error phase.
+/// The status write, if the phase, message or re-init record differ from the FileIntegrity's,
+/// and the phase change with the `error` kind of an Error phase.
 fn status_change(
     fi: &FileIntegrity,
-    (phase, message): (Phase, Option<String>),
+    (phase, message): StatusWrite,
+    requests: &ReinitRequests,
+    pauses: &BTreeMap<String, NodePause>,
     config_error: bool,
-) -> (Option<StatusWrite>, Option<PhaseChange>) {
-    let current = fi.status.as_ref();
-    let before = current.and_then(|s| s.phase);
-    let write = (before != Some(phase) || current.and_then(|s| s.message.clone()) != message)
-        .then_some((phase, message));
+) -> (Option<FileIntegrityStatus>, Option<PhaseChange>) {
+    let before = fi.status.as_ref().and_then(|s| s.phase);
+    let wanted = FileIntegrityStatus {
+        phase: Some(phase),
+        message,
+        reinit_requests: Some(requests.clone()),
+        node_pauses: pauses.clone(),
+    };
+    let write = (fi.status.as_ref() != Some(&wanted)).then_some(wanted);
     let kind = if config_error {
         "InvalidConfig"
     } else {
@@ -334,26 +353,28 @@ fn config_map(fi: &FileIntegrity, namespace: &str, config: &str) -> ConfigMap {
 /// that also removes the user's annotations and records which nodes are paused for a
 /// MachineConfig update. Returns the requests and the pause in force, and the write.
 fn update_requests(
-    fi: &FileIntegrity,
+    o: &Observed,
     config: &str,
     selected: &BTreeSet<String>,
-    nodes: &Nodes,
-    statuses: &[FileIntegrityNodeStatus],
     events: &mut Vec<PlannedEvent>,
-) -> (ReinitRequests, Holdoff, RequestsWrite) {
+) -> (ReinitRequests, NodeUpdates, RequestsWrite) {
+    let (fi, nodes, statuses) = (o.fi, o.nodes, o.statuses);
     let name = fi.name_any();
     let config_hash = aideconf::config_hash(config);
-    let existing = match ReinitRequests::of(fi) {
+    let recorded = ReinitRequests::recorded(fi);
+    let annotated = match ReinitRequests::annotated(fi) {
         Ok(r) => r,
         Err(e) => {
             events.push(PlannedEvent {
                 warning: true,
                 reason: "ReinitRequests",
-                note: format!("{e}; starting afresh"),
+                note: format!("{e}; using the copy in the status"),
             });
             None
         }
     };
+    // The annotation can be lost to a client replacing the metadata; the status copy cannot.
+    let existing = ReinitRequests::merge(annotated.clone(), recorded);
     let mut requests = existing.clone().unwrap_or_default();
     let annotations = fi.annotations();
     let mut write = RequestsWrite::default();
@@ -402,7 +423,21 @@ fn update_requests(
         write.triggers.push(ReinitBy::Demand);
     }
     let holdoff = Holdoff::of(fi);
-    let (new_holdoff, paused, resumed) = follow_node_updates(&holdoff, selected, nodes);
+    let pauses = fi
+        .status
+        .as_ref()
+        .map(|s| s.node_pauses.clone())
+        .unwrap_or_default();
+    let updates = updates::follow(
+        &holdoff,
+        &pauses,
+        selected,
+        nodes,
+        o.pools,
+        o.now,
+        o.max_pause,
+    );
+    let (paused, resumed) = (&updates.paused, &updates.resumed);
     if !resumed.is_empty() {
         tracing::info!("{name}: MachineConfig update over on {resumed:?}: re-initialising");
         requests.request(resumed.iter().map(String::as_str));
@@ -410,12 +445,38 @@ fn update_requests(
     if !paused.is_empty() {
         tracing::info!("{name}: MachineConfig update on {paused:?}: scans paused");
     }
+    for (n, why) in &updates.released {
+        tracing::warn!("{name}: MachineConfig update of {n} not confirmed: {why}");
+        events.push(PlannedEvent {
+            warning: true,
+            reason: names::EVENT_REASON_UPDATE_UNCONFIRMED,
+            note: format!(
+                "scans on node {n} resume without a re-init: its MachineConfig update was not confirmed by its pool: {why}"
+            ),
+        });
+    }
+    for n in &updates.overdue {
+        let since = updates
+            .pauses
+            .get(n)
+            .map(|p| p.since.0.to_string())
+            .unwrap_or_default();
+        events.push(PlannedEvent {
+            warning: true,
+            reason: names::EVENT_REASON_PAUSED_TOO_LONG,
+            note: format!(
+                "scans on node {n} have been paused for a MachineConfig update since {since}, longer than {}s",
+                o.max_pause.as_secs()
+            ),
+        });
+    }
+    let new_holdoff = updates.holdoff.clone();
     requests.nodes.retain(|n, _| nodes.contains_key(n));
 
     let user_annotations = annotations.contains_key(names::REINIT_ANNOTATION)
         || annotations.contains_key(names::REINIT_ON_FAILED_ANNOTATION);
     let holdoff_changed = new_holdoff != holdoff;
-    if existing.as_ref() != Some(&requests) || user_annotations || holdoff_changed {
+    if annotated.as_ref() != Some(&requests) || user_annotations || holdoff_changed {
         // resourceVersion makes this a compare-and-swap: if the user changed the annotations
         // since we read them, the write fails (409) and the reconcile runs again.
         let mut patch = json!({"metadata": {
@@ -431,47 +492,13 @@ fn update_requests(
                 json!(new_holdoff.to_annotation());
         }
         write.patch = Some(patch);
-        write.paused = paused;
-        write.resumed = resumed;
+        write.paused = updates.paused.clone();
+        write.resumed = updates.resumed.clone();
+        write.released = updates.released.iter().map(|(n, _)| n.clone()).collect();
     } else {
         write.triggers.clear();
     }
-    (requests, new_holdoff, write)
-}
-
-/// The holdoff after looking at the selected nodes' MachineConfig updates, and the nodes
-/// paused and resumed by it. A node is paused when its update starts and resumed (to be
-/// re-initialised) only when it was paused and its update is over: however many Node events
-/// arrive, one re-init per update. Paused nodes that are no longer selected are released
-/// without a re-init. A hand-set `""` (everything paused) is left alone.
-fn follow_node_updates(
-    holdoff: &Holdoff,
-    selected: &BTreeSet<String>,
-    nodes: &Nodes,
-) -> (Holdoff, Vec<String>, Vec<String>) {
-    let mut held = match holdoff {
-        Holdoff::All => return (Holdoff::All, Vec::new(), Vec::new()),
-        Holdoff::None => BTreeSet::new(),
-        Holdoff::Nodes(n) => n.clone(),
-    };
-    let (mut paused, mut resumed) = (Vec::new(), Vec::new());
-    for n in selected {
-        match nodes.get(n).and_then(|i| i.update) {
-            Some(NodeUpdate::Updating) if !held.contains(n) => {
-                held.insert(n.clone());
-                paused.push(n.clone());
-            }
-            Some(NodeUpdate::Finished) if held.remove(n) => resumed.push(n.clone()),
-            _ => {}
-        }
-    }
-    held.retain(|n| selected.contains(n));
-    let after = if held.is_empty() {
-        Holdoff::None
-    } else {
-        Holdoff::Nodes(held)
-    };
-    (after, paused, resumed)
+    (requests, updates, write)
 }
 
 fn initial_delay_left(fi: &FileIntegrity, now: Timestamp) -> Option<Duration> {
@@ -641,46 +668,6 @@ mod tests {
         );
     }
 
-    #[test]
-    fn one_pause_and_one_reinit_per_machine_config_update() {
-        let node = |u: Option<NodeUpdate>| NodeInfo {
-            labels: BTreeMap::new(),
-            update: u,
-        };
-        let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
-        let selected = set(&["n1", "n2", "plain"]);
-        let nodes = |n1, n2| -> Nodes {
-            BTreeMap::from([
-                ("n1".to_owned(), node(Some(n1))),
-                ("n2".to_owned(), node(Some(n2))),
-                ("plain".to_owned(), node(None)),
-            ])
-        };
-        use NodeUpdate::{Finished, Other, Updating};
-        // n1 starts updating: paused once, however often it is seen.
-        let (h, paused, resumed) =
-            follow_node_updates(&Holdoff::None, &selected, &nodes(Updating, Finished));
-        assert_eq!((paused, resumed), (vec!["n1".to_owned()], vec![]));
-        assert_eq!(h, Holdoff::Nodes(set(&["n1"])));
-        let again = follow_node_updates(&h, &selected, &nodes(Updating, Finished));
-        assert_eq!(again, (h.clone(), vec![], vec![]));
-        // In between (Done, a newer config desired): still paused, nothing else.
-        let between = follow_node_updates(&h, &selected, &nodes(Other, Finished));
-        assert_eq!(between, (h.clone(), vec![], vec![]));
-        // Over: resumed (to be re-initialised) once; n2 was never updated: never re-initialised.
-        let (h2, paused, resumed) = follow_node_updates(&h, &selected, &nodes(Finished, Finished));
-        assert_eq!((paused, resumed), (vec![], vec!["n1".to_owned()]));
-        assert_eq!(h2, Holdoff::None);
-        let again = follow_node_updates(&h2, &selected, &nodes(Finished, Finished));
-        assert_eq!(again, (Holdoff::None, vec![], vec![]));
-        // A paused node that is no longer selected is released without a re-init.
-        let (h3, _, resumed) = follow_node_updates(&h, &set(&["n2"]), &nodes(Finished, Finished));
-        assert_eq!((h3, resumed), (Holdoff::None, vec![]));
-        // Everything paused by hand stays so.
-        let all = follow_node_updates(&Holdoff::All, &selected, &nodes(Finished, Updating));
-        assert_eq!(all, (Holdoff::All, vec![], vec![]));
-    }
-
     // ---- the whole plan, fed with objects ----
 
     const NS: &str = "openshift-file-integrity";
@@ -719,6 +706,8 @@ mod tests {
             statuses,
             daemonset: ds,
             priority_class_found: None,
+            pools: None,
+            max_pause: Duration::from_secs(3600),
             now: Timestamp::from_second(1_000).unwrap(),
         }
     }
@@ -752,12 +741,17 @@ mod tests {
         assert!(ds
             .annotations()
             .contains_key(daemonset::SPEC_HASH_ANNOTATION));
+        let st = p.status.expect("status");
         assert_eq!(
-            p.status,
-            Some((
-                Phase::Initializing,
+            (st.phase, st.message),
+            (
+                Some(Phase::Initializing),
                 Some("the scan DaemonSet is rolling out".into())
-            ))
+            )
+        );
+        assert_eq!(
+            st.reinit_requests.map(|r| r.to_annotation()),
+            Some(recorded)
         );
         assert_eq!(p.events.last().unwrap().note, "Initializing");
     }
@@ -774,9 +768,11 @@ mod tests {
             names::REINIT_REQUESTS_ANNOTATION.into(),
             rec.as_str().unwrap().into(),
         );
-        fi.status = Some(fio_api::FileIntegrityStatus {
+        fi.status = Some(FileIntegrityStatus {
             phase: Some(Phase::Active),
-            ..Default::default()
+            message: None,
+            reinit_requests: Some(serde_json::from_str(rec.as_str().unwrap()).unwrap()),
+            node_pauses: BTreeMap::new(),
         });
         let mut ds = first.daemonset.unwrap();
         ds.status = ready_ds(2).status;
@@ -842,9 +838,9 @@ mod tests {
             "the deployed config stays: {:?}",
             p.status
         );
-        let (phase, message) = p.status.unwrap();
-        assert_eq!(phase, Phase::Error);
-        let message = message.unwrap();
+        let st = p.status.unwrap();
+        assert_eq!(st.phase, Some(Phase::Error));
+        let message = st.message.unwrap();
         assert!(
             message.starts_with(&format!(
                 "invalid AIDE configuration in ConfigMap {NS}/mine key aide.conf: aide.conf:1:"
@@ -863,9 +859,13 @@ mod tests {
         let p = plan(&o);
         assert!(p.daemonset.is_none());
         assert_eq!(p.requeue, Duration::from_secs(100));
+        let st = p.status.unwrap();
         assert_eq!(
-            p.status,
-            Some((Phase::Pending, Some("waiting for initialDelay".into())))
+            (st.phase, st.message),
+            (
+                Some(Phase::Pending),
+                Some("waiting for initialDelay".into())
+            )
         );
         // A missing priority class is reported and left out of the pods.
         fi.spec.config.initial_delay = 0;
@@ -879,6 +879,56 @@ mod tests {
             .events
             .iter()
             .any(|e| e.reason == names::EVENT_REASON_PRIORITY_CLASS));
+    }
+
+    /// `kubectl replace` with an old manifest wipes the annotations; the status copy keeps the
+    /// record: no config re-init, the annotation is restored, and the next request gets an id
+    /// above every id handed out before (a node that completed id 3 re-initialises for 4).
+    #[test]
+    fn a_replaced_fileintegrity_keeps_its_reinit_record() {
+        let (mut fi, nodes) = (fi_at(0), two_nodes());
+        let mut before = ReinitRequests {
+            config: aideconf::config_hash(aideconf::DEFAULT_CONFIG),
+            ..Default::default()
+        };
+        for _ in 0..3 {
+            before.request(["n1", "n2"]);
+        }
+        fi.status = Some(FileIntegrityStatus {
+            phase: Some(Phase::Active),
+            message: None,
+            reinit_requests: Some(before.clone()),
+            node_pauses: BTreeMap::new(),
+        });
+        let o = |fi: &FileIntegrity| -> Plan {
+            plan(&observe(
+                fi,
+                &nodes,
+                &[],
+                None,
+                Some(aideconf::DEFAULT_CONFIG),
+                default_config(),
+            ))
+        };
+        let p = o(&fi);
+        let ann = &p.requests.patch.expect("the annotation restored")["metadata"]["annotations"];
+        let restored: ReinitRequests =
+            serde_json::from_str(ann[names::REINIT_REQUESTS_ANNOTATION].as_str().unwrap()).unwrap();
+        assert_eq!(restored, before);
+        assert!(p.requests.triggers.is_empty(), "{:?}", p.requests.triggers);
+
+        fi.annotations_mut()
+            .insert(names::REINIT_ANNOTATION.into(), "n2".into());
+        let p = o(&fi);
+        let ann = &p.requests.patch.unwrap()["metadata"]["annotations"];
+        let after: ReinitRequests =
+            serde_json::from_str(ann[names::REINIT_REQUESTS_ANNOTATION].as_str().unwrap()).unwrap();
+        assert_eq!((after.requested("n1"), after.requested("n2")), (3, 4));
+        assert_eq!(
+            p.status.and_then(|s| s.reinit_requests),
+            Some(after),
+            "the status copy follows"
+        );
     }
 
     #[test]

@@ -1,0 +1,124 @@
+//! Serving certificates for the metrics endpoint and an HTTPS client that trusts them, shared
+//! by `tests/metrics.rs` and the end-to-end tests (`tests/operator/metrics.rs`). Certificates
+//! are made with the `openssl` command (installed by `.ci/run`).
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run openssl (apt install openssl)");
+    assert!(out.status.success(), "openssl {args:?}: {out:?}");
+}
+
+/// A CA `<ca>.crt` and a serving certificate for `localhost` signed by it, written as
+/// `<out>/tls.crt` and `<out>/tls.key` (as the service CA's Secret is mounted).
+pub fn issue(dir: &Path, ca: &str, out: &Path) {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut args = vec!["req", "-x509", "-days", "1", "-subj", "/CN=test-ca"];
+    args.extend(ec);
+    let (ca_key, ca_crt) = (format!("{ca}.key"), format!("{ca}.crt"));
+    args.extend(["-keyout", &ca_key, "-out", &ca_crt]);
+    openssl(dir, &args);
+    std::fs::write(
+        dir.join("leaf.ext"),
+        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    let mut args = vec![
+        "req",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        "leaf.key",
+        "-out",
+        "leaf.csr",
+    ];
+    args.extend(ec);
+    openssl(dir, &args);
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            &ca_crt,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            "leaf.ext",
+            "-out",
+            "leaf.crt",
+        ],
+    );
+    std::fs::create_dir_all(out).unwrap();
+    // Key first: the server reloads when either file changes and must find a matching pair.
+    std::fs::copy(dir.join("leaf.key"), out.join("tls.key")).unwrap();
+    std::fs::copy(dir.join("leaf.crt"), out.join("tls.crt")).unwrap();
+}
+
+pub fn client(ca: &Path) -> tokio_rustls::TlsConnector {
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_file(ca).expect("CA certificate"))
+        .expect("add the CA");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}
+
+/// `GET path` on `s` (with `Authorization: Bearer <token>` when given); the whole response.
+pub async fn exchange<S: AsyncReadExt + AsyncWriteExt + Unpin>(
+    mut s: S,
+    path: &str,
+    token: Option<&str>,
+) -> String {
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Connection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.expect("send");
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.expect("read");
+    out
+}
+
+/// [`exchange`] over TLS, trusting the CA certificate `ca` for `localhost`.
+pub async fn https_get(
+    addr: std::net::SocketAddr,
+    ca: &Path,
+    path: &str,
+    token: Option<&str>,
+) -> Result<String, String> {
+    let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let name = ServerName::try_from("localhost").unwrap();
+    let tls = client(ca)
+        .connect(name, tcp)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(exchange(tls, path, token).await)
+}
