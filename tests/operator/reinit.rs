@@ -491,9 +491,10 @@ async fn replacing_the_fileintegrity_loses_no_reinit() {
     let (n1, n2) = (s.node(0).to_owned(), s.node(1).to_owned());
     let fis = s.t.api::<FileIntegrity>();
     let replace = async || {
+        // As `kubectl replace -f` of the manifest: its fields, the current resourceVersion
+        // (kubectl fetches it for custom resources), no annotations, no status.
         let mut fi = fis.get(FI).await.expect("read the FileIntegrity");
         fi.metadata.annotations = None;
-        fi.metadata.resource_version = None;
         fi.status = None;
         fis.replace(FI, &kube::api::PostParams::default(), &fi)
             .await

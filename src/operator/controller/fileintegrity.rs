@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::ConfigMap;
-use k8s_openapi::api::rbac::v1::Role;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{
@@ -160,25 +160,34 @@ async fn priority_class_exists(fi: &FileIntegrity, ctx: &Context) -> Result<Opti
 }
 
 /// The daemons' read access to the configuration ([`daemonset::config_reader`]): applied when
-/// the Role is missing or differs (one GET per reconcile otherwise). Before the DaemonSet, so a
-/// new daemon finds it; the binding first, so a Role that exists implies its binding.
+/// the Role or its binding is missing or differs (two GETs per reconcile otherwise), before the
+/// DaemonSet, so a new daemon finds it. The Role first: the API server checks a binding against
+/// the Role it names.
 async fn ensure_config_reader(fi: &FileIntegrity, ctx: &Context) -> Result<(), Error> {
     let (role, binding) = daemonset::config_reader(fi, &ctx.namespace);
     let name = role.name_any();
-    let current = ctx
+    let current_role = ctx
         .api::<Role>()
         .get_opt(&name)
         .await
         .ctx(|| format!("reading Role {name}"))?;
-    if current.is_some_and(|r| r.rules == role.rules) {
+    let current_binding = ctx
+        .api::<RoleBinding>()
+        .get_opt(&name)
+        .await
+        .ctx(|| format!("reading RoleBinding {name}"))?;
+    let role_ok = current_role.is_some_and(|r| r.rules == role.rules);
+    let binding_ok = current_binding
+        .is_some_and(|b| b.role_ref == binding.role_ref && b.subjects == binding.subjects);
+    if role_ok && binding_ok {
         return Ok(());
     }
-    ctx.apply(&binding)
-        .await
-        .ctx(|| format!("applying RoleBinding {name}"))?;
     ctx.apply(&role)
         .await
         .ctx(|| format!("applying Role {name}"))?;
+    ctx.apply(&binding)
+        .await
+        .ctx(|| format!("applying RoleBinding {name}"))?;
     tracing::info!(
         "Role and RoleBinding {name} applied: the daemons may read ConfigMap {}",
         fi.name_any()
