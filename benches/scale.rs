@@ -293,6 +293,9 @@ async fn main() {
 
     // 2. Rolling MachineConfig update over 100 nodes, waves of 10.
     let rolled: Vec<String> = t.nodes.iter().take(100.min(n)).cloned().collect();
+    // Their pool rolls rendered-2 out: the operator re-initialises a node only for an update
+    // its pool confirms.
+    t.set_machine_config_pool("rendered-2").await;
     set_mc(&t, &rolled, "rendered-1", "rendered-1", "Done").await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let before = apiserver_writes(&t.client).await;

@@ -7,7 +7,10 @@ use std::fmt::Write as _;
 use fio_api::{names, FileIntegrity, FileIntegrityNodeStatus};
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
+};
+use kube::core::GroupVersionKind;
 use kube::Client;
 use serde_json::{json, Value};
 
@@ -24,6 +27,51 @@ impl TestNs {
         fi.spec.config.grace_period = 10;
         fi.spec.debug = false;
         fi
+    }
+
+    /// The MachineConfigPool `<ns>` selecting the test's nodes, targeting `rendered` (what the
+    /// machine-config controller writes when it rolls a new config out); the pool API
+    /// (`tests/fixtures/machineconfigpool-crd.yaml`) installed first. Once installed, the
+    /// operator re-initialises a node after an update only if its pool confirms it.
+    pub async fn set_machine_config_pool(&self, rendered: &str) {
+        super::install_fixture_crds("machineconfigpool-crd.yaml").await;
+        let pool = json!({
+            "apiVersion": "machineconfiguration.openshift.io/v1",
+            "kind": "MachineConfigPool",
+            "metadata": {"name": self.ns},
+            "spec": {
+                "nodeSelector": {"matchLabels": {super::NODE_SELECTOR_LABEL: self.ns}},
+                "configuration": {"name": rendered}
+            }
+        });
+        self.machine_config_pools()
+            .patch(
+                &self.ns,
+                &PatchParams::apply("test").force(),
+                &Patch::Apply(&pool),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("applying MachineConfigPool {}: {e}", self.ns));
+    }
+
+    fn machine_config_pools(&self) -> Api<DynamicObject> {
+        let gvk = GroupVersionKind::gvk(
+            "machineconfiguration.openshift.io",
+            "v1",
+            "MachineConfigPool",
+        );
+        Api::all_with(
+            self.client.clone(),
+            &ApiResource::from_gvk_with_plural(&gvk, "machineconfigpools"),
+        )
+    }
+
+    /// Deletes the pool of [`TestNs::set_machine_config_pool`] (best effort).
+    pub async fn delete_machine_config_pool(&self) {
+        let _ = self
+            .machine_config_pools()
+            .delete(&self.ns, &DeleteParams::default())
+            .await;
     }
 
     pub async fn create_fi(&self, fi: &FileIntegrity) -> FileIntegrity {

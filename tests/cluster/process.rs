@@ -435,6 +435,33 @@ impl Drop for Daemon {
 
 /// The kubelet's part: when the daemon's pod on `node` is replaced, restart the daemon (if it
 /// runs) with a token bound to the new pod.
+/// Runs `job` on one thread that lives as long as the test binary, and waits for it. A process
+/// dies with the thread that started it (PR_SET_PDEATHSIG), and the runtime's blocking threads
+/// exit when idle: a daemon restarted from one of them was killed some seconds later.
+fn on_spawner_thread(job: Box<dyn FnOnce() + Send>) {
+    type Job = (Box<dyn FnOnce() + Send>, std::sync::mpsc::Sender<()>);
+    static SPAWNER: std::sync::OnceLock<Mutex<std::sync::mpsc::Sender<Job>>> =
+        std::sync::OnceLock::new();
+    let tx = SPAWNER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        std::thread::spawn(move || {
+            for (job, done) in rx {
+                job();
+                let _ = done.send(());
+            }
+        });
+        Mutex::new(tx)
+    });
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let sent = tx
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .send((job, done_tx));
+    if sent.is_ok() {
+        let _ = done_rx.recv();
+    }
+}
+
 async fn follow_pod(
     f: PodFollower,
     ds: String,
@@ -458,11 +485,13 @@ async fn follow_pod(
         uid = new;
         let proc = proc.clone();
         let _ = tokio::task::spawn_blocking(move || {
-            let mut p = proc.lock().unwrap_or_else(|p| p.into_inner());
-            if p.child.is_some() && p.expect_running {
-                p.stop();
-                p.spawn();
-            }
+            on_spawner_thread(Box::new(move || {
+                let mut p = proc.lock().unwrap_or_else(|p| p.into_inner());
+                if p.child.is_some() && p.expect_running {
+                    p.stop();
+                    p.spawn();
+                }
+            }))
         })
         .await;
     }

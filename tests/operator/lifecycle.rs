@@ -143,8 +143,9 @@ async fn harness_namespace_rbac_identities_and_kwok_nodes() {
             .get("no-such-fi")
             .await,
     );
-    allowed(
-        "daemon gets a ConfigMap (its AIDE config)",
+    // Its AIDE config only through the Role `aide-<fi>` the operator makes per FileIntegrity.
+    forbidden(
+        "daemon gets a ConfigMap no FileIntegrity's Role grants",
         d_cm.get("aide-harness-probe").await,
     );
     allowed(

@@ -6,59 +6,19 @@
 
 use std::time::Duration;
 
-use crate::cluster::{self, secs, TestNs, MAX_PAUSE, NODE_SELECTOR_LABEL};
+use crate::cluster::{secs, TestNs, MAX_PAUSE};
 use crate::support::{active_scenario, assert_backups, condition, Scenario, FI, INTERVAL};
 use fio_api::holdoff::{MC_CURRENT_CONFIG, MC_DESIRED_CONFIG, MC_STATE};
 use fio_api::{names, FileIntegrityNodeCondition, FileIntegrityStatusPhase as Phase};
 use k8s_openapi::api::core::v1::{Event, Node};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
-use kube::core::GroupVersionKind;
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::json;
-
-/// The MachineConfigPool `<ns>` selecting the test's nodes, targeting `rendered` (what the
-/// machine-config controller writes when it rolls a new config out); the API installed first.
-async fn set_pool(t: &TestNs, rendered: &str) {
-    cluster::install_fixture_crds("machineconfigpool-crd.yaml").await;
-    let pool = json!({
-        "apiVersion": "machineconfiguration.openshift.io/v1",
-        "kind": "MachineConfigPool",
-        "metadata": {"name": t.ns},
-        "spec": {
-            "nodeSelector": {"matchLabels": {NODE_SELECTOR_LABEL: t.ns}},
-            "configuration": {"name": rendered}
-        }
-    });
-    pools(t)
-        .patch(
-            &t.ns,
-            &PatchParams::apply("test").force(),
-            &Patch::Apply(&pool),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("applying MachineConfigPool {}: {e}", t.ns));
-}
-
-fn pools(t: &TestNs) -> Api<DynamicObject> {
-    let gvk = GroupVersionKind::gvk(
-        "machineconfiguration.openshift.io",
-        "v1",
-        "MachineConfigPool",
-    );
-    Api::all_with(
-        t.client.clone(),
-        &ApiResource::from_gvk_with_plural(&gvk, "machineconfigpools"),
-    )
-}
-
-async fn delete_pool(t: &TestNs) {
-    let _ = pools(t).delete(&t.ns, &DeleteParams::default()).await;
-}
 
 /// An active scenario whose nodes are in a pool targeting `rendered-1`, all up to date.
 async fn pooled_scenario(label: &str, nodes: usize) -> Scenario {
     let s = active_scenario(label, nodes, |_| {}).await;
-    set_pool(&s.t, "rendered-1").await;
+    s.t.set_machine_config_pool("rendered-1").await;
     for n in &s.t.nodes {
         set_mc_state(&s.t, n, "rendered-1", "rendered-1", "Done").await;
     }
@@ -147,7 +107,7 @@ async fn machine_config_update_pauses_the_node_and_reinitialises_it_once() {
     .await;
 
     // The machine-config controller rolls rendered-2 out to the pool, node by node.
-    set_pool(t, "rendered-2").await;
+    t.set_machine_config_pool("rendered-2").await;
     set_mc_state(t, &n1, "rendered-1", "rendered-2", "Working").await;
     wait_holdoff(t, Some(n1.as_str())).await;
     let paused_at = Timestamp::now();
@@ -216,7 +176,7 @@ async fn machine_config_update_pauses_the_node_and_reinitialises_it_once() {
             "{name}{labels:?}\n{text}"
         );
     }
-    delete_pool(t).await;
+    t.delete_machine_config_pool().await;
 }
 
 /// A rolling update over three nodes, one at a time: node-1 with an operator crash between
@@ -228,7 +188,7 @@ async fn machine_config_update_pauses_the_node_and_reinitialises_it_once() {
 async fn rolling_machine_config_update_with_degraded_node_and_operator_restart() {
     let mut s = pooled_scenario("mcroll", 3).await;
     let nodes = s.t.nodes.clone();
-    set_pool(&s.t, "rendered-2").await;
+    s.t.set_machine_config_pool("rendered-2").await;
     for (i, n) in nodes.iter().enumerate() {
         set_mc_state(&s.t, n, "rendered-1", "rendered-2", "Working").await;
         wait_holdoff(&s.t, Some(n.as_str())).await;
@@ -272,7 +232,7 @@ async fn rolling_machine_config_update_with_degraded_node_and_operator_restart()
     )
     .await;
     assert_backups(s.root(&nodes[1]), 0);
-    delete_pool(&s.t).await;
+    s.t.delete_machine_config_pool().await;
 }
 
 /// Issue 11, point 4: root on node-1 sets its own Node's machine-config annotations, Working
@@ -322,5 +282,5 @@ async fn a_node_cannot_reinitialise_itself_and_a_long_pause_is_reported() {
     );
     assert!(!status.node_pauses.contains_key(&n1));
     assert_backups(s.root(&n2), 0);
-    delete_pool(t).await;
+    t.delete_machine_config_pool().await;
 }
