@@ -10,7 +10,8 @@
 #    the operator runs here as a local process);
 # 3. builds fio-operator and fio-scanner (cargo build --release) and runs `fio-operator run` and
 #    one `fio-operator daemon` per node, each with a token of its service account
-#    (file-integrity-operator, file-integrity-daemon), each daemon over a sample node root
+#    (file-integrity-operator; file-integrity-daemon, bound to the DaemonSet's pod on that node
+#    as a kubelet's would be), each daemon over a sample node root
 #    $FIO_DEMO_DIR/node-N standing for that node's / (its /etc/kubernetes holds aide.db.gz);
 # 4. creates the FileIntegrity of deploy/samples (gracePeriod lowered to 30 s), prints the
 #    kubeconfig and commands to try, and waits. Ctrl-C stops the processes and the control plane.
@@ -144,12 +145,14 @@ make_root() { # dir node
 
 # ---- kubeconfigs --------------------------------------------------------------------------------
 
-# kubeconfig FILE SA: the admin kubeconfig's cluster with a token of the service account.
+# kubeconfig FILE SA [ARGS...]: the admin kubeconfig's cluster with a token of the service
+# account (ARGS go to `kubectl create token`, e.g. to bind it to a pod).
 write_kubeconfig() {
     local file=$1 sa=$2 server ca token
+    shift 2
     server=$(kubectl config view --raw --minify -o jsonpath='{.clusters[0].cluster.server}')
     ca=$(kubectl config view --raw --minify -o jsonpath='{.clusters[0].cluster.certificate-authority-data}')
-    token=$(kubectl -n "$NS" create token "$sa" --duration=24h)
+    token=$(kubectl -n "$NS" create token "$sa" --duration=24h "$@")
     (
         umask 077
         cat >"$file" <<EOF
@@ -207,7 +210,6 @@ kubectl apply -f deploy/namespace.yaml -f deploy/rbac/ >/dev/null
 rm -rf "$DEMO/logs" "$DEMO/kubeconfigs" "$DEMO"/node-*
 mkdir -p "$DEMO/logs" "$DEMO/kubeconfigs"
 write_kubeconfig "$DEMO/kubeconfigs/operator.kubeconfig" file-integrity-operator
-write_kubeconfig "$DEMO/kubeconfigs/daemon.kubeconfig" file-integrity-daemon
 for i in $(seq "$NODES"); do make_root "$DEMO/node-$i" "node-$i"; done
 
 say "starting fio-operator run (log: $DEMO/logs/operator.log)"
@@ -237,9 +239,16 @@ check_alive
 HARDEN=()
 if [[ $(id -u) -ne 0 ]]; then HARDEN=(--insecure-no-harden); fi
 for i in $(seq "$NODES"); do
+    # As a kubelet would: a token bound to the DaemonSet's pod on the node, which the API server
+    # stamps with the node's name (the admission policy of deploy/rbac admits results only so).
+    pod=$(kubectl -n "$NS" get pods -l "app=$DS" --field-selector "spec.nodeName=node-$i" \
+        -o jsonpath='{.items[0].metadata.name} {.items[0].metadata.uid}')
+    [[ $pod == *" "?* ]] || die "no pod of DaemonSet $DS on node-$i"
+    write_kubeconfig "$DEMO/kubeconfigs/daemon-node-$i.kubeconfig" file-integrity-daemon \
+        --bound-object-kind Pod --bound-object-name "${pod% *}" --bound-object-uid "${pod#* }"
     say "starting fio-operator daemon for node-$i over $DEMO/node-$i (log: $DEMO/logs/daemon-node-$i.log)"
     start "daemon-node-$i" "$DEMO/logs/daemon-node-$i.log" env -u WATCH_NAMESPACE \
-        NODE_NAME="node-$i" KUBECONFIG="$DEMO/kubeconfigs/daemon.kubeconfig" FIO_LOG="${FIO_LOG:-info}" \
+        NODE_NAME="node-$i" KUBECONFIG="$DEMO/kubeconfigs/daemon-node-$i.kubeconfig" FIO_LOG="${FIO_LOG:-info}" \
         "$OPERATOR" daemon --owner="$FI" --namespace="$NS" --hostroot="$DEMO/node-$i" \
         --interval="$GRACE" --max-backups=5 "${HARDEN[@]}"
 done
