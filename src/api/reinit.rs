@@ -47,6 +47,12 @@ impl ReinitRequests {
         Ok(Self::merge(Self::annotated(fi)?, Self::recorded(fi)))
     }
 
+    /// The record in force, falling back to the status copy when the annotation does not parse
+    /// (for readers that only act on it: the daemon, the results controller).
+    pub fn in_force(fi: &FileIntegrity) -> Option<Self> {
+        Self::of(fi).unwrap_or_else(|_| Self::recorded(fi))
+    }
+
     /// The annotation alone.
     pub fn annotated(fi: &FileIntegrity) -> Result<Option<Self>, ReinitParseError> {
         let Some(text) = fi.annotations().get(names::REINIT_REQUESTS_ANNOTATION) else {

@@ -7,7 +7,7 @@
 //! the first daemon that runs there, without a re-initialisation.
 
 use std::fs;
-use std::io::Write as _;
+use std::io::{Read as _, Write as _};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -85,10 +85,11 @@ pub fn claim(db_dir: &Path, me: &Owner) -> Result<Claim, ClaimError> {
         Err(e) => return Err(err(e)),
     }
     // Bounded read: the file is the node's, and a node may be hostile to itself only.
-    let text = fs::read(&path).map_err(err)?;
-    let owner = std::str::from_utf8(&text[..text.len().min(1024)])
-        .ok()
-        .and_then(Owner::parse);
+    let mut text = Vec::new();
+    fs::File::open(&path)
+        .and_then(|f| f.take(1024).read_to_end(&mut text))
+        .map_err(err)?;
+    let owner = std::str::from_utf8(&text).ok().and_then(Owner::parse);
     Ok(match owner {
         Some(o) if o.uid == me.uid => Claim::Ours,
         other => Claim::Other(other),

@@ -343,9 +343,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         // Sleep for the interval, but wake for a new re-init request for this node.
         let node = opts.node_name.clone();
         wait(&hb, &mut rx, opts.interval, move |fi| {
-            ReinitRequests::of(fi)
-                .unwrap_or_else(|_| ReinitRequests::recorded(fi))
-                .is_some_and(|r| r.requested(&node) > completed)
+            ReinitRequests::in_force(fi).is_some_and(|r| r.requested(&node) > completed)
         })
         .await?;
     }

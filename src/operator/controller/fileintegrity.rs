@@ -273,9 +273,7 @@ async fn apply(fi: &FileIntegrity, ctx: &Context, plan: Plan) -> Result<Action, 
             .await
             .ctx(|| format!("writing the status of FileIntegrity {name}"))?;
     }
-    if let Some(st) = &plan.status {
-        ctx.metrics.set_pauses(&name, &st.node_pauses);
-    } else if let Some(st) = &fi.status {
+    if let Some(st) = plan.status.as_ref().or(fi.status.as_ref()) {
         ctx.metrics.set_pauses(&name, &st.node_pauses);
     }
     if let Some((phase, error_kind)) = plan.phase_changed {

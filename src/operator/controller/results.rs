@@ -130,9 +130,7 @@ pub fn plan(
 
     let anchored = prev.and_then(|p| p.baseline.as_ref());
     let completed = prev.and_then(|p| p.reinit_id);
-    let requested = ReinitRequests::of(fi)
-        .unwrap_or_else(|_| ReinitRequests::recorded(fi))
-        .map_or(0, |r| r.requested(&node));
+    let requested = ReinitRequests::in_force(fi).map_or(0, |r| r.requested(&node));
     let (anchor, mismatch) = match &report {
         Some(r) => baseline::judge(anchored, completed, requested, r, &result.last_probe_time),
         None => (anchored.cloned(), None),
