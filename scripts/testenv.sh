@@ -8,7 +8,12 @@
 #                                     scheduler + kwok in the background; write DIR/env and
 #                                     DIR/admin.kubeconfig. Idempotent: a running env is reused.
 #   scripts/testenv.sh nodes N [DIR]  create kwok fake nodes node-1..node-N, wait until Ready
-#   scripts/testenv.sh down [DIR]     stop everything (SIGTERM, wait, SIGKILL), remove pid files
+#   scripts/testenv.sh nodes --real N [DIR]
+#                                     start real kubelet nodes real-1..real-N (containerd, runc,
+#                                     a mount namespace each: scripts/testenv-realnodes.sh); images
+#                                     listed in FIO_TESTENV_REAL_IMAGES (OCI archives) are imported
+#   scripts/testenv.sh down [DIR]     stop everything (SIGTERM, wait, SIGKILL), remove pid files;
+#                                     real nodes: every process, cgroup, bridge, root and sysctl
 #   scripts/testenv.sh status [DIR]   show what runs; exit 0 only if all is up and /readyz is OK
 #   scripts/testenv.sh env [DIR]      print DIR/env
 #   scripts/testenv.sh bin            print the cached bin directory (builds nothing)
@@ -35,6 +40,8 @@ POD_CIDR=10.244.0.1/16   # kwok form: first address handed out
 NODE_IP=127.0.0.1
 
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
+# shellcheck source=scripts/testenv-realnodes.sh
+source "$ROOT/scripts/testenv-realnodes.sh"
 BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok)
 
 log() { printf '[testenv %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -65,6 +72,15 @@ versions() {
         "$TESTENV_SRC"/kwok/go.mod "$TESTENV_SRC"/kwok/go.sum | sha256sum | cut -c1-10)
     KEY="k8s-${K8S_VERSION}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}_${GO_VERSION}_${hash}"
     BIN=$CACHE/$KEY/bin
+    # The real nodes' kubelet: its own wrapper module (so that adding it did not change the key
+    # of the control plane above), pinned to the same k8s.io/kubernetes release.
+    local kubelet_version
+    kubelet_version=$(modver "$TESTENV_SRC/kubelet/go.mod" k8s.io/kubernetes)
+    [[ $kubelet_version == "$K8S_VERSION" ]] ||
+        die "testenv/kubelet pins k8s.io/kubernetes $kubelet_version, testenv/k8s $K8S_VERSION: run pin-k8s"
+    hash=$(cat "$TESTENV_SRC"/kubelet/go.mod "$TESTENV_SRC"/kubelet/go.sum | sha256sum | cut -c1-10)
+    KUBELET_KEY="kubelet-${K8S_VERSION}_${GO_VERSION}_${hash}"
+    KUBELET=$CACHE/$KUBELET_KEY/bin/kubelet
 }
 
 have_bins() {
@@ -75,10 +91,45 @@ have_bins() {
 # ------------------------------------------------------------------------------------------------
 # build
 
+k8s_ldflags() { # the version stamps of an upstream build: `--version` and /version say the release
+    local kv=${K8S_VERSION#v} minor
+    minor=$(cut -d. -f2 <<<"$kv")
+    local V=k8s.io/component-base/version CV=k8s.io/client-go/pkg/version date
+    date=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+    local ldf="-s -w -X $V.gitVersion=$K8S_VERSION -X $V.gitMajor=1 -X $V.gitMinor=$minor"
+    ldf+=" -X $V.gitTreeState=clean -X $V.buildDate=$date"
+    ldf+=" -X $CV.gitVersion=$K8S_VERSION -X $CV.gitMajor=1 -X $CV.gitMinor=$minor"
+    ldf+=" -X $CV.gitTreeState=clean -X $CV.buildDate=$date"
+    echo "$ldf"
+}
+
+build_kubelet() {
+    [[ -x $KUBELET ]] && return 0
+    local t0 work out rc=0
+    t0=$(now)
+    work=$CACHE/$KUBELET_KEY/src
+    out=$CACHE/$KUBELET_KEY/bin.tmp
+    rm -rf "$work" "$out"
+    mkdir -p "$work" "$out"
+    cp -r "$TESTENV_SRC/kubelet" "$work/"
+    log "building the kubelet ($KUBELET_KEY, log: $CACHE/$KUBELET_KEY/build.log)"
+    (cd "$work/kubelet" && GOWORK=off CGO_ENABLED=0 GOFLAGS=-mod=mod GOTOOLCHAIN=local \
+        go build -trimpath -ldflags "$(k8s_ldflags)" -o "$out/kubelet" k8s.io/kubernetes/cmd/kubelet) \
+        >"$CACHE/$KUBELET_KEY/build.log" 2>&1 || rc=$?
+    if ((rc != 0)); then tail -n 40 "$CACHE/$KUBELET_KEY/build.log" >&2; die "kubelet build failed"; fi
+    local v
+    v=$("$out/kubelet" --version)
+    [[ $v == "Kubernetes $K8S_VERSION" ]] || die "kubelet --version says: $v"
+    rm -rf "$CACHE/$KUBELET_KEY/bin" "$work"
+    mv "$out" "$CACHE/$KUBELET_KEY/bin"
+    log "kubelet built in $(elapsed "$t0"): $KUBELET"
+}
+
 cmd_build() {
     versions
     if have_bins; then
         log "cached: $BIN"
+        build_kubelet
         return 0
     fi
     mkdir -p "$CACHE"
@@ -99,14 +150,8 @@ cmd_build() {
     cp -r "$TESTENV_SRC/k8s" "$TESTENV_SRC/etcd" "$TESTENV_SRC/kwok" "$work/"
 
     export GOWORK=off CGO_ENABLED=0 GOFLAGS=-mod=mod GOTOOLCHAIN=local
-    local kv=${K8S_VERSION#v} minor
-    minor=$(cut -d. -f2 <<<"$kv")
-    local V=k8s.io/component-base/version CV=k8s.io/client-go/pkg/version date
-    date=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-    local ldf="-s -w -X $V.gitVersion=$K8S_VERSION -X $V.gitMajor=1 -X $V.gitMinor=$minor"
-    ldf+=" -X $V.gitTreeState=clean -X $V.buildDate=$date"
-    ldf+=" -X $CV.gitVersion=$K8S_VERSION -X $CV.gitMajor=1 -X $CV.gitMinor=$minor"
-    ldf+=" -X $CV.gitTreeState=clean -X $CV.buildDate=$date"
+    local ldf
+    ldf=$(k8s_ldflags)
 
     log "building $KEY with $(go version) on $(nproc) cores (logs: $CACHE/$KEY/build-*.log)"
     local pids=() names=(k8s etcd kwok) i rc=0
@@ -141,6 +186,7 @@ cmd_build() {
     mv "$out" "$CACHE/$KEY/bin"
     rm -rf "$work"
     log "build done in $(elapsed "$t0"): $BIN ($(du -sh "$BIN" | cut -f1))"
+    build_kubelet
     exec 9>&-
 }
 
@@ -258,7 +304,7 @@ gen_cert() { # name subject extensions
 }
 
 ensure_pki() {
-    if [[ -f $P/.complete ]] && openssl x509 -checkend 86400 -noout -in "$P/ca.crt" >/dev/null 2>&1; then
+    if [[ -f $P/.complete && -f $P/apiserver-kubelet-client.crt ]] && openssl x509 -checkend 86400 -noout -in "$P/ca.crt" >/dev/null 2>&1; then
         return 0
     fi
     log "generating PKI in $P"
@@ -273,6 +319,10 @@ keyUsage=critical,digitalSignature,keyEncipherment
 extendedKeyUsage=serverAuth
 subjectAltName=IP:127.0.0.1,DNS:localhost,IP:10.0.0.1,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
     gen_cert admin "/O=system:masters/CN=admin" "basicConstraints=CA:FALSE
+keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=clientAuth"
+    # the apiserver's identity towards the real nodes' kubelets (logs, exec)
+    gen_cert apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client" "basicConstraints=CA:FALSE
 keyUsage=critical,digitalSignature,keyEncipherment
 extendedKeyUsage=clientAuth"
     openssl genrsa -out "$P/sa.key" 2048 2>/dev/null
@@ -373,8 +423,11 @@ cmd_up() {
         --service-account-issuer="https://127.0.0.1:$APISERVER_PORT" \
         --service-account-key-file="$P/sa.pub" --service-account-signing-key-file="$P/sa.key" \
         --service-cluster-ip-range="$SERVICE_CIDR" \
-        --authorization-mode=RBAC --allow-privileged=true \
-        --disable-admission-plugins=ServiceAccount \
+        --authorization-mode=Node,RBAC --allow-privileged=true \
+        --enable-admission-plugins=NodeRestriction \
+        --kubelet-client-certificate="$P/apiserver-kubelet-client.crt" \
+        --kubelet-client-key="$P/apiserver-kubelet-client.key" \
+        --kubelet-preferred-address-types=InternalIP \
         --profiling=false --v=1
     wait_for "kube-apiserver /readyz" 180 kube-apiserver apiserver_ready
 
@@ -446,6 +499,7 @@ cmd_down() {
     if [[ ! -d $DIR ]]; then log "nothing in $DIR"; return 0; fi
     local t0
     t0=$(now)
+    cmd_real_down
     stop_all
     rm -f "$DIR/env"
     log "down in $(elapsed "$t0")"
@@ -526,7 +580,7 @@ lock_dir() { # one up/down/nodes at a time per DIR
     flock 8
 }
 
-usage() { sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | grep '^#' | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 
 cmd=${1:-}
 shift || true
@@ -538,7 +592,15 @@ up) set_dir "${1:-}"; lock_dir; cmd_up ;;
 down) set_dir "${1:-}"; [[ ! -d $DIR ]] || lock_dir; cmd_down ;;
 status) set_dir "${1:-}"; cmd_status ;;
 env) set_dir "${1:-}"; cmd_env ;;
-nodes) [[ $# -ge 1 ]] || usage 2; n=$1; set_dir "${2:-}"; lock_dir; cmd_nodes "$n" ;;
+nodes)
+    if [[ ${1:-} == --real ]]; then
+        [[ $# -ge 2 && $2 =~ ^[0-9]+$ ]] || usage 2
+        n=$2; set_dir "${3:-}"; lock_dir; versions
+        [[ -f $P/admin.crt ]] && apiserver_ready || die "the control plane in $DIR is not up: run scripts/testenv.sh up"
+        cmd_real_nodes "$n"
+    else
+        [[ $# -ge 1 ]] || usage 2; n=$1; set_dir "${2:-}"; lock_dir; cmd_nodes "$n"
+    fi ;;
 -h | --help | help) usage 0 ;;
 *) usage 2 ;;
 esac
