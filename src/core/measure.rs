@@ -18,6 +18,10 @@ pub struct MeasureOptions {
     /// `acl_no_symlink_follow`: keep `acl` on symlinks.
     pub acl_on_symlinks: bool,
     pub warn_dead_symlinks: bool,
+    /// Tell the kernel it may drop the pages of each file once hashed (the node daemon): a scan
+    /// reads every file once per interval, and the page cache it would leave is charged to the
+    /// daemon pod's memory cgroup, which then sits at its limit (upstream's 2026 fix).
+    pub drop_page_cache: bool,
 }
 
 const READ_BLOCK: usize = 1 << 20;
@@ -197,6 +201,12 @@ pub fn measure(
             if let Some(h) = hash_file(f, path, st, attrs) {
                 e.hashes = h;
                 hashed = true;
+            }
+            if opts.drop_page_cache {
+                use std::os::fd::AsRawFd;
+                // Advice only: a failure changes nothing that is recorded.
+                // SAFETY: the fd is open for the duration of the call.
+                unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
             }
         }
     }

@@ -125,6 +125,9 @@ pub struct Options {
     pub acl_no_symlink_follow: bool,
     /// Not an AIDE option: descend into other filesystems. AIDE always does; so do we by default.
     pub one_filesystem: bool,
+    /// Not an AIDE option: drop each file's pages from the page cache once hashed
+    /// ([`crate::measure::MeasureOptions::drop_page_cache`]); set for the node daemon.
+    pub drop_page_cache: bool,
     pub report: ReportOptions,
 }
 
@@ -143,6 +146,7 @@ impl Default for Options {
             warn_dead_symlinks: false,
             acl_no_symlink_follow: false,
             one_filesystem: false,
+            drop_page_cache: false,
             report: ReportOptions::default(),
         }
     }

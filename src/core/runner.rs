@@ -185,7 +185,10 @@ impl NodeScanner {
                 .and_then(|cfg| own.check(&cfg).map(|()| cfg)),
             None => Config::load_on(&System, &self.config_path, &self.load),
         };
-        let cfg = loaded.map_err(|e| errored(e.exit(), &e))?;
+        let mut cfg = loaded.map_err(|e| errored(e.exit(), &e))?;
+        // A node daemon scans every interval in a memory-limited pod: its reads must not stay
+        // in the page cache charged to it.
+        cfg.options.drop_page_cache = true;
         let file = |u: &Option<Url>, what: &str| match u {
             Some(Url::File(p)) => Ok(p.clone()),
             _ => Err(errored(

@@ -142,6 +142,7 @@ fn walker(cfg: &Config) -> WalkBuilder {
     WalkBuilder::new(&o.root_prefix, Arc::new(cfg.rules.clone())).measure_options(MeasureOptions {
         acl_on_symlinks: o.acl_no_symlink_follow,
         warn_dead_symlinks: o.warn_dead_symlinks,
+        drop_page_cache: o.drop_page_cache,
     })
 }
 

@@ -40,6 +40,7 @@ mod namespace;
 mod node_root;
 mod objects;
 mod process;
+pub mod real;
 pub mod tls;
 mod wait;
 

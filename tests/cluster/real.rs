@@ -1,0 +1,222 @@
+//! Real kubelet nodes (`scripts/testenv.sh nodes --real N`: containerd, runc, a kubelet, a mount
+//! namespace and cgroup root per node) and the product's image (`scripts/image.py`) on them.
+//! Once per test binary: the image is built (a no-op when fresh), the nodes are started when they
+//! do not run, and the image is imported into each node's containerd. The nodes keep running
+//! after the test binary (`scripts/testenv.sh down` stops them with the control plane).
+//!
+//! The helpers are synchronous and drive the cluster with `kubectl`, as a user does.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use super::{env, repo};
+
+/// The tag the image is built with and `nix/vm-test/kustomization.yaml` installs.
+pub const IMAGE_TAG: &str = "e2e";
+/// Real nodes the tests use.
+pub const REAL_NODES: usize = 2;
+
+#[derive(Debug)]
+pub struct RealNodes {
+    /// `$FIO_TESTENV_DIR/real`.
+    pub dir: PathBuf,
+    /// `real-1`, `real-2`, ...
+    pub names: Vec<String>,
+    /// The product image archive (OCI layout tar).
+    pub image: PathBuf,
+}
+
+static REAL: OnceLock<Result<RealNodes, String>> = OnceLock::new();
+
+/// The real nodes with the product's image loaded (see the module documentation).
+pub fn real_nodes() -> &'static RealNodes {
+    match REAL.get_or_init(init) {
+        Ok(r) => r,
+        Err(e) => panic!("real nodes not available: {e}"),
+    }
+}
+
+fn run_loud(cmd: &mut Command, what: &str) -> Result<(), String> {
+    let status = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit())
+        .status()
+        .map_err(|e| format!("{what}: {e}"))?;
+    status
+        .success()
+        .then_some(())
+        .ok_or_else(|| format!("{what} failed: {status}"))
+}
+
+fn init() -> Result<RealNodes, String> {
+    let env = env();
+    let t0 = Instant::now();
+    eprintln!(
+        "[real nodes] building the product image (scripts/image.py product --tag {IMAGE_TAG})"
+    );
+    run_loud(
+        Command::new("python3")
+            .arg(repo().join("scripts/image.py"))
+            .args(["product", "--tag", IMAGE_TAG]),
+        "scripts/image.py product",
+    )?;
+    let image = repo().join("target/image/file-integrity-operator.oci.tar");
+    eprintln!("[real nodes] image ready after {:?}", t0.elapsed());
+    let names: Vec<String> = (1..=REAL_NODES).map(|i| format!("real-{i}")).collect();
+    // Starts the missing ones (running nodes are kept): the script says what to install when
+    // containerd, runc or the CNI plugins are missing.
+    run_loud(
+        Command::new(repo().join("scripts/testenv.sh"))
+            .args(["nodes", "--real", &REAL_NODES.to_string()])
+            .env("FIO_TESTENV_DIR", &env.dir)
+            .env("FIO_TESTENV_REAL_IMAGES", &image),
+        "scripts/testenv.sh nodes --real",
+    )?;
+    let real = RealNodes {
+        dir: env.dir.join("real"),
+        names,
+        image,
+    };
+    for node in &real.names {
+        // Nodes that already ran have an older image under the tag: import again.
+        let sock = real.root(node).join("run/containerd/containerd.sock");
+        let out = Command::new("ctr")
+            .arg("--address")
+            .arg(&sock)
+            .args(["-n", "k8s.io", "images", "import", "--no-unpack"])
+            .arg(&real.image)
+            .output()
+            .map_err(|e| format!("ctr (Debian's containerd package): {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "importing {} into {node}: {}",
+                real.image.display(),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+    }
+    eprintln!(
+        "[real nodes] {} Ready with the image after {:?}",
+        real.names.join(", "),
+        t0.elapsed()
+    );
+    Ok(real)
+}
+
+impl RealNodes {
+    /// The node's root directory (its `/`), as the host sees it.
+    pub fn root(&self, node: &str) -> PathBuf {
+        self.dir.join(node).join("root")
+    }
+
+    /// Every process of the node: its pids cgroup tree (containerd, kubelet, shims, containers).
+    pub fn pids(&self, node: &str) -> Vec<u32> {
+        let mut pids = Vec::new();
+        let mut dirs = vec![PathBuf::from(format!("/sys/fs/cgroup/pids/fio-{node}"))];
+        while let Some(d) = dirs.pop() {
+            let Ok(rd) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            for e in rd.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    dirs.push(e.path());
+                }
+            }
+            if let Ok(text) = std::fs::read_to_string(d.join("cgroup.procs")) {
+                pids.extend(text.lines().filter_map(|l| l.parse::<u32>().ok()));
+            }
+        }
+        pids
+    }
+
+    /// The scanning daemon's process on `node` (not a liveness probe's).
+    pub fn daemon_pid(&self, node: &str) -> Option<u32> {
+        self.pids(node).into_iter().find(|pid| {
+            let args = cmdline(*pid);
+            args.first().is_some_and(|a| a.ends_with("fio-operator"))
+                && args.get(1).is_some_and(|a| a == "daemon")
+                && !args.iter().any(|a| a == "--probe")
+        })
+    }
+
+    /// The memory cgroup directory of a pod on `node`.
+    pub fn pod_memory_cgroup(&self, node: &str, pod_uid: &str) -> Option<PathBuf> {
+        let base = PathBuf::from(format!("/sys/fs/cgroup/memory/fio-{node}/kubepods"));
+        let pod = format!("pod{pod_uid}");
+        [
+            base.join(&pod),
+            base.join("burstable").join(&pod),
+            base.join("besteffort").join(&pod),
+        ]
+        .into_iter()
+        .find(|p| p.is_dir())
+    }
+}
+
+/// argv of a process (empty when it is gone).
+pub fn cmdline(pid: u32) -> Vec<String> {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| {
+            b.split(|c| *c == 0)
+                .filter(|s| !s.is_empty())
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `kubectl ARGS` as the cluster admin: stdout, or Err with the command and its stderr.
+pub fn kubectl_try(args: &[&str]) -> Result<String, String> {
+    let env = env();
+    let out = Command::new(env.bin.join("kubectl"))
+        .args(args)
+        .env("KUBECONFIG", &env.admin_kubeconfig)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("kubectl: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!(
+            "kubectl {}: {}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        ))
+    }
+}
+
+/// `kubectl ARGS`, panicking with its error output.
+pub fn kubectl(args: &[&str]) -> String {
+    kubectl_try(args).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Polls `f` every second until it returns Ok; panics with its last error after `timeout`.
+pub fn wait_until<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Result<T, String>) -> T {
+    let t0 = Instant::now();
+    loop {
+        match f() {
+            Ok(v) => {
+                eprintln!("[real nodes] {what}: after {:.1?}", t0.elapsed());
+                return v;
+            }
+            Err(e) if t0.elapsed() >= timeout => {
+                panic!("timed out after {timeout:?} waiting for {what}: {e}")
+            }
+            Err(_) => std::thread::sleep(Duration::from_secs(1)),
+        }
+    }
+}
+
+/// A directory path relative to the repository (for kustomizations under `target/`).
+pub fn repo_path(rel: &str) -> PathBuf {
+    repo().join(rel)
+}
+
+/// Whether `path` exists (for readable assertions).
+pub fn exists(path: &Path) -> bool {
+    path.symlink_metadata().is_ok()
+}

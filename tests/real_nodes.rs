@@ -1,0 +1,636 @@
+//! The product as users run it: the operator Deployment of `deploy/` (through
+//! `nix/vm-test/kustomization.yaml`, the VM test's install) as a real pod from the image that
+//! `scripts/image.py` builds, and the daemons as real DaemonSet pods on two real kubelet nodes
+//! (`scripts/testenv.sh nodes --real 2`), driven with the seed's kubectl commands. One test,
+//! in the order an administrator meets things: install, first scans, what the daemon may do,
+//! a changed file, a re-init, a node update, memory after many scans.
+//!
+//! Needs root, Debian's containerd, runc, containernetworking-plugins and socat (`.ci/run`
+//! installs them); fails saying so when they are missing.
+
+#[path = "cluster/mod.rs"]
+mod cluster;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::PermissionsExt;
+
+use cluster::real::{kubectl, kubectl_try, real_nodes, repo_path, wait_until, RealNodes};
+use cluster::secs;
+
+const NS: &str = "openshift-file-integrity";
+const FI: &str = "worker-fileintegrity";
+const DS: &str = "aide-worker-fileintegrity";
+const N1: &str = "real-1";
+const N2: &str = "real-2";
+/// On real-1 only: a tree larger than the daemon pod's memory limit (600Mi).
+const BIG_DIR: &str = "opt/fio-big";
+const BIG_FILES: usize = 96;
+const BIG_FILE_MIB: usize = 8;
+
+/// The user's configuration (prepared by the operator as upstream's: paths under /hostroot, the
+/// database and report lines pointed at the node's /etc/kubernetes).
+const AIDE_CONF: &str = "@@define DBDIR /hostroot/etc/kubernetes
+@@define LOGDIR /hostroot/etc/kubernetes
+database=file:@@{DBDIR}/aide.db.gz
+database_out=file:@@{DBDIR}/aide.db.gz.new
+gzip_dbout=yes
+report_url=file:@@{LOGDIR}/aide.log.new
+report_url=stdout
+CONTENT_EX = sha512+ftype+p+u+g+n+acl+selinux+xattrs
+/etc/ CONTENT_EX
+/opt/fio-big/ sha512+ftype+p+u+g+n+s
+";
+
+fn k(args: &[&str]) -> String {
+    kubectl(args)
+}
+
+fn kn(args: &[&str]) -> String {
+    let mut all = vec!["-n", NS];
+    all.extend_from_slice(args);
+    kubectl(&all)
+}
+
+fn condition(node: &str) -> Result<String, String> {
+    kubectl_try(&[
+        "-n",
+        NS,
+        "get",
+        "fileintegritynodestatuses",
+        &format!("{FI}-{node}"),
+        "-o",
+        "jsonpath={.lastResult.condition}",
+    ])
+}
+
+fn wait_condition(node: &str, want: &str, timeout: u64) {
+    wait_until(&format!("{node} {want}"), secs(timeout), || {
+        let c = condition(node)?;
+        (c == want).then_some(()).ok_or(format!("{node} is {c:?}"))
+    });
+}
+
+fn daemon_pod(node: &str) -> (String, String) {
+    let out = kn(&[
+        "get",
+        "pods",
+        &format!("-lapp={DS}"),
+        "--field-selector",
+        &format!("spec.nodeName={node}"),
+        "-o",
+        "jsonpath={.items[0].metadata.name} {.items[0].metadata.uid}",
+    ]);
+    let (name, uid) = out
+        .split_once(' ')
+        .unwrap_or_else(|| panic!("no daemon pod on {node}: {out:?}"));
+    (name.to_owned(), uid.to_owned())
+}
+
+fn kube_dir(real: &RealNodes, node: &str) -> std::path::PathBuf {
+    real.root(node).join("etc/kubernetes")
+}
+
+/// `ls -l` of the node's /etc/kubernetes/aide.* as (name, mode).
+fn aide_files(real: &RealNodes, node: &str) -> BTreeMap<String, u32> {
+    std::fs::read_dir(kube_dir(real, node))
+        .expect("read the node's /etc/kubernetes")
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let mode = e.metadata().ok()?.permissions().mode() & 0o7777;
+            name.starts_with("aide.").then_some((name, mode))
+        })
+        .collect()
+}
+
+fn backups(real: &RealNodes, node: &str) -> usize {
+    aide_files(real, node)
+        .keys()
+        .filter(|n| n.starts_with("aide.db.gz.backup-"))
+        .count()
+}
+
+/// A fresh start: no FileIntegrity, operator or daemon files left by an earlier run.
+fn clean(real: &RealNodes) {
+    let _ = kubectl_try(&[
+        "delete",
+        "namespace",
+        NS,
+        "--ignore-not-found",
+        "--wait=true",
+        "--timeout=180s",
+    ]);
+    for node in &real.names {
+        let dir = kube_dir(real, node);
+        for (name, _) in aide_files(real, node) {
+            std::fs::remove_file(dir.join(&name)).expect("remove an old aide file");
+        }
+        for f in ["etc/fio-e2e-changed.conf", "etc/fio-e2e-update.conf"] {
+            let _ = std::fs::remove_file(real.root(node).join(f));
+        }
+    }
+}
+
+/// `BIG_FILES` files of `BIG_FILE_MIB` MiB on real-1, written to disk and dropped from the page
+/// cache, so that the daemon's reads are what fills (or not) its pod's cgroup.
+fn big_tree(real: &RealNodes) {
+    let dir = real.root(N1).join(BIG_DIR);
+    std::fs::create_dir_all(&dir).expect("create the big tree");
+    let block: Vec<u8> = (0..1 << 20)
+        .map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    for i in 0..BIG_FILES {
+        let path = dir.join(format!("blob-{i:03}"));
+        let fresh = std::fs::metadata(&path).is_ok_and(|m| m.len() == (BIG_FILE_MIB << 20) as u64);
+        let f = if fresh {
+            std::fs::File::open(&path).expect("open a big file")
+        } else {
+            let mut f = std::fs::File::create(&path).expect("create a big file");
+            for j in 0..BIG_FILE_MIB {
+                f.write_all(&[i as u8, j as u8]).expect("write");
+                f.write_all(&block[2..]).expect("write");
+            }
+            f.sync_all().expect("fsync a big file");
+            f
+        };
+        // SAFETY: the fd is open for the duration of the call.
+        unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    }
+}
+
+fn install(real: &RealNodes) {
+    // deploy/ as the VM test installs it, and the operator kept off the kwok nodes that other
+    // test binaries may have left.
+    let overlay = repo_path("target/real-nodes");
+    std::fs::create_dir_all(&overlay).expect("create target/real-nodes");
+    std::fs::write(
+        overlay.join("kustomization.yaml"),
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n\
+         resources:\n  - ../../nix/vm-test\n\
+         patches:\n  - target: {kind: Deployment, name: file-integrity-operator}\n    patch: |-\n\
+         \x20     - op: add\n        path: /spec/template/spec/nodeSelector\n\
+         \x20       value: {fio-testenv/real: \"true\"}\n",
+    )
+    .expect("write the overlay");
+    let rendered = k(&["kustomize", overlay.to_str().expect("utf-8 path")]);
+    assert!(
+        rendered.contains("image: quay.io/file-integrity-operator/file-integrity-operator:e2e"),
+        "the overlay does not install the e2e image"
+    );
+    let file = overlay.join("rendered.yaml");
+    std::fs::write(&file, rendered).expect("write the rendered manifests");
+    k(&[
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "-f",
+        file.to_str().expect("utf-8"),
+    ]);
+    kn(&[
+        "rollout",
+        "status",
+        "deploy/file-integrity-operator",
+        "--timeout=180s",
+    ]);
+    let node = kn(&[
+        "get",
+        "pods",
+        "-lname=file-integrity-operator",
+        "-o",
+        "jsonpath={.items[0].spec.nodeName}",
+    ]);
+    assert!(
+        real.names.contains(&node),
+        "the operator runs on {node:?}, not a real node"
+    );
+}
+
+fn create_fileintegrity() {
+    let cm = serde_json::json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "e2e-aide-conf", "namespace": NS},
+        "data": {"aide.conf": AIDE_CONF}
+    });
+    let fi = serde_json::json!({
+        "apiVersion": "fileintegrity.openshift.io/v1alpha1", "kind": "FileIntegrity",
+        "metadata": {"name": FI, "namespace": NS},
+        "spec": {
+            "nodeSelector": {"node-role.kubernetes.io/worker": ""},
+            "config": {"name": "e2e-aide-conf", "namespace": NS, "key": "aide.conf", "gracePeriod": 10}
+        }
+    });
+    let dir = repo_path("target/real-nodes");
+    let file = dir.join("fileintegrity.json");
+    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": [cm, fi]});
+    std::fs::write(&file, list.to_string()).expect("write the FileIntegrity");
+    k(&["apply", "-f", file.to_str().expect("utf-8")]);
+}
+
+/// CapEff, NoNewPrivs and Seccomp of the running daemon, and how /hostroot is mounted for it.
+fn check_confinement(real: &RealNodes, node: &str) {
+    let pid = wait_until(&format!("the daemon process on {node}"), secs(60), || {
+        real.daemon_pid(node)
+            .ok_or_else(|| "no `fio-operator daemon` process in the node's cgroup".to_owned())
+    });
+    let status =
+        std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc/PID/status");
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .map(str::trim)
+            .unwrap_or_else(|| panic!("no {name} in /proc/{pid}/status"))
+            .to_owned()
+    };
+    // CAP_DAC_READ_SEARCH is bit 2: nothing else stays effective (or in the bounding set).
+    assert_eq!(
+        field("CapEff"),
+        "0000000000000004",
+        "{node}: effective capabilities"
+    );
+    assert_eq!(field("CapBnd"), "0000000000000004", "{node}: bounding set");
+    assert_eq!(field("NoNewPrivs"), "1", "{node}: no_new_privs");
+    assert_eq!(field("Seccomp"), "2", "{node}: seccomp filter mode");
+    // The daemon stacks a read-only recursive bind over the container's /hostroot: what it sees
+    // is the topmost /hostroot and its submounts, all read-only but the database directory.
+    let mountinfo =
+        std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).expect("read mountinfo");
+    let mounts: Vec<(String, String, String, bool)> = mountinfo
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            let ro = f.get(5)?.split(',').any(|o| o == "ro");
+            Some((f[0].to_owned(), f[1].to_owned(), f.get(4)?.to_string(), ro))
+        })
+        .collect();
+    let top = |point: &str| mounts.iter().rev().find(|m| m.2 == point);
+    let (top_id, ..) = top("/hostroot")
+        .unwrap_or_else(|| panic!("{node}: no /hostroot in the daemon's namespace"));
+    let mut tree = vec![top_id.clone()];
+    let mut i = 0;
+    while i < tree.len() {
+        let id = tree[i].clone();
+        tree.extend(mounts.iter().filter(|m| m.1 == id).map(|m| m.0.clone()));
+        i += 1;
+    }
+    let writable: Vec<&str> = mounts
+        .iter()
+        .filter(|m| tree.contains(&m.0) && !m.3)
+        .map(|m| m.2.as_str())
+        .collect();
+    assert_eq!(
+        writable,
+        ["/hostroot/etc/kubernetes"],
+        "{node}: writable mounts of the host root for the daemon"
+    );
+    assert!(
+        top("/").is_some_and(|m| m.3),
+        "{node}: the container's root filesystem is writable"
+    );
+    let pod = kn(&[
+        "get",
+        "pods",
+        &format!("-lapp={DS}"),
+        "--field-selector",
+        &format!("spec.nodeName={node}"),
+        "-o",
+        "jsonpath={.items[0].spec.containers[0].securityContext.privileged}",
+    ]);
+    assert_eq!(
+        pod, "false",
+        "{node}: the daemon pod must not be privileged"
+    );
+}
+
+fn memory_stat(real: &RealNodes, node: &str) -> (BTreeMap<String, u64>, u64, u64) {
+    let (_, uid) = daemon_pod(node);
+    let cg = real
+        .pod_memory_cgroup(node, &uid)
+        .unwrap_or_else(|| panic!("no memory cgroup for pod {uid} on {node}"));
+    let stat: BTreeMap<String, u64> = std::fs::read_to_string(cg.join("memory.stat"))
+        .expect("read memory.stat")
+        .lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(' ')?;
+            Some((k.to_owned(), v.parse().ok()?))
+        })
+        .collect();
+    let read = |f: &str| -> u64 {
+        std::fs::read_to_string(cg.join(f))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or_else(|| panic!("read {f} of {}", cg.display()))
+    };
+    (
+        stat,
+        read("memory.max_usage_in_bytes"),
+        read("memory.limit_in_bytes"),
+    )
+}
+
+fn checks_in_log(pod: &str) -> usize {
+    kn(&["logs", &format!("pod/{pod}")])
+        .matches("running aide check")
+        .count()
+}
+
+#[test]
+fn the_product_runs_from_its_image_on_real_nodes() {
+    let real = real_nodes();
+    clean(real);
+    big_tree(real);
+
+    // -- install, first scans ---------------------------------------------------------------
+    install(real);
+    create_fileintegrity();
+    wait_until("phase Active", secs(240), || {
+        let p = kn(&["get", "fileintegrity", FI, "-o", "jsonpath={.status.phase}"]);
+        (p == "Active").then_some(()).ok_or(format!("phase {p:?}"))
+    });
+    wait_condition(N1, "Succeeded", 240);
+    wait_condition(N2, "Succeeded", 240);
+
+    // -- the seed's commands, verbatim ------------------------------------------------------
+    let ds = kn(&["get", &format!("ds/{DS}")]);
+    assert!(ds.contains(DS), "kubectl get ds/{DS}:\n{ds}");
+    let ds_ready = kn(&[
+        "get",
+        &format!("ds/{DS}"),
+        "-o",
+        "jsonpath={.status.numberReady}",
+    ]);
+    assert_eq!(ds_ready, "2", "daemon pods ready");
+    let pods = kn(&["get", "pods", &format!("-lapp={DS}")]);
+    assert_eq!(
+        pods.lines().filter(|l| l.contains("Running")).count(),
+        2,
+        "kubectl get pods -lapp={DS}:\n{pods}"
+    );
+    let (pod2, _) = daemon_pod(N2);
+    let logs = kn(&["logs", &format!("pod/{pod2}")]);
+    for line in [
+        "Starting the AIDE runner daemon",
+        "initializing AIDE db",
+        "initialization finished",
+        "running aide check",
+    ] {
+        assert!(
+            logs.contains(line),
+            "`kubectl logs pod/{pod2}` lacks {line:?}:\n{logs}"
+        );
+    }
+
+    // -- what the running daemon may do (read from the host's /proc) ------------------------
+    for node in [N1, N2] {
+        check_confinement(real, node);
+    }
+
+    // -- a changed file fails its node only; the report names it ----------------------------
+    std::fs::write(
+        real.root(N2).join("etc/fio-e2e-changed.conf"),
+        "changed by the test\n",
+    )
+    .expect("change a file");
+    wait_condition(N2, "Failed", 120);
+    assert_eq!(
+        condition(N1).as_deref(),
+        Ok("Succeeded"),
+        "{N1} must not fail for {N2}'s file"
+    );
+    let cm = kn(&[
+        "get",
+        "fileintegritynodestatuses",
+        &format!("{FI}-{N2}"),
+        "-o",
+        "jsonpath={.lastResult.resultConfigMapName}",
+    ]);
+    let report = kn(&["get", "cm", &cm, "-o", "jsonpath={.data.integritylog}"]);
+    assert!(
+        report.contains("/hostroot/etc/fio-e2e-changed.conf"),
+        "report {cm} does not name the file:\n{report}"
+    );
+
+    // -- re-init (the seed's command): files and backups as in the seed's `ls -lR` ----------
+    let before = backups(real, N2);
+    kn(&[
+        "annotate",
+        &format!("fileintegrities/{FI}"),
+        "file-integrity.openshift.io/re-init=",
+    ]);
+    wait_until(&format!("a new backup on {N2}"), secs(120), || {
+        let n = backups(real, N2);
+        (n > before).then_some(()).ok_or(format!("{n} backups"))
+    });
+    wait_condition(N2, "Succeeded", 120);
+    let files = aide_files(real, N2);
+    assert_eq!(
+        files.get("aide.db.gz"),
+        Some(&0o600),
+        "aide.db.gz (0600 in the seed): {files:?}"
+    );
+    assert_eq!(
+        files.get("aide.log"),
+        Some(&0o644),
+        "aide.log (0644 in the seed): {files:?}"
+    );
+    let stamp = |name: &str, prefix: &str| {
+        name.strip_prefix(prefix).is_some_and(|ts| {
+            let b = ts.as_bytes();
+            b.len() == 18
+                && b[8] == b'T'
+                && b[11] == b'_'
+                && b[14] == b'_'
+                && ts
+                    .chars()
+                    .enumerate()
+                    .all(|(i, c)| matches!(i, 8 | 11 | 14) || c.is_ascii_digit())
+        })
+    };
+    let db_backups: Vec<_> = files
+        .iter()
+        .filter(|(n, _)| n.starts_with("aide.db.gz.backup-"))
+        .collect();
+    assert!(!db_backups.is_empty(), "no database backup: {files:?}");
+    for (name, mode) in &db_backups {
+        assert!(
+            stamp(name, "aide.db.gz.backup-"),
+            "backup name {name} is not backup-YYYYMMDDTHH_MM_SS"
+        );
+        assert_eq!(**mode, 0o600, "{name} mode");
+    }
+    assert!(
+        files.keys().any(|n| stamp(n, "aide.log.backup-")),
+        "no aide.log.backup-YYYYMMDDTHH_MM_SS: {files:?}"
+    );
+    assert!(
+        !files.contains_key("aide.db.gz.new") && !files.contains_key("aide.log.new"),
+        "temporary files left: {files:?}"
+    );
+
+    // -- a MachineConfig-style update of real-1: paused, then re-initialised once -----------
+    machine_config_update(real);
+
+    // -- memory: after several scans of a tree larger than the limit ------------------------
+    let (pod1, _) = daemon_pod(N1);
+    let start = checks_in_log(&pod1);
+    wait_until(&format!("3 more scans on {N1}"), secs(240), || {
+        let n = checks_in_log(&pod1);
+        (n >= start + 3)
+            .then_some(())
+            .ok_or(format!("{} scans so far", n - start))
+    });
+    let (stat, max_usage, limit) = memory_stat(real, N1);
+    let mib = |b: u64| b as f64 / f64::from(1 << 20);
+    let cache = stat.get("total_cache").copied().unwrap_or(0);
+    let rss = stat.get("total_rss").copied().unwrap_or(0);
+    eprintln!(
+        "[real nodes] {N1} daemon pod after {} scans of {} MiB: cache {:.1} MiB, rss {:.1} MiB, peak {:.1} MiB, limit {:.0} MiB",
+        checks_in_log(&pod1),
+        BIG_FILES * BIG_FILE_MIB,
+        mib(cache),
+        mib(rss),
+        mib(max_usage),
+        mib(limit)
+    );
+    assert!(
+        BIG_FILES * BIG_FILE_MIB > (limit >> 20) as usize,
+        "the tree must exceed the pod's limit"
+    );
+    assert!(
+        cache < 128 << 20,
+        "page cache charged to the daemon pod: {:.1} MiB",
+        mib(cache)
+    );
+    assert!(
+        max_usage < 320 << 20,
+        "peak memory of the daemon pod: {:.1} MiB",
+        mib(max_usage)
+    );
+
+    // -- the liveness probe ran (> 90 s of pods) without failing or restarting anything -----
+    let restarts = kn(&[
+        "get",
+        "pods",
+        &format!("-lapp={DS}"),
+        "-o",
+        "jsonpath={.items[*].status.containerStatuses[0].restartCount}",
+    ]);
+    assert!(
+        restarts.split_whitespace().all(|r| r == "0"),
+        "daemon restarts: {restarts}"
+    );
+    let unhealthy = kn(&[
+        "get",
+        "events",
+        "--field-selector",
+        "reason=Unhealthy",
+        "-o",
+        "name",
+    ]);
+    assert!(
+        unhealthy.trim().is_empty(),
+        "liveness probe failures: {unhealthy}"
+    );
+
+    kn(&[
+        "delete",
+        "fileintegrity",
+        FI,
+        "--wait=true",
+        "--timeout=120s",
+    ]);
+}
+
+fn machine_config_update(real: &RealNodes) {
+    let crd = repo_path("tests/fixtures/machineconfigpool-crd.yaml");
+    k(&[
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "-f",
+        crd.to_str().expect("utf-8"),
+    ]);
+    k(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/machineconfigpools.machineconfiguration.openshift.io",
+        "--timeout=60s",
+    ]);
+    let pool = repo_path("target/real-nodes/pool.json");
+    std::fs::write(
+        &pool,
+        serde_json::json!({
+            "apiVersion": "machineconfiguration.openshift.io/v1", "kind": "MachineConfigPool",
+            "metadata": {"name": "e2e-real-1"},
+            "spec": {"nodeSelector": {"matchLabels": {"kubernetes.io/hostname": N1}},
+                     "configuration": {"name": "rendered-2"}}
+        })
+        .to_string(),
+    )
+    .expect("write the pool");
+    k(&["apply", "-f", pool.to_str().expect("utf-8")]);
+    let b1 = backups(real, N1);
+    let b2 = backups(real, N2);
+    let mc = "machineconfiguration.openshift.io";
+    k(&[
+        "annotate",
+        "node",
+        N1,
+        "--overwrite",
+        &format!("{mc}/currentConfig=rendered-1"),
+        &format!("{mc}/desiredConfig=rendered-2"),
+        &format!("{mc}/state=Working"),
+    ]);
+    wait_until(&format!("{N1} paused"), secs(60), || {
+        let p = kn(&[
+            "get",
+            "fileintegrity",
+            FI,
+            "-o",
+            &format!("jsonpath={{.status.nodePauses.{N1}}}"),
+        ]);
+        (!p.is_empty())
+            .then_some(())
+            .ok_or("no status.nodePauses entry".to_owned())
+    });
+    // what the update changes on the node
+    std::fs::write(
+        real.root(N1).join("etc/fio-e2e-update.conf"),
+        "written by the update\n",
+    )
+    .expect("update a file");
+    k(&[
+        "annotate",
+        "node",
+        N1,
+        "--overwrite",
+        &format!("{mc}/currentConfig=rendered-2"),
+        &format!("{mc}/state=Done"),
+    ]);
+    wait_until(
+        &format!("{N1} re-initialised after its update"),
+        secs(180),
+        || {
+            let n = backups(real, N1);
+            (n == b1 + 1)
+                .then_some(())
+                .ok_or(format!("{} new backups", n - b1))
+        },
+    );
+    wait_condition(N1, "Succeeded", 120);
+    // once: no second re-init over the next scans, and the other node untouched
+    std::thread::sleep(secs(25));
+    assert_eq!(
+        backups(real, N1),
+        b1 + 1,
+        "{N1} re-initialised more than once"
+    );
+    assert_eq!(
+        backups(real, N2),
+        b2,
+        "{N2} was re-initialised by {N1}'s update"
+    );
+    assert_eq!(condition(N1).as_deref(), Ok("Succeeded"));
+}
