@@ -413,16 +413,20 @@ fn the_product_runs_from_its_image_on_real_nodes() {
     );
 
     // -- re-init (the seed's command): files and backups as in the seed's `ls -lR` ----------
-    let before = backups(real, N2);
+    let before = [backups(real, N1), backups(real, N2)];
     kn(&[
         "annotate",
         &format!("fileintegrities/{FI}"),
         "file-integrity.openshift.io/re-init=",
     ]);
-    wait_until(&format!("a new backup on {N2}"), secs(120), || {
-        let n = backups(real, N2);
-        (n > before).then_some(()).ok_or(format!("{n} backups"))
+    // an empty value re-initialises every node
+    wait_until("a new backup on both nodes", secs(120), || {
+        let now = [backups(real, N1), backups(real, N2)];
+        (now[0] > before[0] && now[1] > before[1])
+            .then_some(())
+            .ok_or(format!("backups {before:?} -> {now:?}"))
     });
+    wait_condition(N1, "Succeeded", 120);
     wait_condition(N2, "Succeeded", 120);
     let files = aide_files(real, N2);
     assert_eq!(
@@ -438,7 +442,7 @@ fn the_product_runs_from_its_image_on_real_nodes() {
     let stamp = |name: &str, prefix: &str| {
         name.strip_prefix(prefix).is_some_and(|ts| {
             let b = ts.as_bytes();
-            b.len() == 18
+            b.len() == 17
                 && b[8] == b'T'
                 && b[11] == b'_'
                 && b[14] == b'_'
