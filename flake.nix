@@ -24,7 +24,7 @@
 
       checks = forAllSystems (pkgs:
         let
-          inherit (self.packages.${pkgs.system}) fio image;
+          inherit (self.packages.${pkgs.stdenv.hostPlatform.system}) fio image;
           # The crate's own gates, with the same vendored dependencies as the package, built
           # natively (clippy must match the compiler; the static package cross-compiles to musl).
           native = pkgs.callPackage ./nix/package.nix { };
@@ -45,17 +45,17 @@
           clippy = cargoCheck "clippy" "cargo clippy --offline --release --all-targets -- -D warnings";
           fmt = cargoCheck "fmt" "cargo fmt --check";
         }
-        // pkgs.lib.optionalAttrs (pkgs.system == "x86_64-linux") {
+        // pkgs.lib.optionalAttrs (pkgs.stdenv.hostPlatform.system == "x86_64-linux") {
           k3s-two-nodes = pkgs.callPackage ./nix/k3s-test.nix { inherit image; };
         });
 
       devShells = forAllSystems (pkgs: {
         default = pkgs.mkShell {
-          inputsFrom = [ self.packages.${pkgs.system}.fio ];
+          inputsFrom = [ self.packages.${pkgs.stdenv.hostPlatform.system}.fio ];
           packages = [ pkgs.clippy pkgs.rustfmt pkgs.cargo-nextest pkgs.aide pkgs.kubectl ];
         };
       });
 
-      formatter = forAllSystems (pkgs: pkgs.nixfmt-rfc-style);
+      formatter = forAllSystems (pkgs: pkgs.nixfmt);
     };
 }

@@ -8,20 +8,21 @@
 # the control plane's Kubernetes module), its own bridge and pod subnet, its own cgroup root
 # /fio-<node> in every hierarchy. The host's network namespace is shared: the kubelet serves on
 # the bridge's address, and the pods' one route beyond their bridge leads to the service network,
-# where 10.0.0.1:443 (the `kubernetes` Service) is a socat forwarding to the loopback apiserver.
+# where 10.0.NET.1:443 (the `kubernetes` Service) is a socat forwarding to the loopback apiserver.
 # Nothing is masqueraded or forwarded: traffic stays on loopback and on these bridges.
 #
 # Every process of a node (its supervisor, containerd, the shims, the kubelet, the containers)
 # lives under the pids cgroup /fio-<node>, which is how `down` finds and kills them all.
 
 REAL_PREFIX=real
-SVC_IP=10.0.0.1
-CLUSTER_DNS=10.0.0.10
+SVC_IP=10.0.$NET_ID.1
+CLUSTER_DNS=10.0.$NET_ID.10
 REAL_SYSCTLS=(vm.overcommit_memory kernel.panic kernel.panic_on_oops)
 
-real_net() { echo "10.250.$1"; }   # node index -> /24 prefix of its bridge and pods
-real_bridge() { echo "fiobr$1"; }
-real_cgroup() { echo "fio-$REAL_PREFIX-$1"; }
+# node index -> /24 prefix of its bridge and pods, bridge, cgroup root (per network number)
+real_net() { echo "10.$((250 + NET_ID)).$1"; }
+real_bridge() { echo "fio${NET_ID}br$1"; }
+real_cgroup() { echo "fio$NET_ID-$REAL_PREFIX-$1"; }
 
 cgroup_hierarchies() { # the v1 hierarchies, then the v2 one of a hybrid host (runc joins it too)
     local d
@@ -46,6 +47,7 @@ real_prepare() { # index
     rm -rf "$r/etc/kubernetes" "$r/etc/cni" "$r/etc/containerd"
     mkdir -p "$r/etc/kubernetes/pki" "$r/etc/cni/net.d" "$r/etc/containerd"
     echo "$name" >"$r/etc/hostname"
+    real_cgroup "$i" >"$nd/cgroup"   # for the tests: where the node's processes are
     cp "$P/ca.crt" "$r/etc/kubernetes/pki/ca.crt"
 
     [[ -f $P/node-$name.crt ]] || gen_cert "node-$name" "/O=system:nodes/CN=system:node:$name" "basicConstraints=CA:FALSE
@@ -75,7 +77,7 @@ EOF
   "type": "bridge", "bridge": "$(real_bridge "$i")", "isGateway": false, "ipMasq": false,
   "ipam": {"type": "host-local", "dataDir": "/var/lib/cni/networks",
            "ranges": [[{"subnet": "$net.0/24", "rangeStart": "$net.10", "gateway": "$net.1"}]],
-           "routes": [{"dst": "10.0.0.0/24"}]}}]}
+           "routes": [{"dst": "10.0.$NET_ID.0/24"}]}}]}
 EOF
     cat >"$r/etc/containerd/config.toml" <<EOF
 version = 2
@@ -257,7 +259,7 @@ cmd_real_nodes() { # N
                 cat "$h/cpuset.mems" >"$h/$(real_cgroup "$i")/node/cpuset.mems"
             fi
         done
-        setsid unshare --mount --propagation private \
+        NET_ID=$NET_ID setsid unshare --mount --propagation private \
             bash -c 'echo $$ > "$1"; shift; source "$0"; real_node_main "$@"' \
             "$ROOT/scripts/testenv-realnodes.sh" "$DIR/real/$name/supervisor.pid" \
             "$i" "$name" "$DIR/real/$name/root" "$(dirname "$KUBELET")" "$DIR/real/images" \

@@ -35,7 +35,11 @@ APISERVER_PORT=${FIO_TESTENV_APISERVER_PORT:-16443}
 SCHEDULER_PORT=${FIO_TESTENV_SCHEDULER_PORT:-16259}
 KWOK_PORT=${FIO_TESTENV_KWOK_PORT:-16080}
 # Fake addresses written into object status only (nothing ever connects to them).
-SERVICE_CIDR=10.0.0.0/24
+# The environment's network number (0-3; the demo uses 1): its Service range 10.0.NET.0/24 and,
+# for real nodes, their bridges, subnets and cgroups, so that two environments can run at once.
+NET_ID=${FIO_TESTENV_NET:-0}
+[[ $NET_ID =~ ^[0-3]$ ]] || { echo "FIO_TESTENV_NET must be 0, 1, 2 or 3" >&2; exit 2; }
+SERVICE_CIDR=10.0.$NET_ID.0/24
 POD_CIDR=10.244.0.1/16   # kwok form: first address handed out
 NODE_IP=127.0.0.1
 
@@ -304,7 +308,9 @@ gen_cert() { # name subject extensions
 }
 
 ensure_pki() {
-    if [[ -f $P/.complete && -f $P/apiserver-kubelet-client.crt ]] && openssl x509 -checkend 86400 -noout -in "$P/ca.crt" >/dev/null 2>&1; then
+    if [[ -f $P/.complete && -f $P/apiserver-kubelet-client.crt ]] &&
+        openssl x509 -noout -ext subjectAltName -in "$P/apiserver.crt" 2>/dev/null | grep -q 10.0.3.1 &&
+        openssl x509 -checkend 86400 -noout -in "$P/ca.crt" >/dev/null 2>&1; then
         return 0
     fi
     log "generating PKI in $P"
@@ -317,7 +323,7 @@ ensure_pki() {
     gen_cert apiserver "/CN=kube-apiserver" "basicConstraints=CA:FALSE
 keyUsage=critical,digitalSignature,keyEncipherment
 extendedKeyUsage=serverAuth
-subjectAltName=IP:127.0.0.1,DNS:localhost,IP:10.0.0.1,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+subjectAltName=IP:127.0.0.1,DNS:localhost,IP:10.0.0.1,IP:10.0.1.1,IP:10.0.2.1,IP:10.0.3.1,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
     gen_cert admin "/O=system:masters/CN=admin" "basicConstraints=CA:FALSE
 keyUsage=critical,digitalSignature,keyEncipherment
 extendedKeyUsage=clientAuth"

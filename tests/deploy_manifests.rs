@@ -412,6 +412,75 @@ fn kubectl_kustomize_builds_deploy() {
     assert_eq!(related.unwrap()["value"], container["image"]);
 }
 
+/// The install of the VM test and the real-node tests (`nix/vm-test`): deploy/ through its
+/// relative `deploy` link, and the test image's tag in both image fields (the base's replacement
+/// runs before an overlay's `images`, so the overlay must copy the image again).
+#[test]
+fn vm_test_kustomization_installs_the_e2e_image_everywhere() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let link = root.join("nix/vm-test/deploy");
+    assert_eq!(
+        std::fs::read_link(&link).ok(),
+        Some(PathBuf::from("../../deploy")),
+        "{} must be a relative link to deploy/",
+        link.display()
+    );
+    let out = Command::new(kubectl())
+        .arg("kustomize")
+        .arg(root.join("nix/vm-test"))
+        .output()
+        .expect("run kubectl kustomize");
+    assert!(
+        out.status.success(),
+        "kubectl kustomize nix/vm-test: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let built: Vec<Value> =
+        serde_saphyr::from_multiple(&String::from_utf8(out.stdout).unwrap()).unwrap();
+    let deployment = built.iter().find(|d| d["kind"] == "Deployment").unwrap();
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    let want = "quay.io/file-integrity-operator/file-integrity-operator:e2e";
+    assert_eq!(container["image"], want);
+    let related = container["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == names::ENV_RELATED_IMAGE_OPERATOR);
+    assert_eq!(related.unwrap()["value"], want);
+}
+
+/// The VM test's Python script passes pyflakes (Debian's pyflakes3), with the names that
+/// nix/k3s-test.nix and the NixOS test driver define declared first.
+#[test]
+fn vm_test_script_passes_pyflakes() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let script = read(&root.join("nix/vm-test/test_script.py"));
+    let nix = read(&root.join("nix/k3s-test.nix"));
+    let mut prelude = String::from("from typing import Any\nstart_all: Any = None\nsubtest: Any = None\nserver: Any = None\nagent: Any = None\n");
+    for name in ["NS", "FI", "INSTALL", "SAMPLE"] {
+        assert!(
+            nix.contains(&format!("    {name} = \"${{")),
+            "nix/k3s-test.nix does not define {name}"
+        );
+        prelude.push_str(&format!("{name} = \"\"\n"));
+    }
+    let dir = std::env::temp_dir().join(format!("fio-pyflakes-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("test_script.py");
+    std::fs::write(&file, format!("{prelude}{script}")).unwrap();
+    let out = Command::new("pyflakes3")
+        .arg(&file)
+        .output()
+        .unwrap_or_else(|e| panic!("pyflakes3: {e} (install Debian's pyflakes3; .ci/run does)"));
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.status.success(),
+        "pyflakes on nix/vm-test/test_script.py (line numbers + 9):\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 // ---- (c) the sample -----------------------------------------------------------------------------
 
 #[test]

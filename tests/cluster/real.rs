@@ -112,10 +112,21 @@ impl RealNodes {
         self.dir.join(node).join("root")
     }
 
+    /// The node's cgroup root, as `scripts/testenv-realnodes.sh` records it.
+    pub fn cgroup(&self, node: &str) -> String {
+        let file = self.dir.join(node).join("cgroup");
+        std::fs::read_to_string(&file)
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+    }
+
     /// Every process of the node: its pids cgroup tree (containerd, kubelet, shims, containers).
     pub fn pids(&self, node: &str) -> Vec<u32> {
         let mut pids = Vec::new();
-        let mut dirs = vec![PathBuf::from(format!("/sys/fs/cgroup/pids/fio-{node}"))];
+        let mut dirs = vec![PathBuf::from(format!(
+            "/sys/fs/cgroup/pids/{}",
+            self.cgroup(node)
+        ))];
         while let Some(d) = dirs.pop() {
             let Ok(rd) = std::fs::read_dir(&d) else {
                 continue;
@@ -144,7 +155,10 @@ impl RealNodes {
 
     /// The memory cgroup directory of a pod on `node`.
     pub fn pod_memory_cgroup(&self, node: &str, pod_uid: &str) -> Option<PathBuf> {
-        let base = PathBuf::from(format!("/sys/fs/cgroup/memory/fio-{node}/kubepods"));
+        let base = PathBuf::from(format!(
+            "/sys/fs/cgroup/memory/{}/kubepods",
+            self.cgroup(node)
+        ));
         let pod = format!("pod{pod_uid}");
         [
             base.join(&pod),

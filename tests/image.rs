@@ -1,0 +1,177 @@
+//! The product image built without Nix (`scripts/image.py product`): minimal, configured from
+//! nix/image.json (the file nix/image.nix reads), and reproducible: a second build from a copy
+//! of the sources at another path, with a fresh cargo target directory, gives the same digest.
+//! The second build compiles everything again (~5 min on 2 cores).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Builds the image from the sources in `src` into `out`; returns the printed digest.
+fn build(src: &Path, out: &Path) -> String {
+    let status = Command::new("python3")
+        .arg(src.join("scripts/image.py"))
+        .args(["product", "--tag", "e2e", "--out"])
+        .arg(out)
+        .stdin(Stdio::null())
+        .status()
+        .expect("run python3 scripts/image.py");
+    assert!(
+        status.success(),
+        "scripts/image.py product in {}: {status}",
+        src.display()
+    );
+    std::fs::read_to_string(out.join("file-integrity-operator.digest"))
+        .expect("read the digest")
+        .trim()
+        .to_owned()
+}
+
+fn tar(args: &[&str], archive: &Path) -> Vec<u8> {
+    let out = Command::new("tar")
+        .args(args)
+        .arg(archive)
+        .output()
+        .expect("run tar");
+    assert!(
+        out.status.success(),
+        "tar {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+fn member(archive: &Path, name: &str) -> Vec<u8> {
+    let out = Command::new("tar")
+        .args(["-xOf"])
+        .arg(archive)
+        .arg(name)
+        .output()
+        .expect("run tar");
+    assert!(out.status.success(), "{name} not in {}", archive.display());
+    out.stdout
+}
+
+fn blob(archive: &Path, digest: &Value) -> Vec<u8> {
+    let d = digest
+        .as_str()
+        .expect("digest")
+        .trim_start_matches("sha256:");
+    member(archive, &format!("blobs/sha256/{d}"))
+}
+
+fn copy_sources(to: &Path) {
+    for entry in [
+        "Cargo.toml",
+        "Cargo.lock",
+        "src",
+        "tests",
+        "benches",
+        "deploy",
+        "nix",
+        "scripts",
+        "testenv",
+    ] {
+        let status = Command::new("cp")
+            .arg("-a")
+            .arg(root().join(entry))
+            .arg(to)
+            .status()
+            .expect("run cp");
+        assert!(status.success(), "copy {entry}");
+    }
+}
+
+#[test]
+fn the_image_is_minimal_configured_from_image_json_and_reproducible() {
+    let out1 = root().join("target/image");
+    let digest1 = build(root(), &out1);
+    let archive = out1.join("file-integrity-operator.oci.tar");
+
+    // -- what is inside: the two binaries and /tmp, nothing else (no shell, no libc) ----------
+    let index: Value = serde_json::from_slice(&member(&archive, "index.json")).unwrap();
+    let manifest_ref = &index["manifests"][0];
+    assert_eq!(
+        manifest_ref["digest"].as_str(),
+        Some(digest1.as_str()),
+        "index.json names the printed digest"
+    );
+    assert_eq!(
+        manifest_ref["annotations"]["io.containerd.image.name"],
+        "quay.io/file-integrity-operator/file-integrity-operator:e2e"
+    );
+    let manifest: Value = serde_json::from_slice(&blob(&archive, &manifest_ref["digest"])).unwrap();
+    let layers = manifest["layers"].as_array().expect("layers");
+    assert_eq!(layers.len(), 1, "one layer");
+    let layer_dir = std::env::temp_dir().join(format!("fio-image-layer-{}", std::process::id()));
+    std::fs::create_dir_all(&layer_dir).unwrap();
+    let layer = layer_dir.join("layer.tar.gz");
+    std::fs::write(&layer, blob(&archive, &layers[0]["digest"])).unwrap();
+    let listing = String::from_utf8(tar(&["--numeric-owner", "-tvzf"], &layer)).unwrap();
+    let entries: Vec<(String, String, String)> = listing
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f[0].to_owned(), f[1].to_owned(), f[f.len() - 1].to_owned())
+        })
+        .collect();
+    let _ = std::fs::remove_dir_all(&layer_dir);
+    let names: Vec<&str> = entries.iter().map(|e| e.2.as_str()).collect();
+    assert_eq!(
+        names,
+        ["bin/", "bin/fio-operator", "bin/fio-scanner", "tmp/"],
+        "layer contents:\n{listing}"
+    );
+    for (mode, owner, name) in &entries {
+        assert_eq!(owner, "0/0", "{name} owner");
+        let want = match name.as_str() {
+            "tmp/" => "drwxrwxrwt",
+            "bin/" => "drwxr-xr-x",
+            _ => "-rwxr-xr-x",
+        };
+        assert_eq!(mode, want, "{name} mode");
+    }
+
+    // -- its configuration is nix/image.json's ---------------------------------------------
+    let spec: Value =
+        serde_json::from_str(&std::fs::read_to_string(root().join("nix/image.json")).unwrap())
+            .unwrap();
+    let config: Value =
+        serde_json::from_slice(&blob(&archive, &manifest["config"]["digest"])).unwrap();
+    let c = &config["config"];
+    assert_eq!(c["Entrypoint"], spec["entrypoint"]);
+    assert_eq!(c["Cmd"], spec["cmd"]);
+    assert_eq!(c["Env"], spec["env"]);
+    assert_eq!(c["User"], spec["user"]);
+    for (k, v) in spec["labels"].as_object().unwrap() {
+        assert_eq!(&c["Labels"][k], v, "label {k}");
+    }
+    assert_eq!(
+        c["Labels"]["org.opencontainers.image.version"],
+        env!("CARGO_PKG_VERSION")
+    );
+    assert_eq!(config["created"], "1970-01-01T00:00:00Z");
+
+    // -- reproducible: the same digest from a copy elsewhere, built from nothing -----------
+    let copy = std::env::temp_dir().join(format!("fio-image-repro-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&copy);
+    std::fs::create_dir_all(&copy).unwrap();
+    copy_sources(&copy);
+    let digest2 = build(&copy, &copy.join("target/image"));
+    let kept: PathBuf = copy.clone();
+    let same = digest1 == digest2;
+    if same {
+        let _ = std::fs::remove_dir_all(&kept);
+    }
+    assert!(
+        same,
+        "two builds, two digests: {digest1} here, {digest2} in {} (kept)",
+        kept.display()
+    );
+    eprintln!("image digest {digest1}, twice");
+}
