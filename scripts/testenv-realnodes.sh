@@ -210,16 +210,6 @@ real_service_proxy() { # the `kubernetes` Service's address -> the loopback apis
     done
 }
 
-real_node_ready() {
-    curl_admin -f "https://127.0.0.1:$APISERVER_PORT/api/v1/nodes/$1" 2>/dev/null |
-        tr -d ' \n' | grep -q '"type":"Ready","status":"True"'
-}
-
-real_nodes_ready() {
-    local i
-    for i in $(seq "$1"); do real_node_ready "$REAL_PREFIX-$i" || return 1; done
-}
-
 cmd_real_nodes() { # N
     local n=$1 i t0 name h net
     [[ -x $KUBELET ]] || build_kubelet
@@ -277,7 +267,7 @@ cmd_real_nodes() { # N
 
 real_wait_ready() { # N
     local n=$1 i deadline=$((SECONDS + 120))
-    until real_nodes_ready "$n"; do
+    until nodes_ready "$n" "$REAL_PREFIX"; do
         for i in $(seq "$n"); do
             local sp=$DIR/real/$REAL_PREFIX-$i/supervisor.pid
             if [[ -f $sp ]] && ! running "$(<"$sp")"; then

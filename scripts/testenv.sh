@@ -548,9 +548,9 @@ node_ready() {
         tr -d ' \n' | grep -q '"type":"Ready","status":"True"'
 }
 
-nodes_ready() {
+nodes_ready() { # N [name prefix, default node]
     local i
-    for i in $(seq "$1"); do node_ready "node-$i" || return 1; done
+    for i in $(seq "$1"); do node_ready "${2:-node}-$i" || return 1; done
 }
 
 cmd_nodes() {

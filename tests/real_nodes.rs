@@ -72,16 +72,21 @@ fn wait_condition(node: &str, want: &str, timeout: u64) {
     });
 }
 
-fn daemon_pod(node: &str) -> (String, String) {
-    let out = kn(&[
+/// `jsonpath` of the daemon pod on `node`.
+fn daemon_pod_field(node: &str, jsonpath: &str) -> String {
+    kn(&[
         "get",
         "pods",
         &format!("-lapp={DS}"),
         "--field-selector",
         &format!("spec.nodeName={node}"),
         "-o",
-        "jsonpath={.items[0].metadata.name} {.items[0].metadata.uid}",
-    ]);
+        &format!("jsonpath={jsonpath}"),
+    ])
+}
+
+fn daemon_pod(node: &str) -> (String, String) {
+    let out = daemon_pod_field(node, "{.items[0].metadata.name} {.items[0].metadata.uid}");
     let (name, uid) = out
         .split_once(' ')
         .unwrap_or_else(|| panic!("no daemon pod on {node}: {out:?}"));
@@ -289,15 +294,10 @@ fn check_confinement(real: &RealNodes, node: &str) {
         top("/").is_some_and(|m| m.3),
         "{node}: the container's root filesystem is writable"
     );
-    let pod = kn(&[
-        "get",
-        "pods",
-        &format!("-lapp={DS}"),
-        "--field-selector",
-        &format!("spec.nodeName={node}"),
-        "-o",
-        "jsonpath={.items[0].spec.containers[0].securityContext.privileged}",
-    ]);
+    let pod = daemon_pod_field(
+        node,
+        "{.items[0].spec.containers[0].securityContext.privileged}",
+    );
     assert_eq!(
         pod, "false",
         "{node}: the daemon pod must not be privileged"
