@@ -58,6 +58,17 @@ def host_target():
     fail("rustc -vV names no host target")
 
 
+def build_env():
+    """The environment of the static build. Variables that cargo sets for the process running a
+    test (CARGO_MANIFEST_DIR, CARGO_PKG_*, ...) are removed: build scripts (ring's) track some of
+    them, and a build from a test after one from a shell would otherwise recompile from ring up."""
+    cargo_set = ("CARGO_MANIFEST_", "CARGO_PKG_", "CARGO_CRATE_", "CARGO_BIN_", "CARGO_CFG_",
+                 "CARGO_PRIMARY_PACKAGE", "CARGO_TARGET_TMPDIR", "OUT_DIR")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(cargo_set)}
+    env["RUSTFLAGS"] = " ".join(static_rustflags())
+    return env
+
+
 def static_rustflags():
     # crt-static: no libc to ship; strip: no symbols; remapped paths: the same bytes from any
     # checkout and any CARGO_HOME (panic messages name files).
@@ -179,7 +190,7 @@ def cmd_product(args):
     spec = json.loads((ROOT / "nix" / "image.json").read_text())
     version = workspace_version()
     target = host_target()
-    env = dict(os.environ, RUSTFLAGS=" ".join(static_rustflags()))
+    env = build_env()
     cmd = ["cargo", "build", "--release", "--locked", "--target", target]
     for b in spec["binaries"]:
         cmd += ["--bin", b]
@@ -203,7 +214,7 @@ def cmd_pause(args):
     out.mkdir(parents=True, exist_ok=True)
     binary = out / "pause"
     run(["rustc", "--edition", "2021", "-O", *static_rustflags(), "-o", str(binary),
-         str(ROOT / "testenv" / "pause" / "pause.rs")])
+         str(ROOT / "testenv" / "pause" / "pause.rs")], build_env())
     files = {"pause": (0o755, binary.read_bytes())}
     config = {"Entrypoint": ["/pause"], "User": "65535:65535"}
     write_image(out, "pause", PAUSE_NAME, PAUSE_TAG, files, {}, config)
