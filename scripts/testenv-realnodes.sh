@@ -1,5 +1,5 @@
 # Real kubelet nodes for scripts/testenv.sh (sourced by it: uses its log, die, now, elapsed,
-# gen_cert, curl_admin, wait_for and the variables DIR, P, KUBELET, APISERVER_PORT).
+# gen_cert, write_kubeconfig, curl_admin, nodes_ready and the variables DIR, P, KUBELET, APISERVER_PORT).
 #
 # A real node is no VM: a mount namespace whose / is the node's own root directory
 # ($DIR/real/<node>/root: a private copy of /etc, fresh /var /run /tmp /root, the host's /usr
@@ -53,24 +53,7 @@ real_prepare() { # index
     [[ -f $P/node-$name.crt ]] || gen_cert "node-$name" "/O=system:nodes/CN=system:node:$name" "basicConstraints=CA:FALSE
 keyUsage=critical,digitalSignature,keyEncipherment
 extendedKeyUsage=clientAuth"
-    cat >"$r/etc/kubernetes/kubelet.kubeconfig" <<EOF
-apiVersion: v1
-kind: Config
-clusters:
-- name: fio-testenv
-  cluster:
-    server: https://127.0.0.1:$APISERVER_PORT
-    certificate-authority-data: $(base64 -w0 "$P/ca.crt")
-users:
-- name: $name
-  user:
-    client-certificate-data: $(base64 -w0 "$P/node-$name.crt")
-    client-key-data: $(base64 -w0 "$P/node-$name.key")
-contexts:
-- name: fio-testenv
-  context: {cluster: fio-testenv, user: $name}
-current-context: fio-testenv
-EOF
+    write_kubeconfig "node-$name" "$r/etc/kubernetes/kubelet.kubeconfig"
     # Written before containerd starts: its CRI plugin reads the CNI configuration at start.
     cat >"$r/etc/cni/net.d/10-fio.conflist" <<EOF
 {"cniVersion": "0.4.0", "name": "fio-$name", "plugins": [{

@@ -336,8 +336,9 @@ extendedKeyUsage=clientAuth"
     touch "$P/.complete"
 }
 
-write_kubeconfig() {
-    cat >"$DIR/admin.kubeconfig.tmp" <<EOF
+write_kubeconfig() { # [cert name in $P, default admin] [file, default $DIR/admin.kubeconfig]
+    local user=${1:-admin} file=${2:-$DIR/admin.kubeconfig}
+    cat >"$file.tmp" <<EOF
 apiVersion: v1
 kind: Config
 clusters:
@@ -346,18 +347,18 @@ clusters:
     server: https://127.0.0.1:$APISERVER_PORT
     certificate-authority-data: $(base64 -w0 "$P/ca.crt")
 users:
-- name: admin
+- name: $user
   user:
-    client-certificate-data: $(base64 -w0 "$P/admin.crt")
-    client-key-data: $(base64 -w0 "$P/admin.key")
+    client-certificate-data: $(base64 -w0 "$P/$user.crt")
+    client-key-data: $(base64 -w0 "$P/$user.key")
 contexts:
 - name: fio-testenv
   context:
     cluster: fio-testenv
-    user: admin
+    user: $user
 current-context: fio-testenv
 EOF
-    mv "$DIR/admin.kubeconfig.tmp" "$DIR/admin.kubeconfig"
+    mv "$file.tmp" "$file"
 }
 
 write_env() {
