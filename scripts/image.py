@@ -3,12 +3,15 @@
 
     scripts/image.py product [--out DIR] [--tag TAG] [--target-dir DIR]
     scripts/image.py pause   [--out DIR]
+    scripts/image.py olm     --bin DIR [--out DIR]
 
 `product`: fio-operator and fio-scanner built static (glibc with crt-static: the musl target is
 not installed here), stripped, with source paths remapped so that the checkout's location does not
 reach the binaries; one layer with /bin/<binaries> and /tmp, the entrypoint, user and labels of
 nix/image.json, the configuration nix/image.nix reads too. `pause`: testenv/pause/pause.rs, the
-sandbox image of the real test nodes (scripts/realnodes.sh).
+sandbox image of the real test nodes (scripts/realnodes.sh). `olm`: the two images of OLM's
+bundle-unpack Jobs on the real test nodes (scripts/testenv-olm.sh), from the Go-built binaries in
+DIR (scripts/testenv.sh olm-bin): opm's, and the util image (cpb, and testenv/olm-util/cp.rs).
 
 Each writes DIR/<image>.oci.tar (default DIR: target/image): an OCI image layout archive that
 `ctr images import` and `docker load` read (index.json carries the full name, manifest.json the
@@ -33,6 +36,9 @@ ROOT = Path(__file__).resolve().parent.parent
 EPOCH = "1970-01-01T00:00:00Z"
 PAUSE_NAME = "localhost/fio-testenv/pause"
 PAUSE_TAG = "1"
+# scripts/testenv-olm.sh passes these to the catalog-operator.
+OLM_UTIL_IMAGE = "localhost/fio-testenv/olm-util:1"
+OLM_OPM_IMAGE = "localhost/fio-testenv/opm:1"
 
 
 def fail(msg):
@@ -220,6 +226,22 @@ def cmd_pause(args):
     write_image(out, "pause", PAUSE_NAME, PAUSE_TAG, files, {}, config)
 
 
+def cmd_olm(args):
+    out, bindir = Path(args.out), Path(args.bin)
+    out.mkdir(parents=True, exist_ok=True)
+    cp = out / "cp"
+    run(["rustc", "--edition", "2021", "-O", *static_rustflags(), "-o", str(cp),
+         str(ROOT / "testenv" / "olm-util" / "cp.rs")], build_env())
+    binary = lambda p: (0o755, Path(p).read_bytes())
+    user = "65532:65532"
+    name, tag = OLM_UTIL_IMAGE.rsplit(":", 1)
+    write_image(out, "olm-util", name, tag, {"bin/cp": binary(cp), "bin/cpb": binary(bindir / "cpb")}, {},
+                {"Env": ["PATH=/bin"], "User": user})
+    name, tag = OLM_OPM_IMAGE.rsplit(":", 1)
+    write_image(out, "opm", name, tag, {"bin/opm": binary(bindir / "opm")}, {"tmp": 0o1777},
+                {"Entrypoint": ["/bin/opm"], "Env": ["PATH=/bin"], "User": user})
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="what", required=True)
@@ -227,11 +249,13 @@ def main():
     prod.add_argument("--tag", help="image tag (default: the workspace version)")
     prod.add_argument("--target-dir", help="cargo target directory (default: target/static)")
     pause = sub.add_parser("pause", help="the real test nodes' sandbox image")
-    for s in (prod, pause):
+    olm = sub.add_parser("olm", help="the images of OLM's bundle-unpack Jobs on the test nodes")
+    olm.add_argument("--bin", required=True, help="OLM's binaries (scripts/testenv.sh olm-bin)")
+    for s in (prod, pause, olm):
         s.add_argument("--out", default=str(ROOT / "target" / "image"), help="output directory")
     args = p.parse_args()
     try:
-        {"product": cmd_product, "pause": cmd_pause}[args.what](args)
+        {"product": cmd_product, "pause": cmd_pause, "olm": cmd_olm}[args.what](args)
     except subprocess.CalledProcessError as e:
         fail(f"{e.cmd[0]} failed with exit code {e.returncode}")
 

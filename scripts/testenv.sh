@@ -12,6 +12,9 @@
 #                                     start real kubelet nodes real-1..real-N (containerd, runc,
 #                                     a mount namespace each: scripts/testenv-realnodes.sh); images
 #                                     listed in FIO_TESTENV_REAL_IMAGES (OCI archives) are imported
+#   scripts/testenv.sh olm [DIR]      OLM on the running control plane: its CRDs, namespace olm,
+#                                     olm-operator and catalog-operator (scripts/testenv-olm.sh)
+#   scripts/testenv.sh olm-bin        print the cached bin directory of OLM, opm, operator-verify
 #   scripts/testenv.sh down [DIR]     stop everything (SIGTERM, wait, SIGKILL), remove pid files;
 #                                     real nodes: every process, cgroup, bridge, root and sysctl
 #   scripts/testenv.sh status [DIR]   show what runs; exit 0 only if all is up and /readyz is OK
@@ -46,6 +49,8 @@ NODE_IP=127.0.0.1
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
 # shellcheck source=scripts/testenv-realnodes.sh
 source "$ROOT/scripts/testenv-realnodes.sh"
+# shellcheck source=scripts/testenv-olm.sh
+source "$ROOT/scripts/testenv-olm.sh"
 BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok)
 
 log() { printf '[testenv %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -134,6 +139,7 @@ cmd_build() {
     if have_bins; then
         log "cached: $BIN"
         build_kubelet
+        build_olm
         return 0
     fi
     mkdir -p "$CACHE"
@@ -191,6 +197,7 @@ cmd_build() {
     rm -rf "$work"
     log "build done in $(elapsed "$t0"): $BIN ($(du -sh "$BIN" | cut -f1))"
     build_kubelet
+    build_olm
     exec 9>&-
 }
 
@@ -479,7 +486,7 @@ cmd_up() {
 stop_all() { # [quiet]
     local c pid pids=() deadline group entry
     # clients first, then the apiserver, then etcd
-    for group in "kwok kube-scheduler kube-controller-manager" "kube-apiserver" "etcd"; do
+    for group in "${OLM_COMPONENTS[*]} kwok kube-scheduler kube-controller-manager" "kube-apiserver" "etcd"; do
         pids=()
         for c in $group; do
             if pid=$(alive_pid "$c"); then
@@ -499,7 +506,7 @@ stop_all() { # [quiet]
             [[ ${1:-} == quiet ]] || log "stopped $c ($pid)"
         done
     done
-    for c in "${COMPONENTS[@]}"; do rm -f "$(pidfile "$c")"; done
+    for c in "${COMPONENTS[@]}" "${OLM_COMPONENTS[@]}"; do rm -f "$(pidfile "$c")"; done
 }
 
 cmd_down() {
@@ -595,6 +602,11 @@ case $cmd in
 build) cmd_build ;;
 pin-k8s) [[ $# -ge 1 ]] || usage 2; cmd_pin_k8s "$1" ;;
 bin) cmd_bin ;;
+olm-bin) cmd_olm_bin ;;
+olm)
+    set_dir "${1:-}"; lock_dir; versions
+    [[ -f $P/admin.crt ]] && apiserver_ready || die "the control plane in $DIR is not up: run scripts/testenv.sh up"
+    cmd_olm ;;
 up) set_dir "${1:-}"; lock_dir; cmd_up ;;
 down) set_dir "${1:-}"; [[ ! -d $DIR ]] || lock_dir; cmd_down ;;
 status) set_dir "${1:-}"; cmd_status ;;

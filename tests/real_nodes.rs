@@ -16,7 +16,9 @@ use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 
-use cluster::real::{kubectl, kubectl_try, real_nodes, repo_path, wait_until, RealNodes};
+use cluster::real::{
+    clear_real_nodes, kubectl, kubectl_try, real_nodes, repo_path, wait_until, RealNodes,
+};
 use cluster::secs;
 
 const NS: &str = "openshift-file-integrity";
@@ -119,19 +121,8 @@ fn backups(real: &RealNodes, node: &str) -> usize {
 
 /// A fresh start: no FileIntegrity, operator or daemon files left by an earlier run.
 fn clean(real: &RealNodes) {
-    let _ = kubectl_try(&[
-        "delete",
-        "namespace",
-        NS,
-        "--ignore-not-found",
-        "--wait=true",
-        "--timeout=180s",
-    ]);
+    clear_real_nodes(real);
     for node in &real.names {
-        let dir = kube_dir(real, node);
-        for (name, _) in aide_files(real, node) {
-            std::fs::remove_file(dir.join(&name)).expect("remove an old aide file");
-        }
         for f in ["etc/fio-e2e-changed.conf", "etc/fio-e2e-update.conf"] {
             let _ = std::fs::remove_file(real.root(node).join(f));
         }

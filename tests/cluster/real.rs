@@ -170,6 +170,37 @@ impl RealNodes {
     }
 }
 
+/// The namespaces of the tests that run the product on the real nodes. Their daemons all write
+/// the nodes' /etc/kubernetes/aide.*: a test takes the nodes for itself with [`clear_real_nodes`].
+pub const REAL_NODE_TEST_NAMESPACES: [&str; 2] = ["openshift-file-integrity", "fio-olm"];
+
+/// No product left on the real nodes by another test (or an earlier run): those namespaces
+/// deleted, and the nodes' aide files removed.
+pub fn clear_real_nodes(real: &RealNodes) {
+    for ns in REAL_NODE_TEST_NAMESPACES {
+        let _ = kubectl_try(&[
+            "delete",
+            "namespace",
+            ns,
+            "--ignore-not-found",
+            "--wait=true",
+            "--timeout=180s",
+        ]);
+    }
+    for node in &real.names {
+        let dir = real.root(node).join("etc/kubernetes");
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with("aide.") {
+                std::fs::remove_file(e.path())
+                    .unwrap_or_else(|err| panic!("remove {}: {err}", e.path().display()));
+            }
+        }
+    }
+}
+
 /// argv of a process (empty when it is gone).
 pub fn cmdline(pid: u32) -> Vec<String> {
     std::fs::read(format!("/proc/{pid}/cmdline"))

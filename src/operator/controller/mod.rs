@@ -5,7 +5,7 @@
 pub mod cache;
 pub mod daemonset;
 pub mod fileintegrity;
-pub mod monitoring;
+pub mod manifests;
 pub mod results;
 
 use std::sync::Arc;
@@ -265,7 +265,7 @@ pub async fn run(
         fis: store.clone(),
         max_pause,
     });
-    monitoring::ensure(&client, &namespace).await;
+    manifests::ensure(&client, &namespace).await;
 
     let by_config = store.clone();
     let fi_controller = fi_controller

@@ -1,0 +1,572 @@
+//! OLM installs, upgrades and uninstalls the operator for real, as upstream's users do it: OLM's
+//! olm-operator and catalog-operator (`scripts/testenv.sh olm`), a file-based catalog of two
+//! bundles generated from this tree (N = the workspace version, N+1 replacing it) served by
+//! `opm serve`, the bundles unpacked by OLM's Jobs on the real kubelet nodes from images imported
+//! there (no registry), the operator as a real pod and its daemons on both real nodes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use crate::cluster::real::{
+    clear_real_nodes, kubectl, kubectl_try, real_nodes, wait_until, RealNodes, IMAGE_TAG,
+};
+use crate::cluster::{env, secs};
+use crate::tools::{bundle_py, olm_bin, repo, run_tool};
+
+const NS: &str = "fio-olm";
+const CATALOG_NS: &str = "olm";
+const CATALOG: &str = "fio-e2e";
+const PACKAGE: &str = "file-integrity-operator";
+const FI: &str = "olm-fileintegrity";
+const DS: &str = "aide-olm-fileintegrity";
+const PRODUCT: &str = "quay.io/file-integrity-operator/file-integrity-operator";
+const BUNDLE: &str = "localhost/fio-e2e/file-integrity-operator-bundle";
+/// The operator image of bundle N+1: the same image under another tag, so that the upgrade
+/// changes the operator's and the daemons' image as a real one does.
+const NEXT_TAG: &str = "e2e-next";
+const N1: &str = "real-1";
+const N2: &str = "real-2";
+const AIDE_CONF: &str = "@@define DBDIR /hostroot/etc/kubernetes
+@@define LOGDIR /hostroot/etc/kubernetes
+database=file:@@{DBDIR}/aide.db.gz
+database_out=file:@@{DBDIR}/aide.db.gz.new
+gzip_dbout=yes
+report_url=file:@@{LOGDIR}/aide.log.new
+report_url=stdout
+CONTENT_EX = sha512+ftype+p+u+g+n+acl+selinux+xattrs
+/etc/ CONTENT_EX
+";
+
+fn kn(args: &[&str]) -> String {
+    let mut all = vec!["-n", NS];
+    all.extend_from_slice(args);
+    kubectl(&all)
+}
+
+fn get(args: &[&str], jsonpath: &str) -> Result<String, String> {
+    let mut all = args.to_vec();
+    let jp = format!("jsonpath={jsonpath}");
+    all.extend_from_slice(&["-o", &jp]);
+    kubectl_try(&all)
+}
+
+fn apply_json(value: serde_json::Value, dir: &Path, name: &str) {
+    let file = dir.join(format!("{name}.json"));
+    std::fs::write(&file, value.to_string()).expect("write a manifest");
+    kubectl(&["apply", "-f", file.to_str().expect("utf-8")]);
+}
+
+/// `opm serve` of the catalog, stopped when dropped.
+struct CatalogServer(Child);
+
+impl Drop for CatalogServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// `ctr import` into every real node's containerd; `--digests` also names each image by its
+/// digest, as OLM refers to bundles.
+fn import(real: &RealNodes, archive: &Path) {
+    for node in &real.names {
+        let sock = real.root(node).join("run/containerd/containerd.sock");
+        let sock = sock.to_str().expect("utf-8");
+        run_tool(
+            Path::new("ctr"),
+            &[
+                "--address",
+                sock,
+                "-n",
+                "k8s.io",
+                "images",
+                "import",
+                "--no-unpack",
+                "--digests",
+                archive.to_str().expect("utf-8"),
+            ],
+        );
+    }
+}
+
+fn tag_next(real: &RealNodes) {
+    for node in &real.names {
+        let sock = real.root(node).join("run/containerd/containerd.sock");
+        run_tool(
+            Path::new("ctr"),
+            &[
+                "--address",
+                sock.to_str().expect("utf-8"),
+                "-n",
+                "k8s.io",
+                "images",
+                "tag",
+                "--force",
+                &format!("{PRODUCT}:{IMAGE_TAG}"),
+                &format!("{PRODUCT}:{NEXT_TAG}"),
+            ],
+        );
+    }
+}
+
+fn next_patch(version: &str) -> String {
+    let mut parts: Vec<u64> = version
+        .split('.')
+        .map(|p| p.parse().expect("a numeric workspace version"))
+        .collect();
+    *parts.last_mut().expect("a version") += 1;
+    parts
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// One bundle directory and its image (imported on the nodes): the catalog's reference to it.
+fn bundle(real: &RealNodes, dir: &Path, version: &str, replaces: &str, tag: &str) -> String {
+    let bundle_dir = dir.join(format!("bundle-{version}"));
+    let images = dir.join(format!("images-{version}"));
+    let b = bundle_dir.to_str().expect("utf-8");
+    bundle_py(&[
+        "bundle",
+        "--out",
+        b,
+        "--version",
+        version,
+        "--replaces",
+        replaces,
+        "--image",
+        &format!("{PRODUCT}:{tag}"),
+    ]);
+    bundle_py(&[
+        "image",
+        "--bundle",
+        b,
+        "--name",
+        BUNDLE,
+        "--tag",
+        &format!("v{version}"),
+        "--out",
+        images.to_str().expect("utf-8"),
+    ]);
+    let stem = BUNDLE.rsplit('/').next().expect("a name");
+    import(real, &images.join(format!("{stem}.oci.tar")));
+    let digest = std::fs::read_to_string(images.join(format!("{stem}.digest"))).expect("digest");
+    format!("{b}={BUNDLE}@{}", digest.trim())
+}
+
+fn install_plan_for(csv: &str) -> String {
+    wait_until(
+        &format!("an InstallPlan for {csv} waiting for approval"),
+        secs(180),
+        || {
+            let out = get(
+                &["-n", NS, "get", "installplans"],
+                "{range .items[*]}{.metadata.name} {.status.phase} {.spec.clusterServiceVersionNames}{\"\\n\"}{end}",
+            )?;
+            out.lines()
+                .find(|l| l.contains(csv) && l.contains("RequiresApproval"))
+                .and_then(|l| l.split(' ').next())
+                .map(str::to_owned)
+                .ok_or(format!("install plans:\n{out}"))
+        },
+    )
+}
+
+fn approve(plan: &str) {
+    kn(&[
+        "patch",
+        "installplan",
+        plan,
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"approved":true}}"#,
+    ]);
+}
+
+fn wait_csv_succeeded(csv: &str) {
+    wait_until(&format!("CSV {csv} Succeeded"), secs(300), || {
+        let phase = get(&["-n", NS, "get", "csv", csv], "{.status.phase}")?;
+        (phase == "Succeeded")
+            .then_some(())
+            .ok_or(format!("phase {phase:?}"))
+    });
+}
+
+fn condition(node: &str) -> Result<String, String> {
+    get(
+        &[
+            "-n",
+            NS,
+            "get",
+            "fileintegritynodestatuses",
+            &format!("{FI}-{node}"),
+        ],
+        "{.lastResult.condition}",
+    )
+}
+
+fn wait_condition(node: &str, want: &str) {
+    wait_until(&format!("{node} {want}"), secs(240), || {
+        let c = condition(node)?;
+        (c == want).then_some(()).ok_or(format!("{node} is {c:?}"))
+    });
+}
+
+fn backups(real: &RealNodes, node: &str) -> usize {
+    std::fs::read_dir(real.root(node).join("etc/kubernetes"))
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .starts_with("aide.db.gz.backup-")
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+fn uid(args: &[&str]) -> String {
+    get(args, "{.metadata.uid}").unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The operator pod's node and image.
+fn operator_pod() -> (String, String) {
+    let out = kn(&[
+        "get",
+        "pods",
+        "-lname=file-integrity-operator",
+        "--field-selector=status.phase=Running",
+        "-o",
+        "jsonpath={range .items[*]}{.spec.nodeName} {.spec.containers[0].image}{\"\\n\"}{end}",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 1, "one running operator pod:\n{out}");
+    let (node, image) = lines[0].split_once(' ').expect("node and image");
+    (node.to_owned(), image.to_owned())
+}
+
+/// Images of the daemon pods, one line each.
+fn daemon_images() -> Result<Vec<String>, String> {
+    let out = get(
+        &["-n", NS, "get", "pods", &format!("-lapp={DS}")],
+        "{range .items[*]}{.spec.containers[0].image} {.status.phase}{\"\\n\"}{end}",
+    )?;
+    Ok(out.lines().map(str::to_owned).collect())
+}
+
+fn clean_olm_objects() {
+    let _ = kubectl_try(&[
+        "-n",
+        CATALOG_NS,
+        "delete",
+        "catalogsource",
+        CATALOG,
+        "--ignore-not-found",
+    ]);
+}
+
+#[test]
+fn olm_installs_upgrades_and_uninstalls_the_operator() {
+    let real = real_nodes();
+    clear_real_nodes(real);
+    clean_olm_objects();
+    let env = env();
+    run_tool(
+        &repo().join("scripts/testenv.sh"),
+        &["olm", env.dir.to_str().expect("utf-8")],
+    );
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+
+    // -- images on the nodes: OLM's unpack tools, the bundles, the operator under N+1's tag ---
+    let olm_images = dir.join("olm-images");
+    run_tool(
+        Path::new("python3"),
+        &[
+            repo().join("scripts/image.py").to_str().expect("utf-8"),
+            "olm",
+            "--bin",
+            olm_bin().to_str().expect("utf-8"),
+            "--out",
+            olm_images.to_str().expect("utf-8"),
+        ],
+    );
+    for image in ["olm-util", "opm"] {
+        import(real, &olm_images.join(format!("{image}.oci.tar")));
+    }
+    tag_next(real);
+    let version = env!("CARGO_PKG_VERSION");
+    let next = next_patch(version);
+    let csv_n = format!("{PACKAGE}.v{version}");
+    let csv_next = format!("{PACKAGE}.v{next}");
+    let entry_n = bundle(real, dir, version, "1.4.0", IMAGE_TAG);
+    let entry_next = bundle(real, dir, &next, version, NEXT_TAG);
+    let catalog = dir.join("catalog");
+    let opm = olm_bin().join("opm");
+    bundle_py(&[
+        "catalog",
+        "--out",
+        catalog.to_str().expect("utf-8"),
+        "--entry",
+        &entry_n,
+        "--entry",
+        &entry_next,
+        "--opm",
+        opm.to_str().expect("utf-8"),
+    ]);
+    run_tool(&opm, &["validate", catalog.to_str().expect("utf-8")]);
+
+    // -- the catalog served by opm, the subscription as an administrator writes it -----------
+    let port = free_port();
+    let log = std::fs::File::create(dir.join("opm.log")).expect("opm log");
+    let _server = CatalogServer(
+        Command::new(&opm)
+            .args(["serve", catalog.to_str().expect("utf-8"), "-p"])
+            .arg(port.to_string())
+            .args(["--cache-dir", dir.join("opm-cache").to_str().expect("utf-8")])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start opm serve"),
+    );
+    apply_json(
+        serde_json::json!({
+            "apiVersion": "v1", "kind": "List", "items": [
+                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}},
+                {"apiVersion": "operators.coreos.com/v1alpha1", "kind": "CatalogSource",
+                 "metadata": {"name": CATALOG, "namespace": CATALOG_NS},
+                 "spec": {"sourceType": "grpc", "address": format!("127.0.0.1:{port}"),
+                          "displayName": "File Integrity Operator (e2e)"}},
+                {"apiVersion": "operators.coreos.com/v1", "kind": "OperatorGroup",
+                 "metadata": {"name": NS, "namespace": NS},
+                 "spec": {"targetNamespaces": [NS]}},
+                {"apiVersion": "operators.coreos.com/v1alpha1", "kind": "Subscription",
+                 "metadata": {"name": PACKAGE, "namespace": NS},
+                 "spec": {"channel": "stable", "name": PACKAGE, "source": CATALOG,
+                          "sourceNamespace": CATALOG_NS, "installPlanApproval": "Manual",
+                          "startingCSV": csv_n}},
+            ]
+        }),
+        dir,
+        "subscription",
+    );
+    wait_until("the catalog READY", secs(120), || {
+        let s = get(
+            &["-n", CATALOG_NS, "get", "catalogsource", CATALOG],
+            "{.status.connectionState.lastObservedState}",
+        )?;
+        (s == "READY").then_some(()).ok_or(format!("state {s:?}"))
+    });
+
+    // -- install N: InstallPlan, bundle unpacked on a real node, CSV Succeeded ---------------
+    approve(&install_plan_for(&csv_n));
+    wait_csv_succeeded(&csv_n);
+    let unpacked = kubectl(&[
+        "-n",
+        CATALOG_NS,
+        "get",
+        "pods",
+        "-loperatorframework.io/bundle-unpack-ref",
+        "-o",
+        "jsonpath={range .items[*]}{.spec.nodeName} {.status.phase}{\"\\n\"}{end}",
+    ]);
+    assert!(
+        unpacked
+            .lines()
+            .any(|l| l.starts_with("real-") && l.ends_with("Succeeded")),
+        "no bundle-unpack pod succeeded on a real node:\n{unpacked}"
+    );
+    kn(&[
+        "rollout",
+        "status",
+        "deploy/file-integrity-operator",
+        "--timeout=180s",
+    ]);
+    let (node, image) = operator_pod();
+    assert!(
+        real.names.contains(&node),
+        "operator on {node:?}, not a real node"
+    );
+    assert_eq!(image, format!("{PRODUCT}:{IMAGE_TAG}"));
+    let targets = kn(&[
+        "get",
+        "deploy",
+        "file-integrity-operator",
+        "-o",
+        "jsonpath={.spec.template.metadata.annotations.olm\\.targetNamespaces}",
+    ]);
+    assert_eq!(targets, NS, "WATCH_NAMESPACE comes from olm.targetNamespaces");
+    // What a bundle cannot carry, the operator applies: the daemons' trust boundary.
+    wait_until("the daemons' admission policy binding", secs(60), || {
+        get(
+            &[
+                "get",
+                "validatingadmissionpolicybinding",
+                &format!("file-integrity-daemon-results-{NS}"),
+            ],
+            "{.spec.matchResources.namespaceSelector.matchLabels.kubernetes\\.io/metadata\\.name}",
+        )
+        .and_then(|ns| (ns == NS).then_some(()).ok_or(format!("selects {ns:?}")))
+    });
+
+    // -- a FileIntegrity from the CSV's example: Active, both nodes scanned ------------------
+    let cm = serde_json::json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "olm-aide-conf", "namespace": NS},
+        "data": {"aide.conf": AIDE_CONF}
+    });
+    let csv_yaml = std::fs::read_to_string(
+        PathBuf::from(entry_n.split('=').next().expect("dir"))
+            .join("manifests/file-integrity-operator.clusterserviceversion.yaml"),
+    )
+    .expect("bundle N's CSV");
+    let csv_doc: serde_json::Value = serde_saphyr::from_str(&csv_yaml).expect("CSV parses");
+    let examples: serde_json::Value = serde_json::from_str(
+        csv_doc["metadata"]["annotations"]["alm-examples"]
+            .as_str()
+            .expect("alm-examples"),
+    )
+    .expect("alm-examples is JSON");
+    let mut fi = examples[0].clone();
+    assert_eq!(fi["kind"], "FileIntegrity");
+    fi["metadata"] = serde_json::json!({"name": FI, "namespace": NS});
+    fi["spec"]["config"] = serde_json::json!({
+        "name": "olm-aide-conf", "namespace": NS, "key": "aide.conf", "gracePeriod": 10
+    });
+    apply_json(
+        serde_json::json!({"apiVersion": "v1", "kind": "List", "items": [cm, fi]}),
+        dir,
+        "fileintegrity",
+    );
+    wait_until("phase Active", secs(240), || {
+        let p = get(&["-n", NS, "get", "fileintegrity", FI], "{.status.phase}")?;
+        (p == "Active").then_some(()).ok_or(format!("phase {p:?}"))
+    });
+    wait_condition(N1, "Succeeded");
+    wait_condition(N2, "Succeeded");
+    std::fs::write(real.root(N1).join("etc/fio-olm-changed.conf"), "changed\n")
+        .expect("change a file on real-1");
+    wait_condition(N1, "Failed");
+    let report = kn(&[
+        "get",
+        "fileintegritynodestatuses",
+        &format!("{FI}-{N1}"),
+        "-o",
+        "jsonpath={.lastResult.resultConfigMapName}",
+    ]);
+
+    // -- upgrade to N+1: nothing re-initialised, statuses and reports kept, one rollout ------
+    let status_uids: Vec<String> = [N1, N2]
+        .iter()
+        .map(|n| uid(&["-n", NS, "get", "fileintegritynodestatuses", &format!("{FI}-{n}")]))
+        .collect();
+    let report_uid = uid(&["-n", NS, "get", "cm", &report]);
+    let backups_before = [backups(real, N1), backups(real, N2)];
+    let generation = get(&["-n", NS, "get", "ds", DS], "{.metadata.generation}")
+        .expect("the DaemonSet");
+    approve(&install_plan_for(&csv_next));
+    wait_csv_succeeded(&csv_next);
+    wait_until(&format!("{csv_n} replaced"), secs(120), || {
+        match kubectl_try(&["-n", NS, "get", "csv", &csv_n]) {
+            Err(e) if e.contains("NotFound") => Ok(()),
+            Err(e) => Err(e),
+            Ok(out) => Err(format!("still there:\n{out}")),
+        }
+    });
+    kn(&[
+        "rollout",
+        "status",
+        "deploy/file-integrity-operator",
+        "--timeout=180s",
+    ]);
+    wait_until("the operator pod of N+1", secs(120), || {
+        let (_, image) = operator_pod();
+        (image == format!("{PRODUCT}:{NEXT_TAG}"))
+            .then_some(())
+            .ok_or(image)
+    });
+    wait_until("the daemons on N+1's image", secs(240), || {
+        let images = daemon_images()?;
+        let want = format!("{PRODUCT}:{NEXT_TAG} Running");
+        (images.len() == 2 && images.iter().all(|i| *i == want))
+            .then_some(())
+            .ok_or(format!("{images:?}"))
+    });
+    // Scans go on after the upgrade: real-1 still fails on its change, real-2 still succeeds,
+    // each with a result newer than the upgrade.
+    let upgraded = run_tool(Path::new("date"), &["-u", "+%Y-%m-%dT%H:%M:%SZ"]);
+    let upgraded = upgraded.trim();
+    for (node, want) in [(N1, "Failed"), (N2, "Succeeded")] {
+        wait_until(&format!("{node} {want} after the upgrade"), secs(120), || {
+            let out = get(
+                &["-n", NS, "get", "fileintegritynodestatuses", &format!("{FI}-{node}")],
+                "{.lastResult.lastProbeTime} {.lastResult.condition}",
+            )?;
+            let (time, condition) = out.split_once(' ').unwrap_or((&out, ""));
+            (time > upgraded && condition == want)
+                .then_some(())
+                .ok_or(format!("{out} (upgraded at {upgraded})"))
+        });
+    }
+    let generation_after = get(&["-n", NS, "get", "ds", DS], "{.metadata.generation}")
+        .expect("the DaemonSet");
+    let gen = |g: &str| g.parse::<u64>().expect("a generation");
+    assert_eq!(
+        gen(&generation_after),
+        gen(&generation) + 1,
+        "the DaemonSet must roll exactly once on the upgrade"
+    );
+    assert_eq!(
+        [backups(real, N1), backups(real, N2)],
+        backups_before,
+        "the upgrade re-initialised a node"
+    );
+    let status_uids_after: Vec<String> = [N1, N2]
+        .iter()
+        .map(|n| uid(&["-n", NS, "get", "fileintegritynodestatuses", &format!("{FI}-{n}")]))
+        .collect();
+    assert_eq!(status_uids_after, status_uids, "node statuses were replaced");
+    assert_eq!(
+        uid(&["-n", NS, "get", "cm", &report]),
+        report_uid,
+        "the kept failure report was replaced"
+    );
+
+    // -- uninstall (Subscription and CSV): what stays is the user's data ---------------------
+    kn(&["delete", "subscription", PACKAGE]);
+    kn(&["delete", "csv", &csv_next]);
+    wait_until("the operator Deployment removed", secs(120), || {
+        match kubectl_try(&["-n", NS, "get", "deploy", "file-integrity-operator"]) {
+            Err(e) if e.contains("NotFound") => Ok(()),
+            Err(e) => Err(e),
+            Ok(out) => Err(format!("still there:\n{out}")),
+        }
+    });
+    for crd in [
+        "fileintegrities.fileintegrity.openshift.io",
+        "fileintegritynodestatuses.fileintegrity.openshift.io",
+    ] {
+        kubectl(&["get", "crd", crd]);
+    }
+    kn(&["get", "fileintegrity", FI]);
+    for n in [N1, N2] {
+        kn(&["get", "fileintegritynodestatuses", &format!("{FI}-{n}")]);
+    }
+    kn(&["get", "cm", &report]);
+
+    // -- clean up for the other real-node tests ----------------------------------------------
+    std::fs::remove_file(real.root(N1).join("etc/fio-olm-changed.conf"))
+        .expect("remove the changed file");
+    clear_real_nodes(real);
+    clean_olm_objects();
+}
