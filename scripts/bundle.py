@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 """The OLM bundle (registry+v1) and file-based catalog, generated from deploy/ (never edited).
 
-    scripts/bundle.py write [--out DIR] [--opm OPM]
+    scripts/bundle.py write [--out DIR] [--registry R] [--opm OPM]
         regenerate deploy/bundle and deploy/catalog (or DIR/bundle, DIR/catalog) for the
         workspace version (Cargo.toml)
+    scripts/bundle.py images [--dir DIR] [--registry R] [--out DIR] [--opm OPM]
+        the bundle and catalog images of deploy/bundle and deploy/catalog (OCI archives; push
+        them with `skopeo copy oci-archive:FILE docker://NAME:TAG`)
     scripts/bundle.py bundle --out DIR [--version V] [--replaces V0] [--image REF]
         one bundle directory (manifests/, metadata/)
     scripts/bundle.py image --bundle DIR [--name NAME] [--tag TAG] [--out DIR]
@@ -35,8 +38,10 @@ DEPLOY = ROOT / "deploy"
 PACKAGE = "file-integrity-operator"
 CHANNEL = "stable"
 NAMESPACE = "openshift-file-integrity"
-IMAGE_NAME = "quay.io/file-integrity-operator/file-integrity-operator"
-BUNDLE_IMAGE_NAME = "quay.io/file-integrity-operator/file-integrity-operator-bundle"
+# The images are <registry>/file-integrity-operator{,-bundle,-catalog}; `--registry` names yours.
+REGISTRY = "quay.io/file-integrity-operator"
+IMAGE_NAME = f"{REGISTRY}/{PACKAGE}"
+BUNDLE_IMAGE_NAME = f"{REGISTRY}/{PACKAGE}-bundle"
 # Upstream's newest release: its users upgrade from it (and anything since 1.0.0) to ours.
 UPSTREAM_LAST = "1.4.0"
 MIN_KUBE_VERSION = "1.30.0"  # ValidatingAdmissionPolicy v1 (the daemons' trust boundary)
@@ -353,15 +358,86 @@ def catalog_files(entries, opm):
     return {f"{PACKAGE}/catalog.yaml": text}
 
 
+CATALOG_SOURCE_HEADER = """\
+# The catalog of this operator for OLM (OperatorHub): kubectl apply -f deploy/olm/catalog_source.yaml
+# Its image serves the file-based catalog deploy/catalog with opm (`python3 scripts/bundle.py
+# images` builds it and the bundle image it names; `write --out DIR --registry R` and
+# `images --registry R` make both for your registry R). On OpenShift: namespace openshift-marketplace.
+"""
+SUBSCRIPTION_HEADER = """\
+# Installs the operator from that catalog into the namespace its CSV suggests, watching that
+# namespace (OwnNamespace): kubectl apply -f deploy/olm/subscription.yaml
+# Then `kubectl -n openshift-file-integrity get csv` shows PHASE Succeeded; create a FileIntegrity
+# (kubectl apply -k deploy/samples). Upgrades in the channel are installed as they come; with
+# installPlanApproval: Manual, approve each InstallPlan (kubectl -n openshift-file-integrity get ip).
+"""
+
+
+def olm_install_files(version, catalog_image):
+    """deploy/olm: the CatalogSource, and the Namespace (deploy/namespace.yaml), OperatorGroup
+    and Subscription an administrator applies."""
+    source = {
+        "apiVersion": "operators.coreos.com/v1alpha1",
+        "kind": "CatalogSource",
+        "metadata": {"name": PACKAGE, "namespace": "olm"},
+        "spec": {
+            "displayName": "File Integrity Operator",
+            "publisher": "File Integrity Operator maintainers",
+            "sourceType": "grpc",
+            "image": catalog_image,
+            "grpcPodConfig": {"securityContextConfig": "restricted"},
+            "updateStrategy": {"registryPoll": {"interval": "30m"}},
+        },
+    }
+    namespace = one(sources(), "Namespace", NAMESPACE)
+    group = {
+        "apiVersion": "operators.coreos.com/v1",
+        "kind": "OperatorGroup",
+        "metadata": {"name": PACKAGE, "namespace": NAMESPACE},
+        "spec": {"targetNamespaces": [NAMESPACE]},
+    }
+    subscription = {
+        "apiVersion": "operators.coreos.com/v1alpha1",
+        "kind": "Subscription",
+        "metadata": {"name": PACKAGE, "namespace": NAMESPACE},
+        "spec": {"channel": CHANNEL, "name": PACKAGE, "source": PACKAGE, "sourceNamespace": "olm",
+                 "installPlanApproval": "Automatic"},
+    }
+    return {
+        "catalog_source.yaml": HEADER + CATALOG_SOURCE_HEADER + dump(source),
+        "subscription.yaml": HEADER + SUBSCRIPTION_HEADER + "---\n".join(dump(d) for d in (namespace, group, subscription)),
+    }
+
+
+def catalog_image(catalog_dir, opm, name, tag, out):
+    """The catalog image: opm serving /configs, as operator-registry's own catalog images do."""
+    catalog_dir = Path(catalog_dir)
+    files = {"bin/opm": (0o755, Path(opm).read_bytes())}
+    for p in sorted(catalog_dir.rglob("*")):
+        if p.is_file():
+            files[f"configs/{p.relative_to(catalog_dir)}"] = (0o644, p.read_bytes())
+    config = {"Entrypoint": ["/bin/opm"], "Cmd": ["serve", "/configs", "--cache-dir=/tmp/cache"],
+              "Env": ["PATH=/bin"], "User": "65532:65532", "ExposedPorts": {"50051/tcp": {}},
+              "Labels": {"operators.operatorframework.io.index.configs.v1": "/configs"}}
+    return image.write_image(Path(out), Path(name).name, name, tag, files, {"tmp": 0o1777}, config)
+
+
 def cmd_write(args):
     version = image.workspace_version()
-    out = Path(args.out)
+    out, reg = Path(args.out), args.registry
     bundle_dir = out / "bundle"
-    write_tree(bundle_dir, bundle_files(version, UPSTREAM_LAST, f"{IMAGE_NAME}:{version}"))
-    digest = bundle_image(bundle_dir, BUNDLE_IMAGE_NAME, f"v{version}", ROOT / "target" / "image")
-    ref = f"{BUNDLE_IMAGE_NAME}@{digest}"
+    write_tree(bundle_dir, bundle_files(version, UPSTREAM_LAST, f"{reg}/{PACKAGE}:{version}"))
+    digest = bundle_image(bundle_dir, f"{reg}/{PACKAGE}-bundle", f"v{version}", ROOT / "target" / "image")
+    ref = f"{reg}/{PACKAGE}-bundle@{digest}"
     write_tree(out / "catalog", catalog_files([(bundle_dir, ref)], args.opm or default_opm()))
-    print(f"wrote {out}/bundle ({PACKAGE}.v{version}) and {out}/catalog ({ref})")
+    write_tree(out / "olm", olm_install_files(version, f"{reg}/{PACKAGE}-catalog:v{version}"))
+    print(f"wrote {out}/bundle ({PACKAGE}.v{version}), {out}/catalog ({ref}) and {out}/olm")
+
+
+def cmd_images(args):
+    version, reg, src = image.workspace_version(), args.registry, Path(args.dir)
+    bundle_image(src / "bundle", f"{reg}/{PACKAGE}-bundle", f"v{version}", args.out)
+    catalog_image(src / "catalog", args.opm or default_opm(), f"{reg}/{PACKAGE}-catalog", f"v{version}", args.out)
 
 
 def cmd_bundle(args):
@@ -388,6 +464,9 @@ def main():
     sub = p.add_subparsers(dest="what", required=True)
     w = sub.add_parser("write", help="regenerate deploy/bundle and deploy/catalog")
     w.add_argument("--out", default=str(DEPLOY), help="where bundle/ and catalog/ go (default: deploy)")
+    im = sub.add_parser("images", help="the bundle and catalog images of deploy/")
+    im.add_argument("--out", default=str(ROOT / "target" / "image"))
+    im.add_argument("--dir", default=str(DEPLOY), help="where bundle/ and catalog/ are (default: deploy)")
     b = sub.add_parser("bundle", help="one bundle directory")
     b.add_argument("--out", required=True)
     b.add_argument("--version", help="CSV version (default: the workspace version)")
@@ -401,10 +480,12 @@ def main():
     c = sub.add_parser("catalog", help="a file-based catalog of bundles (oldest first)")
     c.add_argument("--out", required=True)
     c.add_argument("--entry", action="append", required=True, help="BUNDLE_DIR=IMAGE_REF")
-    for s in (w, c):
+    for s in (w, c, im):
         s.add_argument("--opm", help="the opm binary (default: scripts/testenv.sh's)")
+    for s in (w, im):
+        s.add_argument("--registry", default=REGISTRY, help=f"where the images go (default: {REGISTRY})")
     args = p.parse_args()
-    {"write": cmd_write, "bundle": cmd_bundle, "image": cmd_image, "catalog": cmd_catalog}[args.what](args)
+    {"write": cmd_write, "images": cmd_images, "bundle": cmd_bundle, "image": cmd_image, "catalog": cmd_catalog}[args.what](args)
 
 
 if __name__ == "__main__":

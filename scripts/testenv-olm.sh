@@ -45,11 +45,10 @@ build_olm() {
         go build -trimpath -tags "json1 containers_image_openpgp" -ldflags "-s -w" -o "$out/bin/" \
         github.com/operator-framework/operator-lifecycle-manager/cmd/olm \
         github.com/operator-framework/operator-lifecycle-manager/cmd/catalog \
-        github.com/operator-framework/operator-lifecycle-manager/cmd/copy-content \
+        github.com/operator-framework/operator-lifecycle-manager/util/cpb \
         github.com/operator-framework/operator-registry/cmd/opm \
         github.com/operator-framework/api/cmd/operator-verify) >"$OLM_DIR/build.log" 2>&1 || rc=$?
     if ((rc != 0)); then tail -n 40 "$OLM_DIR/build.log" >&2; die "OLM build failed"; fi
-    mv "$out/bin/copy-content" "$out/bin/cpb" # the name OLM's unpack Job runs it by
     moddir=$(cd "$work/olm" && GOWORK=off GOFLAGS=-mod=mod GOTOOLCHAIN=local \
         go list -m -f '{{.Dir}}' github.com/operator-framework/operator-lifecycle-manager)
     cp "$moddir"/deploy/chart/crds/*.yaml "$out/crds/"

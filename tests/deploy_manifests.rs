@@ -35,10 +35,10 @@ fn rel(path: &Path) -> String {
         .to_string()
 }
 
-/// Every `.yaml`/`.yml` file under `dir`, sorted; not the OLM bundle and catalog, which
-/// `scripts/bundle.py` generates from the others (tests/olm.rs checks them).
+/// Every `.yaml`/`.yml` file under `dir`, sorted; not the OLM bundle, catalog and install
+/// objects, which `scripts/bundle.py` generates from the others (tests/olm.rs checks them).
 fn yaml_files(dir: &Path) -> Vec<PathBuf> {
-    let olm = [deploy_dir().join("bundle"), deploy_dir().join("catalog")];
+    let olm = ["bundle", "catalog", "olm"].map(|d| deploy_dir().join(d));
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {

@@ -7,8 +7,8 @@ go 1.24.6
 tool (
 	github.com/operator-framework/api/cmd/operator-verify
 	github.com/operator-framework/operator-lifecycle-manager/cmd/catalog
-	github.com/operator-framework/operator-lifecycle-manager/cmd/copy-content
 	github.com/operator-framework/operator-lifecycle-manager/cmd/olm
+	github.com/operator-framework/operator-lifecycle-manager/util/cpb
 	github.com/operator-framework/operator-registry/cmd/opm
 )
 

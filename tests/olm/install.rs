@@ -73,47 +73,25 @@ fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
-/// `ctr import` into every real node's containerd; `--digests` also names each image by its
-/// digest, as OLM refers to bundles.
-fn import(real: &RealNodes, archive: &Path) {
+/// `ctr ARGS` against every real node's containerd (the kubelet's namespace).
+fn ctr(real: &RealNodes, args: &[&str]) {
     for node in &real.names {
         let sock = real.root(node).join("run/containerd/containerd.sock");
-        let sock = sock.to_str().expect("utf-8");
-        run_tool(
-            Path::new("ctr"),
-            &[
-                "--address",
-                sock,
-                "-n",
-                "k8s.io",
-                "images",
-                "import",
-                "--no-unpack",
-                "--digests",
-                archive.to_str().expect("utf-8"),
-            ],
-        );
+        let mut all = vec!["--address", sock.to_str().expect("utf-8"), "-n", "k8s.io"];
+        all.extend_from_slice(args);
+        run_tool(Path::new("ctr"), &all);
     }
 }
 
-fn tag_next(real: &RealNodes) {
-    for node in &real.names {
-        let sock = real.root(node).join("run/containerd/containerd.sock");
-        run_tool(
-            Path::new("ctr"),
-            &[
-                "--address",
-                sock.to_str().expect("utf-8"),
-                "-n",
-                "k8s.io",
-                "images",
-                "tag",
-                "--force",
-                &format!("{PRODUCT}:{IMAGE_TAG}"),
-                &format!("{PRODUCT}:{NEXT_TAG}"),
-            ],
-        );
-    }
+fn import(real: &RealNodes, archive: &Path) {
+    let archive = archive.to_str().expect("utf-8");
+    ctr(real, &["images", "import", "--no-unpack", archive]);
+}
+
+/// Another name for an imported image (`ctr import --digests` would name it import-DATE@DIGEST;
+/// OLM pulls bundles by NAME@DIGEST).
+fn tag(real: &RealNodes, from: &str, to: &str) {
+    ctr(real, &["images", "tag", "--force", from, to]);
 }
 
 fn next_patch(version: &str) -> String {
@@ -130,7 +108,7 @@ fn next_patch(version: &str) -> String {
 }
 
 /// One bundle directory and its image (imported on the nodes): the catalog's reference to it.
-fn bundle(real: &RealNodes, dir: &Path, version: &str, replaces: &str, tag: &str) -> String {
+fn bundle(real: &RealNodes, dir: &Path, version: &str, replaces: &str, image_tag: &str) -> String {
     let bundle_dir = dir.join(format!("bundle-{version}"));
     let images = dir.join(format!("images-{version}"));
     let b = bundle_dir.to_str().expect("utf-8");
@@ -143,7 +121,7 @@ fn bundle(real: &RealNodes, dir: &Path, version: &str, replaces: &str, tag: &str
         "--replaces",
         replaces,
         "--image",
-        &format!("{PRODUCT}:{tag}"),
+        &format!("{PRODUCT}:{image_tag}"),
     ]);
     bundle_py(&[
         "image",
@@ -159,7 +137,9 @@ fn bundle(real: &RealNodes, dir: &Path, version: &str, replaces: &str, tag: &str
     let stem = BUNDLE.rsplit('/').next().expect("a name");
     import(real, &images.join(format!("{stem}.oci.tar")));
     let digest = std::fs::read_to_string(images.join(format!("{stem}.digest"))).expect("digest");
-    format!("{b}={BUNDLE}@{}", digest.trim())
+    let by_digest = format!("{BUNDLE}@{}", digest.trim());
+    tag(real, &format!("{BUNDLE}:v{version}"), &by_digest);
+    format!("{b}={by_digest}")
 }
 
 fn install_plan_for(csv: &str) -> String {
@@ -303,7 +283,11 @@ fn olm_installs_upgrades_and_uninstalls_the_operator() {
     for image in ["olm-util", "opm"] {
         import(real, &olm_images.join(format!("{image}.oci.tar")));
     }
-    tag_next(real);
+    tag(
+        real,
+        &format!("{PRODUCT}:{IMAGE_TAG}"),
+        &format!("{PRODUCT}:{NEXT_TAG}"),
+    );
     let version = env!("CARGO_PKG_VERSION");
     let next = next_patch(version);
     let csv_n = format!("{PACKAGE}.v{version}");
@@ -328,11 +312,13 @@ fn olm_installs_upgrades_and_uninstalls_the_operator() {
     // -- the catalog served by opm, the subscription as an administrator writes it -----------
     let port = free_port();
     let log = std::fs::File::create(dir.join("opm.log")).expect("opm log");
-    let _server = CatalogServer(
+    let mut server = CatalogServer(
         Command::new(&opm)
             .args(["serve", catalog.to_str().expect("utf-8"), "-p"])
             .arg(port.to_string())
-            .args(["--cache-dir", dir.join("opm-cache").to_str().expect("utf-8")])
+            // no profiling endpoint (a fixed port), no /dev/termination-log (not a container)
+            .args(["--pprof-addr=", "--termination-log"])
+            .arg(dir.join("opm.termination"))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
@@ -361,6 +347,10 @@ fn olm_installs_upgrades_and_uninstalls_the_operator() {
         "subscription",
     );
     wait_until("the catalog READY", secs(120), || {
+        if let Ok(Some(status)) = server.0.try_wait() {
+            let log = std::fs::read_to_string(dir.join("opm.log")).unwrap_or_default();
+            panic!("opm serve exited ({status}):\n{log}");
+        }
         let s = get(
             &["-n", CATALOG_NS, "get", "catalogsource", CATALOG],
             "{.status.connectionState.lastObservedState}",
@@ -405,7 +395,10 @@ fn olm_installs_upgrades_and_uninstalls_the_operator() {
         "-o",
         "jsonpath={.spec.template.metadata.annotations.olm\\.targetNamespaces}",
     ]);
-    assert_eq!(targets, NS, "WATCH_NAMESPACE comes from olm.targetNamespaces");
+    assert_eq!(
+        targets, NS,
+        "WATCH_NAMESPACE comes from olm.targetNamespaces"
+    );
     // What a bundle cannot carry, the operator applies: the daemons' trust boundary.
     wait_until("the daemons' admission policy binding", secs(60), || {
         get(
@@ -468,21 +461,31 @@ fn olm_installs_upgrades_and_uninstalls_the_operator() {
     // -- upgrade to N+1: nothing re-initialised, statuses and reports kept, one rollout ------
     let status_uids: Vec<String> = [N1, N2]
         .iter()
-        .map(|n| uid(&["-n", NS, "get", "fileintegritynodestatuses", &format!("{FI}-{n}")]))
+        .map(|n| {
+            uid(&[
+                "-n",
+                NS,
+                "get",
+                "fileintegritynodestatuses",
+                &format!("{FI}-{n}"),
+            ])
+        })
         .collect();
     let report_uid = uid(&["-n", NS, "get", "cm", &report]);
     let backups_before = [backups(real, N1), backups(real, N2)];
-    let generation = get(&["-n", NS, "get", "ds", DS], "{.metadata.generation}")
-        .expect("the DaemonSet");
+    let generation =
+        get(&["-n", NS, "get", "ds", DS], "{.metadata.generation}").expect("the DaemonSet");
     approve(&install_plan_for(&csv_next));
     wait_csv_succeeded(&csv_next);
-    wait_until(&format!("{csv_n} replaced"), secs(120), || {
-        match kubectl_try(&["-n", NS, "get", "csv", &csv_n]) {
+    wait_until(
+        &format!("{csv_n} replaced"),
+        secs(120),
+        || match kubectl_try(&["-n", NS, "get", "csv", &csv_n]) {
             Err(e) if e.contains("NotFound") => Ok(()),
             Err(e) => Err(e),
             Ok(out) => Err(format!("still there:\n{out}")),
-        }
-    });
+        },
+    );
     kn(&[
         "rollout",
         "status",
@@ -507,19 +510,29 @@ fn olm_installs_upgrades_and_uninstalls_the_operator() {
     let upgraded = run_tool(Path::new("date"), &["-u", "+%Y-%m-%dT%H:%M:%SZ"]);
     let upgraded = upgraded.trim();
     for (node, want) in [(N1, "Failed"), (N2, "Succeeded")] {
-        wait_until(&format!("{node} {want} after the upgrade"), secs(120), || {
-            let out = get(
-                &["-n", NS, "get", "fileintegritynodestatuses", &format!("{FI}-{node}")],
-                "{.lastResult.lastProbeTime} {.lastResult.condition}",
-            )?;
-            let (time, condition) = out.split_once(' ').unwrap_or((&out, ""));
-            (time > upgraded && condition == want)
-                .then_some(())
-                .ok_or(format!("{out} (upgraded at {upgraded})"))
-        });
+        wait_until(
+            &format!("{node} {want} after the upgrade"),
+            secs(120),
+            || {
+                let out = get(
+                    &[
+                        "-n",
+                        NS,
+                        "get",
+                        "fileintegritynodestatuses",
+                        &format!("{FI}-{node}"),
+                    ],
+                    "{.lastResult.lastProbeTime} {.lastResult.condition}",
+                )?;
+                let (time, condition) = out.split_once(' ').unwrap_or((&out, ""));
+                (time > upgraded && condition == want)
+                    .then_some(())
+                    .ok_or(format!("{out} (upgraded at {upgraded})"))
+            },
+        );
     }
-    let generation_after = get(&["-n", NS, "get", "ds", DS], "{.metadata.generation}")
-        .expect("the DaemonSet");
+    let generation_after =
+        get(&["-n", NS, "get", "ds", DS], "{.metadata.generation}").expect("the DaemonSet");
     let gen = |g: &str| g.parse::<u64>().expect("a generation");
     assert_eq!(
         gen(&generation_after),
@@ -533,9 +546,20 @@ fn olm_installs_upgrades_and_uninstalls_the_operator() {
     );
     let status_uids_after: Vec<String> = [N1, N2]
         .iter()
-        .map(|n| uid(&["-n", NS, "get", "fileintegritynodestatuses", &format!("{FI}-{n}")]))
+        .map(|n| {
+            uid(&[
+                "-n",
+                NS,
+                "get",
+                "fileintegritynodestatuses",
+                &format!("{FI}-{n}"),
+            ])
+        })
         .collect();
-    assert_eq!(status_uids_after, status_uids, "node statuses were replaced");
+    assert_eq!(
+        status_uids_after, status_uids,
+        "node statuses were replaced"
+    );
     assert_eq!(
         uid(&["-n", NS, "get", "cm", &report]),
         report_uid,
@@ -545,13 +569,15 @@ fn olm_installs_upgrades_and_uninstalls_the_operator() {
     // -- uninstall (Subscription and CSV): what stays is the user's data ---------------------
     kn(&["delete", "subscription", PACKAGE]);
     kn(&["delete", "csv", &csv_next]);
-    wait_until("the operator Deployment removed", secs(120), || {
-        match kubectl_try(&["-n", NS, "get", "deploy", "file-integrity-operator"]) {
+    wait_until(
+        "the operator Deployment removed",
+        secs(120),
+        || match kubectl_try(&["-n", NS, "get", "deploy", "file-integrity-operator"]) {
             Err(e) if e.contains("NotFound") => Ok(()),
             Err(e) => Err(e),
             Ok(out) => Err(format!("still there:\n{out}")),
-        }
-    });
+        },
+    );
     for crd in [
         "fileintegrities.fileintegrity.openshift.io",
         "fileintegritynodestatuses.fileintegrity.openshift.io",
