@@ -145,10 +145,11 @@ Pause real-1 as a MachineConfig update would, then end the update (real-1 re-ini
   kubectl annotate node real-1 --overwrite machineconfiguration.openshift.io/currentConfig=b \\
     machineconfiguration.openshift.io/state=Done
 
-Metrics (plain HTTP on the pod's loopback: no serving certificate here):
+Metrics (plain HTTP /metrics on 8383, as upstream; HTTPS /metrics-fio on 8585 waits for a
+serving certificate, which this cluster has no service CA to make):
 
-  kubectl -n $NS port-forward deploy/file-integrity-operator 8585 &
-  curl -s http://127.0.0.1:8585/metrics-fio | grep -v '^#'
+  kubectl -n $NS port-forward deploy/file-integrity-operator 8383 &
+  curl -s http://127.0.0.1:8383/metrics | grep -v '^#'
 
 Node logs: $REAL/real-N/root/var/log/{kubelet,containerd}.log
 

@@ -692,16 +692,24 @@ fn operator_permissions() {
         "priorityclasses",
         "get"
     ));
-    // Cluster-wide it reads, and creates reviews (which change nothing).
+    // Cluster-wide it reads, creates reviews (which change nothing), and applies the daemons'
+    // admission policy at start (an OLM bundle cannot carry it).
     let reviews = ["tokenreviews", "subjectaccessreviews"];
+    let policies = [
+        "validatingadmissionpolicies",
+        "validatingadmissionpolicybindings",
+    ];
     for r in &cluster_rules {
-        let review = r
-            .resources
-            .iter()
-            .flatten()
-            .all(|x| reviews.contains(&x.as_str()));
-        let allowed: &[&str] = if review {
+        let only = |names: &[&str]| {
+            r.resources
+                .iter()
+                .flatten()
+                .all(|x| names.contains(&x.as_str()))
+        };
+        let allowed: &[&str] = if only(&reviews) {
             &["create"]
+        } else if only(&policies) {
+            &["get", "create", "patch"]
         } else {
             &["get", "list", "watch"]
         };
@@ -874,13 +882,26 @@ fn monitoring_alert_and_scrape_match_the_metrics() {
         "{exported}"
     );
 
+    // Upstream's two scrape targets: plain /metrics on 8383, HTTPS /metrics-fio on 8585.
     let monitor = kind("ServiceMonitor");
-    let ep = &monitor.data["spec"]["endpoints"][0];
+    let eps = &monitor.data["spec"]["endpoints"];
+    assert_eq!(eps.as_array().map(Vec::len), Some(2), "{eps}");
+    let service: Service = find("Service", "metrics");
+    let ports = service.spec.unwrap().ports.unwrap();
+    let port_of = |name: &str| {
+        ports
+            .iter()
+            .find(|p| p.name.as_deref() == Some(name))
+            .unwrap_or_else(|| panic!("Service metrics has no port {name}"))
+            .port
+    };
+    let plain = &eps[0];
+    assert_eq!(plain["path"], "/metrics");
+    assert_eq!(plain["scheme"], "http");
+    assert_eq!(port_of(plain["port"].as_str().expect("port name")), 8383);
+    let ep = &eps[1];
     assert_eq!(ep["path"], "/metrics-fio");
     assert_eq!(ep["scheme"], "https");
     assert_eq!(ep["tlsConfig"]["serverName"], "metrics.fio-test.svc");
-    let service: Service = find("Service", "metrics");
-    let port = &service.spec.unwrap().ports.unwrap()[0];
-    assert_eq!(ep["port"], port.name.clone().unwrap());
-    assert_eq!(port.port, 8585);
+    assert_eq!(port_of(ep["port"].as_str().expect("port name")), 8585);
 }

@@ -1,13 +1,16 @@
-//! The operator's metrics endpoint as Prometheus (and an administrator with curl) sees it: HTTPS
-//! with the mounted serving certificate, the certificate's rotation picked up without a restart,
-//! plain HTTP only on loopback when no certificate is mounted, and a clear error for a broken
-//! certificate, and the limits a client cannot exceed (handshake deadline, connection cap). Who
-//! may read them over HTTPS (token and access reviews) needs the API server: it is tested in
+//! The operator's metrics endpoints as Prometheus (and an administrator with curl) sees them:
+//! HTTPS with the mounted serving certificate, its rotation picked up without a restart while
+//! clients keep scraping, plain-HTTP `/metrics` beside it (upstream's port 8383), HTTPS starting
+//! when a certificate missing at start appears, a clear error for a broken certificate, and the
+//! limits a client cannot exceed (handshake deadline, connection cap). Who may read them over
+//! HTTPS (token and access reviews) needs the API server: it is tested in
 //! `tests/operator/metrics.rs`.
 
 #[path = "cluster/tls.rs"]
 mod tls;
 
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,19 +19,30 @@ use tls::{exchange, https_get, issue};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
+fn options(cert_dir: PathBuf) -> ServeOptions {
+    ServeOptions {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        plain_addr: Some("127.0.0.1:0".parse().unwrap()),
+        cert_dir,
+        cert_poll: Duration::from_millis(100),
+        limits: Limits::default(),
+    }
+}
+
+async fn plain_get(addr: std::net::SocketAddr, path: &str) -> String {
+    exchange(TcpStream::connect(addr).await.unwrap(), path, None).await
+}
+
 #[tokio::test]
-async fn https_with_the_serving_certificate_and_its_rotation() {
+async fn https_with_the_serving_certificate_and_its_rotation_under_load() {
     let tmp = tempfile::tempdir().unwrap();
     let certs = tmp.path().join("serving-cert");
     issue(tmp.path(), "ca1", &certs);
     let metrics = Arc::new(Metrics::new());
     metrics.phase("Active");
-    let opts = ServeOptions {
-        addr: "127.0.0.1:0".parse().unwrap(),
-        cert_dir: certs.clone(),
-        limits: Limits::default(),
-    };
-    let serving = serve(metrics.clone(), &opts, None).await.expect("serve");
+    let serving = serve(metrics.clone(), &options(certs.clone()), None)
+        .await
+        .expect("serve");
     assert!(serving.tls);
     let ca1 = tmp.path().join("ca1.crt");
 
@@ -46,37 +60,64 @@ async fn https_with_the_serving_certificate_and_its_rotation() {
         "{resp}"
     );
     assert!(resp.trim_end().ends_with("# EOF"), "{resp}");
-    let resp = https_get(serving.addr, &ca1, "/metrics", None)
-        .await
-        .unwrap();
-    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
-    let resp = https_get(serving.addr, &ca1, "/healthz", None)
-        .await
-        .unwrap();
-    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
-    let resp = https_get(serving.addr, &ca1, "/secrets", None)
-        .await
-        .unwrap();
-    assert!(resp.starts_with("HTTP/1.1 404"), "{resp}");
+    for (path, want) in [
+        ("/metrics", "200"),
+        ("/healthz", "200"),
+        ("/secrets", "404"),
+    ] {
+        let resp = https_get(serving.addr, &ca1, path, None).await.unwrap();
+        assert!(
+            resp.starts_with(&format!("HTTP/1.1 {want}")),
+            "{path}: {resp}"
+        );
+    }
     // No plain text on the TLS port.
-    let plain = exchange(
-        TcpStream::connect(serving.addr).await.unwrap(),
-        "/metrics-fio",
-        None,
-    )
-    .await;
+    let plain = plain_get(serving.addr, "/metrics-fio").await;
     assert!(!plain.contains("file_integrity_operator"), "{plain}");
 
-    // The service CA rotates the certificate: new connections get the new one, no restart.
+    // The service CA rotates the certificate while four clients scrape without a pause: every
+    // scrape succeeds with the old or the new certificate, none fails, and afterwards new
+    // connections get the new one, without a restart.
     let staged = tmp.path().join("staged");
     issue(tmp.path(), "ca2", &staged);
     let ca2 = tmp.path().join("ca2.crt");
     assert!(https_get(serving.addr, &ca2, "/metrics-fio", None)
         .await
         .is_err());
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut scrapers = Vec::new();
+    for _ in 0..4 {
+        let (stop, ca1, ca2, addr) = (stop.clone(), ca1.clone(), ca2.clone(), serving.addr);
+        scrapers.push(tokio::spawn(async move {
+            let (mut old, mut new) = (0, 0);
+            while !stop.load(Ordering::Relaxed) {
+                match https_get(addr, &ca1, "/metrics-fio", None).await {
+                    Ok(r) if r.starts_with("HTTP/1.1 200") => old += 1,
+                    _ => match https_get(addr, &ca2, "/metrics-fio", None).await {
+                        Ok(r) if r.starts_with("HTTP/1.1 200") => new += 1,
+                        other => panic!("a scrape failed during the rotation: {other:?}"),
+                    },
+                }
+            }
+            (old, new)
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
     for f in ["tls.key", "tls.crt"] {
         std::fs::copy(staged.join(f), certs.join(f)).unwrap();
     }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+    let (mut old, mut new) = (0, 0);
+    for s in scrapers {
+        let (o, n) = s.await.expect("a scraper panicked");
+        old += o;
+        new += n;
+    }
+    assert!(
+        old > 0 && new > 0,
+        "scrapes before/after the rotation: {old}/{new}"
+    );
     let resp = https_get(serving.addr, &ca2, "/metrics-fio", None)
         .await
         .expect("the rotated certificate is served");
@@ -86,32 +127,53 @@ async fn https_with_the_serving_certificate_and_its_rotation() {
         .is_err());
 }
 
+/// Plain-HTTP `/metrics` is served from the start (upstream's port 8383, open); `/metrics-fio`
+/// never in plain text. With no certificate at start, the HTTPS port is bound and starts serving
+/// when the certificate appears (the service CA writes it a little after the pod starts).
 #[tokio::test]
-async fn without_a_certificate_plain_http_on_loopback_only() {
+async fn plain_metrics_at_once_and_https_when_the_certificate_appears() {
     let tmp = tempfile::tempdir().unwrap();
-    let opts = ServeOptions {
-        addr: "0.0.0.0:0".parse().unwrap(),
-        cert_dir: tmp.path().join("absent"),
-        limits: Limits::default(),
-    };
+    let certs = tmp.path().join("serving-cert");
     let metrics = Arc::new(Metrics::new());
     metrics.set_failed("fi", "node-1", true);
-    let serving = serve(metrics, &opts, None).await.expect("serve");
+    let serving = serve(metrics, &options(certs.clone()), None)
+        .await
+        .expect("serve");
     assert!(!serving.tls);
-    assert!(
-        serving.addr.ip().is_loopback(),
-        "plain HTTP must not listen on {}",
-        serving.addr
-    );
-    let resp = exchange(
-        TcpStream::connect(serving.addr).await.unwrap(),
-        "/metrics-fio",
-        None,
-    )
-    .await;
+    let plain = serving.plain.expect("the plain port");
+    let resp = plain_get(plain, "/metrics").await;
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
     assert!(
         resp.contains("# TYPE file_integrity_operator_node_failed gauge"),
+        "{resp}"
+    );
+    let resp = plain_get(plain, "/metrics-fio").await;
+    assert!(resp.starts_with("HTTP/1.1 404"), "{resp}");
+    assert!(plain_get(plain, "/healthz")
+        .await
+        .starts_with("HTTP/1.1 200"));
+
+    // The certificate appears (written by the service CA): HTTPS answers, no restart.
+    let staged = tmp.path().join("staged");
+    issue(tmp.path(), "ca", &staged);
+    std::fs::create_dir_all(&certs).unwrap();
+    for f in ["tls.key", "tls.crt"] {
+        std::fs::copy(staged.join(f), certs.join(f)).unwrap();
+    }
+    let ca = tmp.path().join("ca.crt");
+    let resp = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match https_get(serving.addr, &ca, "/metrics-fio", None).await {
+                Ok(r) => return r,
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    })
+    .await
+    .expect("HTTPS within 10 s of the certificate");
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert!(
+        resp.contains("file_integrity_operator_node_failed"),
         "{resp}"
     );
 }
@@ -123,12 +185,7 @@ async fn a_broken_certificate_is_an_error_naming_the_file() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("tls.crt"), "not a certificate\n").unwrap();
     std::fs::write(dir.join("tls.key"), "not a key\n").unwrap();
-    let opts = ServeOptions {
-        addr: "127.0.0.1:0".parse().unwrap(),
-        cert_dir: dir.clone(),
-        limits: Limits::default(),
-    };
-    let err = serve(Arc::new(Metrics::new()), &opts, None)
+    let err = serve(Arc::new(Metrics::new()), &options(dir.clone()), None)
         .await
         .expect_err("a broken certificate must not be served");
     let msg = err.to_string();
@@ -148,13 +205,12 @@ async fn idle_clients_are_cut_off_and_cannot_exceed_the_cap() {
     issue(tmp.path(), "ca", &certs);
     let ca = tmp.path().join("ca.crt");
     let opts = ServeOptions {
-        addr: "127.0.0.1:0".parse().unwrap(),
-        cert_dir: certs,
         limits: Limits {
             handshake: Duration::from_secs(2),
             connection: Duration::from_secs(30),
             connections: 2,
         },
+        ..options(certs)
     };
     let serving = serve(Arc::new(Metrics::new()), &opts, None)
         .await

@@ -28,11 +28,14 @@ Commands:
   run                Run the operator: watches FileIntegrity objects in $WATCH_NAMESPACE
                      (default: the namespace of its service account); in-cluster config
                      or $KUBECONFIG; logs filtered by $FIO_LOG (default info)
-      --metrics-addr ADDR      Serve metrics (/metrics-fio, /metrics) and /healthz here
-                               [default: 0.0.0.0:8585]; plain HTTP only on loopback
-      --serving-cert-dir DIR   tls.crt and tls.key for HTTPS metrics (then a bearer
-                               token allowed `get` on the path is required)
-                               [default: /var/run/secrets/serving-cert]
+      --metrics-addr ADDR      Serve HTTPS metrics (/metrics-fio, /metrics; a bearer
+                               token allowed `get` on the path is required) and /healthz
+                               here [default: 0.0.0.0:8585]
+      --metrics-plain-addr ADDR|none
+                               Serve plain-HTTP /metrics and /healthz here, open (as
+                               upstream's port 8383) [default: 0.0.0.0:8383]
+      --serving-cert-dir DIR   tls.crt and tls.key for HTTPS; if absent at start, HTTPS
+                               starts when they appear [default: /var/run/secrets/serving-cert]
       --max-pause SECS         Report a node paused for a MachineConfig update longer
                                than this (Event, metric) [default: 3600]
   daemon             The daemon of a FileIntegrity's DaemonSet pod: config from the
@@ -79,6 +82,7 @@ enum Command {
 }
 
 const DEFAULT_METRICS_ADDR: &str = "0.0.0.0:8585";
+const DEFAULT_PLAIN_METRICS_ADDR: &str = "0.0.0.0:8383";
 const DEFAULT_SERVING_CERT_DIR: &str = "/var/run/secrets/serving-cert";
 
 fn main() -> ExitCode {
@@ -136,7 +140,13 @@ fn parse(args: Vec<OsString>) -> Result<Command, String> {
         "run" => {
             let mut opts = ServeOptions {
                 addr: DEFAULT_METRICS_ADDR.parse().map_err(|e| format!("{e}"))?,
+                plain_addr: Some(
+                    DEFAULT_PLAIN_METRICS_ADDR
+                        .parse()
+                        .map_err(|e| format!("{e}"))?,
+                ),
                 cert_dir: PathBuf::from(DEFAULT_SERVING_CERT_DIR),
+                cert_poll: Duration::from_secs(5),
                 limits: Limits::default(),
             };
             let mut max_pause = Duration::from_secs(3600);
@@ -148,6 +158,16 @@ fn parse(args: Vec<OsString>) -> Result<Command, String> {
                         opts.addr = v
                             .parse()
                             .map_err(|e| format!("--metrics-addr {v}: {e} (want IP:PORT)"))?;
+                    }
+                    Long("metrics-plain-addr") => {
+                        let v = parser.value().map_err(|e| e.to_string())?;
+                        let v = v.to_string_lossy();
+                        opts.plain_addr = match v.as_ref() {
+                            "none" => None,
+                            v => Some(v.parse().map_err(|e| {
+                                format!("--metrics-plain-addr {v}: {e} (want IP:PORT or none)")
+                            })?),
+                        };
                     }
                     Long("serving-cert-dir") => {
                         opts.cert_dir = PathBuf::from(parser.value().map_err(|e| e.to_string())?)

@@ -110,12 +110,56 @@ fn read_completed(path: &Path, uid: &str) -> i64 {
     }
 }
 
+/// The re-init trigger file of upstream's versions before 0.1.22 (later ones use /run). Left on
+/// a node that ran them, it must not re-initialise anything after an upgrade to us: removed.
+fn legacy_reinit_trigger(hostroot: &Path) -> PathBuf {
+    db_dir(hostroot).join("aide.reinit")
+}
+
+fn remove_legacy_reinit_trigger(hostroot: &Path) {
+    let path = legacy_reinit_trigger(hostroot);
+    match fs::remove_file(&path) {
+        Ok(()) => say(&format!(
+            "removed {} (the re-init trigger of older operator versions; re-inits are requested \
+             through the FileIntegrity now)",
+            path.display()
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!("removing {}: {e}", path.display()),
+    }
+}
+
+/// How long the daemon keeps trying to build its client before it exits (the kubelet restarts
+/// it): the service account token or the API server's address can appear a little after the
+/// container starts (upstream exited at once and crash-looped).
+const CLIENT_RETRY: Duration = Duration::from_secs(120);
+
+async fn client_with_retry() -> anyhow::Result<Client> {
+    let started = tokio::time::Instant::now();
+    let mut delay = Duration::from_secs(1);
+    loop {
+        match Client::try_default().await {
+            Ok(c) => return Ok(c),
+            Err(e) if started.elapsed() + delay < CLIENT_RETRY => {
+                tracing::warn!("building the Kubernetes client: {e}; retrying in {delay:?}");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(16));
+            }
+            Err(e) => {
+                return Err(e).context(format!(
+                    "building the Kubernetes client (in-cluster or $KUBECONFIG), tried for {:?}",
+                    started.elapsed()
+                ))
+            }
+        }
+    }
+}
+
 /// Run until the process is stopped. Errors only when the cluster cannot be reached at all.
 pub async fn run(opts: Options) -> anyhow::Result<()> {
     say(runner::LOG_START);
-    let client = Client::try_default()
-        .await
-        .context("building the Kubernetes client (in-cluster or $KUBECONFIG)")?;
+    remove_legacy_reinit_trigger(&opts.hostroot);
+    let client = client_with_retry().await?;
     let fis: Api<FileIntegrity> = Api::namespaced(client.clone(), &opts.namespace);
     let owners = fis.clone();
     let (tx, mut rx) = watch::channel::<Option<Arc<FileIntegrity>>>(None);

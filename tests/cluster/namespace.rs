@@ -389,8 +389,35 @@ impl TestNs {
     }
 
     async fn create_nodes(&self) {
-        let api: Api<Node> = Api::all(self.client.clone());
         for node in &self.nodes {
+            self.create_node(node).await;
+        }
+    }
+
+    /// One more kwok node `<ns>-node-<n+1>` (a scale-up), Ready; returns its name.
+    pub async fn add_node(&mut self) -> String {
+        let node = format!("{}-node-{}", self.ns, self.nodes.len() + 1);
+        self.create_node(&node).await;
+        self.nodes.push(node.clone());
+        self.wait_nodes_ready().await;
+        node
+    }
+
+    /// Sets the node's taints (JSON list of `{key, value?, effect}`).
+    pub async fn taint_node(&self, node: &str, taints: Value) {
+        Api::<Node>::all(self.client.clone())
+            .patch(
+                node,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"taints": taints}})),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("taint node {node}: {e}"));
+    }
+
+    async fn create_node(&self, node: &str) {
+        let api: Api<Node> = Api::all(self.client.clone());
+        {
             let n: Node = serde_json::from_value(json!({
                 "apiVersion": "v1",
                 "kind": "Node",

@@ -171,7 +171,8 @@ pub const MAX_PAUSE: Duration = Duration::from_secs(30);
 
 /// `fio-operator run` as the operator's service account, watching the test namespace, with its
 /// metrics in plain HTTP on a loopback port of its own.
-pub struct Operator(Proc, std::net::SocketAddr);
+/// The process, its HTTPS metrics address and its plain-HTTP one.
+pub struct Operator(Proc, std::net::SocketAddr, std::net::SocketAddr);
 
 impl Operator {
     /// Starts `fio-operator run` with `WATCH_NAMESPACE=<ns>`, the operator's token kubeconfig,
@@ -187,7 +188,7 @@ impl Operator {
     }
 
     /// [`Operator::start_named`] with `tls.crt`/`tls.key` looked for in `cert_dir` (none there:
-    /// metrics in plain HTTP on loopback).
+    /// HTTPS waits for them; plain-HTTP `/metrics` is served either way).
     pub fn start_serving(t: &TestNs, name: &str, cert_dir: &Path) -> Operator {
         Operator::spawn(t, name, cert_dir, TEST_IMAGE)
     }
@@ -211,13 +212,17 @@ impl Operator {
             ),
             ("OPERATOR_NAME".into(), names::OPERATOR_NAME.into()),
         ];
-        // A port free now; the operator binds it again after a restart (SO_REUSEADDR).
-        let metrics = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free loopback port for the metrics");
+        // Ports free now; the operator binds them again after a restart (SO_REUSEADDR).
+        let free = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free loopback port for the metrics")
+        };
+        let (metrics, plain) = (free(), free());
         let args = vec![
             "run".into(),
             format!("--metrics-addr={metrics}"),
+            format!("--metrics-plain-addr={plain}"),
             format!("--serving-cert-dir={}", cert_dir.display()),
             // Short, so a node left paused is reported within a test.
             format!("--max-pause={}", MAX_PAUSE.as_secs()),
@@ -231,6 +236,7 @@ impl Operator {
                 envs,
             ),
             metrics,
+            plain,
         )
     }
 
@@ -238,22 +244,20 @@ impl Operator {
         self.0.pid()
     }
 
-    /// Where the metrics endpoint listens.
+    /// Where the HTTPS metrics endpoint listens.
     pub fn metrics_addr(&self) -> std::net::SocketAddr {
         self.1
     }
 
-    /// The metrics endpoint's text (`GET /metrics-fio`), retried until the operator answers.
+    /// The metrics' text (plain-HTTP `GET /metrics`), retried until the operator answers.
     pub async fn metrics(&self) -> String {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let attempt = async {
-                let mut s = tokio::net::TcpStream::connect(self.1).await?;
-                s.write_all(
-                    b"GET /metrics-fio HTTP/1.1\r\nHost: metrics\r\nConnection: close\r\n\r\n",
-                )
-                .await?;
+                let mut s = tokio::net::TcpStream::connect(self.2).await?;
+                s.write_all(b"GET /metrics HTTP/1.1\r\nHost: metrics\r\nConnection: close\r\n\r\n")
+                    .await?;
                 let mut out = String::new();
                 s.read_to_string(&mut out).await?;
                 Ok::<_, std::io::Error>(out)
@@ -266,7 +270,7 @@ impl Operator {
                         .unwrap_or_default();
                 }
                 r if Instant::now() >= deadline => {
-                    panic!("metrics endpoint {} did not answer: {r:?}", self.1)
+                    panic!("metrics endpoint {} did not answer: {r:?}", self.2)
                 }
                 _ => tokio::time::sleep(Duration::from_millis(200)).await,
             }

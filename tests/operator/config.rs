@@ -16,7 +16,7 @@ use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
 /// A user config, as a user writes it for the host (paths without /hostroot).
-const USER_CONFIG: &str = "\
+pub(crate) const USER_CONFIG: &str = "\
 @@define DBDIR /etc/kubernetes
 @@define LOGDIR /etc/kubernetes
 database_in=file:@@{DBDIR}/aide.db.gz
@@ -41,7 +41,7 @@ fn bad_user_config() -> String {
     lines.join("\n") + "\n"
 }
 
-fn user_config_map(name: &str, text: &str) -> ConfigMap {
+pub(crate) fn user_config_map(name: &str, text: &str) -> ConfigMap {
     serde_json::from_value(json!({
         "metadata": {"name": name},
         "data": {"aide.conf": text}

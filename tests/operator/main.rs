@@ -18,3 +18,4 @@ mod machine_config;
 mod metrics;
 mod reinit;
 mod trust;
+mod upstream;

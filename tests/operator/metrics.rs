@@ -21,7 +21,7 @@ async fn monitoring_objects_created_when_the_api_exists() {
     assert_eq!(r["labels"]["namespace"], t.ns.as_str());
     let monitor = wait_monitoring_object(&t, "ServiceMonitor", "servicemonitors", "metrics").await;
     assert_eq!(
-        monitor.data["spec"]["endpoints"][0]["tlsConfig"]["serverName"],
+        monitor.data["spec"]["endpoints"][1]["tlsConfig"]["serverName"],
         format!("metrics.{}.svc", t.ns).as_str()
     );
     let managers: Vec<String> = rule

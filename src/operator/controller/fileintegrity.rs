@@ -33,11 +33,19 @@ pub async fn reconcile(fi: Arc<FileIntegrity>, ctx: Arc<Context>) -> Result<Acti
     }
     let name = fi.name_any();
     let ns = ctx.namespace.as_str();
-    let deployed = ctx
+    let deployed_cm = ctx
         .api::<ConfigMap>()
         .get_opt(&name)
         .await
-        .ctx(|| format!("reading ConfigMap {ns}/{name}"))?
+        .ctx(|| format!("reading ConfigMap {ns}/{name}"))?;
+    let deployed_labelled = deployed_cm.as_ref().is_some_and(|cm| {
+        let labels = cm.metadata.labels.as_ref();
+        labels.is_some_and(|l| {
+            l.contains_key(names::AIDE_CONFIG_LABEL)
+                && l.get(names::OWNER_LABEL).is_some_and(|o| *o == name)
+        })
+    });
+    let deployed = deployed_cm
         .and_then(|cm| cm.data)
         .and_then(|mut d| d.remove(names::DEFAULT_CONFIG_DATA_KEY));
     let wanted = wanted_config(&fi, &ctx).await?;
@@ -86,6 +94,7 @@ pub async fn reconcile(fi: Arc<FileIntegrity>, ctx: Arc<Context>) -> Result<Acti
             namespace: &namespace,
             image: &image,
             deployed: deployed.as_deref(),
+            deployed_labelled,
             wanted,
             nodes: &nodes,
             statuses: &statuses,

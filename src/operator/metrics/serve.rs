@@ -1,21 +1,21 @@
-//! The metrics endpoint: `/metrics-fio` (upstream's path) and `/metrics`, plus `/healthz`.
+//! The metrics endpoints, as upstream serves them: plain HTTP `/metrics` (port 8383) and HTTPS
+//! `/metrics-fio` (port 8585, where `/metrics` is served too), each with `/healthz`.
 //!
-//! With a serving certificate (`tls.crt`/`tls.key` in the certificate directory, as OpenShift's
-//! service CA mounts it) the endpoint is HTTPS (TLS 1.2+, HTTP/1.1) on the configured address,
-//! and the certificate is reloaded when the files change (the service CA rotates it). Without
-//! one, metrics are served in plain HTTP, and only on loopback: a configured non-loopback
-//! address is narrowed to 127.0.0.1 with a warning rather than exposing unauthenticated
-//! plain text on the pod network. Upstream crash-looped while the certificate was missing
-//! (CMP-3757); here a certificate that appears later is picked up by a restart of the pod.
+//! HTTPS uses the serving certificate (`tls.crt`/`tls.key` in the certificate directory, as
+//! OpenShift's service CA mounts it), TLS 1.2+, HTTP/1.1, and reloads it when the files change
+//! (the service CA rotates it). When the certificate is not there at start, the HTTPS port is
+//! bound at once and served as soon as the certificate appears (looked for every
+//! [`ServeOptions::cert_poll`]): upstream crash-looped while it was missing (CMP-3757), and an
+//! endpoint left on plain HTTP until a restart would never be scraped over HTTPS.
 //!
 //! Over HTTPS the metrics paths need a bearer token the API server accepts for them
-//! ([`Reviewer`]); `/healthz` does not. The plain-HTTP loopback fallback is open: only processes
-//! in the pod's network namespace reach it. Every connection has a deadline for its TLS
-//! handshake and request headers and one for its whole life, and at most
-//! [`Limits::connections`] are served at once (further ones wait in the listen backlog).
+//! ([`Reviewer`]); `/healthz` does not. The plain-HTTP port is open, as upstream's: it serves
+//! `/metrics` only, never `/metrics-fio`. Every connection has a deadline for its TLS handshake
+//! and request headers and one for its whole life, and at most [`Limits::connections`] are served
+//! at once per port (further ones wait in the listen backlog).
 
 use std::convert::Infallible;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -38,9 +38,14 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 /// Where to listen and where a serving certificate may be.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
+    /// HTTPS (upstream: 8585).
     pub addr: SocketAddr,
+    /// Plain HTTP `/metrics` (upstream: 8383); `None`: not served.
+    pub plain_addr: Option<SocketAddr>,
     /// Directory with `tls.crt` and `tls.key` (upstream: `/var/run/secrets/serving-cert`).
     pub cert_dir: PathBuf,
+    /// How often a certificate missing at start is looked for.
+    pub cert_poll: Duration,
     pub limits: Limits,
 }
 
@@ -77,15 +82,30 @@ pub enum ServeError {
     Cert { path: PathBuf, reason: String },
 }
 
-/// Where the endpoint listens and how.
+/// Where the endpoints listen.
 #[derive(Debug, Clone, Copy)]
 pub struct Serving {
+    /// The HTTPS port.
     pub addr: SocketAddr,
+    /// The plain-HTTP port, when served.
+    pub plain: Option<SocketAddr>,
+    /// Whether the certificate was there at start (else HTTPS starts when it appears).
     pub tls: bool,
+}
+
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), ServeError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    Ok((listener, bound))
 }
 
 /// Bind and serve in the background until the process ends. Over HTTPS, `reviewer` decides who
 /// may read the metrics (`None`: anyone who reaches the port, for tests without an API server).
+/// A certificate that is there but cannot be loaded is an error naming the file.
 pub async fn serve(
     metrics: Arc<Metrics>,
     opts: &ServeOptions,
@@ -93,112 +113,153 @@ pub async fn serve(
 ) -> Result<Serving, ServeError> {
     let crt = opts.cert_dir.join("tls.crt");
     let key = opts.cert_dir.join("tls.key");
-    let tls = if crt.exists() || key.exists() {
-        let certs = Certs::load(&crt, &key)?;
-        Some(Arc::new(Mutex::new(certs)))
+    let certs = if crt.exists() || key.exists() {
+        Some(Certs::load(&crt, &key)?)
     } else {
         None
     };
-    let mut addr = opts.addr;
-    if tls.is_none() && !addr.ip().is_loopback() {
+    let (listener, addr) = bind(opts.addr).await?;
+    let plain = match opts.plain_addr {
+        Some(a) => Some(bind(a).await?),
+        None => None,
+    };
+    let serving = Serving {
+        addr,
+        plain: plain.as_ref().map(|(_, a)| *a),
+        tls: certs.is_some(),
+    };
+    if let Some((listener, bound)) = plain {
+        tracing::info!("metrics on http://{bound}/metrics");
+        tokio::spawn(accept(listener, metrics.clone(), None, None, opts.limits));
+    }
+    let limits = opts.limits;
+    let poll = opts.cert_poll;
+    let authn = if reviewer.is_some() {
+        " (bearer token reviewed by the API server)"
+    } else {
+        ""
+    };
+    if certs.is_none() {
         tracing::warn!(
-            "no serving certificate in {}: metrics in plain HTTP on loopback only",
+            "no serving certificate in {} yet: HTTPS metrics on {addr} start when it appears",
             opts.cert_dir.display()
         );
-        addr.set_ip(IpAddr::V4(Ipv4Addr::LOCALHOST));
     }
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| ServeError::Bind { addr, source })?;
-    let bound = listener
-        .local_addr()
-        .map_err(|source| ServeError::Bind { addr, source })?;
-    let serving = Serving {
-        addr: bound,
-        tls: tls.is_some(),
-    };
-    tracing::info!(
-        "metrics on {}://{bound}/metrics-fio{}",
-        if serving.tls { "https" } else { "http" },
-        if serving.tls && reviewer.is_some() {
-            " (bearer token reviewed by the API server)"
-        } else {
-            ""
-        }
-    );
-    // The loopback fallback is open; over TLS the reviewer (if any) decides.
-    let reviewer = reviewer.filter(|_| serving.tls);
-    let limits = opts.limits;
-    let slots = Arc::new(Semaphore::new(limits.connections.max(1)));
     tokio::spawn(async move {
-        loop {
-            // Waiting for a slot before accepting leaves further clients in the backlog.
-            let Ok(slot) = slots.clone().acquire_owned().await else {
-                return;
-            };
-            let (stream, peer) = match listener.accept().await {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!("metrics: accepting a connection: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
-            let metrics = metrics.clone();
-            let reviewer = reviewer.clone();
-            let tls = tls.as_ref().map(|t| current_config(t));
-            tokio::spawn(async move {
-                let _slot = slot;
-                let service = hyper::service::service_fn(move |req| {
-                    let (metrics, reviewer) = (metrics.clone(), reviewer.clone());
-                    async move { Ok::<_, Infallible>(respond(&metrics, reviewer.as_ref(), &req).await) }
-                });
-                let mut http = hyper::server::conn::http1::Builder::new();
-                http.timer(TokioTimer::new())
-                    .header_read_timeout(limits.handshake);
-                let served = async {
-                    match tls {
-                        Some(config) => {
-                            let acceptor = tokio_rustls::TlsAcceptor::from(config);
-                            match tokio::time::timeout(limits.handshake, acceptor.accept(stream))
-                                .await
-                            {
-                                Ok(Ok(s)) => http.serve_connection(TokioIo::new(s), service).await,
-                                Ok(Err(e)) => {
-                                    tracing::debug!("metrics: TLS handshake with {peer}: {e}");
-                                    Ok(())
-                                }
-                                Err(_) => {
-                                    tracing::debug!("metrics: TLS handshake with {peer} timed out");
-                                    Ok(())
-                                }
-                            }
-                        }
-                        None => http.serve_connection(TokioIo::new(stream), service).await,
-                    }
-                };
-                match tokio::time::timeout(limits.connection, served).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => tracing::debug!("metrics: connection from {peer}: {e}"),
-                    Err(_) => {
-                        tracing::debug!("metrics: connection from {peer} reached its deadline")
-                    }
-                }
-            });
-        }
+        let certs = match certs {
+            Some(c) => c,
+            None => wait_for_certificate(&crt, &key, poll).await,
+        };
+        tracing::info!("metrics on https://{addr}/metrics-fio{authn}");
+        let certs = Arc::new(Mutex::new(certs));
+        accept(listener, metrics, reviewer, Some(certs), limits).await;
     });
     Ok(serving)
 }
 
+/// Until both files are there and load.
+async fn wait_for_certificate(crt: &Path, key: &Path, poll: Duration) -> Certs {
+    let mut reported = None;
+    loop {
+        tokio::time::sleep(poll).await;
+        if !(crt.exists() && key.exists()) {
+            continue;
+        }
+        match Certs::load(crt, key) {
+            Ok(c) => {
+                tracing::info!("serving certificate {} appeared", crt.display());
+                return c;
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                if reported.as_ref() != Some(&msg) {
+                    tracing::warn!("{msg}; waiting for a usable certificate");
+                    reported = Some(msg);
+                }
+            }
+        }
+    }
+}
+
+/// Serves one port: TLS with `certs`, else plain HTTP (`/metrics` and `/healthz` only).
+async fn accept(
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+    reviewer: Option<Reviewer>,
+    certs: Option<Arc<Mutex<Certs>>>,
+    limits: Limits,
+) {
+    let slots = Arc::new(Semaphore::new(limits.connections.max(1)));
+    loop {
+        // Waiting for a slot before accepting leaves further clients in the backlog.
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let (stream, peer) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("metrics: accepting a connection: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let metrics = metrics.clone();
+        let reviewer = reviewer.clone();
+        let tls = certs.as_ref().map(|c| current_config(c));
+        tokio::spawn(async move {
+            let _slot = slot;
+            let plain = tls.is_none();
+            let service = hyper::service::service_fn(move |req| {
+                let (metrics, reviewer) = (metrics.clone(), reviewer.clone());
+                async move {
+                    Ok::<_, Infallible>(respond(&metrics, plain, reviewer.as_ref(), &req).await)
+                }
+            });
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(TokioTimer::new())
+                .header_read_timeout(limits.handshake);
+            let served = async {
+                match tls {
+                    Some(config) => {
+                        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+                        match tokio::time::timeout(limits.handshake, acceptor.accept(stream)).await
+                        {
+                            Ok(Ok(s)) => http.serve_connection(TokioIo::new(s), service).await,
+                            Ok(Err(e)) => {
+                                tracing::debug!("metrics: TLS handshake with {peer}: {e}");
+                                Ok(())
+                            }
+                            Err(_) => {
+                                tracing::debug!("metrics: TLS handshake with {peer} timed out");
+                                Ok(())
+                            }
+                        }
+                    }
+                    None => http.serve_connection(TokioIo::new(stream), service).await,
+                }
+            };
+            match tokio::time::timeout(limits.connection, served).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::debug!("metrics: connection from {peer}: {e}"),
+                Err(_) => {
+                    tracing::debug!("metrics: connection from {peer} reached its deadline")
+                }
+            }
+        });
+    }
+}
+
 async fn respond<B>(
     metrics: &Metrics,
+    plain: bool,
     reviewer: Option<&Reviewer>,
     req: &Request<B>,
 ) -> Response<Full<Bytes>> {
     let path = req.uri().path();
     let text = |status, body: &str| (status, "text/plain", body.to_owned());
     let (status, content_type, body) = match path {
-        "/metrics-fio" | "/metrics" => {
+        "/metrics" if plain => (StatusCode::OK, CONTENT_TYPE, metrics.encode()),
+        "/metrics-fio" | "/metrics" if !plain => {
             let verdict = match reviewer {
                 None => Verdict::Allowed,
                 Some(r) => {

@@ -56,6 +56,9 @@ pub struct Observed<'a> {
     pub image: &'a str,
     /// `aide.conf` of the config ConfigMap `<fi>`, when deployed.
     pub deployed: Option<&'a str>,
+    /// Whether that ConfigMap still has its owner and aide-conf labels (someone may remove
+    /// them: upstream bug 2049206); without them it is written again.
+    pub deployed_labelled: bool,
     pub wanted: Wanted,
     pub nodes: &'a Nodes,
     /// The FileIntegrity's node statuses.
@@ -159,8 +162,8 @@ pub fn plan(o: &Observed) -> Plan {
         },
         Wanted::Keep => kept(),
     };
-    let config_map =
-        (o.deployed != Some(config.as_str())).then(|| config_map(fi, o.namespace, &config));
+    let config_map = (o.deployed != Some(config.as_str()) || !o.deployed_labelled)
+        .then(|| config_map(fi, o.namespace, &config));
 
     // 2. Re-init requests, after the config (a daemon that sees a request finds its config).
     let selected = selected(fi, o.nodes);
@@ -701,6 +704,7 @@ mod tests {
             namespace: NS,
             image: "example.invalid/fio:1",
             deployed,
+            deployed_labelled: true,
             wanted,
             nodes,
             statuses,
@@ -714,6 +718,25 @@ mod tests {
 
     fn default_config() -> Wanted {
         Wanted::Text(aideconf::DEFAULT_CONFIG.to_owned())
+    }
+
+    #[test]
+    fn a_config_configmap_without_its_labels_is_written_again() {
+        let (fi, nodes) = (fi_at(0), two_nodes());
+        let deployed = Some(aideconf::DEFAULT_CONFIG);
+        let o = observe(&fi, &nodes, &[], None, deployed, default_config());
+        assert!(
+            plan(&o).config_map.is_none(),
+            "labelled and current: no write"
+        );
+        let o = Observed {
+            deployed_labelled: false,
+            ..o
+        };
+        let cm = plan(&o).config_map.expect("the ConfigMap written again");
+        let labels = cm.metadata.labels.expect("labels");
+        assert!(labels.contains_key(names::AIDE_CONFIG_LABEL));
+        assert_eq!(labels[names::OWNER_LABEL], "worker-fileintegrity");
     }
 
     #[test]

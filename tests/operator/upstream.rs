@@ -1,0 +1,284 @@
+//! Scenarios of upstream's e2e suite that upstream's users rely on (issue 13, section 2):
+//! initialDelay, a user config reverted to the default, the config ConfigMap's labels restored,
+//! tolerations of tainted nodes, priorityClassName on the pods, a node added to the cluster, and
+//! the re-init trigger file of upstream's older versions left on a node.
+
+use std::collections::BTreeSet;
+
+use crate::cluster::{secs, Daemon, Operator, TestNs};
+use crate::config::{user_config_map, USER_CONFIG};
+use crate::support::{
+    active_scenario, assert_backups, backups, ds_name, start_scenario, FI, INTERVAL,
+};
+use fio_api::{names, FileIntegrityNodeCondition, FileIntegrityStatusPhase as Phase};
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use k8s_openapi::api::scheduling::v1::PriorityClass;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use serde_json::json;
+
+fn ds_pods_by_node(pods: &[Pod]) -> BTreeSet<String> {
+    pods.iter()
+        .filter_map(|p| p.spec.as_ref()?.node_name.clone())
+        .collect()
+}
+
+async fn ds_pods(t: &TestNs) -> Vec<Pod> {
+    t.api::<Pod>()
+        .list(&ListParams::default().labels(&format!("{}={}", names::APP_LABEL, ds_name())))
+        .await
+        .expect("list the daemon pods")
+        .items
+}
+
+/// Phase Pending and no DaemonSet until initialDelay has passed; then the scans start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn initial_delay_holds_the_scans_back() {
+    const DELAY: i64 = 25;
+    let t = TestNs::new("delay", 1).await;
+    let _op = Operator::start(&t);
+    let mut fi = t.file_integrity(FI);
+    fi.spec.config.initial_delay = DELAY;
+    let created = t.create_fi(&fi).await;
+    t.wait_phase(FI, Phase::Pending, secs(30)).await;
+    let dss = t.api::<DaemonSet>();
+    t.holds_for(
+        "no DaemonSet during the initial delay",
+        std::time::Duration::from_secs(15),
+        async || match dss.get_opt(&ds_name()).await {
+            Ok(None) => Ok(()),
+            Ok(Some(_)) => Err("the DaemonSet exists".into()),
+            Err(e) => Err(e.to_string()),
+        },
+    )
+    .await;
+    let (ds, _) = t.wait_daemonset_rolled_out(&ds_name(), secs(60)).await;
+    let at = |ts: &Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>| {
+        ts.as_ref().expect("creationTimestamp").0.as_second()
+    };
+    let waited = at(&ds.metadata.creation_timestamp) - at(&created.metadata.creation_timestamp);
+    assert!(
+        waited >= DELAY - 1,
+        "the DaemonSet came {waited} s after the FileIntegrity, initialDelay is {DELAY} s"
+    );
+    let node = t.nodes[0].clone();
+    let _d = Daemon::start(&t, FI, &node, &t.node_root(&node), INTERVAL).await;
+    t.wait_phase(FI, Phase::Active, secs(90)).await;
+}
+
+/// A user config, then removed again: the default config comes back and each node is
+/// re-initialised once for each change. The config ConfigMap's labels, removed by someone, are
+/// put back (upstream bug 2049206).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_revert_and_config_labels_restored() {
+    let s = active_scenario("revert", 2, |_| {}).await;
+    let t = &s.t;
+    let cms = t.api::<ConfigMap>();
+    let default = t.get_configmap(FI).await.and_then(|c| c.data);
+
+    // -- labels removed by hand: restored ----------------------------------------------------
+    cms.patch(
+        FI,
+        &PatchParams::default(),
+        &Patch::Json::<()>(
+            serde_json::from_value(json!([{"op": "remove", "path": "/metadata/labels"}]))
+                .expect("JSON patch"),
+        ),
+    )
+    .await
+    .expect("remove the config ConfigMap's labels");
+    t.wait(
+        "the config ConfigMap's labels restored",
+        secs(30),
+        async || {
+            let cm = cms.get(FI).await.map_err(|e| e.to_string())?;
+            let labels = cm.metadata.labels.unwrap_or_default();
+            (labels.contains_key(names::AIDE_CONFIG_LABEL)
+                && labels.get(names::OWNER_LABEL).map(String::as_str) == Some(FI))
+            .then_some(())
+            .ok_or(format!("labels {labels:?}"))
+        },
+    )
+    .await;
+
+    // -- a user config: every node re-initialised once -----------------------------------------
+    cms.create(
+        &PostParams::default(),
+        &user_config_map("userconf", USER_CONFIG),
+    )
+    .await
+    .expect("create the user config");
+    t.merge_patch_fi(
+        FI,
+        json!({"spec": {"config": {"name": "userconf", "namespace": t.ns, "key": "aide.conf"}}}),
+    )
+    .await;
+    for root in s.roots.values() {
+        let root = root.clone();
+        t.wait("a re-init for the user config", secs(90), async || {
+            let n = backups(&root).0.len();
+            (n == 1).then_some(()).ok_or(format!("{n} backups"))
+        })
+        .await;
+    }
+    s.wait_all_succeeded_after("the user config", None, secs(90))
+        .await;
+
+    // -- reverted (config name and namespace removed): the default, one more re-init ----------
+    t.merge_patch_fi(
+        FI,
+        json!({"spec": {"config": {"name": null, "namespace": null, "key": null}}}),
+    )
+    .await;
+    t.wait("the default config back", secs(30), async || {
+        let data = t.get_configmap(FI).await.and_then(|c| c.data);
+        (data == default)
+            .then_some(())
+            .ok_or("still the user config".to_owned())
+    })
+    .await;
+    for root in s.roots.values() {
+        let root = root.clone();
+        t.wait("a re-init for the default config", secs(90), async || {
+            let n = backups(&root).0.len();
+            (n == 2).then_some(()).ok_or(format!("{n} backups"))
+        })
+        .await;
+    }
+    s.wait_all_succeeded_after("the revert", None, secs(90))
+        .await;
+    s.backups_stay("one re-init per change", secs(2 * INTERVAL), &t.nodes, 2)
+        .await;
+    for root in s.roots.values() {
+        assert_backups(root, 2);
+    }
+    t.wait_phase(FI, Phase::Active, secs(30)).await;
+}
+
+/// A node with a taint the scan pods do not tolerate is not scanned; tolerating it in the
+/// FileIntegrity schedules a daemon there, which builds a baseline and reports.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tolerations_decide_whether_a_tainted_node_is_scanned() {
+    let t = TestNs::new("taint", 2).await;
+    let tainted = t.nodes[1].clone();
+    t.taint_node(
+        &tainted,
+        json!([{"key": "fio-test/dedicated", "value": "infra", "effect": "NoSchedule"}]),
+    )
+    .await;
+    let _op = Operator::start(&t);
+    t.create_fi(&t.file_integrity(FI)).await;
+    let scanned = t.nodes[0].clone();
+    let _d0 = Daemon::start(&t, FI, &scanned, &t.node_root(&scanned), INTERVAL).await;
+    t.wait_node_statuses(FI, "the untainted node Succeeded", secs(90), |s| {
+        s.get(&scanned).is_some_and(|st| {
+            st.spec.last_result.condition == FileIntegrityNodeCondition::Succeeded
+        })
+    })
+    .await;
+    t.holds_for("no daemon pod on the tainted node", secs(10), async || {
+        let on = ds_pods_by_node(&ds_pods(&t).await);
+        (!on.contains(&tainted))
+            .then_some(())
+            .ok_or(format!("pods on {on:?}"))
+    })
+    .await;
+    let statuses = t.node_statuses(FI).await.expect("node statuses");
+    assert!(
+        !statuses.contains_key(&tainted),
+        "the tainted node has a status: {statuses:?}"
+    );
+
+    t.merge_patch_fi(
+        FI,
+        json!({"spec": {"tolerations": [
+            {"key": "fio-test/dedicated", "operator": "Equal", "value": "infra", "effect": "NoSchedule"}
+        ]}}),
+    )
+    .await;
+    let root = t.node_root(&tainted);
+    let _d1 = Daemon::start(&t, FI, &tainted, &root, INTERVAL).await;
+    t.wait_node_statuses(FI, "the tolerated node Succeeded", secs(90), |s| {
+        s.get(&tainted).is_some_and(|st| {
+            st.spec.last_result.condition == FileIntegrityNodeCondition::Succeeded
+        })
+    })
+    .await;
+    assert!(
+        root.join("etc/kubernetes/aide.db.gz").exists(),
+        "no baseline on the tolerated node"
+    );
+}
+
+/// spec.priorityClassName reaches the DaemonSet's pods, and the API server gives them its
+/// priority.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn priority_class_name_is_set_and_honoured_on_the_pods() {
+    let t = TestNs::new("prio", 1).await;
+    let class = format!("{}-scan", t.ns);
+    let pcs: Api<PriorityClass> = Api::all(t.client.clone());
+    pcs.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({
+            "apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+            "metadata": {"name": class}, "value": 424242
+        }))
+        .expect("PriorityClass"),
+    )
+    .await
+    .expect("create the PriorityClass");
+    let mut fi = t.file_integrity(FI);
+    fi.spec.priority_class_name = class.clone();
+    let s = start_scenario(t, fi).await;
+    let t = &s.t;
+    let pods = ds_pods(t).await;
+    assert!(!pods.is_empty(), "no daemon pod");
+    for p in &pods {
+        let spec = p.spec.as_ref().expect("pod spec");
+        assert_eq!(spec.priority_class_name.as_deref(), Some(class.as_str()));
+        assert_eq!(spec.priority, Some(424242), "the pod's priority");
+    }
+    let _ = pcs.delete(&class, &Default::default()).await;
+}
+
+/// A node added to the cluster gets a daemon, a baseline and a node status; the phase is
+/// Active again with every node Succeeded (upstream's TestFileIntegrityNodeScaling).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_node_gets_a_daemon_a_baseline_and_a_status() {
+    let mut s = active_scenario("scale", 1, |_| {}).await;
+    let node = s.t.add_node().await;
+    let root = s.t.node_root(&node);
+    let d = Daemon::start(&s.t, FI, &node, &root, INTERVAL).await;
+    s.roots.insert(node.clone(), root.clone());
+    s.daemons.insert(node.clone(), d);
+    s.wait_all_succeeded_after("the scale-up", None, secs(90))
+        .await;
+    assert!(
+        root.join("etc/kubernetes/aide.db.gz").exists(),
+        "no baseline"
+    );
+    s.t.wait_phase(FI, Phase::Active, secs(60)).await;
+    let (_, pods) = s.t.wait_daemonset_rolled_out(&ds_name(), secs(30)).await;
+    assert!(pods.contains_key(&node), "no daemon pod on {node}");
+}
+
+/// `/etc/kubernetes/aide.reinit`, the re-init trigger of upstream's versions before 0.1.22, left
+/// on a node: the daemon removes it and re-initialises nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_legacy_reinit_trigger_file_is_removed_and_reinitialises_nothing() {
+    let t = TestNs::new("legacy", 1).await;
+    let root = t.node_root(&t.nodes[0]);
+    let trigger = root.join("etc/kubernetes/aide.reinit");
+    std::fs::create_dir_all(trigger.parent().expect("parent")).expect("create etc/kubernetes");
+    std::fs::write(&trigger, "").expect("leave the legacy trigger");
+    let fi = t.file_integrity(FI);
+    let s = start_scenario(t, fi).await;
+    assert!(!trigger.exists(), "{} is still there", trigger.display());
+    s.backups_stay("no re-init", secs(INTERVAL + 5), &s.t.nodes, 0)
+        .await;
+    let log = s.daemons.values().next().expect("a daemon").log();
+    assert!(
+        log.contains("aide.reinit"),
+        "the daemon does not say it removed the trigger:\n{log}"
+    );
+}
