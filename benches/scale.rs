@@ -29,7 +29,7 @@ use serde_json::json;
 
 const FI: &str = "scale";
 const TARGET_LATENCY: Duration = Duration::from_secs(10);
-const TARGET_WRITES_PER_RESULT: f64 = 3.0;
+const TARGET_WRITES_PER_RESULT: f64 = 2.0;
 const TARGET_RSS_MIB: f64 = 100.0;
 
 /// `apiserver_request_total` summed by (group/resource/subresource, verb, accepted), write

@@ -17,7 +17,8 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 
 use cluster::real::{
-    clear_real_nodes, kubectl, kubectl_try, real_nodes, repo_path, wait_until, RealNodes,
+    clear_real_nodes, kubectl, node_condition, real_nodes, repo_path, wait_node_condition,
+    wait_until, RealNodes, AIDE_CONF,
 };
 use cluster::secs;
 
@@ -31,20 +32,6 @@ const BIG_DIR: &str = "opt/fio-big";
 const BIG_FILES: usize = 96;
 const BIG_FILE_MIB: usize = 8;
 
-/// The user's configuration (prepared by the operator as upstream's: paths under /hostroot, the
-/// database and report lines pointed at the node's /etc/kubernetes).
-const AIDE_CONF: &str = "@@define DBDIR /hostroot/etc/kubernetes
-@@define LOGDIR /hostroot/etc/kubernetes
-database=file:@@{DBDIR}/aide.db.gz
-database_out=file:@@{DBDIR}/aide.db.gz.new
-gzip_dbout=yes
-report_url=file:@@{LOGDIR}/aide.log.new
-report_url=stdout
-CONTENT_EX = sha512+ftype+p+u+g+n+acl+selinux+xattrs
-/etc/ CONTENT_EX
-/opt/fio-big/ sha512+ftype+p+u+g+n+s
-";
-
 fn k(args: &[&str]) -> String {
     kubectl(args)
 }
@@ -56,22 +43,11 @@ fn kn(args: &[&str]) -> String {
 }
 
 fn condition(node: &str) -> Result<String, String> {
-    kubectl_try(&[
-        "-n",
-        NS,
-        "get",
-        "fileintegritynodestatuses",
-        &format!("{FI}-{node}"),
-        "-o",
-        "jsonpath={.lastResult.condition}",
-    ])
+    node_condition(NS, FI, node)
 }
 
 fn wait_condition(node: &str, want: &str, timeout: u64) {
-    wait_until(&format!("{node} {want}"), secs(timeout), || {
-        let c = condition(node)?;
-        (c == want).then_some(()).ok_or(format!("{node} is {c:?}"))
-    });
+    wait_node_condition(NS, FI, node, want, secs(timeout));
 }
 
 /// `jsonpath` of the daemon pod on `node`.

@@ -170,6 +170,53 @@ impl RealNodes {
     }
 }
 
+/// The user configuration of the real-node tests (prepared by the operator as upstream's: paths
+/// under /hostroot, the database and report lines pointed at the node's /etc/kubernetes); `/opt/
+/// fio-big` is the large tree of tests/real_nodes.rs (absent elsewhere: nothing to scan there).
+pub const AIDE_CONF: &str = "@@define DBDIR /hostroot/etc/kubernetes
+@@define LOGDIR /hostroot/etc/kubernetes
+database=file:@@{DBDIR}/aide.db.gz
+database_out=file:@@{DBDIR}/aide.db.gz.new
+gzip_dbout=yes
+report_url=file:@@{LOGDIR}/aide.log.new
+report_url=stdout
+CONTENT_EX = sha512+ftype+p+u+g+n+acl+selinux+xattrs
+/etc/ CONTENT_EX
+/opt/fio-big/ sha512+ftype+p+u+g+n+s
+";
+
+/// `lastResult.condition` of node status `<fi>-<node>` in `ns`.
+pub fn node_condition(ns: &str, fi: &str, node: &str) -> Result<String, String> {
+    kubectl_try(&[
+        "-n",
+        ns,
+        "get",
+        "fileintegritynodestatuses",
+        &format!("{fi}-{node}"),
+        "-o",
+        "jsonpath={.lastResult.condition}",
+    ])
+}
+
+/// Waits until that condition is `want`.
+pub fn wait_node_condition(ns: &str, fi: &str, node: &str, want: &str, timeout: Duration) {
+    wait_until(&format!("{node} {want}"), timeout, || {
+        let c = node_condition(ns, fi, node)?;
+        (c == want).then_some(()).ok_or(format!("{node} is {c:?}"))
+    });
+}
+
+/// Waits until `kubectl ARGS` says NotFound.
+pub fn wait_gone(what: &str, timeout: Duration, args: &[&str]) {
+    wait_until(&format!("{what} gone"), timeout, || {
+        match kubectl_try(args) {
+            Err(e) if e.contains("NotFound") => Ok(()),
+            Err(e) => Err(e),
+            Ok(out) => Err(format!("still there:\n{out}")),
+        }
+    });
+}
+
 /// The namespaces of the tests that run the product on the real nodes. Their daemons all write
 /// the nodes' /etc/kubernetes/aide.*: a test takes the nodes for itself with [`clear_real_nodes`].
 pub const REAL_NODE_TEST_NAMESPACES: [&str; 2] = ["openshift-file-integrity", "fio-olm"];

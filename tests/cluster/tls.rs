@@ -122,3 +122,52 @@ pub async fn https_get(
         .map_err(|e| e.to_string())?;
     Ok(exchange(tls, path, token).await)
 }
+
+/// `clients` tasks scrape `/metrics-fio` over HTTPS without a pause while the certificate in
+/// `cert_dir` is replaced by the one in `staged` (signed by `new_ca`), as the service CA rotates
+/// it under Prometheus. Every scrape must succeed with the old or the new certificate (a panic
+/// otherwise); returns how many did with each.
+pub async fn scrape_through_rotation(
+    addr: std::net::SocketAddr,
+    (old_ca, new_ca): (&Path, &Path),
+    token: Option<&str>,
+    staged: &Path,
+    cert_dir: &Path,
+) -> (usize, usize) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut scrapers = Vec::new();
+    for _ in 0..3 {
+        let stop = stop.clone();
+        let (old_ca, new_ca) = (old_ca.to_path_buf(), new_ca.to_path_buf());
+        let token = token.map(str::to_owned);
+        scrapers.push(tokio::spawn(async move {
+            let (mut old, mut new) = (0, 0);
+            let token = token.as_deref();
+            while !stop.load(Ordering::Relaxed) {
+                match https_get(addr, &old_ca, "/metrics-fio", token).await {
+                    Ok(r) if r.starts_with("HTTP/1.1 200") => old += 1,
+                    _ => match https_get(addr, &new_ca, "/metrics-fio", token).await {
+                        Ok(r) if r.starts_with("HTTP/1.1 200") => new += 1,
+                        other => panic!("a scrape failed during the rotation: {other:?}"),
+                    },
+                }
+            }
+            (old, new)
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    for f in ["tls.key", "tls.crt"] {
+        std::fs::copy(staged.join(f), cert_dir.join(f)).expect("rotate the certificate");
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.store(true, Ordering::Relaxed);
+    let (mut old, mut new) = (0, 0);
+    for s in scrapers {
+        let (o, n) = s.await.expect("a scraper panicked");
+        old += o;
+        new += n;
+    }
+    (old, new)
+}

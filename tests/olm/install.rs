@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use crate::cluster::real::{
-    clear_real_nodes, kubectl, kubectl_try, real_nodes, wait_until, RealNodes, IMAGE_TAG,
+    clear_real_nodes, kubectl, kubectl_try, real_nodes, wait_gone, wait_node_condition, wait_until,
+    RealNodes, AIDE_CONF, IMAGE_TAG,
 };
 use crate::cluster::{env, secs};
 use crate::tools::{bundle_py, olm_bin, repo, run_tool};
@@ -26,16 +27,6 @@ const BUNDLE: &str = "localhost/fio-e2e/file-integrity-operator-bundle";
 const NEXT_TAG: &str = "e2e-next";
 const N1: &str = "real-1";
 const N2: &str = "real-2";
-const AIDE_CONF: &str = "@@define DBDIR /hostroot/etc/kubernetes
-@@define LOGDIR /hostroot/etc/kubernetes
-database=file:@@{DBDIR}/aide.db.gz
-database_out=file:@@{DBDIR}/aide.db.gz.new
-gzip_dbout=yes
-report_url=file:@@{LOGDIR}/aide.log.new
-report_url=stdout
-CONTENT_EX = sha512+ftype+p+u+g+n+acl+selinux+xattrs
-/etc/ CONTENT_EX
-";
 
 fn kn(args: &[&str]) -> String {
     let mut all = vec!["-n", NS];
@@ -180,24 +171,8 @@ fn wait_csv_succeeded(csv: &str) {
     });
 }
 
-fn condition(node: &str) -> Result<String, String> {
-    get(
-        &[
-            "-n",
-            NS,
-            "get",
-            "fileintegritynodestatuses",
-            &format!("{FI}-{node}"),
-        ],
-        "{.lastResult.condition}",
-    )
-}
-
 fn wait_condition(node: &str, want: &str) {
-    wait_until(&format!("{node} {want}"), secs(240), || {
-        let c = condition(node)?;
-        (c == want).then_some(()).ok_or(format!("{node} is {c:?}"))
-    });
+    wait_node_condition(NS, FI, node, want, secs(240));
 }
 
 fn backups(real: &RealNodes, node: &str) -> usize {
@@ -477,15 +452,7 @@ fn olm_installs_upgrades_and_uninstalls_the_operator() {
         get(&["-n", NS, "get", "ds", DS], "{.metadata.generation}").expect("the DaemonSet");
     approve(&install_plan_for(&csv_next));
     wait_csv_succeeded(&csv_next);
-    wait_until(
-        &format!("{csv_n} replaced"),
-        secs(120),
-        || match kubectl_try(&["-n", NS, "get", "csv", &csv_n]) {
-            Err(e) if e.contains("NotFound") => Ok(()),
-            Err(e) => Err(e),
-            Ok(out) => Err(format!("still there:\n{out}")),
-        },
-    );
+    wait_gone(&csv_n, secs(120), &["-n", NS, "get", "csv", &csv_n]);
     kn(&[
         "rollout",
         "status",
@@ -569,14 +536,10 @@ fn olm_installs_upgrades_and_uninstalls_the_operator() {
     // -- uninstall (Subscription and CSV): what stays is the user's data ---------------------
     kn(&["delete", "subscription", PACKAGE]);
     kn(&["delete", "csv", &csv_next]);
-    wait_until(
-        "the operator Deployment removed",
+    wait_gone(
+        "the operator Deployment",
         secs(120),
-        || match kubectl_try(&["-n", NS, "get", "deploy", "file-integrity-operator"]) {
-            Err(e) if e.contains("NotFound") => Ok(()),
-            Err(e) => Err(e),
-            Ok(out) => Err(format!("still there:\n{out}")),
-        },
+        &["-n", NS, "get", "deploy", "file-integrity-operator"],
     );
     for crd in [
         "fileintegrities.fileintegrity.openshift.io",

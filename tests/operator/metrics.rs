@@ -1,5 +1,6 @@
 //! Monitoring (issue 5, section 2): the PrometheusRule and ServiceMonitor, and the metrics
-//! endpoint the alert reads; who may read it (issue 11, point 10).
+//! endpoint the alert reads; who may read it (issue 11, point 10); its serving certificate
+//! rotated under load (issue 13).
 
 use crate::cluster::{self, secs, tls, Operator, TestNs};
 use k8s_openapi::api::core::v1::ServiceAccount;
@@ -105,4 +106,20 @@ async fn metrics_over_https_need_a_token_allowed_to_read_them() {
         );
         assert!(resp.trim_end().ends_with("# EOF"), "{resp}");
     }
+
+    // The serving certificate rotates while Prometheus scrapes (three clients, no pause, each
+    // request reviewed by the API server): no scrape fails; afterwards only the new one is served.
+    let staged = t.dir.join("staged");
+    tls::issue(&t.dir, "ca2", &staged);
+    let ca2 = t.dir.join("ca2.crt");
+    let (old, new) =
+        tls::scrape_through_rotation(addr, (&ca, &ca2), Some(&token), &staged, &certs).await;
+    assert!(
+        old > 0 && new > 0,
+        "scrapes before/after the rotation: {old}/{new}"
+    );
+    assert!(tls::https_get(addr, &ca, "/metrics-fio", Some(&token))
+        .await
+        .is_err());
+    op.metrics().await;
 }

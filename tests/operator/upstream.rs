@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use crate::cluster::{secs, Daemon, Operator, TestNs};
 use crate::config::{user_config_map, USER_CONFIG};
 use crate::support::{
-    active_scenario, assert_backups, backups, ds_name, start_scenario, FI, INTERVAL,
+    active_scenario, assert_backups, backups, ds_name, start_scenario, Scenario, FI, INTERVAL,
 };
 use fio_api::{names, FileIntegrityNodeCondition, FileIntegrityStatusPhase as Phase};
 use k8s_openapi::api::apps::v1::DaemonSet;
@@ -29,6 +29,17 @@ async fn ds_pods(t: &TestNs) -> Vec<Pod> {
         .await
         .expect("list the daemon pods")
         .items
+}
+
+/// Waits until every node of the scenario has `n` database backups.
+async fn wait_backups(s: &Scenario, what: &str, n: usize) {
+    for root in s.roots.values() {
+        s.t.wait(what, secs(90), async || {
+            let got = backups(root).0.len();
+            (got == n).then_some(()).ok_or(format!("{got} backups"))
+        })
+        .await;
+    }
 }
 
 /// Phase Pending and no DaemonSet until initialDelay has passed; then the scans start.
@@ -113,14 +124,7 @@ async fn config_revert_and_config_labels_restored() {
         json!({"spec": {"config": {"name": "userconf", "namespace": t.ns, "key": "aide.conf"}}}),
     )
     .await;
-    for root in s.roots.values() {
-        let root = root.clone();
-        t.wait("a re-init for the user config", secs(90), async || {
-            let n = backups(&root).0.len();
-            (n == 1).then_some(()).ok_or(format!("{n} backups"))
-        })
-        .await;
-    }
+    wait_backups(&s, "a re-init for the user config", 1).await;
     s.wait_all_succeeded_after("the user config", None, secs(90))
         .await;
 
@@ -137,14 +141,7 @@ async fn config_revert_and_config_labels_restored() {
             .ok_or("still the user config".to_owned())
     })
     .await;
-    for root in s.roots.values() {
-        let root = root.clone();
-        t.wait("a re-init for the default config", secs(90), async || {
-            let n = backups(&root).0.len();
-            (n == 2).then_some(()).ok_or(format!("{n} backups"))
-        })
-        .await;
-    }
+    wait_backups(&s, "a re-init for the default config", 2).await;
     s.wait_all_succeeded_after("the revert", None, secs(90))
         .await;
     s.backups_stay("one re-init per change", secs(2 * INTERVAL), &t.nodes, 2)

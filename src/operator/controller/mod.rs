@@ -4,6 +4,7 @@
 
 pub mod cache;
 pub mod daemonset;
+pub mod events;
 pub mod fileintegrity;
 pub mod manifests;
 pub mod results;
@@ -84,6 +85,8 @@ pub struct Context {
     pub fis: Store<FileIntegrity>,
     /// How long a node may stay paused for a MachineConfig update before it is reported.
     pub max_pause: Duration,
+    /// Normal node-result Events waiting to be published folded (see [`events`]).
+    pub folded: events::Folded,
 }
 
 impl Context {
@@ -144,9 +147,47 @@ impl Context {
             .await;
     }
 
+    /// A node's result: a Warning at once, about that node; a Normal one folded with the other
+    /// nodes' (see [`events`]).
+    pub async fn node_result_event<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        node: &str,
+        warning: bool,
+        reason: &str,
+        note: String,
+    ) {
+        if warning {
+            self.node_event(obj, node, warning, reason, note).await;
+        } else {
+            self.folded.add(obj.object_ref(&()), reason, note);
+        }
+    }
+
+    /// Publishes the folded Events gathered so far.
+    pub async fn flush_folded(&self) {
+        for (object, reason, notes) in self.folded.take() {
+            for note in notes {
+                self.publish_ref(&object, None, false, &reason, note).await;
+            }
+        }
+    }
+
     async fn publish<K: Resource<DynamicType = ()>>(
         &self,
         obj: &K,
+        related: Option<ObjectReference>,
+        warning: bool,
+        reason: &str,
+        note: String,
+    ) {
+        self.publish_ref(&obj.object_ref(&()), related, warning, reason, note)
+            .await;
+    }
+
+    async fn publish_ref(
+        &self,
+        reference: &ObjectReference,
         related: Option<ObjectReference>,
         warning: bool,
         reason: &str,
@@ -168,7 +209,7 @@ impl Context {
         // or every node's "no changes to node X", became one Event showing the first note with a
         // count. Each Event is its own object, as upstream's.
         let recorder = Recorder::new(self.client.clone(), self.reporter.clone());
-        if let Err(e) = recorder.publish(&ev, &obj.object_ref(&())).await {
+        if let Err(e) = recorder.publish(&ev, reference).await {
             tracing::warn!("publishing event {reason}: {e}");
         }
     }
@@ -264,6 +305,14 @@ pub async fn run(
         statuses,
         fis: store.clone(),
         max_pause,
+        folded: events::Folded::default(),
+    });
+    let flusher = ctx.clone();
+    let flush = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(events::FLUSH).await;
+            flusher.flush_folded().await;
+        }
     });
     manifests::ensure(&client, &namespace).await;
 
@@ -328,6 +377,8 @@ pub async fn run(
     });
 
     tokio::join!(fi_controller, results_controller);
+    flush.abort();
+    ctx.flush_folded().await;
     tracing::info!("stopped");
     Ok(())
 }

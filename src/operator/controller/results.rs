@@ -382,7 +382,8 @@ async fn apply(
     }
     if let Some((warning, note)) = plan.event {
         let reason = names::EVENT_REASON_NODE_INTEGRITY_STATUS;
-        ctx.node_event(fi, &plan.node, warning, reason, note).await;
+        ctx.node_result_event(fi, &plan.node, warning, reason, note)
+            .await;
     }
 
     delete_processed(cm, ctx).await
