@@ -558,4 +558,18 @@ fn olm_installs_upgrades_and_uninstalls_the_operator() {
         .expect("remove the changed file");
     clear_real_nodes(real);
     clean_olm_objects();
+    // The admission policy this operator created: the next tests install deploy/ with kubectl,
+    // which would otherwise share (and conflict on) the operator's atomic fields.
+    for (kind, name) in [
+        (
+            "validatingadmissionpolicybinding",
+            format!("file-integrity-daemon-results-{NS}"),
+        ),
+        (
+            "validatingadmissionpolicy",
+            "file-integrity-daemon-results".to_owned(),
+        ),
+    ] {
+        kubectl(&["delete", kind, &name, "--ignore-not-found"]);
+    }
 }

@@ -63,7 +63,7 @@ pub async fn ensure(client: &Client, namespace: &str) {
     let objects = match objects(namespace) {
         Ok(o) => o,
         Err(e) => {
-            tracing::error!("monitoring manifests: {e}");
+            tracing::error!("deploy/ manifests: {e}");
             return;
         }
     };
@@ -92,6 +92,19 @@ pub async fn ensure(client: &Client, namespace: &str) {
             Scope::Namespaced => Api::namespaced_with(client.clone(), namespace, &resource),
             Scope::Cluster => Api::all_with(client.clone(), &resource),
         };
+        if !overwrites(&gvk.kind) {
+            match api.get_opt(&name).await {
+                Ok(Some(found)) if !managed_by_us(&found) => {
+                    tracing::info!("{} {name} exists (installed with deploy/): kept", gvk.kind);
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!("reading {} {name}: {e}", gvk.kind);
+                    continue;
+                }
+            }
+        }
         match api
             .patch(
                 &name,
@@ -104,6 +117,22 @@ pub async fn ensure(client: &Client, namespace: &str) {
             Err(e) => tracing::warn!("applying {} {namespace}/{name}: {e}", gvk.kind),
         }
     }
+}
+
+/// The monitoring objects are overwritten, as upstream did. The admission policy and its binding
+/// are applied only when missing or already the operator's: installed by `kubectl apply
+/// --server-side -k deploy/`, they stay that command's (an apply of the operator's would take
+/// `spec.matchConstraints`, an atomic field, and the next `kubectl apply` would conflict).
+fn overwrites(kind: &str) -> bool {
+    !kind.starts_with("ValidatingAdmissionPolicy")
+}
+
+fn managed_by_us(obj: &DynamicObject) -> bool {
+    obj.metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .any(|f| f.manager.as_deref() == Some(MANAGER))
 }
 
 #[cfg(test)]
