@@ -193,6 +193,17 @@ fn uid(args: &[&str]) -> String {
     get(args, "{.metadata.uid}").unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// The uids of both nodes' status objects (the same objects across an upgrade, or not).
+fn node_status_uids() -> Vec<String> {
+    [N1, N2]
+        .iter()
+        .map(|n| {
+            let name = format!("{FI}-{n}");
+            uid(&["-n", NS, "get", "fileintegritynodestatuses", &name])
+        })
+        .collect()
+}
+
 /// The operator pod's node and image.
 fn operator_pod() -> (String, String) {
     let out = kn(&[
@@ -434,18 +445,7 @@ fn olm_installs_upgrades_and_uninstalls_the_operator() {
     ]);
 
     // -- upgrade to N+1: nothing re-initialised, statuses and reports kept, one rollout ------
-    let status_uids: Vec<String> = [N1, N2]
-        .iter()
-        .map(|n| {
-            uid(&[
-                "-n",
-                NS,
-                "get",
-                "fileintegritynodestatuses",
-                &format!("{FI}-{n}"),
-            ])
-        })
-        .collect();
+    let status_uids = node_status_uids();
     let report_uid = uid(&["-n", NS, "get", "cm", &report]);
     let backups_before = [backups(real, N1), backups(real, N2)];
     let generation =
@@ -511,18 +511,7 @@ fn olm_installs_upgrades_and_uninstalls_the_operator() {
         backups_before,
         "the upgrade re-initialised a node"
     );
-    let status_uids_after: Vec<String> = [N1, N2]
-        .iter()
-        .map(|n| {
-            uid(&[
-                "-n",
-                NS,
-                "get",
-                "fileintegritynodestatuses",
-                &format!("{FI}-{n}"),
-            ])
-        })
-        .collect();
+    let status_uids_after = node_status_uids();
     assert_eq!(
         status_uids_after, status_uids,
         "node statuses were replaced"
