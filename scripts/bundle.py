@@ -321,7 +321,7 @@ def bundle_image(bundle_dir, name, tag, out):
 
 
 def default_opm():
-    out = subprocess.run([str(ROOT / "scripts" / "testenv.sh"), "bin"], capture_output=True, text=True)
+    out = subprocess.run([str(ROOT / "scripts" / "testenv.sh"), "olm-bin"], capture_output=True, text=True)
     opm = Path(out.stdout.strip()) / "opm"
     if out.returncode != 0 or not opm.exists():
         fail(f"opm not found ({opm}): build it with scripts/testenv.sh build, or pass --opm")

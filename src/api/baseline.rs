@@ -74,6 +74,7 @@ mod tests {
             database: Some(db(sha)),
             initialized,
             figures: None,
+            result_id: None,
         }
     }
 

@@ -223,7 +223,14 @@ mod tests {
         keys.sort_unstable();
         assert_eq!(
             keys,
-            ["baseline", "lastResult", "nodeName", "reinitId", "results"]
+            [
+                "baseline",
+                "lastResult",
+                "nodeName",
+                "reinitId",
+                "resultVersion",
+                "results"
+            ]
         );
         let mut required: Vec<_> = schema["required"]
             .as_array()

@@ -72,6 +72,7 @@ mod tests {
                 last_result: r,
                 reinit_id: None,
                 baseline: None,
+                result_version: None,
             },
         )
     }

@@ -92,6 +92,11 @@ pub struct FileIntegrityNodeStatusFields {
     /// anchor a rewritten `aide.db.gz` is detected against. Not in upstream.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline: Option<NodeBaseline>,
+    /// The `resourceVersion` of the node's result ConfigMap (`aide-<fi>-<node>`) these results
+    /// last recorded: a result updated in place is processed once, also across operator
+    /// restarts. Not in upstream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_version: Option<String>,
 }
 
 impl FileIntegrityNodeStatusFields {
@@ -326,6 +331,7 @@ mod tests {
                 last_result: r,
                 reinit_id: None,
                 baseline: None,
+                result_version: None,
             },
         );
         let v = serde_json::to_value(&ns).unwrap();

@@ -16,7 +16,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::PostParams;
+use kube::api::{Patch, PatchParams};
 use kube::runtime::watcher::{self, watcher};
 use kube::runtime::WatchStreamExt;
 use kube::{Api, Client, ResourceExt};
@@ -241,6 +241,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                     database: None,
                     initialized: false,
                     figures: None,
+                    result_id: None,
                 };
                 report(&cms, &opts, &fi, &scan).await;
                 wait(&hb, &mut rx, opts.interval, |_| false).await?;
@@ -381,6 +382,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                 seconds: started.elapsed().as_secs_f64(),
                 files,
             }),
+            result_id: None,
         };
         report(&cms, &opts, &fi, &scan).await;
 
@@ -476,16 +478,23 @@ async fn wait(
     }
 }
 
-/// Create the result ConfigMap. If the previous one is still there (the operator has not
-/// processed it yet) wait for it to go: the daemon may only create ConfigMaps. A result that
-/// cannot be delivered is logged and superseded by the next scan's.
+/// Write the result ConfigMap in place (server-side apply: created the first time, updated
+/// after; fields of the previous result that this one lacks are removed). A fresh `result-id`
+/// makes every result a change, so the operator sees each one, even a repeat of the last. A
+/// result the operator has not processed before the next one arrives is superseded by it. A
+/// result that cannot be delivered within an interval is logged and superseded as well.
 async fn report(cms: &Api<ConfigMap>, opts: &Options, fi: &FileIntegrity, scan: &ScanReport) {
+    let scan = ScanReport {
+        result_id: Some(k8s_openapi::jiff::Timestamp::now().to_string()),
+        ..scan.clone()
+    };
     let cm = scan.to_config_map(&opts.namespace, &fi.uid().unwrap_or_default());
     let name = cm.metadata.name.clone().unwrap_or_default();
+    let pp = PatchParams::apply(names::DAEMON_MANAGER).force();
     let deadline = tokio::time::Instant::now() + opts.interval.max(Duration::from_secs(30));
     let mut delay = Duration::from_millis(250);
     loop {
-        match cms.create(&PostParams::default(), &cm).await {
+        match cms.patch(&name, &pp, &Patch::Apply(&cm)).await {
             Ok(_) => {
                 tracing::debug!("reported {} in ConfigMap {name}", scan.condition.as_str());
                 return;
@@ -495,9 +504,7 @@ async fn report(cms: &Api<ConfigMap>, opts: &Options, fi: &FileIntegrity, scan: 
                     tracing::error!("could not report the scan result in ConfigMap {name}: {e}");
                     return;
                 }
-                if !matches!(&e, kube::Error::Api(s) if s.code == 409) {
-                    tracing::warn!("reporting the scan result in ConfigMap {name}: {e}");
-                }
+                tracing::warn!("reporting the scan result in ConfigMap {name}: {e}");
             }
         }
         tokio::time::sleep(delay).await;

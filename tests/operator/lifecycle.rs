@@ -9,7 +9,7 @@ use std::path::Path;
 use crate::cluster::{self, secs, Identity, TestNs, NODE_SELECTOR_LABEL, TEST_IMAGE};
 use crate::support::{
     active_scenario, assert_backups, condition, daemon_args, ds_name, failed_cm, node_status_name,
-    FI, INTERVAL,
+    result_cm, FI, INTERVAL,
 };
 use fio_api::{
     names, FileIntegrity, FileIntegrityNodeCondition, FileIntegrityNodeStatus,
@@ -565,8 +565,9 @@ async fn ten_thousand_added_files_give_a_compressed_result() {
     assert!(named >= 10_000, "report names {named} added files");
 }
 
-/// A deleted node loses its node status; deleting the FileIntegrity removes the DaemonSet, the
-/// config and the node statuses, but keeps the failure ConfigMaps.
+/// A deleted node loses its node status and its result ConfigMap; deleting the FileIntegrity
+/// removes the DaemonSet, the config, the node statuses and the results, but keeps the failure
+/// ConfigMaps.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deletions_clean_up_but_keep_failure_configmaps() {
     let mut s = active_scenario("delete", 3, |_| {}).await;
@@ -586,6 +587,14 @@ async fn deletions_clean_up_but_keep_failure_configmaps() {
         st.keys().cloned().collect::<Vec<_>>() == kept
     })
     .await;
+    s.t.wait("node-3's result ConfigMap removed", secs(30), async || {
+        match s.t.get_configmap(&result_cm(&n3)).await {
+            None => Ok(()),
+            Some(_) => Err("still there".to_owned()),
+        }
+    })
+    .await;
+    assert!(s.t.get_configmap(&result_cm(&n2)).await.is_some());
     s.t.wait_phase(FI, Phase::Active, secs(60)).await;
 
     // The FileIntegrity goes away.
@@ -605,13 +614,15 @@ async fn deletions_clean_up_but_keep_failure_configmaps() {
             let d = ds.get_opt(&ds_name()).await.map_err(|e| e.to_string())?;
             let st = t.node_statuses(FI).await?;
             let conf = t.get_configmap(FI).await;
-            if d.is_none() && st.is_empty() && conf.is_none() {
+            let result = t.get_configmap(&result_cm(&n2)).await;
+            if d.is_none() && st.is_empty() && conf.is_none() && result.is_none() {
                 Ok(())
             } else {
                 Err(format!(
-                    "DaemonSet {}, config {}, node statuses {:?}",
+                    "DaemonSet {}, config {}, node-2's result {}, node statuses {:?}",
                     d.is_some(),
                     conf.is_some(),
+                    result.is_some(),
                     st.keys().collect::<Vec<_>>()
                 ))
             }

@@ -8,13 +8,14 @@ use std::time::Duration;
 use crate::cluster::{self, secs};
 use crate::support::{
     active_scenario, after, assert_backups, backups, condition, failed_cm, has_annotation,
-    reinit_id, reinit_requests, result_cm, FI, INTERVAL,
+    node_status_name, reinit_id, reinit_requests, result_cm, FI, INTERVAL,
 };
 use fio_api::{
     names, FileIntegrity, FileIntegrityNodeCondition, FileIntegrityStatusPhase as Phase,
 };
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
 
 /// A changed file on node-2: node-2 Failed (filesChanged 1) with a persistent ConfigMap naming
 /// the file, the others stay Succeeded. Then re-init all: the annotation is removed, every node
@@ -82,15 +83,34 @@ async fn changed_file_fails_one_node_then_reinit_all_recovers() {
             .is_empty(),
         "the failure ConfigMap must not be owned (it survives the FileIntegrity)"
     );
-    // The temporary result ConfigMap is deleted once processed.
+    // The result ConfigMap stays, updated in place by the daemon (a result-id per result), and
+    // the node status records the version it processed: both say the same.
     let cms = t.api::<ConfigMap>();
+    let nss = t.api::<fio_api::FileIntegrityNodeStatus>();
     t.wait(
-        "the temporary result ConfigMap deleted",
+        "node-2's result and its node status in step",
         secs(30),
-        async || match cms.get_opt(&result_cm(&n2)).await {
-            Ok(None) => Ok(()),
-            Ok(Some(_)) => Err("still there".into()),
-            Err(e) => Err(e.to_string()),
+        async || {
+            let cm = cms
+                .get_opt(&result_cm(&n2))
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or("no result ConfigMap")?;
+            if !cm.annotations().contains_key(names::RESULT_ID_ANNOTATION) {
+                return Err(format!("no result-id: {:?}", cm.annotations()));
+            }
+            let st = nss
+                .get(&node_status_name(&n2))
+                .await
+                .map_err(|e| e.to_string())?;
+            if st.spec.result_version != cm.resource_version() {
+                return Err(format!(
+                    "status records {:?}, the result is at {:?}",
+                    st.spec.result_version,
+                    cm.resource_version()
+                ));
+            }
+            Ok(())
         },
     )
     .await;

@@ -1,14 +1,16 @@
 //! Issue 11: one node is hostile. Its root holds its daemon's token (bound to its pod on its
-//! node); with it, it tries to speak for another node. The API server refuses (the admission
-//! policy of deploy/rbac), what reaches the operator anyway is rejected with an Event, and the
-//! other node's results and kept report are untouched.
+//! node); with it, it tries to speak for another node, by creating or by overwriting (the
+//! daemon updates its own result in place). The API server refuses (the admission policy of
+//! deploy/rbac, and the per-FileIntegrity Role that lets daemons patch only result ConfigMaps),
+//! what reaches the operator anyway is rejected with an Event, and the other node's results and
+//! kept report are untouched.
 
 use fio_api::names;
 use fio_api::report::{DatabaseId, ScanCondition, ScanReport};
 use fio_api::FileIntegrityNodeCondition;
 use k8s_openapi::api::core::v1::{ConfigMap, Event};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{ListParams, PostParams};
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
 
 use crate::cluster::{client_from, secs};
@@ -28,6 +30,7 @@ fn forged(node: &str, reinit_id: i64, initialized: bool) -> ScanReport {
         }),
         initialized,
         figures: None,
+        result_id: None,
     }
 }
 
@@ -48,31 +51,49 @@ async fn a_node_cannot_speak_for_another() {
     let node1 = client_from(s.daemons[&n1].kubeconfig()).await;
     let as_node1: Api<ConfigMap> = Api::namespaced(node1, &t.ns);
     let pp = PostParams::default();
-    let refused = async |what: &str, cm: ConfigMap| match as_node1.create(&pp, &cm).await {
-        Err(kube::Error::Api(e)) if e.code == 403 || e.code == 422 => e.message,
-        other => panic!("{what}: the API server accepted it or failed otherwise: {other:?}"),
+    let ap = PatchParams::apply(names::DAEMON_MANAGER).force();
+    // Both ways a daemon writes: create, and server-side apply (which overwrites in place).
+    let refused = async |what: &str, cm: ConfigMap| {
+        let mut messages = Vec::new();
+        let created = as_node1.create(&pp, &cm).await.map(|_| ());
+        let applied = as_node1
+            .patch(&cm.name_any(), &ap, &Patch::Apply(&cm))
+            .await
+            .map(|_| ());
+        for (how, r) in [("create", created), ("apply", applied)] {
+            match r {
+                Err(kube::Error::Api(e)) if e.code == 403 || e.code == 422 => {
+                    messages.push(e.message)
+                }
+                other => panic!("{what} ({how}): the API server accepted it or failed otherwise: {other:?}"),
+            }
+        }
+        messages
     };
-    // 1. node-2's result, name and labels.
-    let msg = refused(
+    // 1. node-2's result, name and labels: neither created nor overwritten.
+    for msg in refused(
         "node-2's result",
         forged(&n2, 0, false).to_config_map(&t.ns, &uid),
     )
-    .await;
-    assert!(msg.contains(&format!("a daemon on node {n1}")), "{msg}");
-    // 2. node-2's name with node-1's labels (squatting it).
+    .await
+    {
+        assert!(msg.contains(&format!("a daemon on node {n1}")), "{msg}");
+    }
+    // 2. node-2's name with node-1's labels (squatting or overwriting it).
     let mut cm = forged(&n1, 0, false).to_config_map(&t.ns, &uid);
     cm.metadata.name = Some(result_cm(&n2));
-    let msg = refused("node-2's result name", cm).await;
-    assert!(
-        msg.contains(&format!("only its result ConfigMap {}", result_cm(&n1))),
-        "{msg}"
-    );
+    for msg in refused("node-2's result name", cm).await {
+        assert!(
+            msg.contains(&format!("only its result ConfigMap {}", result_cm(&n1))),
+            "{msg}"
+        );
+    }
     // 3. node-1's name, node-2's label.
     let mut cm = forged(&n2, 0, false).to_config_map(&t.ns, &uid);
     cm.metadata.name = Some(result_cm(&n1));
     refused("node-2's label under node-1's name", cm).await;
-    // 4. node-2's kept report, and any other name.
-    for name in [failed_cm(&n2), "aide-unrelated".to_owned()] {
+    // 4. node-2's kept report, the configuration, and any other name.
+    for name in [failed_cm(&n2), FI.to_owned(), "aide-unrelated".to_owned()] {
         let mut cm = forged(&n1, 0, false).to_config_map(&t.ns, &uid);
         cm.metadata.name = Some(name.clone());
         refused(&name, cm).await;
@@ -102,16 +123,15 @@ async fn a_node_cannot_speak_for_another() {
 
     // 5. Its own result, pinning its anchor with a re-init id never requested: reaches the
     // operator, which does not believe it (visibly, for node-1 only).
-    let cm = forged(&n1, i64::MAX, true).to_config_map(&t.ns, &uid);
-    // The daemon's own result may still be there: retry until the name is free.
-    t.wait("node-1's forged own result created", secs(60), async || {
-        as_node1
-            .create(&pp, &cm)
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    })
-    .await;
+    let forged_own = ScanReport {
+        result_id: Some(Timestamp::now().to_string()),
+        ..forged(&n1, i64::MAX, true)
+    };
+    let cm = forged_own.to_config_map(&t.ns, &uid);
+    as_node1
+        .patch(&cm.name_any(), &ap, &Patch::Apply(&cm))
+        .await
+        .expect("node-1 overwrites its own result");
     // Kept as node-1's latest Errored result (the daemon's next one is Succeeded again).
     let st = t
         .wait_node_statuses(FI, "node-1's pinning result not believed", secs(60), |s| {

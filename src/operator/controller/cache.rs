@@ -1,8 +1,9 @@
 //! What the operator keeps in memory instead of listing on every reconcile: the Nodes' metadata
-//! and the node statuses, each one watch (reflector) for the whole process. Objects are stored
-//! without their managedFields (the largest part of a server-side-applied object), which keeps
-//! the operator's memory bounded by the cluster's size: about 1 KiB per node and 2 KiB per node
-//! status.
+//! and the node statuses, each one watch (reflector) for the whole process (and [`slim`], which
+//! the results controller's store uses too). Objects are stored without their managedFields (the
+//! largest part of a server-side-applied object), Nodes with only the annotations read, which
+//! keeps the operator's memory bounded by the cluster's size: well under 1 KiB per node and
+//! about 2 KiB per node status.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
@@ -11,6 +12,7 @@ use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::PartialObjectMeta;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{watcher, WatchStreamExt};
@@ -20,6 +22,20 @@ use tokio::sync::mpsc;
 use crate::metrics::Metrics;
 use fio_api::holdoff::{MC_CURRENT_CONFIG, MC_DESIRED_CONFIG, MC_STATE};
 use fio_api::{names, FileIntegrityNodeCondition, FileIntegrityNodeStatus};
+
+/// The Node annotations the operator reads (MachineConfig updates).
+const MC_ANNOTATIONS: [&str; 3] = [MC_CURRENT_CONFIG, MC_DESIRED_CONFIG, MC_STATE];
+
+/// What a store keeps of an object it only reads: no managedFields (the largest part of a
+/// server-side-applied object), no owner references, only the `annotations` named (a real
+/// Node carries kilobytes of others).
+pub fn slim(meta: &mut ObjectMeta, annotations: &[&str]) {
+    meta.managed_fields = None;
+    meta.owner_references = None;
+    if let Some(a) = &mut meta.annotations {
+        a.retain(|k, _| annotations.contains(&k.as_str()));
+    }
+}
 
 /// The Nodes (metadata only) and a stream that ticks when what a FileIntegrity depends on
 /// changed: a node added or deleted, its labels (node selectors) or its machine-config
@@ -34,7 +50,7 @@ pub fn nodes(
         let mut relevance = NodeRelevance::default();
         let events = watcher::watcher(api, watcher::Config::default())
             .default_backoff()
-            .modify(|n| n.metadata.managed_fields = None)
+            .modify(|n| slim(&mut n.metadata, &MC_ANNOTATIONS))
             .reflect(writer);
         let mut events = std::pin::pin!(events);
         while let Some(ev) = events.next().await {
@@ -83,7 +99,7 @@ impl NodeRelevance {
     fn relevant(n: &PartialObjectMeta<Node>) -> u64 {
         let mut h = DefaultHasher::new();
         n.labels().hash(&mut h);
-        for key in [MC_CURRENT_CONFIG, MC_DESIRED_CONFIG, MC_STATE] {
+        for key in MC_ANNOTATIONS {
             n.annotations().get(key).hash(&mut h);
         }
         h.finish()
@@ -102,6 +118,7 @@ pub fn node_statuses(
     tokio::spawn(async move {
         let events = watcher::watcher(api, watcher::Config::default().labels(names::OWNER_LABEL))
             .default_backoff()
+            // Not slim: a node marked silent is replaced from this copy, owner reference and all.
             .modify(|st| st.metadata.managed_fields = None)
             .reflect(writer);
         let mut events = std::pin::pin!(events);
@@ -212,6 +229,7 @@ mod tests {
                 last_result: r,
                 reinit_id: None,
                 baseline: None,
+                result_version: None,
             },
         );
         st.metadata.labels = Some(BTreeMap::from([(names::OWNER_LABEL.into(), fi.into())]));

@@ -1,7 +1,7 @@
 //! The scan DaemonSet `aide-<fi>`: one daemon pod per selected node, the node's root filesystem
 //! at `/hostroot`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetSpec};
 use k8s_openapi::api::core::v1::{
@@ -220,11 +220,18 @@ pub fn is_ready(ds: &DaemonSet) -> bool {
     observed && desired > 0 && desired == available && !updating
 }
 
-/// What the daemons of `fi` may read besides their FileIntegrity: its configuration ConfigMap,
-/// by name (`deploy/rbac/daemon_role.yaml` grants no ConfigMap reads, so a node cannot read
-/// another node's kept report or another FileIntegrity's configuration). A Role and its binding
-/// to the daemon service account, both `aide-<fi>`, owned by `fi`.
-pub fn config_reader(fi: &FileIntegrity, namespace: &str) -> (Role, RoleBinding) {
+/// What the daemons of `fi` may do besides `deploy/rbac/daemon_role.yaml` (which lets them
+/// create ConfigMaps and read none): get its configuration ConfigMap, and patch (update in
+/// place) the result ConfigMaps of the nodes it selects, each by name. So even without the
+/// admission policy a node can neither read another node's kept report or another
+/// FileIntegrity's configuration, nor rewrite the configuration or any ConfigMap that is not a
+/// result of this FileIntegrity. A Role and its binding to the daemon service account, both
+/// `aide-<fi>`, owned by `fi`.
+pub fn daemon_role(
+    fi: &FileIntegrity,
+    namespace: &str,
+    nodes: &BTreeSet<String>,
+) -> (Role, RoleBinding) {
     let name = names::daemonset_name(&fi.name_any());
     let meta = ObjectMeta {
         name: Some(name.clone()),
@@ -236,15 +243,25 @@ pub fn config_reader(fi: &FileIntegrity, namespace: &str) -> (Role, RoleBinding)
         owner_references: fi.controller_owner_ref(&()).map(|r| vec![r]),
         ..ObjectMeta::default()
     };
+    let rule = |verb: &str, resource_names: Vec<String>| PolicyRule {
+        api_groups: Some(vec![String::new()]),
+        resources: Some(vec!["configmaps".into()]),
+        resource_names: Some(resource_names),
+        verbs: vec![verb.into()],
+        ..PolicyRule::default()
+    };
+    let mut rules = vec![rule("get", vec![fi.name_any()])];
+    // An empty resourceNames list would allow every name: no nodes, no rule.
+    if !nodes.is_empty() {
+        let results = nodes
+            .iter()
+            .map(|n| names::result_configmap_name(&fi.name_any(), n))
+            .collect();
+        rules.push(rule("patch", results));
+    }
     let role = Role {
         metadata: meta.clone(),
-        rules: Some(vec![PolicyRule {
-            api_groups: Some(vec![String::new()]),
-            resources: Some(vec!["configmaps".into()]),
-            resource_names: Some(vec![fi.name_any()]),
-            verbs: vec!["get".into()],
-            ..PolicyRule::default()
-        }]),
+        rules: Some(rules),
     };
     let binding = RoleBinding {
         metadata: meta,

@@ -5,6 +5,7 @@
 pub mod plan;
 pub mod updates;
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::DaemonSet;
@@ -168,12 +169,16 @@ async fn priority_class_exists(fi: &FileIntegrity, ctx: &Context) -> Result<Opti
     Ok(Some(found.is_some()))
 }
 
-/// The daemons' read access to the configuration ([`daemonset::config_reader`]): applied when
-/// the Role or its binding is missing or differs (two GETs per reconcile otherwise), before the
-/// DaemonSet, so a new daemon finds it. The Role first: the API server checks a binding against
-/// the Role it names.
-async fn ensure_config_reader(fi: &FileIntegrity, ctx: &Context) -> Result<(), Error> {
-    let (role, binding) = daemonset::config_reader(fi, &ctx.namespace);
+/// The daemons' access to the configuration and to their result ConfigMaps
+/// ([`daemonset::daemon_role`]): applied when the Role or its binding is missing or differs
+/// (two GETs per reconcile otherwise), before the DaemonSet, so a new daemon finds it. The Role
+/// first: the API server checks a binding against the Role it names.
+async fn ensure_daemon_role(
+    fi: &FileIntegrity,
+    nodes: &BTreeSet<String>,
+    ctx: &Context,
+) -> Result<(), Error> {
+    let (role, binding) = daemonset::daemon_role(fi, &ctx.namespace, nodes);
     let name = role.name_any();
     let current_role = ctx
         .api::<Role>()
@@ -198,10 +203,26 @@ async fn ensure_config_reader(fi: &FileIntegrity, ctx: &Context) -> Result<(), E
         .await
         .ctx(|| format!("applying RoleBinding {name}"))?;
     tracing::info!(
-        "Role and RoleBinding {name} applied: the daemons may read ConfigMap {}",
-        fi.name_any()
+        "Role and RoleBinding {name} applied: the daemons may read ConfigMap {} and update the results of {} nodes",
+        fi.name_any(),
+        nodes.len()
     );
     Ok(())
+}
+
+/// Delete `what` `name` of a node that no longer exists (already gone is fine).
+async fn delete_gone<K>(api: &Api<K>, name: &str, what: &str) -> Result<(), Error>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    match api.delete(name, &DeleteParams::default()).await {
+        Ok(_) => {
+            tracing::info!("deleted {what} {name}: its node is gone");
+            Ok(())
+        }
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(e).ctx(|| format!("deleting {what} {name} of a deleted node")),
+    }
 }
 
 /// Write what the plan decided, in its order: config, requests, DaemonSet, stale statuses,
@@ -235,7 +256,7 @@ async fn apply(fi: &FileIntegrity, ctx: &Context, plan: Plan) -> Result<Action, 
             ctx.metrics.unpause(n);
         }
     }
-    ensure_config_reader(fi, ctx).await?;
+    ensure_daemon_role(fi, &plan.selected, ctx).await?;
     if let Some(ds) = &plan.daemonset {
         let ds_name = ds.name_any();
         ctx.apply(ds)
@@ -245,14 +266,13 @@ async fn apply(fi: &FileIntegrity, ctx: &Context, plan: Plan) -> Result<Action, 
         ctx.metrics.daemonset_update("update");
     }
     let nss = ctx.api::<FileIntegrityNodeStatus>();
+    // A node that is gone: its status, and its result ConfigMap, which its daemons may no
+    // longer update.
     for st_name in &plan.stale_statuses {
-        match nss.delete(st_name, &DeleteParams::default()).await {
-            Ok(_) => tracing::info!("deleted node status {st_name}: its node is gone"),
-            Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(e) => {
-                return Err(e).ctx(|| format!("deleting node status {st_name} of a deleted node"))
-            }
-        }
+        delete_gone(&nss, st_name, "node status").await?;
+    }
+    for cm_name in &plan.stale_results {
+        delete_gone(&ctx.api::<ConfigMap>(), cm_name, "result ConfigMap").await?;
     }
     for st in &plan.silent {
         let st_name = st.name_any();

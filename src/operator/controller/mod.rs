@@ -19,8 +19,8 @@ use kube::api::PartialObjectMeta;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client, Resource};
 
 use crate::metrics::Metrics;
@@ -360,11 +360,20 @@ pub async fn run(
             }
         });
 
-    let results_controller = Controller::new(
-        ctx.api::<ConfigMap>(),
+    // Metadata only (an `Api<PartialObjectMeta<_>>` watches metadata): results stay in place,
+    // and a Failed one may carry a 1 MiB report. The store keeps what finding a result needs
+    // (name, labels, uid); reconcile reads the ConfigMap itself.
+    let (results, results_writer) = reflector::store();
+    let result_metas = watcher::watcher(
+        ctx.api::<PartialObjectMeta<ConfigMap>>(),
         watcher::Config::default().labels(names::LOG_LABEL),
     )
-    .shutdown_on_signal()
+    .default_backoff()
+    .modify(|cm| cache::slim(&mut cm.metadata, &[]))
+    .reflect(results_writer)
+    .applied_objects();
+    let results_controller = Controller::for_stream(result_metas, results)
+        .shutdown_on_signal()
     .run(
         |cm, ctx| timed("results", results::reconcile, cm, ctx),
         error_policy,

@@ -1,10 +1,15 @@
 //! Reconcile one result ConfigMap of a daemon (`aide-<fi>-<node>`, label
-//! `file-integrity.openshift.io/log`): record it in the node status `<fi>-<node>`, keep failure
-//! reports in `<name>-failed` (not owned by the FileIntegrity, so it outlives it, as the seed
-//! says), publish an Event on a new failure or a change of condition, delete the ConfigMap.
+//! `file-integrity.openshift.io/log`): record it in the node status `<fi>-<node>` with the
+//! ConfigMap's resourceVersion (so each version is processed once), keep failure reports in
+//! `<name>-failed` (not owned by the FileIntegrity, so it outlives it, as the seed says), publish
+//! an Event on a new failure or a change of condition. Our daemons update their result in place
+//! (annotation `result-id`) and it stays; a result without one (upstream's protocol) is deleted
+//! once processed.
 //!
-//! [`reconcile`] reads (FileIntegrity, previous node status), [`plan`] decides (a pure function
-//! of those and the ConfigMap), [`apply`] writes.
+//! The controller watches the results' metadata only (a Failed result may carry a 1 MiB
+//! report; a thousand of them are not kept in memory). [`reconcile`] reads (the ConfigMap,
+//! FileIntegrity, previous node status), [`plan`] decides (a pure function of those), [`apply`]
+//! writes.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -17,7 +22,7 @@ use fio_api::{
 };
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
-use kube::api::{DeleteParams, Preconditions};
+use kube::api::{DeleteParams, PartialObjectMeta, Preconditions};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
@@ -40,6 +45,8 @@ pub struct ResultPlan {
     pub error_kind: Option<String>,
     pub mismatched: bool,
     pub figures: Option<ScanFigures>,
+    /// Delete the ConfigMap once recorded (a result of upstream's create-and-delete protocol).
+    pub delete: bool,
 }
 
 /// A result ConfigMap that cannot be attributed to a node: no owner or node label, or a name
@@ -59,15 +66,19 @@ pub enum Unattributable {
 }
 
 /// The owner and node of a result: its labels, and its name must be theirs.
-fn attribution(cm: &ConfigMap) -> Result<(String, String), Unattributable> {
-    let label = |k: &str| cm.labels().get(k).filter(|v| !v.is_empty()).cloned();
+fn attribution(meta: &ObjectMeta) -> Result<(String, String), Unattributable> {
+    let name = meta.name.clone().unwrap_or_default();
+    let label = |k: &str| {
+        let labels = meta.labels.as_ref()?;
+        labels.get(k).filter(|v| !v.is_empty()).cloned()
+    };
     let (Some(owner), Some(node)) = (label(names::OWNER_LABEL), label(names::NODE_LABEL)) else {
-        return Err(Unattributable::Unlabelled(cm.name_any()));
+        return Err(Unattributable::Unlabelled(name));
     };
     let canonical = names::result_configmap_name(&owner, &node);
-    if cm.name_any() != canonical {
+    if name != canonical {
         return Err(Unattributable::NotCanonical {
-            name: cm.name_any(),
+            name,
             node,
             canonical,
         });
@@ -75,8 +86,30 @@ fn attribution(cm: &ConfigMap) -> Result<(String, String), Unattributable> {
     Ok((owner, node))
 }
 
+/// A daemon that updates its result in place (rather than creating it for the operator to
+/// delete).
+fn in_place(cm: &ConfigMap) -> bool {
+    cm.annotations().contains_key(names::RESULT_ID_ANNOTATION)
+}
+
+/// This version of the result is the one the node status already records.
+pub fn recorded(cm: &ConfigMap, prev: Option<&FileIntegrityNodeStatusFields>) -> bool {
+    let version = cm.metadata.resource_version.as_ref();
+    version.is_some() && prev.and_then(|p| p.result_version.as_ref()) == version
+}
+
+/// When the result was written, by the API server's clock: the newest time in its
+/// managedFields (every apply of a new `result-id` moves it), else its creation.
+fn written_at(cm: &ConfigMap) -> Option<Time> {
+    let fields = cm.metadata.managed_fields.iter().flatten();
+    fields
+        .filter_map(|m| m.time.clone())
+        .max_by_key(|t| t.0)
+        .or_else(|| cm.metadata.creation_timestamp.clone())
+}
+
 /// Decide what the result `cm` of `fi` changes, given the node's previous status. `now` is the
-/// probe time when the ConfigMap has no creation time.
+/// probe time when the ConfigMap carries no time of its writing.
 pub fn plan(
     cm: &ConfigMap,
     fi: &FileIntegrity,
@@ -84,8 +117,8 @@ pub fn plan(
     namespace: &str,
     now: Time,
 ) -> Result<ResultPlan, Unattributable> {
-    let (owner, node) = attribution(cm)?;
-    let probe = cm.metadata.creation_timestamp.clone().unwrap_or(now);
+    let (owner, node) = attribution(&cm.metadata)?;
+    let probe = written_at(cm).unwrap_or(now);
     let mut result = FileIntegrityScanResult::new(probe, Condition::Succeeded);
     let mut kept_report = None;
     let mut error_kind = None;
@@ -155,6 +188,7 @@ pub fn plan(
             reported_reinit.max(completed)
         },
         baseline: anchor,
+        result_version: cm.metadata.resource_version.clone(),
     };
     let errored = result.condition == Condition::Errored;
     fields.record(result);
@@ -177,6 +211,7 @@ pub fn plan(
         error_kind: error_kind.filter(|_| errored),
         mismatched,
         figures,
+        delete: !in_place(cm),
     })
 }
 
@@ -256,19 +291,30 @@ fn kept_copy(cm: &ConfigMap, namespace: &str) -> ConfigMap {
     }
 }
 
-pub async fn reconcile(cm: Arc<ConfigMap>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let cm_name = cm.name_any();
+pub async fn reconcile(
+    meta: Arc<PartialObjectMeta<ConfigMap>>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
     let ns = ctx.namespace.as_str();
-    let (owner, node) = match attribution(&cm) {
+    let (owner, node) = match attribution(&meta.metadata) {
         Ok(a) => a,
         Err(e @ Unattributable::Unlabelled(_)) => {
             tracing::warn!("{e}; cannot retry");
             return Ok(Action::await_change());
         }
         Err(e @ Unattributable::NotCanonical { .. }) => {
-            reject(&cm, &e, &ctx).await?;
+            reject(&meta.metadata, &e, &ctx).await?;
             return Ok(Action::await_change());
         }
+    };
+    let cm_name = meta.name_any();
+    let Some(cm) = ctx
+        .api::<ConfigMap>()
+        .get_opt(&cm_name)
+        .await
+        .ctx(|| format!("reading result ConfigMap {ns}/{cm_name}"))?
+    else {
+        return Ok(Action::await_change());
     };
     // From the FileIntegrity controller's cache; read once when it has not seen it yet.
     let cached = ctx
@@ -293,8 +339,17 @@ pub async fn reconcile(cm: Arc<ConfigMap>, ctx: Arc<Context>) -> Result<Action, 
         .get_opt(&st_name)
         .await
         .ctx(|| format!("reading node status {ns}/{st_name}"))?;
+    let prev = previous.as_ref().map(|p| &p.spec);
+    // Seen before (an operator restart lists every result again), or recorded and then not
+    // deleted.
+    if recorded(&cm, prev) {
+        if !in_place(&cm) {
+            delete_processed(&cm.metadata, &ctx).await?;
+        }
+        return Ok(Action::await_change());
+    }
     let now = Time(k8s_openapi::jiff::Timestamp::now());
-    let plan = match plan(&cm, &fi, previous.as_ref().map(|p| &p.spec), ns, now) {
+    let plan = match plan(&cm, &fi, prev, ns, now) {
         Ok(p) => p,
         Err(e) => {
             tracing::warn!("{e}; cannot retry");
@@ -307,12 +362,12 @@ pub async fn reconcile(cm: Arc<ConfigMap>, ctx: Arc<Context>) -> Result<Action, 
 
 /// A result that claims another node's name (or a name that is no node's): an Event on its
 /// FileIntegrity, when it names one, and the ConfigMap deleted so it squats no name.
-async fn reject(cm: &ConfigMap, why: &Unattributable, ctx: &Context) -> Result<(), Error> {
+async fn reject(meta: &ObjectMeta, why: &Unattributable, ctx: &Context) -> Result<(), Error> {
     tracing::warn!("{why}");
-    let owner = cm
-        .labels()
-        .get(names::OWNER_LABEL)
-        .cloned()
+    let owner = meta
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(names::OWNER_LABEL).cloned())
         .unwrap_or_default();
     let fi = ctx.fis.get(&ObjectRef::new(&owner).within(&ctx.namespace));
     if let (Some(fi), Unattributable::NotCanonical { node, .. }) = (fi, why) {
@@ -320,19 +375,19 @@ async fn reject(cm: &ConfigMap, why: &Unattributable, ctx: &Context) -> Result<(
         ctx.node_event(fi.as_ref(), node, true, reason, why.to_string())
             .await;
     }
-    delete_processed(cm, ctx).await
+    delete_processed(meta, ctx).await
 }
 
 /// Delete exactly the ConfigMap processed (a newer one with the same name stays).
-async fn delete_processed(cm: &ConfigMap, ctx: &Context) -> Result<(), Error> {
+async fn delete_processed(meta: &ObjectMeta, ctx: &Context) -> Result<(), Error> {
     let dp = DeleteParams {
         preconditions: Some(Preconditions {
-            uid: cm.uid(),
+            uid: meta.uid.clone(),
             resource_version: None,
         }),
         ..DeleteParams::default()
     };
-    let cm_name = cm.name_any();
+    let cm_name = meta.name.clone().unwrap_or_default();
     match ctx.api::<ConfigMap>().delete(&cm_name, &dp).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(()),
@@ -340,8 +395,8 @@ async fn delete_processed(cm: &ConfigMap, ctx: &Context) -> Result<(), Error> {
     }
 }
 
-/// Write what [`plan`] decided, then delete exactly the ConfigMap processed (a newer result
-/// with the same name stays).
+/// Write what [`plan`] decided, then, for a result of upstream's protocol, delete exactly the
+/// ConfigMap processed (a newer result with the same name stays).
 async fn apply(
     cm: &ConfigMap,
     fi: &FileIntegrity,
@@ -385,8 +440,10 @@ async fn apply(
         ctx.node_result_event(fi, &plan.node, warning, reason, note)
             .await;
     }
-
-    delete_processed(cm, ctx).await
+    if plan.delete {
+        delete_processed(&cm.metadata, ctx).await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -106,8 +106,12 @@ pub struct Plan {
     pub requests: RequestsWrite,
     /// The DaemonSet (with its spec hash), when it changes; never during the initial delay.
     pub daemonset: Option<DaemonSet>,
+    /// The nodes `fi` selects (whose result ConfigMaps its daemons may update).
+    pub selected: BTreeSet<String>,
     /// Node statuses of nodes that no longer exist.
     pub stale_statuses: Vec<String>,
+    /// The result ConfigMaps of those nodes.
+    pub stale_results: Vec<String>,
     /// Node statuses marked silent (no result for too long), to replace at the
     /// resourceVersion they were read at: a result arriving meanwhile wins.
     pub silent: Vec<FileIntegrityNodeStatus>,
@@ -182,7 +186,9 @@ pub fn plan(o: &Observed) -> Plan {
                 config_map,
                 requests: write,
                 daemonset: None,
+                selected,
                 stale_statuses: Vec::new(),
+                stale_results: Vec::new(),
                 silent: Vec::new(),
                 status,
                 phase_changed,
@@ -230,12 +236,15 @@ pub fn plan(o: &Observed) -> Plan {
     };
 
     // 4. Node statuses of nodes that no longer exist (upstream OCPBUGS-15090).
-    let stale_statuses = o
+    let (stale_statuses, stale_results) = o
         .statuses
         .iter()
         .filter(|st| !o.nodes.contains_key(&st.spec.node_name))
-        .map(|st| st.name_any())
-        .collect();
+        .map(|st| {
+            let result = names::result_configmap_name(&name, &st.spec.node_name);
+            (st.name_any(), result)
+        })
+        .unzip();
 
     // 4b. Nodes that have gone silent (not while paused: a paused daemon does not report).
     let interval = fi.spec.config.scan_interval();
@@ -287,7 +296,9 @@ pub fn plan(o: &Observed) -> Plan {
         config_map,
         requests: write,
         daemonset,
+        selected,
         stale_statuses,
+        stale_results,
         silent,
         status,
         phase_changed,
@@ -616,6 +627,7 @@ mod tests {
                 last_result: r,
                 reinit_id: Some(reinit),
                 baseline: None,
+                result_version: None,
             },
         )
     }
@@ -968,5 +980,8 @@ mod tests {
             default_config(),
         ));
         assert_eq!(p.stale_statuses, vec!["fi-n1".to_owned()]);
+        // Its result ConfigMap goes too; the daemons may no longer update it.
+        assert_eq!(p.stale_results, vec!["aide-worker-fileintegrity-n1".to_owned()]);
+        assert_eq!(p.selected, BTreeSet::from(["n2".to_owned()]));
     }
 }
