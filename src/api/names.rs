@@ -74,7 +74,7 @@ pub const OWNER_LABEL: &str = "file-integrity.openshift.io/owner";
 pub const NODE_LABEL: &str = "file-integrity.openshift.io/node";
 /// Label (value `""`) on the main DaemonSet's pod template: marks AIDE pods.
 pub const POD_LABEL: &str = "file-integrity.openshift.io/pod";
-/// Annotation on a temporary result ConfigMap carrying an error text: node condition `Errored`.
+/// Annotation on a result ConfigMap carrying an error text: node condition `Errored`.
 pub const LOG_ERROR_ANNOTATION: &str = "file-integrity.openshift.io/log-errormsg";
 /// Annotation (value `""`; upstream calls it a label, but it is an annotation) on a result
 /// ConfigMap: its [`INTEGRITY_LOG_KEY`] data is gzip + base64.
@@ -177,7 +177,7 @@ pub fn daemonset_name(fi: &str) -> String {
     length_limited(DAEMONSET_PREFIX, format!("{DAEMONSET_PREFIX}-{fi}"), 64)
 }
 
-/// The temporary result ConfigMap of one node: `aide-<fi>-<node>`, hashed when it would not
+/// The result ConfigMap of one node: `aide-<fi>-<node>`, hashed when it would not
 /// leave room for the `-failed` suffix within the 253 characters of a name (upstream did not
 /// limit it).
 pub fn result_configmap_name(fi: &str, node: &str) -> String {
