@@ -371,10 +371,7 @@ impl ScanReport {
         let result_id = match ann.get(names::RESULT_ID_ANNOTATION) {
             None => None,
             Some(id) if id.is_empty() || id.len() > MAX_RESULT_ID => {
-                return Err(field(
-                    names::RESULT_ID_ANNOTATION,
-                    "not 1 to 64 characters",
-                ))
+                return Err(field(names::RESULT_ID_ANNOTATION, "not 1 to 64 characters"))
             }
             Some(id) => Some(id.clone()),
         };

@@ -587,12 +587,14 @@ async fn deletions_clean_up_but_keep_failure_configmaps() {
         st.keys().cloned().collect::<Vec<_>>() == kept
     })
     .await;
-    s.t.wait("node-3's result ConfigMap removed", secs(30), async || {
-        match s.t.get_configmap(&result_cm(&n3)).await {
+    s.t.wait(
+        "node-3's result ConfigMap removed",
+        secs(30),
+        async || match s.t.get_configmap(&result_cm(&n3)).await {
             None => Ok(()),
             Some(_) => Err("still there".to_owned()),
-        }
-    })
+        },
+    )
     .await;
     assert!(s.t.get_configmap(&result_cm(&n2)).await.is_some());
     s.t.wait_phase(FI, Phase::Active, secs(60)).await;

@@ -65,7 +65,9 @@ async fn a_node_cannot_speak_for_another() {
                 Err(kube::Error::Api(e)) if e.code == 403 || e.code == 422 => {
                     messages.push(e.message)
                 }
-                other => panic!("{what} ({how}): the API server accepted it or failed otherwise: {other:?}"),
+                other => panic!(
+                    "{what} ({how}): the API server accepted it or failed otherwise: {other:?}"
+                ),
             }
         }
         messages

@@ -374,16 +374,16 @@ pub async fn run(
     .applied_objects();
     let results_controller = Controller::for_stream(result_metas, results)
         .shutdown_on_signal()
-    .run(
-        |cm, ctx| timed("results", results::reconcile, cm, ctx),
-        error_policy,
-        ctx.clone(),
-    )
-    .for_each(|r| async move {
-        if let Ok((obj, _)) = r {
-            tracing::debug!("processed result ConfigMap {}", obj.name);
-        }
-    });
+        .run(
+            |cm, ctx| timed("results", results::reconcile, cm, ctx),
+            error_policy,
+            ctx.clone(),
+        )
+        .for_each(|r| async move {
+            if let Ok((obj, _)) = r {
+                tracing::debug!("processed result ConfigMap {}", obj.name);
+            }
+        });
 
     tokio::join!(fi_controller, results_controller);
     flush.abort();

@@ -981,7 +981,10 @@ mod tests {
         ));
         assert_eq!(p.stale_statuses, vec!["fi-n1".to_owned()]);
         // Its result ConfigMap goes too; the daemons may no longer update it.
-        assert_eq!(p.stale_results, vec!["aide-worker-fileintegrity-n1".to_owned()]);
+        assert_eq!(
+            p.stale_results,
+            vec!["aide-worker-fileintegrity-n1".to_owned()]
+        );
         assert_eq!(p.selected, BTreeSet::from(["n2".to_owned()]));
     }
 }

@@ -112,7 +112,12 @@ fn a_result_updated_in_place_is_kept_and_recorded_once() {
     assert_eq!(p.status.spec.result_version.as_deref(), Some("10"));
     assert!(recorded(&first, Some(&p.status.spec)));
     // The next result: same object (created at 5), written at 900 by the server's clock.
-    let second = in_place(&report(ScanCondition::Succeeded, 'a', false, 0), 5, 900, "17");
+    let second = in_place(
+        &report(ScanCondition::Succeeded, 'a', false, 0),
+        5,
+        900,
+        "17",
+    );
     assert!(!recorded(&second, Some(&p.status.spec)));
     let p2 = plan(&second, &fi(), Some(&p.status.spec), NS, t(0)).unwrap();
     assert_eq!(p2.status.spec.last_result.last_probe_time, t(900));
