@@ -32,6 +32,11 @@ const FI_DEBOUNCE: Duration = Duration::from_millis(300);
 /// The field manager of every server-side apply the operator makes.
 pub const MANAGER: &str = "fio-operator";
 
+/// Results processed at once. Unbounded, a thousand nodes reporting together put a thousand
+/// reconciles (three requests each) in flight: the scale bench measured 46.9 MiB peak RSS
+/// unbounded, 39.7 MiB at 64 with the same latency, 34.7 MiB at 16 but 5 s behind.
+const RESULTS_CONCURRENCY: u16 = 64;
+
 /// What a reconcile can fail on. Each variant names the object the operator was working on.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -373,6 +378,7 @@ pub async fn run(
     .reflect(results_writer)
     .applied_objects();
     let results_controller = Controller::for_stream(result_metas, results)
+        .with_config(controller::Config::default().concurrency(RESULTS_CONCURRENCY))
         .shutdown_on_signal()
         .run(
             |cm, ctx| timed("results", results::reconcile, cm, ctx),
