@@ -219,7 +219,6 @@ def csv(version, replaces, image_ref, by_kind, crds):
         "olm.skipRange": f">=1.0.0 <{version}",
         "operatorframework.io/suggested-namespace": NAMESPACE,
         "operatorframework.io/cluster-monitoring": "true",
-        "repository": "https://github.com/openshift/file-integrity-operator",
         "support": "File Integrity Operator maintainers",
         # Only what holds: one image, named in relatedImages (disconnected); the crypto is
         # ring's, not a FIPS-validated module, and no proxy or TLS profile is read.
@@ -244,7 +243,7 @@ def csv(version, replaces, image_ref, by_kind, crds):
         "provider": {"name": "File Integrity Operator maintainers"},
         "maintainers": [{"name": "File Integrity Operator maintainers",
                          "email": "file-integrity-operator@example.org"}],
-        "links": [{"name": "Source", "url": "https://github.com/openshift/file-integrity-operator"}],
+        # No repository annotation or source link: the repository names no code host.
         "keywords": ["file-integrity", "aide", "security", "compliance"],
         "icon": [{"base64data": base64.b64encode((DEPLOY / "icon.svg").read_bytes()).decode(),
                   "mediatype": "image/svg+xml"}],
