@@ -1,5 +1,8 @@
-# Real kubelet nodes for scripts/testenv.sh (sourced by it: uses its log, die, now, elapsed,
-# gen_cert, write_kubeconfig, curl_admin, nodes_ready and the variables DIR, P, KUBELET, APISERVER_PORT).
+# Real kubelet nodes for scripts/testenv.sh (`nodes --real N`: the control-plane node real-0,
+# labelled node-role.kubernetes.io/control-plane and tainted NoSchedule, where the operator runs,
+# and the worker nodes real-1..real-N, labelled node-role.kubernetes.io/worker). Sourced by it:
+# uses its log, die, now, elapsed, gen_cert, write_kubeconfig, curl_admin, nodes_ready and the
+# variables DIR, P, KUBELET, APISERVER_PORT.
 #
 # A real node is no VM: a mount namespace whose / is the node's own root directory
 # ($DIR/real/<node>/root: a private copy of /etc, fresh /var /run /tmp /root, the host's /usr
@@ -145,6 +148,9 @@ real_node_main() { # index name root kubelet-bin-dir images-dir
         ((++n < 300)) || { echo "containerd did not answer in 30s" >&2; exit 1; }
         sleep 0.1
     done
+    # Node 0 is the control plane's node (where the operator runs), tainted as kubeadm does.
+    local taints=""
+    ((i > 0)) || taints=--register-with-taints=node-role.kubernetes.io/control-plane=:NoSchedule
     local img
     for img in /opt/testenv/images/*.oci.tar; do
         ctr --address /run/containerd/containerd.sock -n k8s.io images import --no-unpack "$img" >&2
@@ -152,7 +158,7 @@ real_node_main() { # index name root kubelet-bin-dir images-dir
     /opt/testenv/bin/kubelet --config=/var/lib/kubelet/config.yaml \
         --kubeconfig=/etc/kubernetes/kubelet.kubeconfig --hostname-override="$name" \
         --node-ip="$net.1" --root-dir=/var/lib/kubelet --cert-dir=/var/lib/kubelet/pki \
-        --node-labels="fio-testenv/real=true" --v=1 >/var/log/kubelet.log 2>&1 &
+        --node-labels="fio-testenv/real=true" $taints --v=1 >/var/log/kubelet.log 2>&1 &
     echo $! >/run/kubelet.pid
     wait -n
     echo "a node process exited: containerd or kubelet (see /var/log)" >&2
@@ -211,7 +217,7 @@ cmd_real_nodes() { # N
     for extra in ${FIO_TESTENV_REAL_IMAGES:-}; do cp "$extra" "$DIR/real/images/"; done
     real_sysctls_save
     real_service_proxy
-    for i in $(seq "$n"); do
+    for i in $(seq 0 "$n"); do
         name=$REAL_PREFIX-$i
         net=$(real_net "$i")
         if [[ -f $DIR/real/$name/supervisor.pid ]] && running "$(<"$DIR/real/$name/supervisor.pid")"; then
@@ -239,19 +245,22 @@ cmd_real_nodes() { # N
             >"$DIR/real/$name/supervisor.log" 2>&1 </dev/null 8>&- 9>&- &
     done
     real_wait_ready "$n"
-    for i in $(seq "$n"); do
+    local role
+    for i in $(seq 0 "$n"); do
+        role=worker
+        ((i > 0)) || role=control-plane
         curl_admin -f -o /dev/null -X PATCH -H 'Content-Type: application/merge-patch+json' \
-            --data '{"metadata":{"labels":{"node-role.kubernetes.io/worker":""}}}' \
+            --data "{\"metadata\":{\"labels\":{\"node-role.kubernetes.io/$role\":\"\"}}}" \
             "https://127.0.0.1:$APISERVER_PORT/api/v1/nodes/$REAL_PREFIX-$i" ||
             die "labelling $REAL_PREFIX-$i"
     done
-    log "$n real node(s) Ready in $(elapsed "$t0") (roots: $DIR/real/<node>/root, logs: .../root/var/log)"
+    log "control-plane node $REAL_PREFIX-0 and $n worker node(s) Ready in $(elapsed "$t0") (roots: $DIR/real/<node>/root, logs: .../root/var/log)"
 }
 
 real_wait_ready() { # N
     local n=$1 i deadline=$((SECONDS + 120))
-    until nodes_ready "$n" "$REAL_PREFIX"; do
-        for i in $(seq "$n"); do
+    until nodes_ready "$n" "$REAL_PREFIX" && node_ready "$REAL_PREFIX-0"; do
+        for i in $(seq 0 "$n"); do
             local sp=$DIR/real/$REAL_PREFIX-$i/supervisor.pid
             if [[ -f $sp ]] && ! running "$(<"$sp")"; then
                 tail -n 20 "$DIR/real/$REAL_PREFIX-$i/supervisor.log" \

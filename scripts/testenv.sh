@@ -9,8 +9,10 @@
 #                                     DIR/admin.kubeconfig. Idempotent: a running env is reused.
 #   scripts/testenv.sh nodes N [DIR]  create kwok fake nodes node-1..node-N, wait until Ready
 #   scripts/testenv.sh nodes --real N [DIR]
-#                                     start real kubelet nodes real-1..real-N (containerd, runc,
-#                                     a mount namespace each: scripts/testenv-realnodes.sh); images
+#                                     start real kubelet nodes: real-0 (control plane, tainted;
+#                                     where the operator runs) and workers real-1..real-N
+#                                     (containerd, runc, a mount namespace each:
+#                                     scripts/testenv-realnodes.sh); images
 #                                     listed in FIO_TESTENV_REAL_IMAGES (OCI archives) are imported
 #   scripts/testenv.sh olm [DIR]      OLM on the running control plane: its CRDs, namespace olm,
 #                                     olm-operator and catalog-operator (scripts/testenv-olm.sh)

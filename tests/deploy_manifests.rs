@@ -803,7 +803,10 @@ fn operator_deployment() {
         pod.service_account_name.as_deref(),
         Some(names::OPERATOR_SERVICE_ACCOUNT)
     );
-    assert_eq!(pod.security_context.unwrap().run_as_non_root, Some(true));
+    assert_eq!(
+        pod.security_context.as_ref().unwrap().run_as_non_root,
+        Some(true)
+    );
     assert_eq!(pod.containers.len(), 1);
     let c = &pod.containers[0];
     assert_eq!(c.image.as_deref(), Some(names::DEFAULT_OPERATOR_IMAGE));
@@ -826,6 +829,17 @@ fn operator_deployment() {
     assert_eq!(sc.capabilities.unwrap().drop, Some(vec!["ALL".to_owned()]));
     let resources = c.resources.clone().unwrap();
     assert!(resources.requests.is_some() && resources.limits.unwrap().contains_key("memory"));
+    control_plane_only(&pod, "deploy/operator.yaml");
+    // The CSV's copy too (OLM installs that one).
+    let csv = docs(
+        &deploy_dir().join("bundle/manifests/file-integrity-operator.clusterserviceversion.yaml"),
+    )
+    .remove(0);
+    let csv_pod: k8s_openapi::api::core::v1::PodSpec = serde_json::from_value(
+        csv["spec"]["install"]["spec"]["deployments"][0]["spec"]["template"]["spec"].clone(),
+    )
+    .expect("the CSV's operator pod spec");
+    control_plane_only(&csv_pod, "the CSV");
 
     let ns: Namespace = find("Namespace", names::DEFAULT_NAMESPACE);
     let labels = ns.metadata.labels.unwrap();
@@ -836,6 +850,44 @@ fn operator_deployment() {
         );
     }
     assert_eq!(labels["openshift.io/cluster-monitoring"], "true");
+}
+
+/// Issue 22: the operator's pod may be scheduled only on a control-plane node (Kubernetes'
+/// label or OpenShift's `master`), whose NoSchedule taints it tolerates: every term of its
+/// required node affinity names one of those labels, and nothing else places it.
+fn control_plane_only(pod: &k8s_openapi::api::core::v1::PodSpec, what: &str) {
+    const ROLES: [&str; 2] = [
+        "node-role.kubernetes.io/control-plane",
+        "node-role.kubernetes.io/master",
+    ];
+    let terms = pod
+        .affinity
+        .as_ref()
+        .and_then(|a| a.node_affinity.as_ref())
+        .and_then(|n| {
+            n.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        })
+        .map(|r| r.node_selector_terms.clone())
+        .unwrap_or_default();
+    assert!(!terms.is_empty(), "{what}: no required node affinity");
+    for t in &terms {
+        let exprs = t.match_expressions.as_deref().unwrap_or_default();
+        assert!(
+            exprs
+                .iter()
+                .any(|e| ROLES.contains(&e.key.as_str()) && e.operator == "Exists"),
+            "{what}: a node affinity term that does not require a control-plane label: {t:?}"
+        );
+    }
+    for role in ROLES {
+        assert!(
+            pod.tolerations.iter().flatten().any(
+                |t| t.key.as_deref() == Some(role) && t.effect.as_deref() == Some("NoSchedule")
+            ),
+            "{what}: {role} NoSchedule not tolerated"
+        );
+    }
 }
 
 /// The alert the operator installs is upstream's, and it watches a metric the operator exports;

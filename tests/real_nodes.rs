@@ -173,10 +173,53 @@ fn install(real: &RealNodes) {
         "-o",
         "jsonpath={.items[0].spec.nodeName}",
     ]);
-    assert!(
-        real.names.contains(&node),
-        "the operator runs on {node:?}, not a real node"
+    // Issue 22, attack 1: root on a worker reads every token its kubelet mounts. The
+    // operator's can make DaemonSets run as root anywhere: it must live on the control plane.
+    assert_eq!(
+        node, real.control_plane,
+        "the operator must run on the control-plane node only"
     );
+    let operator = format!("system:serviceaccount:{NS}:file-integrity-operator");
+    assert!(
+        token_subjects(real, &real.control_plane).contains(&operator),
+        "no token of {operator} under {}'s kubelet: the check below would look in vain",
+        real.control_plane
+    );
+    for worker in &real.names {
+        let subjects = token_subjects(real, worker);
+        assert!(
+            !subjects.contains(&operator),
+            "{worker}'s root holds the operator's token: {subjects:?}"
+        );
+    }
+}
+
+/// The subjects of every service-account token the node's kubelet has written under its root
+/// (`/var/lib/kubelet/pods/*/volumes/kubernetes.io~projected/*/token`): what root there can read.
+fn token_subjects(real: &RealNodes, node: &str) -> Vec<String> {
+    use base64::Engine as _;
+    let pods = real.root(node).join("var/lib/kubelet/pods");
+    let mut subjects = Vec::new();
+    let dirs = |d: &std::path::Path| -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(d)
+            .map(|it| it.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default()
+    };
+    for pod in dirs(&pods) {
+        for vol in dirs(&pod.join("volumes/kubernetes.io~projected")) {
+            let Ok(jwt) = std::fs::read_to_string(vol.join("token")) else {
+                continue;
+            };
+            let payload = jwt.split('.').nth(1).unwrap_or_default();
+            let claims: serde_json::Value = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload.trim_end_matches('='))
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or_else(|| panic!("{}: not a JWT", vol.display()));
+            subjects.push(claims["sub"].as_str().unwrap_or_default().to_owned());
+        }
+    }
+    subjects
 }
 
 fn create_fileintegrity() {
@@ -542,6 +585,17 @@ fn machine_config_update(real: &RealNodes) {
     )
     .expect("write the pool");
     k(&["apply", "-f", pool.to_str().expect("utf-8")]);
+    // Rolling rendered-2 out: all its machines still ran rendered-1 (the machine-config
+    // controller's status; what confirms the update is the pool moving on from it).
+    k(&[
+        "patch",
+        "machineconfigpool",
+        "e2e-real-1",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"configuration":{"name":"rendered-1"}}}"#,
+    ]);
     let b1 = backups(real, N1);
     let b2 = backups(real, N2);
     let mc = "machineconfiguration.openshift.io";

@@ -478,3 +478,131 @@ fn crafted_databases_are_exit_18_naming_file_and_line_never_an_abort() {
     let (rc, err) = scanner_limited(&s, &["--check"]);
     assert_eq!(rc, 0, "{err}");
 }
+
+/// A complete database: a gzip stream that ends, whose last line is `@@end_db`.
+fn whole_database(path: &Path) -> Result<(), String> {
+    use std::io::Read as _;
+    let bytes = fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(&bytes[..])
+        .read_to_string(&mut text)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if text.trim_end().ends_with("@@end_db") {
+        Ok(())
+    } else {
+        Err(format!("{}: no @@end_db", path.display()))
+    }
+}
+
+/// Issue 22: a daemon killed (SIGKILL) at any point of an initialisation, a check, a re-init or
+/// its backup rotation leaves the node with the old baseline or the new one, never none and
+/// never a part, and every backup is a whole copy of a database that was once the baseline.
+/// 200 kills at pseudo-random points (the seed is printed; FIO_KILL_SEED repeats a run).
+#[test]
+fn a_scanner_killed_anywhere_leaves_the_old_or_the_new_baseline_and_whole_backups() {
+    use std::collections::HashSet;
+    let s = setup();
+    // Enough files that a run takes milliseconds, so the kills land all over it.
+    for d in 0..20 {
+        let dir = s.tree.join(format!("etc/d{d}"));
+        fs::create_dir_all(&dir).unwrap();
+        for f in 0..40 {
+            fs::write(dir.join(format!("f{f}")), format!("{d} {f}\n").repeat(64)).unwrap();
+        }
+    }
+    let db = s.db_dir.join("aide.db.gz");
+    let log = s.db_dir.join("aide.log");
+    let digest = |p: &Path| fio_core::hash::sha256_hex(&fs::read(p).unwrap());
+    let daemon = || {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_fio-scanner"));
+        c.args(["daemon", "--once", "-c"]).arg(&s.conf);
+        c
+    };
+    let reinit = || {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_fio-scanner"));
+        c.arg("-c")
+            .arg(&s.conf)
+            .args(["--reinit", "--max-backups", "3"]);
+        c.arg("--log").arg(&log);
+        c
+    };
+    // How long a whole run takes here, so that the kill delays span it.
+    let t0 = std::time::Instant::now();
+    assert!(reinit().output().unwrap().status.success());
+    let span = t0.elapsed().as_micros().max(1000) as u64 * 3 / 2;
+    let seed = std::env::var("FIO_KILL_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+            t.map_or(1, |d| d.as_nanos() as u64) | 1
+        });
+    eprintln!("FIO_KILL_SEED={seed}, kills within {span} us");
+    let mut rng = seed;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    // Every database and log that was ever in place: a backup must be one of them, whole.
+    let mut baselines: HashSet<String> = HashSet::from([digest(&db)]);
+    let mut logs: HashSet<String> = HashSet::from([digest(&log)]);
+    let (mut killed, mut finished) = (0, 0);
+    for i in 0..200 {
+        if i % 3 == 0 {
+            // New content, so that the next baseline differs from the last.
+            fs::write(s.tree.join("etc/hosts"), format!("127.0.0.{i} localhost\n")).unwrap();
+        }
+        let mut cmd = if next() % 2 == 0 { reinit() } else { daemon() };
+        let mut child = cmd
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_micros(next() % span));
+        match child.try_wait().unwrap() {
+            Some(_) => finished += 1,
+            None => {
+                child.kill().unwrap();
+                killed += 1;
+            }
+        }
+        child.wait().unwrap();
+        let before = baselines.clone();
+        assert!(
+            db.exists(),
+            "iteration {i} (seed {seed}): no database after a kill"
+        );
+        whole_database(&db).unwrap_or_else(|e| panic!("iteration {i} (seed {seed}): {e}"));
+        baselines.insert(digest(&db));
+        if log.exists() {
+            logs.insert(digest(&log));
+        }
+        for name in names(&s.db_dir) {
+            let p = s.db_dir.join(&name);
+            if name.starts_with("aide.db.gz.backup-") {
+                whole_database(&p).unwrap_or_else(|e| panic!("iteration {i} (seed {seed}): {e}"));
+                assert!(
+                    before.contains(&digest(&p)),
+                    "iteration {i} (seed {seed}): backup {name} was never a baseline"
+                );
+            } else if name.starts_with("aide.log.backup-") {
+                assert!(
+                    logs.contains(&digest(&p)),
+                    "iteration {i} (seed {seed}): log backup {name} was never the log"
+                );
+            }
+        }
+    }
+    // The kills did land while runs were in progress (every step of a rotation is also stopped
+    // deterministically in fio-core's reinit tests), and runs also completed.
+    eprintln!("killed {killed}, finished {finished}");
+    assert!(
+        killed >= 20 && finished >= 5,
+        "killed {killed}, finished {finished}"
+    );
+    // And the baseline still works: a check against it runs.
+    let (rc, err) = scanner(&s, &["--check"]);
+    assert!(rc < 14, "check after the kills: {rc} {err}");
+}

@@ -74,7 +74,7 @@ mod tests {
             database: Some(db(sha)),
             initialized,
             figures: None,
-            result_id: None,
+            superseded: 0,
         }
     }
 

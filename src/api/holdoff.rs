@@ -8,10 +8,16 @@
 //! re-initialises twice.
 //!
 //! A node's own annotations are the node's word, and a node may be hostile (its root holds a
-//! kubelet's credentials): where the MachineConfigPool API exists, the end of an update
-//! re-initialises the node only if its pool confirms it ([`confirms`]): the node's new config is
-//! the one its pool targets (written by the machine-config controller, not by nodes) and differs
-//! from the one it had when the pause began ([`NodePause`], in the FileIntegrity's status).
+//! kubelet's credentials and may patch its own Node's annotations at will): they may pause and
+//! resume its scans, never move its baseline. The end of an update re-initialises the node only
+//! if its pool confirms it ([`confirms`]), from fields only the machine-config operator writes:
+//! the node must now run its pool's target (`spec.configuration.name`), and that target must
+//! differ from the config the pool had rolled out to all its machines when the pause began
+//! (`status.configuration.name`, recorded in [`NodePause`] in the FileIntegrity's status). A
+//! node that plays Working -> Done while its pool is settled is not updated, whatever its
+//! annotations claimed. Without the MachineConfigPool API nothing confirms an update: scans
+//! resume without a re-init (unless the operator is told to trust node annotations, upstream's
+//! behaviour).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -50,9 +56,14 @@ pub fn current_config(annotations: &BTreeMap<String, String>) -> Option<&str> {
 pub struct NodePause {
     /// When the pause began.
     pub since: Time,
-    /// The node's `currentConfig` then.
+    /// The node's `currentConfig` then (the node's word: shown, never decisive).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from_config: Option<String>,
+    /// What the node's MachineConfigPool had rolled out to all its machines then
+    /// (`status.configuration.name`; a comma list when several pools select the node): the
+    /// update is confirmed only if the node ends at a pool target other than this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool_rolled_out: Option<String>,
     /// The pause outlasted the operator's bound and was reported (one Event).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub overdue: bool,
@@ -65,6 +76,8 @@ pub struct Pool {
     pub selector: LabelSelector,
     /// `spec.configuration.name`: the rendered config its nodes are to run.
     pub target: Option<String>,
+    /// `status.configuration.name`: the config all its machines ran when it last settled.
+    pub rolled_out: Option<String>,
 }
 
 impl Pool {
@@ -72,10 +85,13 @@ impl Pool {
     pub fn from_json(v: &serde_json::Value) -> Pool {
         let selector =
             serde_json::from_value(v["spec"]["nodeSelector"].clone()).unwrap_or_default();
-        let target = v["spec"]["configuration"]["name"]
-            .as_str()
-            .filter(|t| !t.is_empty())
-            .map(str::to_owned);
+        let name = |v: &serde_json::Value| {
+            v["configuration"]["name"]
+                .as_str()
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned)
+        };
+        let (target, rolled_out) = (name(&v["spec"]), name(&v["status"]));
         Pool {
             name: v["metadata"]["name"]
                 .as_str()
@@ -83,6 +99,7 @@ impl Pool {
                 .to_owned(),
             selector,
             target,
+            rolled_out,
         }
     }
 
@@ -117,45 +134,74 @@ impl Pool {
     }
 }
 
+/// What the pools that select a node with `labels` have rolled out, sorted and comma-joined
+/// (what [`NodePause::pool_rolled_out`] records); `None` without the pool API or a pool status.
+pub fn pools_rolled_out(
+    pools: Option<&[Pool]>,
+    labels: &BTreeMap<String, String>,
+) -> Option<String> {
+    let configs: BTreeSet<&str> = pools?
+        .iter()
+        .filter(|p| p.selects(labels))
+        .filter_map(|p| p.rolled_out.as_deref())
+        .collect();
+    (!configs.is_empty()).then(|| configs.into_iter().collect::<Vec<_>>().join(","))
+}
+
 /// Whether the end of a node's update is a real one: `Ok` to re-initialise the node, `Err` with
-/// the reason not to. `pools` is `None` where the MachineConfigPool API does not exist (the
-/// node's annotations are all there is, as upstream).
+/// the reason not to. `pools` is `None` where the MachineConfigPool API does not exist: then
+/// only `trust_annotations` (upstream's behaviour, an operator flag) lets the node's own
+/// annotations re-initialise it. Nothing the node wrote decides alone: its `currentConfig` must
+/// be what its pool targets now, and the pool must not already have rolled that config out
+/// when the pause began.
 pub fn confirms(
     pools: Option<&[Pool]>,
+    trust_annotations: bool,
     labels: &BTreeMap<String, String>,
     current: Option<&str>,
     pause: Option<&NodePause>,
 ) -> Result<(), String> {
     let Some(pools) = pools else {
-        return Ok(());
+        return if trust_annotations {
+            Ok(())
+        } else {
+            Err(
+                "the cluster has no MachineConfigPool API, so nothing but the node's own \
+                 annotations says it was updated"
+                    .into(),
+            )
+        };
     };
     let current = current.ok_or("the node has no currentConfig")?;
-    if let Some(from) = pause.and_then(|p| p.from_config.as_deref()) {
-        if from == current {
-            return Err(format!("its config did not change ({current})"));
-        }
-    }
     let mine: Vec<&Pool> = pools.iter().filter(|p| p.selects(labels)).collect();
     if mine.is_empty() {
         return Err("no MachineConfigPool selects the node".into());
     }
-    if mine.iter().any(|p| p.target.as_deref() == Some(current)) {
-        return Ok(());
+    if !mine.iter().any(|p| p.target.as_deref() == Some(current)) {
+        let targets: Vec<String> = mine
+            .iter()
+            .map(|p| {
+                format!(
+                    "{} targets {}",
+                    p.name,
+                    p.target.as_deref().unwrap_or("nothing")
+                )
+            })
+            .collect();
+        return Err(format!(
+            "the node reports {current}, but {}",
+            targets.join(", ")
+        ));
     }
-    let targets: Vec<String> = mine
-        .iter()
-        .map(|p| {
-            format!(
-                "{} targets {}",
-                p.name,
-                p.target.as_deref().unwrap_or("nothing")
-            )
-        })
-        .collect();
-    Err(format!(
-        "the node reports {current}, but {}",
-        targets.join(", ")
-    ))
+    let Some(before) = pause.and_then(|p| p.pool_rolled_out.as_deref()) else {
+        return Err("its pool's rolled-out config was not recorded when the pause began".into());
+    };
+    if before.split(',').any(|t| t == current) {
+        return Err(format!(
+            "its pool had rolled {current} out already when the pause began: no update"
+        ));
+    }
+    Ok(())
 }
 
 impl NodeUpdate {
@@ -251,45 +297,70 @@ mod tests {
     }
 
     #[test]
-    fn only_the_pools_target_confirms_an_update() {
-        let pool: Pool = Pool::from_json(&serde_json::json!({
-            "metadata": {"name": "worker"},
-            "spec": {
-                "nodeSelector": {"matchLabels": {"node-role.kubernetes.io/worker": ""}},
-                "configuration": {"name": "rendered-worker-2"}
-            }
-        }));
+    fn only_a_rollout_by_the_pool_confirms_an_update() {
+        let pool = |target: &str, rolled_out: &str| {
+            Pool::from_json(&serde_json::json!({
+                "metadata": {"name": "worker"},
+                "spec": {
+                    "nodeSelector": {"matchLabels": {"node-role.kubernetes.io/worker": ""}},
+                    "configuration": {"name": target}
+                },
+                "status": {"configuration": {"name": rolled_out}}
+            }))
+        };
         let worker = BTreeMap::from([("node-role.kubernetes.io/worker".to_owned(), String::new())]);
-        let pause = |from: &str| NodePause {
+        // `from` is what the node claimed when it entered Working: never decisive.
+        let pause = |from: &str, rolled_out: Option<&str>| NodePause {
             since: Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH),
             from_config: Some(from.into()),
+            pool_rolled_out: rolled_out.map(str::to_owned),
             overdue: false,
         };
-        let pools = [pool];
-        let p1 = pause("rendered-worker-1");
-        // No pool API: the annotations decide, as upstream.
-        assert_eq!(confirms(None, &worker, Some("x"), None), Ok(()));
+        let rolling = [pool("rendered-worker-2", "rendered-worker-1")];
         assert_eq!(
-            confirms(Some(&pools), &worker, Some("rendered-worker-2"), Some(&p1)),
-            Ok(())
+            pools_rolled_out(Some(&rolling), &worker).as_deref(),
+            Some("rendered-worker-1")
         );
-        // A node's own Working -> Done back to the config it had, or to one the pool does not
-        // target, or outside every pool: no re-init.
-        let p2 = pause("rendered-worker-2");
-        let same = confirms(Some(&pools), &worker, Some("rendered-worker-2"), Some(&p2));
-        assert!(same.unwrap_err().contains("did not change"));
-        let forged = confirms(Some(&pools), &worker, Some("rendered-evil"), Some(&p1));
+        assert_eq!(pools_rolled_out(None, &worker), None);
+        // No pool API: the node's word alone, refused unless the operator trusts it (upstream).
+        let none = confirms(None, false, &worker, Some("x"), None);
+        assert!(none.unwrap_err().contains("no MachineConfigPool API"));
+        assert_eq!(confirms(None, true, &worker, Some("x"), None), Ok(()));
+        // The pool rolls 2 out (it had 1) and the node runs 2: a real update, confirmed also
+        // once the pool has settled at 2.
+        let real = pause("rendered-worker-1", Some("rendered-worker-1"));
+        let c = |pools: &[Pool], current: &str, p: &NodePause| {
+            confirms(Some(pools), false, &worker, Some(current), Some(p))
+        };
+        assert_eq!(c(&rolling, "rendered-worker-2", &real), Ok(()));
+        let settled = [pool("rendered-worker-2", "rendered-worker-2")];
+        assert_eq!(c(&settled, "rendered-worker-2", &real), Ok(()));
+        // Issue 22, attack 3: with its pool settled, the node entered Working claiming a
+        // made-up currentConfig and ended at the pool's target: no re-init.
+        let made_up = pause("rendered-made-up", Some("rendered-worker-2"));
+        let same = c(&settled, "rendered-worker-2", &made_up);
+        assert!(same.unwrap_err().contains("already"));
+        // Ending at a config the pool does not target, or outside every pool, or with nothing
+        // recorded when the pause began (a pause recorded by an older operator).
+        let forged = c(&rolling, "rendered-evil", &real);
         assert!(forged
             .unwrap_err()
             .contains("worker targets rendered-worker-2"));
         let outside = confirms(
-            Some(&pools),
+            Some(&rolling),
+            false,
             &BTreeMap::new(),
             Some("rendered-worker-2"),
             None,
         );
         assert!(outside.unwrap_err().contains("no MachineConfigPool"));
-        assert!(confirms(Some(&pools), &worker, None, None).is_err());
+        let unrecorded = c(
+            &rolling,
+            "rendered-worker-2",
+            &pause("rendered-worker-1", None),
+        );
+        assert!(unrecorded.unwrap_err().contains("not recorded"));
+        assert!(confirms(Some(&rolling), false, &worker, None, None).is_err());
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! cannot be delivered) must not stay Succeeded forever. The operator marks its node status
 //! Errored with a message saying since when it has heard nothing ([`mark_silent`]), once the
 //! last result is older than [`allowance`] of the scan interval; the node's next result
-//! replaces the mark as any result does.
+//! replaces the mark as any result does. Likewise a node its FileIntegrity no longer selects
+//! ([`mark_unselected`]): nobody scans it, so its last verdict must not stand.
 
 use std::time::Duration;
 
@@ -50,6 +51,36 @@ pub fn mark_silent(
         "{SILENCE} on node {} since {last} (scans every {interval} s; allowed {} s): is its daemon pod running?",
         st.spec.node_name,
         allowance(interval).as_secs()
+    );
+    let mut out = st.clone();
+    out.spec.record(mark);
+    out
+}
+
+/// How the mark of a node that its FileIntegrity no longer selects starts.
+pub const UNSELECTED: &str = "no longer selected";
+
+/// Whether `r` is the mark of [`mark_unselected`].
+pub fn is_unselected(r: &FileIntegrityScanResult) -> bool {
+    r.condition == FileIntegrityNodeCondition::Errored && r.error_message.starts_with(UNSELECTED)
+}
+
+/// `st` of a node that `fi` no longer selects (relabelled, or the selector changed): its daemon
+/// is gone and nobody scans it, so its last verdict must not stand as a current `Succeeded`.
+/// An Errored result at `now` saying so; the status itself is kept (the record of what the node
+/// reported, as the seed keeps earlier failures).
+pub fn mark_unselected(
+    st: &FileIntegrityNodeStatus,
+    fi: &str,
+    now: Timestamp,
+) -> FileIntegrityNodeStatus {
+    let mut mark = FileIntegrityScanResult::new(Time(now), FileIntegrityNodeCondition::Errored);
+    mark.error_message = format!(
+        "{UNSELECTED} by FileIntegrity {fi} (spec.nodeSelector): node {} is not scanned any more; \
+         its last result was {} at {}",
+        st.spec.node_name,
+        st.spec.last_result.condition.as_str(),
+        st.spec.last_result.last_probe_time.0
     );
     let mut out = st.clone();
     out.spec.record(mark);

@@ -55,13 +55,10 @@ pub const FILES_SCANNED_ANNOTATION: &str = "file-integrity.openshift.io/files-sc
 /// Annotation on an Errored result ConfigMap (not in upstream): AIDE's exit status (14-21), so
 /// that the operator need not parse it out of the message. Absent when the daemon refused to scan.
 pub const EXIT_CODE_ANNOTATION: &str = "file-integrity.openshift.io/exit-code";
-/// Annotation on a result ConfigMap (not in upstream): unique per result (the daemon's report
-/// time, RFC 3339 with nanoseconds). Its presence means the daemon updates its result ConfigMap
-/// in place (server-side apply) and the operator keeps it; without it (upstream's daemons, ours
-/// before 1.5.1) the ConfigMap was created for the operator to delete after processing.
-pub const RESULT_ID_ANNOTATION: &str = "file-integrity.openshift.io/result-id";
-/// Field manager of the daemon's server-side apply of its result ConfigMap.
-pub const DAEMON_MANAGER: &str = "fio-daemon";
+/// Annotation on a result ConfigMap (not in upstream): how many newer results replaced older
+/// ones on the node before they could be delivered (the previous one was not processed yet), so
+/// that none is lost silently. Absent when none was.
+pub const RESULTS_SUPERSEDED_ANNOTATION: &str = "file-integrity.openshift.io/results-superseded";
 /// Label (value `""`) on the daemon's result ConfigMap: process it as a scan result.
 pub const LOG_LABEL: &str = "file-integrity.openshift.io/log";
 /// Label (value `""`) on the persisted `<result-cm>-failed` ConfigMap ("a log we decided to

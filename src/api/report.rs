@@ -13,9 +13,11 @@
 //!   `exit-code`* (AIDE's status, absent when the daemon refused to scan);
 //! - `reinit-id`*, `db-sha256`*/`db-size`*/`db-entries`*, `db-initialized`*,
 //!   `scan-seconds`*/`files-scanned`*;
-//! - `result-id`*: unique per result. Our daemon (since 1.5.1) server-side-applies its result
-//!   ConfigMap in place and the operator keeps it; a result without `result-id` (upstream's
-//!   daemons) is created, and deleted by the operator once processed.
+//! - `results-superseded`*: how many results the node replaced before they were delivered.
+//!
+//! As upstream (and the seed): the daemon creates its result, the operator processes it and
+//! deletes it; a node holds at most one unprocessed result per FileIntegrity (the admission
+//! policy in `deploy/rbac`).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -48,12 +50,9 @@ pub struct ScanReport {
     pub initialized: bool,
     /// How long the check took and how many files it examined, when it ran.
     pub figures: Option<ScanFigures>,
-    /// Unique per result of a daemon that updates its result in place; see the module doc.
-    pub result_id: Option<String>,
+    /// Results of this node that this one replaced before they could be delivered.
+    pub superseded: u64,
 }
-
-/// The longest `result-id` accepted (the daemon writes 30 characters).
-pub const MAX_RESULT_ID: usize = 64;
 
 /// The outcome, as the node status's condition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -207,8 +206,11 @@ impl ScanReport {
                 put(names::DB_ENTRIES_ANNOTATION, n.to_string());
             }
         }
-        if let Some(id) = &self.result_id {
-            put(names::RESULT_ID_ANNOTATION, id.clone());
+        if self.superseded > 0 {
+            put(
+                names::RESULTS_SUPERSEDED_ANNOTATION,
+                self.superseded.to_string(),
+            );
         }
         if self.initialized {
             put(names::DB_INITIALIZED_ANNOTATION, String::new());
@@ -368,13 +370,7 @@ impl ScanReport {
             })
             .transpose()?;
         let files = number(names::FILES_SCANNED_ANNOTATION)?;
-        let result_id = match ann.get(names::RESULT_ID_ANNOTATION) {
-            None => None,
-            Some(id) if id.is_empty() || id.len() > MAX_RESULT_ID => {
-                return Err(field(names::RESULT_ID_ANNOTATION, "not 1 to 64 characters"))
-            }
-            Some(id) => Some(id.clone()),
-        };
+        let superseded = number(names::RESULTS_SUPERSEDED_ANNOTATION)?.unwrap_or(0);
         let figures = match (seconds, files) {
             (Some(seconds), Some(files)) => Some(ScanFigures { seconds, files }),
             (None, None) => None,
@@ -401,7 +397,7 @@ impl ScanReport {
             database,
             initialized: ann.contains_key(names::DB_INITIALIZED_ANNOTATION),
             figures,
-            result_id,
+            superseded,
         })
     }
 }

@@ -38,6 +38,10 @@ Commands:
                                starts when they appear [default: /var/run/secrets/serving-cert]
       --max-pause SECS         Report a node paused for a MachineConfig update longer
                                than this (Event, metric) [default: 3600]
+      --trust-node-annotations Without the MachineConfigPool API, re-initialise a node
+                               when its own machine-config annotations say its update
+                               is over (upstream's behaviour: root on that node can then
+                               move its own baseline) [default: resume without re-init]
   daemon             The daemon of a FileIntegrity's DaemonSet pod: config from the
                      ConfigMap <owner>, results as ConfigMaps, re-init requests;
                      env NODE_NAME, in-cluster config or $KUBECONFIG
@@ -71,6 +75,7 @@ enum Command {
     Run {
         metrics: ServeOptions,
         max_pause: Duration,
+        trust_node_annotations: bool,
     },
     Daemon {
         opts: fio_daemon::Options,
@@ -97,7 +102,11 @@ fn main() -> ExitCode {
         Command::Help => write_stdout(USAGE),
         Command::Version => write_stdout(&format!("fio-operator {}\n", env!("CARGO_PKG_VERSION"))),
         Command::Crds { out } => crds(out),
-        Command::Run { metrics, max_pause } => run(metrics, max_pause),
+        Command::Run {
+            metrics,
+            max_pause,
+            trust_node_annotations,
+        } => run(metrics, max_pause, trust_node_annotations),
         Command::Daemon {
             opts, probe: true, ..
         } => return fio_daemon::probe(&opts),
@@ -150,6 +159,7 @@ fn parse(args: Vec<OsString>) -> Result<Command, String> {
                 limits: Limits::default(),
             };
             let mut max_pause = Duration::from_secs(3600);
+            let mut trust_node_annotations = false;
             while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
                 match arg {
                     Long("metrics-addr") => {
@@ -180,6 +190,7 @@ fn parse(args: Vec<OsString>) -> Result<Command, String> {
                             .map_err(|e| format!("--max-pause {v}: {e} (want seconds)"))?;
                         max_pause = Duration::from_secs(secs);
                     }
+                    Long("trust-node-annotations") => trust_node_annotations = true,
                     Short('h') | Long("help") => return Ok(Command::Help),
                     arg => return Err(arg.unexpected().to_string()),
                 }
@@ -187,6 +198,7 @@ fn parse(args: Vec<OsString>) -> Result<Command, String> {
             Ok(Command::Run {
                 metrics: opts,
                 max_pause,
+                trust_node_annotations,
             })
         }
         "crds" => {
@@ -320,7 +332,11 @@ fn watch_namespace() -> Result<String, String> {
         })
 }
 
-fn run(metrics_opts: ServeOptions, max_pause: Duration) -> Result<(), String> {
+fn run(
+    metrics_opts: ServeOptions,
+    max_pause: Duration,
+    trust_node_annotations: bool,
+) -> Result<(), String> {
     init_logging("info", false);
     let namespace = watch_namespace()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -348,7 +364,9 @@ fn run(metrics_opts: ServeOptions, max_pause: Duration) -> Result<(), String> {
         );
         lock.acquire().await;
         tokio::select! {
-            r = fio_operator::controller::run(client, namespace, metrics, max_pause) => {
+            r = fio_operator::controller::run(
+                client, namespace, metrics, max_pause, trust_node_annotations,
+            ) => {
                 r.map_err(|e| format!("{e:#}"))
             }
             lost = lock.hold() => Err(format!("leader election lost: {lost}")),

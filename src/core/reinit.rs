@@ -1,11 +1,8 @@
-//! Re-initialisation as the operator does it: write the new database first, then move the old
-//! database and log to timestamped backups (never overwriting one), move the new database into
+//! Re-initialisation as the operator does it: write the new database first, then keep the old
+//! database and log as timestamped backups (never overwriting one), move the new database into
 //! place, start an empty log, and prune the oldest backups.
 
-use nix::fcntl::{renameat2, RenameFlags};
-use std::fs::OpenOptions;
 use std::io;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -37,38 +34,6 @@ fn io_err<'a>(path: &'a Path, op: &'static str) -> impl FnOnce(io::Error) -> Rei
 pub fn backup_suffix(t: SystemTime) -> String {
     let (y, m, d, hh, mm, ss) = crate::timefmt::local_fields(crate::timefmt::epoch_secs(t));
     format!("backup-{y:04}{m:02}{d:02}T{hh:02}_{mm:02}_{ss:02}")
-}
-
-/// Move `file` to `<file>.backup-<time>` without ever replacing an existing backup: on a clash
-/// (two re-inits within a second) the next free second is taken. Returns None if `file` does
-/// not exist.
-pub fn move_to_backup(file: &Path, now: SystemTime) -> Result<Option<PathBuf>, ReinitError> {
-    if std::fs::symlink_metadata(file).is_err() {
-        return Ok(None);
-    }
-    for i in 0..3600 {
-        let target = PathBuf::from(format!(
-            "{}.{}",
-            file.display(),
-            backup_suffix(now + Duration::from_secs(i))
-        ));
-        match renameat2(None, file, None, &target, RenameFlags::RENAME_NOREPLACE) {
-            Ok(()) => return Ok(Some(target)),
-            Err(nix::errno::Errno::EEXIST) => continue,
-            Err(e) => {
-                return Err(ReinitError::Io {
-                    path: file.into(),
-                    op: "move to backup",
-                    source: e.into(),
-                })
-            }
-        }
-    }
-    Err(ReinitError::Io {
-        path: file.into(),
-        op: "move to backup",
-        source: io::Error::other("no free backup name"),
-    })
 }
 
 /// Delete the oldest `<file>.backup-*` until at most `keep` remain. The timestamp in the name
@@ -120,53 +85,177 @@ pub struct Rotation {
 
 /// Put a freshly written database `new_db` in place of `db`, backing up `db` and `log` first.
 /// The new log is an empty 0644 file. Call only after `new_db` was written completely.
+///
+/// Crash-safe at every step: the backups are hard links taken while `db` and `log` stay in
+/// place, and each is then replaced by a rename, so a process killed anywhere in between leaves
+/// the node with the old database or the new one under `db` (never none: a daemon that found
+/// none would initialise a baseline from whatever the files are now), and every backup whole.
+/// Each step is made durable (directory fsync) before the next; an fsync error is an error.
 pub fn rotate(
     new_db: &Path,
     db: &Path,
     log: Option<&Path>,
     max_backups: usize,
 ) -> Result<Rotation, ReinitError> {
+    rotate_in_steps(new_db, db, log, max_backups, &mut |_| {})
+}
+
+/// [`rotate`], calling `done` after each step that changes the directory (the tests stop it
+/// there, as a crash would).
+fn rotate_in_steps(
+    new_db: &Path,
+    db: &Path,
+    log: Option<&Path>,
+    max_backups: usize,
+    done: &mut dyn FnMut(&'static str),
+) -> Result<Rotation, ReinitError> {
     let now = SystemTime::now();
+    let dir = parent_dir(db);
     let mut r = Rotation::default();
-    let db_backup = move_to_backup(db, now)?;
+    let db_backup = link_to_backup(db, now)?;
+    done("database backed up");
     r.backups.extend(db_backup.clone());
-    std::fs::rename(new_db, db).map_err(io_err(db, "move new database into place"))?;
     let mut log_backup = None;
     if let Some(log) = log {
-        log_backup = move_to_backup(log, now)?;
+        log_backup = link_to_backup(log, now)?;
+        done("log backed up");
         r.backups.extend(log_backup.clone());
-        OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o644)
-            .open(log)
-            .map_err(io_err(log, "create empty log"))?;
+    }
+    sync_dir(dir)?;
+    std::fs::rename(new_db, db).map_err(io_err(db, "move new database into place"))?;
+    done("new database in place");
+    sync_dir(dir)?;
+    if let Some(log) = log {
+        crate::atomic::replace_file(log, b"", 0o644).map_err(io_err(log, "start empty log"))?;
+        done("empty log");
     }
     r.pruned
         .extend(prune_backups_except(db, max_backups, db_backup.as_deref())?);
+    done("database backups pruned");
     if let Some(log) = log {
         r.pruned.extend(prune_backups_except(
             log,
             max_backups,
             log_backup.as_deref(),
         )?);
+        done("log backups pruned");
     }
-    if let Some(dir) = db.parent() {
-        if let Ok(d) = std::fs::File::open(if dir.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            dir
-        }) {
-            let _ = d.sync_all();
+    sync_dir(dir)?;
+    Ok(r)
+}
+
+/// Hard-link `file` as `<file>.backup-<time>` (never replacing an existing backup; on a clash
+/// the next free second), leaving `file` where it is. None if `file` does not exist.
+fn link_to_backup(file: &Path, now: SystemTime) -> Result<Option<PathBuf>, ReinitError> {
+    if std::fs::symlink_metadata(file).is_err() {
+        return Ok(None);
+    }
+    for i in 0..3600 {
+        let target = PathBuf::from(format!(
+            "{}.{}",
+            file.display(),
+            backup_suffix(now + Duration::from_secs(i))
+        ));
+        match std::fs::hard_link(file, &target) {
+            Ok(()) => return Ok(Some(target)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(io_err(file, "back up")(e)),
         }
     }
-    Ok(r)
+    Err(io_err(file, "back up")(io::Error::other(
+        "no free backup name",
+    )))
+}
+
+fn parent_dir(file: &Path) -> &Path {
+    file.parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// Make the directory's entries (renames, links, removals) durable.
+fn sync_dir(dir: &Path) -> Result<(), ReinitError> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir, "fsync directory"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 22: a re-init stopped after any of its steps (a crash) leaves the old database or
+    /// the new one in place, never none, and every backup whole; once the new one is in place,
+    /// the old one is a backup.
+    #[test]
+    fn a_rotation_stopped_at_any_step_leaves_a_baseline_and_whole_backups() {
+        let mut stop_at = 0;
+        loop {
+            let d = tempfile::tempdir().unwrap();
+            let (db, log, new) = (
+                d.path().join("aide.db.gz"),
+                d.path().join("aide.log"),
+                d.path().join("aide.db.gz.new"),
+            );
+            std::fs::write(&db, "old").unwrap();
+            std::fs::write(&log, "old log").unwrap();
+            std::fs::write(
+                d.path().join("aide.db.gz.backup-20000101T00_00_00"),
+                "older",
+            )
+            .unwrap();
+            std::fs::write(&new, "new").unwrap();
+            let mut steps = 0;
+            let stopped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                rotate_in_steps(&new, &db, Some(&log), 1, &mut |step| {
+                    steps += 1;
+                    if steps > stop_at {
+                        panic!("stopped after {step}");
+                    }
+                })
+            }))
+            .is_err();
+            let read = |p: &Path| std::fs::read_to_string(p).unwrap();
+            let now = read(&db);
+            assert!(
+                now == "old" || now == "new",
+                "step {stop_at}: database {now:?}"
+            );
+            let backups: Vec<(String, String)> = std::fs::read_dir(d.path())
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.to_string_lossy().contains(".backup-"))
+                .map(|p| {
+                    (
+                        p.file_name().unwrap().to_string_lossy().into_owned(),
+                        read(&p),
+                    )
+                })
+                .collect();
+            for (name, content) in &backups {
+                let whole = if name.starts_with("aide.db.gz") {
+                    ["old", "older"].contains(&content.as_str())
+                } else {
+                    content == "old log"
+                };
+                assert!(whole, "step {stop_at}: {name} holds {content:?}");
+            }
+            if now == "new" {
+                assert!(
+                    backups
+                        .iter()
+                        .any(|(n, c)| n.starts_with("aide.db.gz") && c == "old"),
+                    "step {stop_at}: the replaced baseline is not kept: {backups:?}"
+                );
+            }
+            if !stopped {
+                assert_eq!(now, "new");
+                break;
+            }
+            stop_at += 1;
+        }
+        assert!(stop_at >= 6, "only {stop_at} steps observed");
+    }
 
     /// Issue 11, point 4: backups planted with future timestamps (or a clock set back) sort
     /// after the real one; the re-init still keeps the database it replaced, even at keep 0.

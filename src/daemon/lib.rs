@@ -1,11 +1,12 @@
 //! The daemon pod (`fio-operator daemon`): confine the process ([`harden`]), follow its
 //! FileIntegrity, read the AIDE configuration through the API, act on re-init requests exactly
 //! once, run fio-core's [`runner`](fio_core::runner) and report every scan as the contract's
-//! [`ScanReport`] in the result ConfigMap `aide-<fi>-<node>`.
+//! [`ScanReport`] in the result ConfigMap `aide-<fi>-<node>` ([`outbox`]).
 
 pub mod claim;
 pub mod harden;
 pub mod liveness;
+pub mod outbox;
 
 use std::fs;
 use std::os::unix::fs::DirBuilderExt;
@@ -16,7 +17,6 @@ use std::time::Duration;
 use anyhow::Context as _;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Patch, PatchParams};
 use kube::runtime::watcher::{self, watcher};
 use kube::runtime::WatchStreamExt;
 use kube::{Api, Client, ResourceExt};
@@ -192,6 +192,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     };
     let id_path = reinit_id_path(&opts.hostroot);
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &opts.namespace);
+    let outbox = outbox::Outbox::start(cms.clone(), opts.namespace.clone());
     let mut paused = false;
     let hb = liveness::Heartbeat::in_dir(&state);
     hb.expect_within(liveness::SLACK);
@@ -241,9 +242,9 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                     database: None,
                     initialized: false,
                     figures: None,
-                    result_id: None,
+                    superseded: 0,
                 };
-                report(&cms, &opts, &fi, &scan).await;
+                outbox.send(scan, uid.clone());
                 wait(&hb, &mut rx, opts.interval, |_| false).await?;
                 continue;
             }
@@ -382,9 +383,9 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                 seconds: started.elapsed().as_secs_f64(),
                 files,
             }),
-            result_id: None,
+            superseded: 0,
         };
-        report(&cms, &opts, &fi, &scan).await;
+        outbox.send(scan, uid.clone());
 
         // Sleep for the interval, but wake for a new re-init request for this node.
         let node = opts.node_name.clone();
@@ -475,40 +476,6 @@ async fn wait(
                 }
             }
         }
-    }
-}
-
-/// Write the result ConfigMap in place (server-side apply: created the first time, updated
-/// after; fields of the previous result that this one lacks are removed). A fresh `result-id`
-/// makes every result a change, so the operator sees each one, even a repeat of the last. A
-/// result the operator has not processed before the next one arrives is superseded by it. A
-/// result that cannot be delivered within an interval is logged and superseded as well.
-async fn report(cms: &Api<ConfigMap>, opts: &Options, fi: &FileIntegrity, scan: &ScanReport) {
-    let scan = ScanReport {
-        result_id: Some(k8s_openapi::jiff::Timestamp::now().to_string()),
-        ..scan.clone()
-    };
-    let cm = scan.to_config_map(&opts.namespace, &fi.uid().unwrap_or_default());
-    let name = cm.metadata.name.clone().unwrap_or_default();
-    let pp = PatchParams::apply(names::DAEMON_MANAGER).force();
-    let deadline = tokio::time::Instant::now() + opts.interval.max(Duration::from_secs(30));
-    let mut delay = Duration::from_millis(250);
-    loop {
-        match cms.patch(&name, &pp, &Patch::Apply(&cm)).await {
-            Ok(_) => {
-                tracing::debug!("reported {} in ConfigMap {name}", scan.condition.as_str());
-                return;
-            }
-            Err(e) => {
-                if tokio::time::Instant::now() >= deadline {
-                    tracing::error!("could not report the scan result in ConfigMap {name}: {e}");
-                    return;
-                }
-                tracing::warn!("reporting the scan result in ConfigMap {name}: {e}");
-            }
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(5));
     }
 }
 

@@ -44,9 +44,12 @@ pub fn decide(spec: Option<&LeaseSpec>, me: &str, unchanged_for: Duration) -> De
         Some(h) if h == me => Decision::Renew,
         None | Some("") => Decision::TakeOver,
         Some(_) => {
+            // The record's duration is whoever wrote it last's word: a holder that stopped
+            // renewing keeps the lease at most for our own constant, whatever it wrote.
             let duration = spec
                 .lease_duration_seconds
-                .map_or(LEASE_DURATION, |s| Duration::from_secs(s.max(1) as u64));
+                .map_or(LEASE_DURATION, |s| Duration::from_secs(s.max(1) as u64))
+                .min(LEASE_DURATION);
             if unchanged_for > duration {
                 Decision::TakeOver
             } else {
@@ -191,5 +194,24 @@ mod tests {
         assert_eq!(decide(Some(&held_by("b")), "a", s(14)), Decision::Wait);
         assert_eq!(decide(Some(&held_by("b")), "a", s(16)), Decision::TakeOver);
         assert_eq!(decide(Some(&held_by("")), "a", s(0)), Decision::TakeOver);
+    }
+
+    #[test]
+    fn a_record_claiming_a_huge_duration_keeps_the_lease_no_longer_than_ours() {
+        let s = Duration::from_secs;
+        let squatter = LeaseSpec {
+            lease_duration_seconds: Some(i32::MAX),
+            ..held_by("b")
+        };
+        assert_eq!(decide(Some(&squatter), "a", s(14)), Decision::Wait);
+        assert_eq!(
+            decide(Some(&squatter), "a", LEASE_DURATION + s(1)),
+            Decision::TakeOver
+        );
+        let short = LeaseSpec {
+            lease_duration_seconds: Some(5),
+            ..held_by("b")
+        };
+        assert_eq!(decide(Some(&short), "a", s(6)), Decision::TakeOver);
     }
 }

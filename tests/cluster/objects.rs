@@ -30,11 +30,24 @@ impl TestNs {
     }
 
     /// The MachineConfigPool `<ns>` selecting the test's nodes, targeting `rendered` (what the
-    /// machine-config controller writes when it rolls a new config out); the pool API
+    /// machine-config controller writes when it rolls a new config out), with the config it
+    /// targeted before as the one rolled out to all its machines (`status.configuration`,
+    /// until its nodes are updated; `rendered` for a new pool); the pool API
     /// (`tests/fixtures/machineconfigpool-crd.yaml`) installed first. Once installed, the
     /// operator re-initialises a node after an update only if its pool confirms it.
     pub async fn set_machine_config_pool(&self, rendered: &str) {
         super::install_fixture_crds("machineconfigpool-crd.yaml").await;
+        let before = self
+            .machine_config_pools()
+            .get_opt(&self.ns)
+            .await
+            .unwrap_or_else(|e| panic!("reading MachineConfigPool {}: {e}", self.ns))
+            .and_then(|p| {
+                p.data["spec"]["configuration"]["name"]
+                    .as_str()
+                    .map(str::to_owned)
+            })
+            .unwrap_or_else(|| rendered.to_owned());
         let pool = json!({
             "apiVersion": "machineconfiguration.openshift.io/v1",
             "kind": "MachineConfigPool",
@@ -52,6 +65,26 @@ impl TestNs {
             )
             .await
             .unwrap_or_else(|e| panic!("applying MachineConfigPool {}: {e}", self.ns));
+        self.set_machine_config_pool_rolled_out(&before).await;
+    }
+
+    /// The pool's `status.configuration`: what the machine-config controller records once all
+    /// the pool's machines run a config.
+    pub async fn set_machine_config_pool_rolled_out(&self, rendered: &str) {
+        let status = json!({
+            "apiVersion": "machineconfiguration.openshift.io/v1",
+            "kind": "MachineConfigPool",
+            "metadata": {"name": self.ns},
+            "status": {"configuration": {"name": rendered}}
+        });
+        self.machine_config_pools()
+            .patch_status(
+                &self.ns,
+                &PatchParams::apply("test").force(),
+                &Patch::Apply(&status),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("MachineConfigPool {} status: {e}", self.ns));
     }
 
     fn machine_config_pools(&self) -> Api<DynamicObject> {

@@ -22,8 +22,11 @@ pub const REAL_NODES: usize = 2;
 pub struct RealNodes {
     /// `$FIO_TESTENV_DIR/real`.
     pub dir: PathBuf,
-    /// `real-1`, `real-2`, ...
+    /// The workers `real-1`, `real-2`, ... (labelled `node-role.kubernetes.io/worker`).
     pub names: Vec<String>,
+    /// `real-0`: the control-plane node (labelled and tainted `node-role.kubernetes.io/
+    /// control-plane`), where the operator's pod runs and no daemon of the tests does.
+    pub control_plane: String,
     /// The product image archive (OCI layout tar).
     pub image: PathBuf,
 }
@@ -78,9 +81,10 @@ fn init() -> Result<RealNodes, String> {
     let real = RealNodes {
         dir: env.dir.join("real"),
         names,
+        control_plane: "real-0".to_owned(),
         image,
     };
-    for node in &real.names {
+    for node in real.all() {
         // Nodes that already ran have an older image under the tag: import again.
         let sock = real.root(node).join("run/containerd/containerd.sock");
         let out = Command::new("ctr")
@@ -100,13 +104,18 @@ fn init() -> Result<RealNodes, String> {
     }
     eprintln!(
         "[real nodes] {} Ready with the image after {:?}",
-        real.names.join(", "),
+        real.all().collect::<Vec<_>>().join(", "),
         t0.elapsed()
     );
     Ok(real)
 }
 
 impl RealNodes {
+    /// Every real node: the control-plane node, then the workers.
+    pub fn all(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.control_plane.as_str()).chain(self.names.iter().map(String::as_str))
+    }
+
     /// The node's root directory (its `/`), as the host sees it.
     pub fn root(&self, node: &str) -> PathBuf {
         self.dir.join(node).join("root")

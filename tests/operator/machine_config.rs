@@ -25,8 +25,8 @@ async fn pooled_scenario(label: &str, nodes: usize) -> Scenario {
     s
 }
 
-/// Events about the FileIntegrity with `reason` whose note mentions `node`.
-async fn wait_event(t: &TestNs, reason: &str, node: &str) -> String {
+/// Events about the FileIntegrity with `reason` whose note mentions `node` and says `says`.
+async fn wait_event(t: &TestNs, reason: &str, node: &str, says: &str) -> String {
     let events = t.api::<Event>();
     t.wait(
         &format!("Event {reason} about {node}"),
@@ -40,7 +40,7 @@ async fn wait_event(t: &TestNs, reason: &str, node: &str) -> String {
                 .iter()
                 .filter(|e| e.reason.as_deref() == Some(reason))
                 .filter_map(|e| e.message.clone())
-                .find(|n| n.contains(node))
+                .find(|n| n.contains(node) && n.contains(says))
                 .ok_or_else(|| format!("{} events, none {reason} about {node}", list.items.len()))
         },
     )
@@ -202,7 +202,7 @@ async fn rolling_machine_config_update_with_degraded_node_and_operator_restart()
         let end_at = Timestamp::now();
         if i == 1 {
             set_mc_state(&s.t, n, "rendered-1", "rendered-2", "Degraded").await;
-            let note = wait_event(&s.t, names::EVENT_REASON_UPDATE_UNCONFIRMED, n).await;
+            let note = wait_event(&s.t, names::EVENT_REASON_UPDATE_UNCONFIRMED, n, "").await;
             assert!(note.contains("rendered-1"), "{note}");
             wait_holdoff(&s.t, None).await;
             s.wait_failed(n, 1).await;
@@ -235,10 +235,11 @@ async fn rolling_machine_config_update_with_degraded_node_and_operator_restart()
     s.t.delete_machine_config_pool().await;
 }
 
-/// Issue 11, point 4: root on node-1 sets its own Node's machine-config annotations, Working
-/// then Done, to have its tampered file system taken as the new baseline. Its pool targets no
-/// new config: scans resume without a re-init (Warning Event naming why) and the change shows as
-/// Failed. Node-2 is left at Working: its pause is reported once it outlasts the operator's
+/// Issue 11, point 4 and issue 22, attack 3: root on node-1 sets its own Node's machine-config
+/// annotations, Working then Done, to have its tampered file system taken as the new baseline:
+/// ending at a config its pool does not target, then ending at the one it does after claiming a
+/// made-up starting config. Its pool rolls nothing out: both times scans resume without a
+/// re-init (Warning Event naming why) and the change shows as Failed, the file listed. Node-2 is left at Working: its pause is reported once it outlasts the operator's
 /// bound (Event, the paused-since metric the alert reads, the record in the status).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_cannot_reinitialise_itself_and_a_long_pause_is_reported() {
@@ -251,13 +252,47 @@ async fn a_node_cannot_reinitialise_itself_and_a_long_pause_is_reported() {
     let paused_at = Timestamp::now();
     s.change_resolv_conf(&n1);
     set_mc_state(t, &n1, "rendered-evil", "rendered-evil", "Done").await;
-    let note = wait_event(t, names::EVENT_REASON_UPDATE_UNCONFIRMED, &n1).await;
+    let note = wait_event(t, names::EVENT_REASON_UPDATE_UNCONFIRMED, &n1, "").await;
     assert!(note.contains("targets rendered-1"), "{note}");
     wait_holdoff(t, Some(n2.as_str())).await;
     s.wait_failed(&n1, 1).await;
     assert_backups(s.root(&n1), 0);
 
-    let note = wait_event(t, names::EVENT_REASON_PAUSED_TOO_LONG, &n2).await;
+    // Issue 22, attack 3, second form: node-1 enters Working claiming a made-up currentConfig
+    // (recorded as where it came from) and ends Done at the pool's own target, rendered-1,
+    // which the pool had rolled out long before: nothing was updated, nothing re-initialised.
+    set_mc_state(t, &n1, "rendered-made-up", "rendered-1", "Working").await;
+    wait_holdoff(t, Some(&format!("{n1},{n2}"))).await;
+    let planted = s.root(&n1).join("etc/fio-planted.conf");
+    std::fs::write(&planted, "planted during the made-up update\n").expect("plant a file");
+    set_mc_state(t, &n1, "rendered-1", "rendered-1", "Done").await;
+    let note = wait_event(t, names::EVENT_REASON_UPDATE_UNCONFIRMED, &n1, "already").await;
+    assert!(note.contains("rendered-1"), "{note}");
+    wait_holdoff(t, Some(n2.as_str())).await;
+    let statuses = t
+        .wait_node_statuses(
+            FI,
+            &format!("{n1} Failed with the planted file"),
+            secs(60),
+            |st| {
+                st.get(&n1).is_some_and(|x| {
+                    condition(x) == FileIntegrityNodeCondition::Failed
+                        && x.spec.last_result.files_added >= 1
+                })
+            },
+        )
+        .await;
+    let kept = &statuses[&n1].spec.last_result.result_config_map_name;
+    let report = t
+        .get_configmap(kept)
+        .await
+        .and_then(|cm| cm.data)
+        .and_then(|d| d.get("integritylog").cloned())
+        .unwrap_or_default();
+    assert!(report.contains("fio-planted.conf"), "{kept}:\n{report}");
+    assert_backups(s.root(&n1), 0);
+
+    let note = wait_event(t, names::EVENT_REASON_PAUSED_TOO_LONG, &n2, "").await;
     assert!(
         Timestamp::now().duration_since(paused_at).as_secs() + 5 >= MAX_PAUSE.as_secs() as i64,
         "reported before the bound: {note}"

@@ -1,9 +1,8 @@
-//! Issue 11: one node is hostile. Its root holds its daemon's token (bound to its pod on its
-//! node); with it, it tries to speak for another node, by creating or by overwriting (the
-//! daemon updates its own result in place). The API server refuses (the admission policy of
-//! deploy/rbac, and the per-FileIntegrity Role that lets daemons patch only result ConfigMaps),
-//! what reaches the operator anyway is rejected with an Event, and the other node's results and
-//! kept report are untouched.
+//! Issues 11 and 22: one node is hostile. Its root holds its daemon's token (bound to its pod on
+//! its node); with it, it tries to speak for another node or another FileIntegrity, to
+//! overwrite, and to flood etcd. The API server refuses (the admission policy of deploy/rbac;
+//! daemons may only create), what reaches the operator anyway is rejected with an Event, the
+//! other node's results and kept report are untouched, and the operator's memory stays bounded.
 
 use fio_api::names;
 use fio_api::report::{DatabaseId, ScanCondition, ScanReport};
@@ -30,7 +29,7 @@ fn forged(node: &str, reinit_id: i64, initialized: bool) -> ScanReport {
         }),
         initialized,
         figures: None,
-        result_id: None,
+        superseded: 0,
     }
 }
 
@@ -51,8 +50,8 @@ async fn a_node_cannot_speak_for_another() {
     let node1 = client_from(s.daemons[&n1].kubeconfig()).await;
     let as_node1: Api<ConfigMap> = Api::namespaced(node1, &t.ns);
     let pp = PostParams::default();
-    let ap = PatchParams::apply(names::DAEMON_MANAGER).force();
-    // Both ways a daemon writes: create, and server-side apply (which overwrites in place).
+    let ap = PatchParams::apply("attacker").force();
+    // A daemon only creates; overwriting (apply) is refused whatever the name.
     let refused = async |what: &str, cm: ConfigMap| {
         let mut messages = Vec::new();
         let created = as_node1.create(&pp, &cm).await.map(|_| ());
@@ -73,27 +72,46 @@ async fn a_node_cannot_speak_for_another() {
         messages
     };
     // 1. node-2's result, name and labels: neither created nor overwritten.
-    for msg in refused(
+    let msgs = refused(
         "node-2's result",
         forged(&n2, 0, false).to_config_map(&t.ns, &uid),
     )
-    .await
-    {
-        assert!(msg.contains(&format!("a daemon on node {n1}")), "{msg}");
-    }
+    .await;
+    assert!(
+        msgs[0].contains(&format!("a daemon on node {n1}")),
+        "{msgs:?}"
+    );
     // 2. node-2's name with node-1's labels (squatting or overwriting it).
     let mut cm = forged(&n1, 0, false).to_config_map(&t.ns, &uid);
     cm.metadata.name = Some(result_cm(&n2));
-    for msg in refused("node-2's result name", cm).await {
-        assert!(
-            msg.contains(&format!("only its result ConfigMap {}", result_cm(&n1))),
-            "{msg}"
-        );
-    }
+    let msgs = refused("node-2's result name", cm).await;
+    assert!(
+        msgs[0].contains(&format!("only its result ConfigMap {}", result_cm(&n1))),
+        "{msgs:?}"
+    );
     // 3. node-1's name, node-2's label.
     let mut cm = forged(&n2, 0, false).to_config_map(&t.ns, &uid);
     cm.metadata.name = Some(result_cm(&n1));
     refused("node-2's label under node-1's name", cm).await;
+    // 3b. Issue 22: its own node, another FileIntegrity (the owner label must be the one of
+    // its pod's DaemonSet), and its own result overwritten in place.
+    let mut cm = forged(&n1, 0, false).to_config_map(&t.ns, &uid);
+    cm.metadata.name = Some(format!("aide-another-{n1}"));
+    cm.labels_mut()
+        .insert(names::OWNER_LABEL.into(), "another".into());
+    let msgs = refused("another FileIntegrity's result", cm).await;
+    assert!(
+        msgs[0].contains("reports only for the FileIntegrity of its DaemonSet"),
+        "{msgs:?}"
+    );
+    let own = forged(&n1, 0, false).to_config_map(&t.ns, &uid);
+    match as_node1
+        .patch(&own.name_any(), &ap, &Patch::Apply(&own))
+        .await
+    {
+        Err(kube::Error::Api(e)) if e.code == 403 => {}
+        other => panic!("node-1 overwrote its own result: {other:?}"),
+    }
     // 4. node-2's kept report, the configuration, and any other name.
     for name in [failed_cm(&n2), FI.to_owned(), "aide-unrelated".to_owned()] {
         let mut cm = forged(&n1, 0, false).to_config_map(&t.ns, &uid);
@@ -125,15 +143,17 @@ async fn a_node_cannot_speak_for_another() {
 
     // 5. Its own result, pinning its anchor with a re-init id never requested: reaches the
     // operator, which does not believe it (visibly, for node-1 only).
-    let forged_own = ScanReport {
-        result_id: Some(Timestamp::now().to_string()),
-        ..forged(&n1, i64::MAX, true)
-    };
-    let cm = forged_own.to_config_map(&t.ns, &uid);
-    as_node1
-        .patch(&cm.name_any(), &ap, &Patch::Apply(&cm))
-        .await
-        .expect("node-1 overwrites its own result");
+    let cm = forged(&n1, i64::MAX, true).to_config_map(&t.ns, &uid);
+    // Created once its daemon's last result is processed (a node has one at a time).
+    t.wait(
+        "node-1's own forged result created",
+        secs(30),
+        async || match as_node1.create(&pp, &cm).await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(e.to_string()),
+        },
+    )
+    .await;
     // Kept as node-1's latest Errored result (the daemon's next one is Succeeded again).
     let st = t
         .wait_node_statuses(FI, "node-1's pinning result not believed", secs(60), |s| {
@@ -206,6 +226,92 @@ async fn a_node_cannot_speak_for_another() {
         .unwrap_or_default();
     let own_file = s.root(&n2).join("etc/resolv.conf");
     assert!(log.contains(&own_file.display().to_string()), "{log}");
+}
+
+/// Issue 22, attack 2: node-1's token floods the namespace with 1 MiB results (the attack that
+/// once OOM-killed the operator at its next restart). The API server admits at most its one
+/// unprocessed result and nothing over 1 MiB; what it admits the operator processes and deletes;
+/// after a restart the operator's peak memory stays far under its limit (200 MiB in
+/// deploy/operator.yaml), and node-2's change still shows within seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cannot_flood_etcd_or_the_operator() {
+    let mut s = active_scenario("flood", 2, |_| {}).await;
+    let t = &s.t;
+    let (n1, n2) = (s.node(0).to_owned(), s.node(1).to_owned());
+    let uid = s.fi().await.uid().unwrap_or_default();
+    let as_node1: Api<ConfigMap> =
+        Api::namespaced(client_from(s.daemons[&n1].kubeconfig()).await, &t.ns);
+    let report = |bytes: usize| {
+        let r = ScanReport {
+            condition: ScanCondition::Failed {
+                counts: fio_api::report::FileCounts {
+                    added: 1,
+                    changed: 0,
+                    removed: 0,
+                },
+                log: fio_api::report::Log::Text("x".repeat(bytes)),
+            },
+            ..forged(&n1, 0, false)
+        };
+        r.to_config_map(&t.ns, &uid)
+    };
+    let (big, fits) = (report(1024 * 1024 + 1), report(1000 * 1024));
+    let (mut created, mut too_big, mut busy) = (0, 0, 0);
+    let pp = PostParams::default();
+    for i in 0..200 {
+        let cm = if i % 2 == 0 { &big } else { &fits };
+        match as_node1.create(&pp, cm).await {
+            Ok(_) => created += 1,
+            Err(kube::Error::Api(e)) if e.code == 403 && e.message.contains("at most 1 MiB") => {
+                too_big += 1
+            }
+            Err(kube::Error::Api(e)) if e.code == 409 => busy += 1,
+            Err(e) => panic!("create {i}: {e}"),
+        }
+    }
+    assert_eq!(too_big, 100, "created {created}, busy {busy}");
+    assert_eq!(created + busy, 100);
+    // Whatever was admitted is processed and deleted: no result of node-1 stays.
+    t.wait("node-1's results processed", secs(60), async || {
+        let left = t
+            .api::<ConfigMap>()
+            .list(&ListParams::default().labels(&format!("{}={n1}", names::NODE_LABEL)))
+            .await
+            .map_err(|e| e.to_string())?;
+        let results: Vec<String> = left
+            .items
+            .iter()
+            .filter(|c| c.labels().contains_key(names::LOG_LABEL))
+            .map(|c| c.name_any())
+            .collect();
+        if results.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{results:?}"))
+        }
+    })
+    .await;
+
+    // The routine restart that once ended in an OOM kill.
+    s.op.restart();
+    let changed_at = s.change_resolv_conf(&n2);
+    s.wait_failed(&n2, 1).await;
+    let took = Timestamp::now().duration_since(changed_at);
+    assert!(
+        took.as_secs() < INTERVAL as i64 + 30,
+        "node-2's change took {took:?} to show"
+    );
+    let pid = s.op.pid().expect("the operator runs");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("its status");
+    let peak_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM");
+    assert!(
+        peak_kib < 100 * 1024,
+        "operator peak RSS {peak_kib} KiB after the restart"
+    );
 }
 
 /// A daemon that stops reporting does not leave its node Succeeded: within two and a half

@@ -1,18 +1,20 @@
 //! Scenarios of upstream's e2e suite that upstream's users rely on (issue 13, section 2):
 //! initialDelay, a user config reverted to the default, the config ConfigMap's labels restored,
-//! tolerations of tainted nodes, priorityClassName on the pods, a node added to the cluster, and
-//! the re-init trigger file of upstream's older versions left on a node.
+//! tolerations of tainted nodes, priorityClassName on the pods, a node added to the cluster (and
+//! then relabelled out of it), and the re-init trigger file of upstream's older versions left on
+//! a node.
 
 use std::collections::BTreeSet;
 
-use crate::cluster::{secs, Daemon, Operator, TestNs};
+use crate::cluster::{secs, Daemon, Operator, TestNs, NODE_SELECTOR_LABEL};
 use crate::config::{user_config_map, USER_CONFIG};
 use crate::support::{
-    active_scenario, assert_backups, backups, ds_name, start_scenario, Scenario, FI, INTERVAL,
+    active_scenario, assert_backups, backups, condition, ds_name, start_scenario, Scenario, FI,
+    INTERVAL,
 };
 use fio_api::{names, FileIntegrityNodeCondition, FileIntegrityStatusPhase as Phase};
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod};
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
@@ -257,6 +259,42 @@ async fn a_new_node_gets_a_daemon_a_baseline_and_a_status() {
     s.t.wait_phase(FI, Phase::Active, secs(60)).await;
     let (_, pods) = s.t.wait_daemonset_rolled_out(&ds_name(), secs(30)).await;
     assert!(pods.contains_key(&node), "no daemon pod on {node}");
+
+    // Issue 22: relabelled out of the selection, the node is not scanned any more (its pod
+    // goes, and its daemon with it): its status says so, never a stale Succeeded.
+    Api::<Node>::all(s.t.client.clone())
+        .patch(
+            &node,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {NODE_SELECTOR_LABEL: null}}})),
+        )
+        .await
+        .expect("relabel the node");
+    if let Some(mut d) = s.daemons.remove(&node) {
+        d.stop();
+    }
+    let statuses =
+        s.t.wait_node_statuses(FI, &format!("{node} no longer selected"), secs(60), |st| {
+            st.get(&node).is_some_and(|x| {
+                condition(x) == FileIntegrityNodeCondition::Errored
+                    && x.spec
+                        .last_result
+                        .error_message
+                        .starts_with("no longer selected")
+            })
+        })
+        .await;
+    assert!(
+        statuses[&node]
+            .spec
+            .last_result
+            .error_message
+            .contains("was Succeeded"),
+        "{}",
+        statuses[&node].spec.last_result.error_message
+    );
+    // It does not count against the phase.
+    s.t.wait_phase(FI, Phase::Active, secs(30)).await;
 }
 
 /// `/etc/kubernetes/aide.reinit`, the re-init trigger of upstream's versions before 0.1.22, left

@@ -24,7 +24,7 @@ fn failed() -> ScanReport {
             seconds: 1.25,
             files: 9120,
         }),
-        result_id: Some("2026-12-03T07:00:00.123456789Z".into()),
+        superseded: 2,
     }
 }
 
@@ -43,7 +43,7 @@ fn every_condition_round_trips() {
         database: None,
         initialized: false,
         figures: None,
-        result_id: None,
+        superseded: 0,
         ..failed()
     };
     assert_eq!(round_trip(&ok), ok);
@@ -130,9 +130,12 @@ fn malformed_numbers_are_errors_naming_the_annotation() {
             "{bad}"
         );
     }
-    for bad in [String::new(), "x".repeat(MAX_RESULT_ID + 1)] {
-        let e = with_annotation(names::RESULT_ID_ANNOTATION, Some(&bad)).unwrap_err();
-        assert!(e.to_string().contains(names::RESULT_ID_ANNOTATION), "{e}");
+    for bad in ["", "-1", "two"] {
+        let e = with_annotation(names::RESULTS_SUPERSEDED_ANNOTATION, Some(bad)).unwrap_err();
+        assert!(
+            e.to_string().contains(names::RESULTS_SUPERSEDED_ANNOTATION),
+            "{e}"
+        );
     }
     for bad in ["AB".repeat(32), "ab".repeat(31), "zz".repeat(32)] {
         assert!(

@@ -173,9 +173,12 @@ impl DbWriter {
             } else {
                 dir
             };
-            if let Ok(d) = File::open(dir) {
-                let _ = d.sync_all();
-            }
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|source| DbError::Write {
+                    path: dir.to_path_buf(),
+                    source,
+                })?;
         }
         Ok(self.hasher.take().map(|h| h.finish()).unwrap_or_default())
     }

@@ -1,7 +1,7 @@
 //! The scan DaemonSet `aide-<fi>`: one daemon pod per selected node, the node's root filesystem
 //! at `/hostroot`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetSpec};
 use k8s_openapi::api::core::v1::{
@@ -221,17 +221,12 @@ pub fn is_ready(ds: &DaemonSet) -> bool {
 }
 
 /// What the daemons of `fi` may do besides `deploy/rbac/daemon_role.yaml` (which lets them
-/// create ConfigMaps and read none): get its configuration ConfigMap, and patch (update in
-/// place) the result ConfigMaps of the nodes it selects, each by name. So even without the
-/// admission policy a node can neither read another node's kept report or another
-/// FileIntegrity's configuration, nor rewrite the configuration or any ConfigMap that is not a
-/// result of this FileIntegrity. A Role and its binding to the daemon service account, both
-/// `aide-<fi>`, owned by `fi`.
-pub fn daemon_role(
-    fi: &FileIntegrity,
-    namespace: &str,
-    nodes: &BTreeSet<String>,
-) -> (Role, RoleBinding) {
+/// create ConfigMaps and read none): get its configuration ConfigMap, by name. Nothing to
+/// update, patch or delete: a node can neither read another node's kept report or another
+/// FileIntegrity's configuration, nor rewrite any ConfigMap (results are created, and deleted by
+/// the operator). A Role and its binding to the daemon service account, both `aide-<fi>`, owned
+/// by `fi`.
+pub fn daemon_role(fi: &FileIntegrity, namespace: &str) -> (Role, RoleBinding) {
     let name = names::daemonset_name(&fi.name_any());
     let meta = ObjectMeta {
         name: Some(name.clone()),
@@ -250,15 +245,7 @@ pub fn daemon_role(
         verbs: vec![verb.into()],
         ..PolicyRule::default()
     };
-    let mut rules = vec![rule("get", vec![fi.name_any()])];
-    // An empty resourceNames list would allow every name: no nodes, no rule.
-    if !nodes.is_empty() {
-        let results = nodes
-            .iter()
-            .map(|n| names::result_configmap_name(&fi.name_any(), n))
-            .collect();
-        rules.push(rule("patch", results));
-    }
+    let rules = vec![rule("get", vec![fi.name_any()])];
     let role = Role {
         metadata: meta.clone(),
         rules: Some(rules),

@@ -5,7 +5,6 @@
 pub mod plan;
 pub mod updates;
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::DaemonSet;
@@ -79,14 +78,20 @@ pub async fn reconcile(fi: Arc<FileIntegrity>, ctx: Arc<Context>) -> Result<Acti
         .await
         .ctx(|| format!("reading DaemonSet {ns}/{ds_name}"))?;
     let priority_class_found = priority_class_exists(&fi, &ctx).await?;
-    // Only while a node is paused: the pools confirm (or not) the end of its update.
+    // Only while a node is paused or starts an update: what its pool has rolled out is
+    // recorded when the pause begins, and the pool confirms (or not) the end of the update.
+    let updating = nodes
+        .values()
+        .any(|n| n.update == Some(NodeUpdate::Updating));
     let pools = match Holdoff::of(&fi) {
         Holdoff::Nodes(_) => machine_config_pools(&ctx).await?,
+        _ if updating => machine_config_pools(&ctx).await?,
         _ => None,
     };
     let fi2 = fi.clone();
     let (image, namespace) = (ctx.image.clone(), ctx.namespace.clone());
-    let max_pause = ctx.max_pause;
+    let (max_pause, trust_node_annotations) = (ctx.max_pause, ctx.trust_node_annotations);
+    let admission = ctx.admission.borrow().clone();
     // Validating the configuration evaluates it (no I/O on a detached host, but CPU for a
     // large one): off the async runtime.
     let plan = tokio::task::spawn_blocking(move || {
@@ -103,6 +108,8 @@ pub async fn reconcile(fi: Arc<FileIntegrity>, ctx: Arc<Context>) -> Result<Acti
             priority_class_found,
             pools: pools.as_deref(),
             max_pause,
+            trust_node_annotations,
+            admission: &admission,
             now: Timestamp::now(),
         })
     })
@@ -169,16 +176,12 @@ async fn priority_class_exists(fi: &FileIntegrity, ctx: &Context) -> Result<Opti
     Ok(Some(found.is_some()))
 }
 
-/// The daemons' access to the configuration and to their result ConfigMaps
-/// ([`daemonset::daemon_role`]): applied when the Role or its binding is missing or differs
+/// The daemons' access to the configuration ([`daemonset::daemon_role`]): applied when the
+/// Role or its binding is missing or differs
 /// (two GETs per reconcile otherwise), before the DaemonSet, so a new daemon finds it. The Role
 /// first: the API server checks a binding against the Role it names.
-async fn ensure_daemon_role(
-    fi: &FileIntegrity,
-    nodes: &BTreeSet<String>,
-    ctx: &Context,
-) -> Result<(), Error> {
-    let (role, binding) = daemonset::daemon_role(fi, &ctx.namespace, nodes);
+async fn ensure_daemon_role(fi: &FileIntegrity, ctx: &Context) -> Result<(), Error> {
+    let (role, binding) = daemonset::daemon_role(fi, &ctx.namespace);
     let name = role.name_any();
     let current_role = ctx
         .api::<Role>()
@@ -203,9 +206,8 @@ async fn ensure_daemon_role(
         .await
         .ctx(|| format!("applying RoleBinding {name}"))?;
     tracing::info!(
-        "Role and RoleBinding {name} applied: the daemons may read ConfigMap {} and update the results of {} nodes",
-        fi.name_any(),
-        nodes.len()
+        "Role and RoleBinding {name} applied: the daemons may read ConfigMap {}",
+        fi.name_any()
     );
     Ok(())
 }
@@ -256,7 +258,7 @@ async fn apply(fi: &FileIntegrity, ctx: &Context, plan: Plan) -> Result<Action, 
             ctx.metrics.unpause(n);
         }
     }
-    ensure_daemon_role(fi, &plan.selected, ctx).await?;
+    ensure_daemon_role(fi, ctx).await?;
     if let Some(ds) = &plan.daemonset {
         let ds_name = ds.name_any();
         ctx.apply(ds)

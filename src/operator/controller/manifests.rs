@@ -4,7 +4,8 @@
 //! * The PrometheusRule (alert `NodeHasIntegrityFailure`) and the ServiceMonitor, when the cluster
 //!   serves the Prometheus operator's API (upstream did the same).
 //! * The daemons' admission policy and its binding: an OLM bundle cannot carry them (OLM refuses
-//!   their kinds), and an install through OLM must not lose the trust boundary.
+//!   their kinds), and an install through OLM must not lose the trust boundary. They are the
+//!   guard's ([`super::admission`]): applied when missing or altered, watched all along.
 
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::GroupVersionKind;
@@ -56,9 +57,15 @@ pub fn objects(namespace: &str) -> Result<Vec<DynamicObject>, String> {
         })
 }
 
-/// Apply each object whose API the cluster serves; the others are skipped with a log line.
-/// Never fatal: metrics work without the monitoring objects, and the operator checks each
-/// result's node itself when the admission policy is missing.
+/// The daemons' admission policy or its binding.
+pub fn is_admission(o: &DynamicObject) -> bool {
+    o.types
+        .as_ref()
+        .is_some_and(|t| t.kind.starts_with("ValidatingAdmissionPolicy"))
+}
+
+/// Apply each monitoring object whose API the cluster serves; the others are skipped with a
+/// log line. Never fatal: metrics work without them.
 pub async fn ensure(client: &Client, namespace: &str) {
     let objects = match objects(namespace) {
         Ok(o) => o,
@@ -67,7 +74,7 @@ pub async fn ensure(client: &Client, namespace: &str) {
             return;
         }
     };
-    for obj in objects {
+    for obj in objects.into_iter().filter(|o| !is_admission(o)) {
         let name = obj.name_any();
         let Some(gvk) = obj
             .types
@@ -92,19 +99,6 @@ pub async fn ensure(client: &Client, namespace: &str) {
             Scope::Namespaced => Api::namespaced_with(client.clone(), namespace, &resource),
             Scope::Cluster => Api::all_with(client.clone(), &resource),
         };
-        if !overwrites(&gvk.kind) {
-            match api.get_opt(&name).await {
-                Ok(Some(found)) if !managed_by_us(&found) => {
-                    tracing::info!("{} {name} exists (installed with deploy/): kept", gvk.kind);
-                    continue;
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!("reading {} {name}: {e}", gvk.kind);
-                    continue;
-                }
-            }
-        }
         match api
             .patch(
                 &name,
@@ -117,22 +111,6 @@ pub async fn ensure(client: &Client, namespace: &str) {
             Err(e) => tracing::warn!("applying {} {namespace}/{name}: {e}", gvk.kind),
         }
     }
-}
-
-/// The monitoring objects are overwritten, as upstream did. The admission policy and its binding
-/// are applied only when missing or already the operator's: installed by `kubectl apply
-/// --server-side -k deploy/`, they stay that command's (an apply of the operator's would take
-/// `spec.matchConstraints`, an atomic field, and the next `kubectl apply` would conflict).
-fn overwrites(kind: &str) -> bool {
-    !kind.starts_with("ValidatingAdmissionPolicy")
-}
-
-fn managed_by_us(obj: &DynamicObject) -> bool {
-    obj.metadata
-        .managed_fields
-        .iter()
-        .flatten()
-        .any(|f| f.manager.as_deref() == Some(MANAGER))
 }
 
 #[cfg(test)]

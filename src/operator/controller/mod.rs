@@ -2,6 +2,7 @@
 //! DaemonSet, re-init requests, phase) and one for the daemons' scan results ([`results`]:
 //! node statuses, persistent failure reports, Events). Design notes in NOTES.md.
 
+pub mod admission;
 pub mod cache;
 pub mod daemonset;
 pub mod events;
@@ -90,6 +91,11 @@ pub struct Context {
     pub fis: Store<FileIntegrity>,
     /// How long a node may stay paused for a MachineConfig update before it is reported.
     pub max_pause: Duration,
+    /// Without the MachineConfigPool API, re-initialise a node at the end of an update its own
+    /// annotations announce (upstream's behaviour; off by default: see `fio_api::holdoff`).
+    pub trust_node_annotations: bool,
+    /// Whether the daemons' admission policy is in force ([`admission`]).
+    pub admission: tokio::sync::watch::Receiver<admission::Admission>,
     /// Normal node-result Events waiting to be published folded (see [`events`]).
     pub folded: events::Folded,
 }
@@ -275,9 +281,22 @@ pub async fn run(
     namespace: String,
     metrics: Arc<Metrics>,
     max_pause: Duration,
+    trust_node_annotations: bool,
 ) -> anyhow::Result<()> {
     let image = daemon_image(&client, &namespace).await;
     tracing::info!("watching namespace {namespace}; daemon image {image}");
+    let admission = admission::guard(
+        client.clone(),
+        manifests::objects(&namespace)
+            .map_err(|e| anyhow::anyhow!("deploy/ manifests: {e}"))?
+            .into_iter()
+            .filter(|o| manifests::is_admission(o))
+            .collect(),
+    );
+    // Every FileIntegrity is looked at again when the policy's state changes.
+    let admission_changes = futures::stream::unfold(admission.clone(), |mut rx| async move {
+        rx.changed().await.ok().map(|()| ((), rx))
+    });
     let (nodes, node_changes) = cache::nodes(Api::<PartialObjectMeta<Node>>::all(client.clone()));
     let statuses =
         cache::node_statuses(Api::namespaced(client.clone(), &namespace), metrics.clone());
@@ -310,6 +329,8 @@ pub async fn run(
         statuses,
         fis: store.clone(),
         max_pause,
+        trust_node_annotations,
+        admission,
         folded: events::Folded::default(),
     });
     let flusher = ctx.clone();
@@ -331,11 +352,12 @@ pub async fn run(
             ctx.api::<FileIntegrityNodeStatus>(),
             watcher::Config::default().labels(names::OWNER_LABEL),
         )
-        // The rendered config ConfigMap `<fi>` and the user's ConfigMaps (upstream's mapper).
+        // The rendered config ConfigMap `<fi>` and the user's ConfigMaps (upstream's mapper),
+        // by their metadata only: what nodes create (results up to 1 MiB each) is never held.
         .watches(
-            ctx.api::<ConfigMap>(),
+            ctx.api::<PartialObjectMeta<ConfigMap>>(),
             watcher::Config::default(),
-            move |cm: ConfigMap| {
+            move |cm: PartialObjectMeta<ConfigMap>| {
                 let cm_name = cm.metadata.name.unwrap_or_default();
                 let cm_ns = cm.metadata.namespace.unwrap_or_default();
                 by_config
@@ -352,7 +374,7 @@ pub async fn run(
         )
         // Nodes joining, leaving, changing labels (what each FileIntegrity selects) or
         // machine-config state (pause, resume); not every status heartbeat.
-        .reconcile_all_on(node_changes)
+        .reconcile_all_on(futures::stream::select(node_changes, admission_changes))
         .shutdown_on_signal()
         .run(
             |fi, ctx| timed("fileintegrity", fileintegrity::reconcile, fi, ctx),
@@ -365,9 +387,9 @@ pub async fn run(
             }
         });
 
-    // Metadata only (an `Api<PartialObjectMeta<_>>` watches metadata): results stay in place,
-    // and a Failed one may carry a 1 MiB report. The store keeps what finding a result needs
-    // (name, labels, uid); reconcile reads the ConfigMap itself.
+    // Metadata only (an `Api<PartialObjectMeta<_>>` watches metadata): a Failed result may carry
+    // a 1 MiB report, and nodes create them. The store keeps what finding a result needs (name,
+    // labels, uid); reconcile reads the ConfigMap itself once its owner is known to exist.
     let (results, results_writer) = reflector::store();
     let result_metas = watcher::watcher(
         ctx.api::<PartialObjectMeta<ConfigMap>>(),

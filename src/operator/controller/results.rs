@@ -1,15 +1,15 @@
 //! Reconcile one result ConfigMap of a daemon (`aide-<fi>-<node>`, label
-//! `file-integrity.openshift.io/log`): record it in the node status `<fi>-<node>` with the
-//! ConfigMap's resourceVersion (so each version is processed once), keep failure reports in
-//! `<name>-failed` (not owned by the FileIntegrity, so it outlives it, as the seed says), publish
-//! an Event on a new failure or a change of condition. Our daemons update their result in place
-//! (annotation `result-id`) and it stays; a result without one (upstream's protocol) is deleted
-//! once processed.
+//! `file-integrity.openshift.io/log`), as the seed says: record it in the node status
+//! `<fi>-<node>` with the ConfigMap's resourceVersion (so a result is processed once, even if the
+//! operator stops before deleting it), keep a failure report in `<name>-failed` (not owned by the
+//! FileIntegrity, so it outlives it), publish an Event on a new failure or a change of
+//! condition, and delete the result. A node holds at most one unprocessed result per
+//! FileIntegrity (the daemons' admission policy); its daemon waits to create the next.
 //!
 //! The controller watches the results' metadata only (a Failed result may carry a 1 MiB
-//! report; a thousand of them are not kept in memory). [`reconcile`] reads (the ConfigMap,
-//! FileIntegrity, previous node status), [`plan`] decides (a pure function of those), [`apply`]
-//! writes.
+//! report). [`reconcile`] reads (the FileIntegrity from the cache first: a result whose owner is
+//! gone is deleted without being fetched; then the ConfigMap and the previous node status),
+//! [`plan`] decides (a pure function of those), [`apply`] writes.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -45,8 +45,8 @@ pub struct ResultPlan {
     pub error_kind: Option<String>,
     pub mismatched: bool,
     pub figures: Option<ScanFigures>,
-    /// Delete the ConfigMap once recorded (a result of upstream's create-and-delete protocol).
-    pub delete: bool,
+    /// Results the node replaced before delivering this one.
+    pub superseded: u64,
 }
 
 /// A result ConfigMap that cannot be attributed to a node: no owner or node label, or a name
@@ -86,12 +86,6 @@ fn attribution(meta: &ObjectMeta) -> Result<(String, String), Unattributable> {
     Ok((owner, node))
 }
 
-/// A daemon that updates its result in place (rather than creating it for the operator to
-/// delete).
-fn in_place(cm: &ConfigMap) -> bool {
-    cm.annotations().contains_key(names::RESULT_ID_ANNOTATION)
-}
-
 /// This version of the result is the one the node status already records.
 pub fn recorded(cm: &ConfigMap, prev: Option<&FileIntegrityNodeStatusFields>) -> bool {
     let version = cm.metadata.resource_version.as_ref();
@@ -99,7 +93,7 @@ pub fn recorded(cm: &ConfigMap, prev: Option<&FileIntegrityNodeStatusFields>) ->
 }
 
 /// When the result was written, by the API server's clock: the newest time in its
-/// managedFields (every apply of a new `result-id` moves it), else its creation.
+/// managedFields, else its creation.
 fn written_at(cm: &ConfigMap) -> Option<Time> {
     let fields = cm.metadata.managed_fields.iter().flatten();
     fields
@@ -136,6 +130,7 @@ pub fn plan(
         }
     };
     let mut figures = None;
+    let superseded = report.as_ref().map_or(0, |r| r.superseded);
     if let Some(r) = &report {
         figures = r.figures;
         match &r.condition {
@@ -211,7 +206,7 @@ pub fn plan(
         error_kind: error_kind.filter(|_| errored),
         mismatched,
         figures,
-        delete: !in_place(cm),
+        superseded,
     })
 }
 
@@ -308,15 +303,9 @@ pub async fn reconcile(
         }
     };
     let cm_name = meta.name_any();
-    let Some(cm) = ctx
-        .api::<ConfigMap>()
-        .get_opt(&cm_name)
-        .await
-        .ctx(|| format!("reading result ConfigMap {ns}/{cm_name}"))?
-    else {
-        return Ok(Action::await_change());
-    };
-    // From the FileIntegrity controller's cache; read once when it has not seen it yet.
+    // The owner first, from the FileIntegrity controller's cache (read once when it has not
+    // seen it yet): a result of no FileIntegrity is deleted without being fetched, whatever
+    // its size.
     let cached = ctx
         .fis
         .get(&ObjectRef::new(&owner).within(ns))
@@ -330,7 +319,18 @@ pub async fn reconcile(
             .ctx(|| format!("reading FileIntegrity {owner} of result {cm_name}"))?,
     };
     let Some(fi) = fi else {
-        // Owned by the FileIntegrity: the garbage collector removes it.
+        tracing::warn!(
+            "result ConfigMap {ns}/{cm_name}: FileIntegrity {owner} does not exist; deleted"
+        );
+        delete_processed(&meta.metadata, &ctx).await?;
+        return Ok(Action::await_change());
+    };
+    let Some(cm) = ctx
+        .api::<ConfigMap>()
+        .get_opt(&cm_name)
+        .await
+        .ctx(|| format!("reading result ConfigMap {ns}/{cm_name}"))?
+    else {
         return Ok(Action::await_change());
     };
     let st_name = names::node_status_name(&owner, &node);
@@ -340,12 +340,9 @@ pub async fn reconcile(
         .await
         .ctx(|| format!("reading node status {ns}/{st_name}"))?;
     let prev = previous.as_ref().map(|p| &p.spec);
-    // Seen before (an operator restart lists every result again), or recorded and then not
-    // deleted.
+    // Recorded and then not deleted (the operator stopped in between): only deleted now.
     if recorded(&cm, prev) {
-        if !in_place(&cm) {
-            delete_processed(&cm.metadata, &ctx).await?;
-        }
+        delete_processed(&cm.metadata, &ctx).await?;
         return Ok(Action::await_change());
     }
     let now = Time(k8s_openapi::jiff::Timestamp::now());
@@ -395,8 +392,8 @@ async fn delete_processed(meta: &ObjectMeta, ctx: &Context) -> Result<(), Error>
     }
 }
 
-/// Write what [`plan`] decided, then, for a result of upstream's protocol, delete exactly the
-/// ConfigMap processed (a newer result with the same name stays).
+/// Write what [`plan`] decided, then delete exactly the ConfigMap processed (uid precondition:
+/// a newer result under the same name stays).
 async fn apply(
     cm: &ConfigMap,
     fi: &FileIntegrity,
@@ -440,10 +437,16 @@ async fn apply(
         ctx.node_result_event(fi, &plan.node, warning, reason, note)
             .await;
     }
-    if plan.delete {
-        delete_processed(&cm.metadata, ctx).await?;
+    if plan.superseded > 0 {
+        tracing::warn!(
+            "node {}: {} earlier result(s) replaced on the node before delivery (the operator \
+             had not processed the previous one)",
+            plan.node,
+            plan.superseded
+        );
+        m.results_superseded(&plan.node, plan.superseded);
     }
-    Ok(())
+    delete_processed(&cm.metadata, ctx).await
 }
 
 #[cfg(test)]

@@ -118,6 +118,7 @@ pub struct Metrics {
     node_status_error: Family<NodeErrorLabels, Counter>,
     daemonset_update: Family<OperationLabels, Counter>,
     baseline_mismatch: Family<NodeLabels, Counter>,
+    results_superseded: Family<NodeLabels, Counter>,
     reconcile: Family<ControllerLabels, Counter>,
     reconcile_errors: Family<ControllerLabels, Counter>,
     reconcile_duration: DurationFamily,
@@ -153,6 +154,7 @@ impl Metrics {
             node_status_error: Family::default(),
             daemonset_update: Family::default(),
             baseline_mismatch: Family::default(),
+            results_superseded: Family::default(),
             reconcile: Family::default(),
             reconcile_errors: Family::default(),
             reconcile_duration: Family::new_with_constructor(reconcile_histogram),
@@ -250,6 +252,11 @@ impl Metrics {
             "node_paused_since_timestamp_seconds",
             "When scans on the node were paused for a MachineConfig update (Unix time), while they are",
             m.paused_since.clone(),
+        );
+        registry.register(
+            "results_superseded",
+            "Results a node replaced by newer ones before the operator had processed the previous one, per node",
+            m.results_superseded.clone(),
         );
         registry.register(
             "node_silent",
@@ -407,6 +414,12 @@ impl Metrics {
         self.baseline_mismatch
             .get_or_create(&node_labels(node))
             .inc();
+    }
+
+    pub fn results_superseded(&self, node: &str, n: u64) {
+        self.results_superseded
+            .get_or_create(&node_labels(node))
+            .inc_by(n);
     }
 
     pub fn reconciled(&self, controller: &str, took: Duration, ok: bool) {

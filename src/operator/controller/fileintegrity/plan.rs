@@ -12,6 +12,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
+use super::super::admission::Admission;
 use super::super::daemonset;
 use super::updates::{self, NodeUpdates};
 use crate::metrics::ReinitBy;
@@ -70,6 +71,10 @@ pub struct Observed<'a> {
     pub pools: Option<&'a [Pool]>,
     /// How long a node may stay paused for an update before it is reported.
     pub max_pause: Duration,
+    /// Without the pool API, re-initialise on the node's own annotations (upstream).
+    pub trust_node_annotations: bool,
+    /// Whether the daemons' admission policy is in force.
+    pub admission: &'a Admission,
     pub now: Timestamp,
 }
 
@@ -112,8 +117,8 @@ pub struct Plan {
     pub stale_statuses: Vec<String>,
     /// The result ConfigMaps of those nodes.
     pub stale_results: Vec<String>,
-    /// Node statuses marked silent (no result for too long), to replace at the
-    /// resourceVersion they were read at: a result arriving meanwhile wins.
+    /// Node statuses marked silent (no result for too long) or no longer selected, to replace
+    /// at the resourceVersion they were read at: a result arriving meanwhile wins.
     pub silent: Vec<FileIntegrityNodeStatus>,
     /// The whole status we own (phase, message, the re-init record's copy), when any of it
     /// changes.
@@ -179,9 +184,13 @@ pub fn plan(o: &Observed) -> Plan {
     if o.daemonset.is_none() {
         if let Some(wait) = initial_delay_left(fi, o.now) {
             let pending = (Phase::Pending, Some("waiting for initialDelay".to_owned()));
-            let (status, phase_changed) =
-                status_change(fi, pending, &requests, pauses, config_error.is_some());
-            push_phase_event(&mut events, phase_changed);
+            let kind = if config_error.is_some() {
+                "InvalidConfig"
+            } else {
+                "NodeErrored"
+            };
+            let (status, phase_changed) = status_change(fi, pending, &requests, pauses, kind);
+            push_phase_event(&mut events, phase_changed, status.as_ref());
             return Plan {
                 config_map,
                 requests: write,
@@ -252,6 +261,22 @@ pub fn plan(o: &Observed) -> Plan {
     let mut silent = Vec::new();
     for st in o.statuses {
         let node = &st.spec.node_name;
+        if !selected.contains(node) && o.nodes.contains_key(node) {
+            // 4c. Relabelled out of the selection: not scanned any more, visibly (once).
+            if !liveness::is_unselected(&st.spec.last_result) {
+                let marked = liveness::mark_unselected(st, &name, o.now);
+                events.push(PlannedEvent {
+                    warning: true,
+                    reason: names::EVENT_REASON_NODE_INTEGRITY_STATUS,
+                    note: format!(
+                        "node {node} has an error! {}",
+                        marked.spec.last_result.error_message
+                    ),
+                });
+                silent.push(marked);
+            }
+            continue;
+        }
         if !selected.contains(node) || holdoff.holds(node) {
             continue;
         }
@@ -274,9 +299,18 @@ pub fn plan(o: &Observed) -> Plan {
         }
     }
 
-    // 5. Phase.
+    // 5. Phase. Without the admission policy no result can be trusted to be its node's.
     let has_config_error = config_error.is_some();
-    let (phase, mut message) = phase(ds_after, config_error, &selected, o.statuses, &requests);
+    let admission_error = o.admission.verdict(&selected, o.statuses);
+    let error_kind = match (&config_error, &admission_error) {
+        (Some(_), _) => "InvalidConfig",
+        (None, Some(_)) => "AdmissionPolicy",
+        (None, None) => "NodeErrored",
+    };
+    let (mut phase, mut message) = phase(ds_after, config_error, &selected, o.statuses, &requests);
+    if let (Some(why), false) = (admission_error, has_config_error) {
+        (phase, message) = (Phase::Error, Some(why));
+    }
     if phase == Phase::Active && message.is_none() {
         message = match &holdoff {
             Holdoff::None => None,
@@ -290,8 +324,8 @@ pub fn plan(o: &Observed) -> Plan {
         };
     }
     let (status, phase_changed) =
-        status_change(fi, (phase, message), &requests, pauses, has_config_error);
-    push_phase_event(&mut events, phase_changed);
+        status_change(fi, (phase, message), &requests, pauses, error_kind);
+    push_phase_event(&mut events, phase_changed, status.as_ref());
     Plan {
         config_map,
         requests: write,
@@ -314,7 +348,7 @@ fn status_change(
     (phase, message): StatusWrite,
     requests: &ReinitRequests,
     pauses: &BTreeMap<String, NodePause>,
-    config_error: bool,
+    error_kind: &'static str,
 ) -> (Option<FileIntegrityStatus>, Option<PhaseChange>) {
     let before = fi.status.as_ref().and_then(|s| s.phase);
     let wanted = FileIntegrityStatus {
@@ -324,20 +358,28 @@ fn status_change(
         node_pauses: pauses.clone(),
     };
     let write = (fi.status.as_ref() != Some(&wanted)).then_some(wanted);
-    let kind = if config_error {
-        "InvalidConfig"
-    } else {
-        "NodeErrored"
-    };
-    (write, (before != Some(phase)).then_some((phase, kind)))
+    (
+        write,
+        (before != Some(phase)).then_some((phase, error_kind)),
+    )
 }
 
-fn push_phase_event(events: &mut Vec<PlannedEvent>, changed: Option<PhaseChange>) {
-    if let Some((phase, _)) = changed {
+/// Upstream's Event on a phase change (its note is the phase); an Error caused by the admission
+/// policy says why, since nothing else on the FileIntegrity points at it.
+fn push_phase_event(
+    events: &mut Vec<PlannedEvent>,
+    changed: Option<PhaseChange>,
+    status: Option<&FileIntegrityStatus>,
+) {
+    if let Some((phase, kind)) = changed {
+        let note = match (kind, status.and_then(|s| s.message.as_deref())) {
+            ("AdmissionPolicy", Some(why)) if phase == Phase::Error => format!("Error: {why}"),
+            _ => phase.as_str().to_owned(),
+        };
         events.push(PlannedEvent {
             warning: phase == Phase::Error,
             reason: names::EVENT_REASON_FILE_INTEGRITY_STATUS,
-            note: phase.as_str().to_owned(),
+            note,
         });
     }
 }
@@ -448,6 +490,7 @@ fn update_requests(
         selected,
         nodes,
         o.pools,
+        o.trust_node_annotations,
         o.now,
         o.max_pause,
     );
@@ -598,6 +641,11 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use k8s_openapi::jiff::Timestamp;
 
+    static IN_FORCE: Admission = Admission {
+        problem: None,
+        restored: None,
+    };
+
     fn ready_ds(desired: i32) -> DaemonSet {
         DaemonSet {
             status: Some(DaemonSetStatus {
@@ -724,6 +772,8 @@ mod tests {
             priority_class_found: None,
             pools: None,
             max_pause: Duration::from_secs(3600),
+            trust_node_annotations: false,
+            admission: &IN_FORCE,
             now: Timestamp::from_second(1_000).unwrap(),
         }
     }
@@ -986,5 +1036,65 @@ mod tests {
             vec!["aide-worker-fileintegrity-n1".to_owned()]
         );
         assert_eq!(p.selected, BTreeSet::from(["n2".to_owned()]));
+    }
+
+    /// Issue 22: a node relabelled out of the selection keeps no stale `Succeeded`: its status
+    /// is marked Errored "no longer selected" once (a Warning Event), and stays so.
+    #[test]
+    fn a_node_no_longer_selected_is_marked_once() {
+        let mut fi = fi_at(0);
+        fi.spec.node_selector = BTreeMap::from([("role".to_owned(), "worker".to_owned())]);
+        let worker = NodeInfo {
+            labels: BTreeMap::from([("role".to_owned(), "worker".to_owned())]),
+            ..NodeInfo::default()
+        };
+        let nodes: Nodes = [
+            ("n1".to_owned(), NodeInfo::default()),
+            ("n2".to_owned(), worker),
+        ]
+        .into_iter()
+        .collect();
+        let statuses = vec![
+            status("n1", FileIntegrityNodeCondition::Succeeded, 0),
+            status("n2", FileIntegrityNodeCondition::Succeeded, 0),
+        ];
+        // (the statuses' results are from now)
+        fn later(o: Observed<'_>) -> Observed<'_> {
+            Observed {
+                now: Timestamp::now(),
+                ..o
+            }
+        }
+        let p = plan(&later(observe(
+            &fi,
+            &nodes,
+            &statuses,
+            None,
+            None,
+            default_config(),
+        )));
+        assert_eq!(p.silent.len(), 1, "{:?}", p.silent);
+        let last = &p.silent[0].spec.last_result;
+        assert_eq!(p.silent[0].spec.node_name, "n1");
+        assert_eq!(last.condition, FileIntegrityNodeCondition::Errored);
+        assert!(
+            last.error_message.starts_with("no longer selected"),
+            "{}",
+            last.error_message
+        );
+        assert!(p.events.iter().any(|e| e.warning
+            && e.note.contains("node n1")
+            && e.note.contains("no longer selected")));
+        // Once marked, nothing more; and the node's status is not deleted (the node exists).
+        let marked = vec![p.silent[0].clone(), statuses[1].clone()];
+        let again = plan(&later(observe(
+            &fi,
+            &nodes,
+            &marked,
+            None,
+            None,
+            default_config(),
+        )));
+        assert!(again.silent.is_empty() && again.stale_statuses.is_empty());
     }
 }

@@ -10,7 +10,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
 use super::plan::Nodes;
-use fio_api::holdoff::{confirms, NodePause, Pool};
+use fio_api::holdoff::{confirms, pools_rolled_out, NodePause, Pool};
 use fio_api::{Holdoff, NodeUpdate};
 
 /// What following the updates decided.
@@ -41,6 +41,7 @@ pub fn follow(
     selected: &BTreeSet<String>,
     nodes: &Nodes,
     pools: Option<&[Pool]>,
+    trust_annotations: bool,
     now: Timestamp,
     max_pause: Duration,
 ) -> NodeUpdates {
@@ -65,6 +66,7 @@ pub fn follow(
                     NodePause {
                         since: Time(now),
                         from_config: info.current_config.clone(),
+                        pool_rolled_out: pools_rolled_out(pools, &info.labels),
                         overdue: false,
                     },
                 );
@@ -72,7 +74,13 @@ pub fn follow(
             Some(NodeUpdate::Finished) if held.remove(n) => {
                 let pause = out.pauses.remove(n);
                 let current = info.current_config.as_deref();
-                match confirms(pools, &info.labels, current, pause.as_ref()) {
+                match confirms(
+                    pools,
+                    trust_annotations,
+                    &info.labels,
+                    current,
+                    pause.as_ref(),
+                ) {
                     Ok(()) => out.resumed.push(n.clone()),
                     Err(why) => out.released.push((n.clone(), why)),
                 }
@@ -93,6 +101,9 @@ pub fn follow(
                 from_config: info
                     .filter(|_| updating)
                     .and_then(|i| i.current_config.clone()),
+                pool_rolled_out: info
+                    .filter(|_| updating)
+                    .and_then(|i| pools_rolled_out(pools, &i.labels)),
                 overdue: false,
             }
         });
@@ -141,11 +152,13 @@ mod tests {
         }
     }
 
-    fn pools(target: &str) -> Vec<Pool> {
+    /// A pool targeting `target` that has rolled `rolled_out` out to all its machines.
+    fn pools(target: &str, rolled_out: &str) -> Vec<Pool> {
         vec![Pool::from_json(&serde_json::json!({
             "metadata": {"name": "worker"},
             "spec": {"nodeSelector": {"matchLabels": {"role": "worker"}},
-                     "configuration": {"name": target}}
+                     "configuration": {"name": target}},
+            "status": {"configuration": {"name": rolled_out}}
         }))]
     }
 
@@ -153,13 +166,14 @@ mod tests {
         Timestamp::from_second(secs).unwrap()
     }
 
-    /// A real update: paused with the config it leaves, resumed with a re-init when the pool
-    /// confirms the new config. A node flipping its own annotations back to its own config:
-    /// resumed without a re-init, with the reason.
+    /// A real update: paused while its pool rolls r2 out, resumed with a re-init when it runs
+    /// r2. A node playing Working -> Done on its own while its pool is settled, or anywhere
+    /// without the pool API: resumed without a re-init, with the reason.
     #[test]
     fn only_a_confirmed_update_reinitialises() {
         let selected = BTreeSet::from(["n1".to_owned()]);
-        let pools = pools("r2");
+        let pools = pools("r2", "r1");
+        let pools_settled = self::pools("r2", "r2");
         let working = Nodes::from([("n1".to_owned(), node("r1", "r2", "Working"))]);
         let u = follow(
             &Holdoff::None,
@@ -167,11 +181,13 @@ mod tests {
             &selected,
             &working,
             Some(&pools),
+            false,
             at(100),
             HOUR,
         );
         assert_eq!(u.paused, ["n1"]);
         assert_eq!(u.pauses["n1"].from_config.as_deref(), Some("r1"));
+        assert_eq!(u.pauses["n1"].pool_rolled_out.as_deref(), Some("r1"));
         assert_eq!(u.next_due, Some(HOUR + Duration::from_secs(1)));
         let done = Nodes::from([("n1".to_owned(), node("r2", "r2", "Done"))]);
         let after = follow(
@@ -180,6 +196,7 @@ mod tests {
             &selected,
             &done,
             Some(&pools),
+            false,
             at(200),
             HOUR,
         );
@@ -189,37 +206,57 @@ mod tests {
         );
         assert!(after.pauses.is_empty());
 
-        // The attack: Working towards a made-up config, then Done back at the config it had.
-        let fake = Nodes::from([("n1".to_owned(), node("r2", "evil", "Working"))]);
+        // The attack: the pool has settled at r2; the node claims Working from a made-up
+        // config towards r2, then Done at r2.
+        let settled = pools_settled;
+        let fake = Nodes::from([("n1".to_owned(), node("made-up", "r2", "Working"))]);
         let u = follow(
             &Holdoff::None,
             &BTreeMap::new(),
             &selected,
             &fake,
-            Some(&pools),
+            Some(&settled),
+            false,
             at(300),
             HOUR,
         );
+        assert_eq!(u.paused, ["n1"]);
         let back = follow(
             &u.holdoff,
             &u.pauses,
             &selected,
             &done,
-            Some(&pools),
+            Some(&settled),
+            false,
             at(301),
             HOUR,
         );
         assert!(back.resumed.is_empty());
         assert_eq!(back.released.len(), 1);
         assert!(
-            back.released[0].1.contains("did not change"),
+            back.released[0].1.contains("already"),
             "{:?}",
             back.released
         );
         assert_eq!(back.holdoff, Holdoff::None);
-        // Without the pool API, the annotations decide (upstream's behaviour).
-        let plain = follow(&u.holdoff, &u.pauses, &selected, &done, None, at(301), HOUR);
-        assert_eq!(plain.resumed, ["n1"]);
+        // Without the pool API, the annotations decide only if the operator trusts them
+        // (upstream's behaviour, --trust-node-annotations).
+        let plain = |trust| {
+            follow(
+                &u.holdoff,
+                &u.pauses,
+                &selected,
+                &done,
+                None,
+                trust,
+                at(301),
+                HOUR,
+            )
+        };
+        let refused = plain(false);
+        assert!(refused.resumed.is_empty());
+        assert!(refused.released[0].1.contains("no MachineConfigPool API"));
+        assert_eq!(plain(true).resumed, ["n1"]);
     }
 
     /// A node left at Working: reported once when the pause outlasts the bound.
@@ -233,6 +270,7 @@ mod tests {
             &selected,
             &working,
             None,
+            false,
             at(0),
             HOUR,
         );
@@ -242,6 +280,7 @@ mod tests {
             &selected,
             &working,
             None,
+            false,
             at(3_600),
             HOUR,
         );
@@ -254,6 +293,7 @@ mod tests {
             &selected,
             &working,
             None,
+            false,
             at(7_200),
             HOUR,
         );
@@ -266,6 +306,7 @@ mod tests {
             &selected,
             &working,
             None,
+            false,
             at(50),
             HOUR,
         );
@@ -289,7 +330,7 @@ mod tests {
             ])
         };
         let f = |h: &Holdoff, p: &BTreeMap<String, NodePause>, sel: &BTreeSet<String>, n: Nodes| {
-            follow(h, p, sel, &n, None, at(0), HOUR)
+            follow(h, p, sel, &n, None, true, at(0), HOUR) // no pool API, trusting annotations (upstream)
         };
         let none = BTreeMap::new();
         use NodeUpdate::{Finished, Other, Updating};

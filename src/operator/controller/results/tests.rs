@@ -31,7 +31,7 @@ fn report(condition: ScanCondition, sha: char, initialized: bool, reinit_id: i64
         }),
         initialized,
         figures: None,
-        result_id: None,
+        superseded: 0,
     }
 }
 
@@ -83,58 +83,32 @@ fn sequence_of(fi: &FileIntegrity, cms: &[ConfigMap]) -> Vec<ResultPlan> {
     plans
 }
 
-/// `cm` as updated in place by our daemon: its `result-id`, resourceVersion `rv`, and the API
-/// server's time of the update in its managedFields.
-fn in_place(r: &ScanReport, created: i64, written: i64, rv: &str) -> ConfigMap {
-    let r = ScanReport {
-        result_id: Some(format!("id-{rv}")),
-        ..r.clone()
-    };
-    let mut cm = cm_at(&r, created);
-    cm.metadata.resource_version = Some(rv.into());
-    cm.metadata.managed_fields = Some(vec![
-        k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry {
-            manager: Some(names::DAEMON_MANAGER.into()),
-            operation: Some("Apply".into()),
-            time: Some(t(written)),
-            ..Default::default()
-        },
-    ]);
-    cm
-}
-
+/// Each result is created by the daemon and recorded with its resourceVersion: once recorded, it
+/// is only deleted (an operator that stopped between the two does not process it again). Its
+/// probe time is when the API server created it; results it replaced on the node are counted.
 #[test]
-fn a_result_updated_in_place_is_kept_and_recorded_once() {
-    let ok = report(ScanCondition::Succeeded, 'a', true, 0);
-    let first = in_place(&ok, 5, 5, "10");
+fn a_result_is_recorded_once_with_the_api_servers_time() {
+    let mut r = report(ScanCondition::Succeeded, 'a', true, 0);
+    r.superseded = 2;
+    let mut first = cm_at(&r, 7);
+    first.metadata.resource_version = Some("10".into());
     let p = plan(&first, &fi(), None, NS, t(0)).unwrap();
-    assert!(!p.delete, "our daemon's result stays in place");
+    assert_eq!(p.status.spec.last_result.last_probe_time, t(7));
     assert_eq!(p.status.spec.result_version.as_deref(), Some("10"));
+    assert_eq!(p.superseded, 2);
     assert!(recorded(&first, Some(&p.status.spec)));
-    // The next result: same object (created at 5), written at 900 by the server's clock.
-    let second = in_place(
-        &report(ScanCondition::Succeeded, 'a', false, 0),
-        5,
-        900,
-        "17",
-    );
+    // The next result, a new object.
+    let mut second = cm_at(&report(ScanCondition::Succeeded, 'a', false, 0), 900);
+    second.metadata.resource_version = Some("17".into());
     assert!(!recorded(&second, Some(&p.status.spec)));
     let p2 = plan(&second, &fi(), Some(&p.status.spec), NS, t(0)).unwrap();
     assert_eq!(p2.status.spec.last_result.last_probe_time, t(900));
-    assert_eq!(p2.status.spec.result_version.as_deref(), Some("17"));
+    assert_eq!(p2.superseded, 0);
     // Without a resourceVersion nothing counts as recorded.
     let mut bare = second.clone();
     bare.metadata.resource_version = None;
     assert!(!recorded(&bare, Some(&p2.status.spec)));
     assert!(!recorded(&second, None));
-}
-
-#[test]
-fn an_upstream_result_is_deleted_once_recorded() {
-    let cm = cm_at(&report(ScanCondition::Succeeded, 'a', true, 0), 7);
-    let p = plan(&cm, &fi(), None, NS, t(0)).unwrap();
-    assert!(p.delete, "no result-id: created for the operator to delete");
-    assert_eq!(p.status.spec.last_result.last_probe_time, t(7));
 }
 
 #[test]
