@@ -692,8 +692,8 @@ fn operator_permissions() {
         "priorityclasses",
         "get"
     ));
-    // Cluster-wide it reads, creates reviews (which change nothing), and applies the daemons'
-    // admission policy at start (an OLM bundle cannot carry it).
+    // Cluster-wide it reads, creates reviews (which change nothing), and watches and restores
+    // the daemons' admission policy (an OLM bundle cannot carry it).
     let reviews = ["tokenreviews", "subjectaccessreviews"];
     let policies = [
         "validatingadmissionpolicies",
@@ -709,7 +709,7 @@ fn operator_permissions() {
         let allowed: &[&str] = if only(&reviews) {
             &["create"]
         } else if only(&policies) {
-            &["get", "create", "patch"]
+            &["get", "list", "watch", "create", "patch"]
         } else {
             &["get", "list", "watch"]
         };
