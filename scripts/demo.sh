@@ -6,8 +6,9 @@
 #
 # 1. builds (once, cached) the control plane and the kubelet from Go modules, and the product's
 #    image without Nix (scripts/image.py: static fio-operator + fio-scanner, reproducible);
-# 2. starts etcd, kube-apiserver, kube-controller-manager, kube-scheduler on loopback and 2 real
-#    kubelet nodes real-1, real-2 (scripts/testenv.sh nodes --real: containerd + runc, a mount
+# 2. starts etcd, kube-apiserver, kube-controller-manager, kube-scheduler on loopback, a real
+#    control-plane kubelet node real-0 (where the operator runs) and 2 real worker nodes
+#    real-1, real-2 (scripts/testenv.sh nodes --real: containerd + runc, a mount
 #    namespace per node whose / is $FIO_DEMO_DIR/testenv/real/real-N/root), the image imported;
 # 3. installs the operator from deploy/ (through nix/vm-test: the image tag `e2e`): the operator
 #    runs as a pod of its Deployment, the daemons as pods of the DaemonSet aide-<name>;
@@ -96,6 +97,21 @@ REAL=$FIO_TESTENV_DIR/real
 say "installing the operator: kubectl apply --server-side -k nix/vm-test (deploy/, image tag e2e)"
 kubectl apply --server-side -k nix/vm-test >/dev/null
 kubectl -n "$NS" rollout status deploy/file-integrity-operator --timeout=180s >/dev/null
+say "the operator runs on the control-plane node $(kubectl -n "$NS" get pods -lname=file-integrity-operator -o jsonpath='{.items[0].spec.nodeName}')"
+
+# OpenShift's MachineConfigPool API (its CRD, as the tests install it) and a pool for real-1
+# that has rolled rendered-1 out: a node update re-initialises a node only when its pool
+# confirms it.
+kubectl apply --server-side -f tests/fixtures/machineconfigpool-crd.yaml >/dev/null
+kubectl wait --for=condition=Established crd/machineconfigpools.machineconfiguration.openshift.io --timeout=60s >/dev/null
+kubectl apply -f - >/dev/null <<'POOL'
+{"apiVersion": "machineconfiguration.openshift.io/v1", "kind": "MachineConfigPool",
+ "metadata": {"name": "demo-real-1"},
+ "spec": {"nodeSelector": {"matchLabels": {"kubernetes.io/hostname": "real-1"}},
+          "configuration": {"name": "rendered-1"}}}
+POOL
+kubectl patch machineconfigpool demo-real-1 --subresource=status --type=merge \
+    -p '{"status":{"configuration":{"name":"rendered-1"}}}' >/dev/null
 
 FI=$(kubectl patch --local -f "$SAMPLE" --type=merge -p '{}' -o jsonpath='{.metadata.name}')
 DS=aide-$FI
@@ -137,13 +153,18 @@ Re-initialise the databases (all nodes; or =real-2 for one), then look at the ba
   kubectl -n $NS annotate fileintegrities/$FI file-integrity.openshift.io/re-init=
   ls -lR $REAL/real-*/root/etc/kubernetes/aide.*
 
-Pause real-1 as a MachineConfig update would, then end the update (real-1 re-initialises once):
+Update real-1 as the machine-config operator would: its pool targets rendered-2, the node is
+paused while Working, and re-initialised once when Done at rendered-2 (the pool confirms it):
 
-  kubectl annotate node real-1 --overwrite machineconfiguration.openshift.io/currentConfig=a \\
-    machineconfiguration.openshift.io/desiredConfig=b machineconfiguration.openshift.io/state=Working
+  kubectl patch machineconfigpool demo-real-1 --type=merge -p '{"spec":{"configuration":{"name":"rendered-2"}}}'
+  kubectl annotate node real-1 --overwrite machineconfiguration.openshift.io/currentConfig=rendered-1 \\
+    machineconfiguration.openshift.io/desiredConfig=rendered-2 machineconfiguration.openshift.io/state=Working
   kubectl -n $NS get fileintegrities/$FI -o jsonpath='{.status.nodePauses}'
-  kubectl annotate node real-1 --overwrite machineconfiguration.openshift.io/currentConfig=b \\
+  kubectl annotate node real-1 --overwrite machineconfiguration.openshift.io/currentConfig=rendered-2 \\
     machineconfiguration.openshift.io/state=Done
+
+The same annotations set by the node itself while its pool rolls nothing out end the pause
+without a re-init (a NodeUpdateUnconfirmed Warning Event; kubectl -n $NS get events).
 
 Metrics (plain HTTP /metrics on 8383, as upstream; HTTPS /metrics-fio on 8585 waits for a
 serving certificate, which this cluster has no service CA to make):

@@ -362,6 +362,20 @@ fn the_product_runs_from_its_image_on_real_nodes() {
     wait_condition(N1, "Succeeded", 240);
     wait_condition(N2, "Succeeded", 240);
 
+    // -- the seed: the daemons' result ConfigMaps are deleted once the operator processed them
+    // (`kubectl get cm` lists the configuration, no aide-<fi>-<node>)
+    wait_until("no unprocessed result ConfigMap", secs(30), || {
+        let cms = kn(&["get", "cm", "-o", "name"]);
+        let results: Vec<&str> = cms
+            .lines()
+            .filter(|l| [N1, N2].iter().any(|n| *l == format!("configmap/{DS}-{n}")))
+            .collect();
+        results
+            .is_empty()
+            .then_some(())
+            .ok_or(format!("{results:?} in:\n{cms}"))
+    });
+
     // -- the seed's commands, verbatim ------------------------------------------------------
     let ds = kn(&["get", &format!("ds/{DS}")]);
     assert!(ds.contains(DS), "kubectl get ds/{DS}:\n{ds}");

@@ -596,7 +596,8 @@ async fn deletions_clean_up_but_keep_failure_configmaps() {
         },
     )
     .await;
-    assert!(s.t.get_configmap(&result_cm(&n2)).await.is_some());
+    // Node-2's kept report stays (its results themselves are deleted once processed).
+    assert!(s.t.get_configmap(&failed_cm(&n2)).await.is_some());
     s.t.wait_phase(FI, Phase::Active, secs(60)).await;
 
     // The FileIntegrity goes away.
