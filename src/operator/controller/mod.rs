@@ -290,7 +290,7 @@ pub async fn run(
         manifests::objects(&namespace)
             .map_err(|e| anyhow::anyhow!("deploy/ manifests: {e}"))?
             .into_iter()
-            .filter(|o| manifests::is_admission(o))
+            .filter(manifests::is_admission)
             .collect(),
     );
     // Every FileIntegrity is looked at again when the policy's state changes.

@@ -490,9 +490,11 @@ fn update_requests(
         selected,
         nodes,
         o.pools,
-        o.trust_node_annotations,
         o.now,
-        o.max_pause,
+        updates::Settings {
+            max_pause: o.max_pause,
+            trust_annotations: o.trust_node_annotations,
+        },
     );
     let (paused, resumed) = (&updates.paused, &updates.resumed);
     if !resumed.is_empty() {

@@ -13,6 +13,15 @@ use super::plan::Nodes;
 use fio_api::holdoff::{confirms, pools_rolled_out, NodePause, Pool};
 use fio_api::{Holdoff, NodeUpdate};
 
+/// The operator's settings for following updates.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Settings {
+    /// How long a node may stay paused before it is reported.
+    pub max_pause: Duration,
+    /// Without the pool API, re-initialise on the node's own annotations (upstream).
+    pub trust_annotations: bool,
+}
+
 /// What following the updates decided.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct NodeUpdates {
@@ -41,10 +50,13 @@ pub fn follow(
     selected: &BTreeSet<String>,
     nodes: &Nodes,
     pools: Option<&[Pool]>,
-    trust_annotations: bool,
     now: Timestamp,
-    max_pause: Duration,
+    settings: Settings,
 ) -> NodeUpdates {
+    let Settings {
+        max_pause,
+        trust_annotations,
+    } = settings;
     let mut out = NodeUpdates {
         holdoff: holdoff.clone(),
         pauses: pauses.clone(),
@@ -133,6 +145,13 @@ mod tests {
 
     const HOUR: Duration = Duration::from_secs(3600);
 
+    fn settings(trust_annotations: bool) -> Settings {
+        Settings {
+            max_pause: HOUR,
+            trust_annotations,
+        }
+    }
+
     fn node(current: &str, desired: &str, state: &str) -> NodeInfo {
         let ann = BTreeMap::from([
             (
@@ -181,9 +200,8 @@ mod tests {
             &selected,
             &working,
             Some(&pools),
-            false,
             at(100),
-            HOUR,
+            settings(false),
         );
         assert_eq!(u.paused, ["n1"]);
         assert_eq!(u.pauses["n1"].from_config.as_deref(), Some("r1"));
@@ -196,9 +214,8 @@ mod tests {
             &selected,
             &done,
             Some(&pools),
-            false,
             at(200),
-            HOUR,
+            settings(false),
         );
         assert_eq!(
             (after.resumed.as_slice(), after.holdoff.clone()),
@@ -216,9 +233,8 @@ mod tests {
             &selected,
             &fake,
             Some(&settled),
-            false,
             at(300),
-            HOUR,
+            settings(false),
         );
         assert_eq!(u.paused, ["n1"]);
         let back = follow(
@@ -227,9 +243,8 @@ mod tests {
             &selected,
             &done,
             Some(&settled),
-            false,
             at(301),
-            HOUR,
+            settings(false),
         );
         assert!(back.resumed.is_empty());
         assert_eq!(back.released.len(), 1);
@@ -248,9 +263,8 @@ mod tests {
                 &selected,
                 &done,
                 None,
-                trust,
                 at(301),
-                HOUR,
+                settings(trust),
             )
         };
         let refused = plain(false);
@@ -270,9 +284,8 @@ mod tests {
             &selected,
             &working,
             None,
-            false,
             at(0),
-            HOUR,
+            settings(false),
         );
         let later = follow(
             &u.holdoff,
@@ -280,9 +293,8 @@ mod tests {
             &selected,
             &working,
             None,
-            false,
             at(3_600),
-            HOUR,
+            settings(false),
         );
         assert_eq!(later.overdue, ["n1"]);
         assert!(later.pauses["n1"].overdue);
@@ -293,9 +305,8 @@ mod tests {
             &selected,
             &working,
             None,
-            false,
             at(7_200),
-            HOUR,
+            settings(false),
         );
         assert!(again.overdue.is_empty());
         // A pause the annotation holds without a record (operator crash) gets one now.
@@ -306,9 +317,8 @@ mod tests {
             &selected,
             &working,
             None,
-            false,
             at(50),
-            HOUR,
+            settings(false),
         );
         assert_eq!(rec.pauses["n1"].since, Time(at(50)));
         assert_eq!(rec.pauses["n1"].from_config.as_deref(), Some("r1"));
@@ -330,7 +340,7 @@ mod tests {
             ])
         };
         let f = |h: &Holdoff, p: &BTreeMap<String, NodePause>, sel: &BTreeSet<String>, n: Nodes| {
-            follow(h, p, sel, &n, None, true, at(0), HOUR) // no pool API, trusting annotations (upstream)
+            follow(h, p, sel, &n, None, at(0), settings(true)) // no pool API, trusting annotations (upstream)
         };
         let none = BTreeMap::new();
         use NodeUpdate::{Finished, Other, Updating};
