@@ -196,9 +196,14 @@ fn install(real: &RealNodes) {
 
 /// The subjects of every service-account token the node's kubelet has written under its root
 /// (`/var/lib/kubelet/pods/*/volumes/kubernetes.io~projected/*/token`): what root there can read.
+/// Read as the node sees its files (through its kubelet's `/proc/<pid>/root`): the projected
+/// volumes are tmpfs mounts in the node's mount namespace.
 fn token_subjects(real: &RealNodes, node: &str) -> Vec<String> {
     use base64::Engine as _;
-    let pods = real.root(node).join("var/lib/kubelet/pods");
+    let pid_file = real.root(node).join("run/kubelet.pid");
+    let pid = std::fs::read_to_string(&pid_file)
+        .unwrap_or_else(|e| panic!("{}: {e}", pid_file.display()));
+    let pods = std::path::PathBuf::from(format!("/proc/{}/root/var/lib/kubelet/pods", pid.trim()));
     let mut subjects = Vec::new();
     let dirs = |d: &std::path::Path| -> Vec<std::path::PathBuf> {
         std::fs::read_dir(d)

@@ -28,6 +28,11 @@ pub struct ReinitRequests {
     /// an equal or higher `reinit-id`.
     #[serde(default)]
     pub nodes: BTreeMap<String, i64>,
+    /// Per node, the newest request id that must keep every backup: re-inits the operator
+    /// decided by itself (the end of a node update) never prune, so that no baseline an
+    /// administrator has not let go of is deleted without them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub keep: BTreeMap<String, i64>,
 }
 
 /// The annotation does not hold a request record (edited by hand?).
@@ -84,6 +89,10 @@ impl ReinitRequests {
             let e = newer.nodes.entry(node).or_insert(id);
             *e = (*e).max(id);
         }
+        for (node, id) in older.keep {
+            let e = newer.keep.entry(node).or_insert(id);
+            *e = (*e).max(id);
+        }
         Some(newer)
     }
 
@@ -105,9 +114,27 @@ impl ReinitRequests {
         true
     }
 
+    /// [`Self::request`], for re-inits that must keep every backup (see [`Self::keep`]).
+    pub fn request_keeping_backups<'a>(
+        &mut self,
+        nodes: impl IntoIterator<Item = &'a str>,
+    ) -> bool {
+        let nodes: BTreeSet<&str> = nodes.into_iter().collect();
+        let requested = self.request(nodes.iter().copied());
+        for n in nodes {
+            self.keep.insert(n.to_owned(), self.seq);
+        }
+        requested
+    }
+
     /// The newest request id for `node` (0: never requested).
     pub fn requested(&self, node: &str) -> i64 {
         self.nodes.get(node).copied().unwrap_or(0)
+    }
+
+    /// Whether request `id` of `node` must keep every backup.
+    pub fn keeps_backups(&self, node: &str, id: i64) -> bool {
+        self.keep.get(node) == Some(&id)
     }
 }
 
@@ -126,6 +153,23 @@ pub fn parse_node_list(value: &str) -> Option<BTreeSet<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 22: a node update's re-init keeps every backup; a later request prunes again.
+    #[test]
+    fn re_inits_the_operator_decided_keep_every_backup() {
+        let mut r = ReinitRequests::default();
+        assert!(r.request(["node-1", "node-2"]));
+        assert!(r.request_keeping_backups(["node-1"]));
+        let id = r.requested("node-1");
+        assert!(r.keeps_backups("node-1", id));
+        assert!(!r.keeps_backups("node-2", r.requested("node-2")));
+        let merged = ReinitRequests::merge(Some(ReinitRequests::default()), Some(r.clone()));
+        assert_eq!(merged.as_ref(), Some(&r));
+        let back: ReinitRequests = serde_json::from_str(&r.to_annotation()).unwrap();
+        assert_eq!(back, r);
+        assert!(r.request(["node-1"]));
+        assert!(!r.keeps_backups("node-1", r.requested("node-1")));
+    }
 
     #[test]
     fn each_request_gets_a_new_id_for_its_nodes_only() {

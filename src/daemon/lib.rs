@@ -300,7 +300,12 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         let reinit = wanted > completed || take_over;
         // Loading the configuration may read includes and run programs: off the runtime.
         if reinit || tokio::task::spawn_blocking(move || s.needs_init()).await? {
-            let s = scanner.clone();
+            let mut s = scanner.clone();
+            // Re-inits nobody asked for (a node update's, a take-over) keep every backup.
+            if take_over || (wanted > completed && requests.keeps_backups(&opts.node_name, wanted))
+            {
+                s.max_backups = usize::MAX;
+            }
             match tokio::task::spawn_blocking(move || s.init(reinit)).await? {
                 Ok(b) if reinit => {
                     let line = format!("{uid} {wanted}\n");

@@ -499,7 +499,8 @@ fn update_requests(
     let (paused, resumed) = (&updates.paused, &updates.resumed);
     if !resumed.is_empty() {
         tracing::info!("{name}: MachineConfig update over on {resumed:?}: re-initialising");
-        requests.request(resumed.iter().map(String::as_str));
+        // Decided by the operator, not asked by an administrator: no backup is pruned.
+        requests.request_keeping_backups(resumed.iter().map(String::as_str));
     }
     if !paused.is_empty() {
         tracing::info!("{name}: MachineConfig update on {paused:?}: scans paused");
@@ -1098,5 +1099,60 @@ mod tests {
             default_config(),
         )));
         assert!(again.silent.is_empty() && again.stale_statuses.is_empty());
+    }
+
+    /// Issue 22: a re-init the operator decides by itself (a confirmed node update) keeps every
+    /// backup; the daemon reads that from the request record.
+    #[test]
+    fn a_node_update_reinit_keeps_every_backup() {
+        use fio_api::holdoff::{Pool, MC_CURRENT_CONFIG, MC_DESIRED_CONFIG, MC_STATE};
+        let mut fi = fi_at(0);
+        fi.annotations_mut()
+            .insert(names::HOLDOFF_ANNOTATION.into(), "n1".into());
+        let mut status = FileIntegrityStatus::default();
+        status.node_pauses.insert(
+            "n1".into(),
+            NodePause {
+                since: Time(Timestamp::from_second(900).unwrap()),
+                from_config: Some("r1".into()),
+                pool_rolled_out: Some("r1".into()),
+                overdue: false,
+            },
+        );
+        fi.status = Some(status);
+        let labels = BTreeMap::from([("role".to_owned(), "worker".to_owned())]);
+        let done = BTreeMap::from([
+            (MC_CURRENT_CONFIG.to_owned(), "r2".to_owned()),
+            (MC_DESIRED_CONFIG.to_owned(), "r2".to_owned()),
+            (MC_STATE.to_owned(), "Done".to_owned()),
+        ]);
+        let nodes: Nodes = [(
+            "n1".to_owned(),
+            NodeInfo {
+                labels,
+                update: NodeUpdate::of(&done),
+                current_config: Some("r2".into()),
+            },
+        )]
+        .into();
+        let pools = [Pool::from_json(&json!({
+            "metadata": {"name": "worker"},
+            "spec": {"nodeSelector": {"matchLabels": {"role": "worker"}},
+                     "configuration": {"name": "r2"}},
+            "status": {"configuration": {"name": "r1"}}
+        }))];
+        let o = Observed {
+            pools: Some(&pools),
+            ..observe(&fi, &nodes, &[], None, None, default_config())
+        };
+        let p = plan(&o);
+        assert_eq!(p.requests.resumed, ["n1"]);
+        let patch = p.requests.patch.expect("the request recorded");
+        let text = patch["metadata"]["annotations"][names::REINIT_REQUESTS_ANNOTATION]
+            .as_str()
+            .expect("the record")
+            .to_owned();
+        let r: ReinitRequests = serde_json::from_str(&text).expect("parses");
+        assert!(r.keeps_backups("n1", r.requested("n1")), "{text}");
     }
 }

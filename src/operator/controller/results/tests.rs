@@ -66,6 +66,7 @@ fn fi_requested(id: i64) -> FileIntegrity {
         config: String::new(),
         seq: id,
         nodes: [("node-1".to_owned(), id)].into(),
+        keep: Default::default(),
     };
     fi.annotations_mut()
         .insert(names::REINIT_REQUESTS_ANNOTATION.into(), r.to_annotation());
