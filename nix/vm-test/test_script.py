@@ -43,6 +43,9 @@ with subtest("install from deploy/ and the sample FileIntegrity"):
     server.wait_until_succeeds(
         f"kubectl -n {NS} rollout status deploy/file-integrity-operator --timeout=10s", timeout=300
     )
+    # only on the control plane (k3s labels its server node-role.kubernetes.io/control-plane)
+    node = kubectl(f"-n {NS} get pods -l name=file-integrity-operator -o jsonpath='{{.items[0].spec.nodeName}}'")
+    assert node.strip() == "server", node
     kubectl(f"apply -f {SAMPLE}")
     kubectl(f"-n {NS} patch fileintegrity {FI} --type merge -p '{{\"spec\":{{\"config\":{{\"gracePeriod\":15}}}}}}'")
     server.wait_until_succeeds(
@@ -73,7 +76,39 @@ with subtest("a changed file on the agent fails it; re-init recovers it"):
     wait_condition("agent", "Succeeded")
     agent.succeed("ls /etc/kubernetes/aide.db.gz.backup-*")
 
+# The machine-config operator's MachineConfigPool API (as tests/fixtures/machineconfigpool-crd.yaml)
+# and a pool for the agent that has rolled rendered-1 out: the operator re-initialises a node
+# after an update only when its pool confirms it.
+POOL_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": "machineconfigpools.machineconfiguration.openshift.io"},
+    "spec": {
+        "group": "machineconfiguration.openshift.io",
+        "scope": "Cluster",
+        "names": {"kind": "MachineConfigPool", "listKind": "MachineConfigPoolList",
+                  "plural": "machineconfigpools", "singular": "machineconfigpool"},
+        "versions": [{"name": "v1", "served": True, "storage": True, "subresources": {"status": {}},
+                      "schema": {"openAPIV3Schema": {"type": "object",
+                                                     "x-kubernetes-preserve-unknown-fields": True}}}],
+    },
+}
+POOL = {
+    "apiVersion": "machineconfiguration.openshift.io/v1",
+    "kind": "MachineConfigPool",
+    "metadata": {"name": "vm-agent"},
+    "spec": {"nodeSelector": {"matchLabels": {"kubernetes.io/hostname": "agent"}},
+             "configuration": {"name": "rendered-2"}},
+}
+
 with subtest("a MachineConfig update pauses the agent and re-initialises it once"):
+    server.succeed(f"echo '{json.dumps(POOL_CRD)}' | kubectl apply -f -")
+    kubectl("wait --for=condition=Established crd/machineconfigpools.machineconfiguration.openshift.io --timeout=60s")
+    server.succeed(f"echo '{json.dumps(POOL)}' | kubectl apply -f -")
+    kubectl(
+        "patch machineconfigpool vm-agent --subresource=status --type=merge "
+        "-p '{\"status\":{\"configuration\":{\"name\":\"rendered-1\"}}}'"
+    )
     before = backups()
     kubectl(
         "annotate node agent --overwrite "
