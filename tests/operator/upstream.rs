@@ -295,6 +295,11 @@ async fn a_new_node_gets_a_daemon_a_baseline_and_a_status() {
     );
     // It does not count against the phase.
     s.t.wait_phase(FI, Phase::Active, secs(30)).await;
+    // Without the test's label the harness would not find the node to delete it.
+    Api::<Node>::all(s.t.client.clone())
+        .delete(&node, &Default::default())
+        .await
+        .expect("delete the relabelled node");
 }
 
 /// `/etc/kubernetes/aide.reinit`, the re-init trigger of upstream's versions before 0.1.22, left
