@@ -110,7 +110,6 @@ fn rotate_in_steps(
     done: &mut dyn FnMut(&'static str),
 ) -> Result<Rotation, ReinitError> {
     let now = SystemTime::now();
-    let dir = parent_dir(db);
     let mut r = Rotation::default();
     let db_backup = link_to_backup(db, now)?;
     done("database backed up");
@@ -121,10 +120,10 @@ fn rotate_in_steps(
         done("log backed up");
         r.backups.extend(log_backup.clone());
     }
-    sync_dir(dir)?;
+    sync_dir(db)?;
     std::fs::rename(new_db, db).map_err(io_err(db, "move new database into place"))?;
     done("new database in place");
-    sync_dir(dir)?;
+    sync_dir(db)?;
     if let Some(log) = log {
         crate::atomic::replace_file(log, b"", 0o644).map_err(io_err(log, "start empty log"))?;
         done("empty log");
@@ -140,7 +139,7 @@ fn rotate_in_steps(
         )?);
         done("log backups pruned");
     }
-    sync_dir(dir)?;
+    sync_dir(db)?;
     Ok(r)
 }
 
@@ -167,17 +166,9 @@ fn link_to_backup(file: &Path, now: SystemTime) -> Result<Option<PathBuf>, Reini
     )))
 }
 
-fn parent_dir(file: &Path) -> &Path {
-    file.parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-}
-
-/// Make the directory's entries (renames, links, removals) durable.
-fn sync_dir(dir: &Path) -> Result<(), ReinitError> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err(dir, "fsync directory"))
+/// Make the directory entries of `file`'s directory durable (renames, links, removals).
+fn sync_dir(file: &Path) -> Result<(), ReinitError> {
+    crate::atomic::sync_parent(file).map_err(io_err(file, "fsync its directory"))
 }
 
 #[cfg(test)]

@@ -166,20 +166,11 @@ impl DbWriter {
             source,
         })?;
         self.done = true;
-        if let Some(dir) = self.path.parent() {
-            // Make the rename itself durable.
-            let dir = if dir.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                dir
-            };
-            File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|source| DbError::Write {
-                    path: dir.to_path_buf(),
-                    source,
-                })?;
-        }
+        // Make the rename itself durable.
+        crate::atomic::sync_parent(&self.path).map_err(|source| DbError::Write {
+            path: self.path.clone(),
+            source,
+        })?;
         Ok(self.hasher.take().map(|h| h.finish()).unwrap_or_default())
     }
 }

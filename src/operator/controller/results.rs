@@ -92,16 +92,6 @@ pub fn recorded(cm: &ConfigMap, prev: Option<&FileIntegrityNodeStatusFields>) ->
     version.is_some() && prev.and_then(|p| p.result_version.as_ref()) == version
 }
 
-/// When the result was written, by the API server's clock: the newest time in its
-/// managedFields, else its creation.
-fn written_at(cm: &ConfigMap) -> Option<Time> {
-    let fields = cm.metadata.managed_fields.iter().flatten();
-    fields
-        .filter_map(|m| m.time.clone())
-        .max_by_key(|t| t.0)
-        .or_else(|| cm.metadata.creation_timestamp.clone())
-}
-
 /// Decide what the result `cm` of `fi` changes, given the node's previous status. `now` is the
 /// probe time when the ConfigMap carries no time of its writing.
 pub fn plan(
@@ -112,7 +102,8 @@ pub fn plan(
     now: Time,
 ) -> Result<ResultPlan, Unattributable> {
     let (owner, node) = attribution(&cm.metadata)?;
-    let probe = written_at(cm).unwrap_or(now);
+    // When the daemon created it, by the API server's clock (each result is a new object).
+    let probe = cm.metadata.creation_timestamp.clone().unwrap_or(now);
     let mut result = FileIntegrityScanResult::new(probe, Condition::Succeeded);
     let mut kept_report = None;
     let mut error_kind = None;

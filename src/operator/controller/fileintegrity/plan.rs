@@ -261,30 +261,27 @@ pub fn plan(o: &Observed) -> Plan {
     let mut silent = Vec::new();
     for st in o.statuses {
         let node = &st.spec.node_name;
-        if !selected.contains(node) && o.nodes.contains_key(node) {
-            // 4c. Relabelled out of the selection: not scanned any more, visibly (once).
-            if !liveness::is_unselected(&st.spec.last_result) {
-                let marked = liveness::mark_unselected(st, &name, o.now);
-                events.push(PlannedEvent {
-                    warning: true,
-                    reason: names::EVENT_REASON_NODE_INTEGRITY_STATUS,
-                    note: format!(
-                        "node {node} has an error! {}",
-                        marked.spec.last_result.error_message
-                    ),
-                });
-                silent.push(marked);
+        let marked = if !selected.contains(node) {
+            // 4c. Relabelled out of the selection (the node still exists): not scanned any
+            // more, visibly, once.
+            let unmarked = !liveness::is_unselected(&st.spec.last_result);
+            (o.nodes.contains_key(node) && unmarked)
+                .then(|| liveness::mark_unselected(st, &name, o.now))
+        } else if holdoff.holds(node) {
+            None
+        } else {
+            match liveness::silent_at(st, interval) {
+                Some(at) if at <= o.now => Some(liveness::mark_silent(st, interval, o.now)),
+                Some(at) => {
+                    if let Ok(left) = Duration::try_from(o.now.duration_until(at)) {
+                        requeue = requeue.min(left + Duration::from_secs(1));
+                    }
+                    None
+                }
+                None => None,
             }
-            continue;
-        }
-        if !selected.contains(node) || holdoff.holds(node) {
-            continue;
-        }
-        let Some(at) = liveness::silent_at(st, interval) else {
-            continue;
         };
-        if at <= o.now {
-            let marked = liveness::mark_silent(st, interval, o.now);
+        if let Some(marked) = marked {
             events.push(PlannedEvent {
                 warning: true,
                 reason: names::EVENT_REASON_NODE_INTEGRITY_STATUS,
@@ -294,8 +291,6 @@ pub fn plan(o: &Observed) -> Plan {
                 ),
             });
             silent.push(marked);
-        } else if let Ok(left) = Duration::try_from(o.now.duration_until(at)) {
-            requeue = requeue.min(left + Duration::from_secs(1));
         }
     }
 
