@@ -158,6 +158,7 @@ async fn report(
                         files: 1000,
                     }),
                     superseded: 0,
+                    view: None,
                 };
                 let cm = scan.to_config_map(&t.ns, &fi.uid().unwrap_or_default());
                 loop {

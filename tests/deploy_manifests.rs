@@ -706,10 +706,26 @@ fn operator_permissions() {
                 .flatten()
                 .all(|x| names.contains(&x.as_str()))
         };
+        let named = |n: &[&str]| {
+            r.resource_names
+                .as_ref()
+                .is_some_and(|rn| !rn.is_empty() && rn.iter().all(|x| n.contains(&x.as_str())))
+        };
         let allowed: &[&str] = if only(&reviews) {
             &["create"]
+        } else if only(&policies) && named(&[names::DAEMON_ADMISSION_POLICY]) {
+            // Puts the daemons' policy back; never its own bound.
+            &["get", "list", "watch", "patch"]
+        } else if only(&policies)
+            && named(&[
+                names::DAEMON_ADMISSION_POLICY,
+                names::OPERATOR_ADMISSION_POLICY,
+            ])
+        {
+            &["get", "list", "watch"]
         } else if only(&policies) {
-            &["get", "list", "watch", "create", "patch"]
+            // RBAC cannot name what a create makes; an admission policy only refuses.
+            &["create"]
         } else {
             &["get", "list", "watch"]
         };
@@ -717,6 +733,18 @@ fn operator_permissions() {
             r.verbs.iter().all(|v| allowed.contains(&v.as_str())),
             "cluster-wide write: {r:?}"
         );
+    }
+    for verb in ["patch", "update", "delete"] {
+        for resource in policies {
+            let may = cluster_rules.iter().any(|r| {
+                r.verbs.iter().any(|v| v == verb)
+                    && r.resources.iter().flatten().any(|x| x == resource)
+                    && r.resource_names.as_ref().is_none_or(|rn| {
+                        rn.is_empty() || rn.iter().any(|x| x == names::OPERATOR_ADMISSION_POLICY)
+                    })
+            });
+            assert!(!may, "the operator may {verb} its own bound ({resource})");
+        }
     }
 
     // User-facing roles: the editor cannot write node statuses, the viewer writes nothing.

@@ -17,8 +17,8 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 
 use cluster::real::{
-    clear_real_nodes, kubectl, node_condition, real_nodes, repo_path, wait_node_condition,
-    wait_until, RealNodes, AIDE_CONF,
+    clear_real_nodes, in_mount_namespace, kubectl, kubectl_try, node_condition, real_nodes,
+    repo_path, wait_node_condition, wait_until, MountOp, RealNodes, AIDE_CONF,
 };
 use cluster::secs;
 
@@ -502,6 +502,12 @@ fn the_product_runs_from_its_image_on_real_nodes() {
         "temporary files left: {files:?}"
     );
 
+    // -- root on real-2 covers a changed file: in its daemon's view only, then for all -----
+    view_of_the_host(real);
+
+    // -- the admission policies are preconditions: deleted or altered, the phase says so ---
+    admission_policies();
+
     // -- a MachineConfig-style update of real-1: paused, then re-initialised once -----------
     machine_config_update(real);
 
@@ -574,6 +580,182 @@ fn the_product_runs_from_its_image_on_real_nodes() {
         "--wait=true",
         "--timeout=120s",
     ]);
+}
+
+/// Root on real-2 mounts the original of a file over it. In the node's own namespace everything
+/// on the node reads the cover: the file is reported as covered. In the daemon's namespace only
+/// (attack 5 of issue 22), with the file then changed underneath: the node is Errored within a
+/// scan, the mount named; uncovered, the change fails the node.
+fn view_of_the_host(real: &RealNodes) {
+    let file = "etc/fio-e2e-changed.conf"; // in the baseline since the re-init
+    let on_node = format!("/{file}");
+    let root = real.root(N2);
+    let original = std::fs::read(root.join(file)).expect("read the baselined file");
+    std::fs::create_dir_all(root.join("tmp")).expect("the node's /tmp");
+    std::fs::write(root.join("tmp/fio-e2e-original.conf"), &original).expect("keep the original");
+    let last = |field: &str| {
+        kn(&[
+            "get",
+            "fileintegritynodestatuses",
+            &format!("{FI}-{N2}"),
+            "-o",
+            &format!("jsonpath={{.lastResult.{field}}}"),
+        ])
+    };
+
+    // A file-level bind mount of the node itself: reported, the node's verdict its own.
+    let kubelet = real.kubelet_pid(N2).expect("the kubelet process of real-2");
+    let cover = MountOp::Bind {
+        source: "/tmp/fio-e2e-original.conf",
+        target: &on_node,
+    };
+    in_mount_namespace(kubelet, cover).expect("bind mount in the node's namespace");
+    wait_until("the covered file in real-2's status", secs(90), || {
+        let covered = last("coveredFiles");
+        covered.contains(&on_node).then_some(()).ok_or(format!(
+            "coveredFiles {covered:?}, condition {:?}",
+            condition(N2)
+        ))
+    });
+    assert_eq!(
+        condition(N2).as_deref(),
+        Ok("Succeeded"),
+        "{}",
+        last("errorMessage")
+    );
+    let told = kn(&[
+        "get",
+        "events",
+        "--field-selector",
+        "reason=FilesCoveredByMounts",
+        "-o",
+        "jsonpath={.items[*].message}",
+    ]);
+    assert!(
+        told.contains(&format!("node {N2}: files covered by mounts")) && told.contains(&on_node),
+        "no Warning Event FilesCoveredByMounts naming {on_node}: {told:?}"
+    );
+    in_mount_namespace(kubelet, MountOp::Detach { target: &on_node }).expect("unmount");
+
+    // The attack: the cover in the daemon's namespace only, then the file changed under it.
+    let daemon = real.daemon_pid(N2).expect("the daemon process of real-2");
+    let in_daemon = format!("/hostroot/{file}");
+    let hide = MountOp::Bind {
+        source: "/hostroot/tmp/fio-e2e-original.conf",
+        target: &in_daemon,
+    };
+    in_mount_namespace(daemon, hide).expect("bind mount in the daemon's namespace");
+    let mut changed = original.clone();
+    changed.extend_from_slice(b"toor:x:0:0::/root:/bin/sh\n");
+    std::fs::write(root.join(file), &changed).expect("change the covered file");
+    wait_condition(N2, "Errored", 90);
+    let message = last("errorMessage");
+    assert!(
+        message.starts_with("view of the host altered: ")
+            && message.contains(&format!("{on_node} mounted only in the daemon's view")),
+        "{N2}'s error does not name the mount: {message}"
+    );
+    assert_eq!(
+        condition(N1).as_deref(),
+        Ok("Succeeded"),
+        "{N1} is not {N2}"
+    );
+    in_mount_namespace(daemon, MountOp::Detach { target: &in_daemon }).expect("unmount");
+    wait_condition(N2, "Failed", 90);
+    std::fs::write(root.join(file), &original).expect("restore the file");
+    wait_condition(N2, "Succeeded", 90);
+    let digest = last("mountsSha256");
+    assert!(
+        digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_hexdigit()),
+        "mountsSha256 of {N2}: {digest:?}"
+    );
+}
+
+fn phase_and_message() -> (String, String) {
+    let out = kn(&[
+        "get",
+        "fileintegrity",
+        FI,
+        "-o",
+        "jsonpath={.status.phase}|{.status.message}",
+    ]);
+    let (p, m) = out.split_once('|').unwrap_or((&out, ""));
+    (p.to_owned(), m.to_owned())
+}
+
+fn wait_phase(want: &str, says: &str, timeout: u64) {
+    wait_until(
+        &format!("phase {want} saying {says:?}"),
+        secs(timeout),
+        || {
+            let (p, m) = phase_and_message();
+            (p == want && m.contains(says))
+                .then_some(())
+                .ok_or(format!("phase {p:?}: {m}"))
+        },
+    );
+}
+
+/// Issue 22, attack 4 and the operator's own bound, with the product's RBAC (deploy/): the
+/// daemons' binding deleted is put back within seconds and the phase is Error until both nodes
+/// reported again; the operator's own bound deleted is created again; altered, the operator may
+/// not repair it: Error until an administrator deletes it.
+fn admission_policies() {
+    let uid = |kind: &str, name: &str| {
+        kubectl_try(&["get", kind, name, "-o", "jsonpath={.metadata.uid}"]).unwrap_or_default()
+    };
+    let binding = "validatingadmissionpolicybinding";
+    let daemons = "file-integrity-daemon-results";
+    let before = uid(binding, daemons);
+    k(&["delete", binding, daemons]);
+    let deleted = std::time::Instant::now();
+    wait_until("the daemons' binding put back", secs(30), || {
+        let now = uid(binding, daemons);
+        (!now.is_empty() && now != before)
+            .then_some(())
+            .ok_or("not yet".to_owned())
+    });
+    assert!(
+        deleted.elapsed() < secs(10),
+        "put back after {:?}",
+        deleted.elapsed()
+    );
+    wait_phase("Error", "admission policy", 30);
+    wait_phase("Active", "", 90);
+
+    let own = "file-integrity-operator-daemonsets";
+    let before = uid(binding, own);
+    k(&["delete", binding, own]);
+    wait_until("the operator's bound created again", secs(30), || {
+        let now = uid(binding, own);
+        (!now.is_empty() && now != before)
+            .then_some(())
+            .ok_or("not yet".to_owned())
+    });
+    // Loosened by someone: the operator does not (and may not) repair it.
+    k(&[
+        "patch",
+        "validatingadmissionpolicy",
+        own,
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"failurePolicy":"Ignore"}}"#,
+    ]);
+    wait_phase("Error", "the operator may not change it", 60);
+    k(&["delete", "validatingadmissionpolicy", own]);
+    wait_until("the operator's bound created again", secs(30), || {
+        let p = k(&[
+            "get",
+            "validatingadmissionpolicy",
+            own,
+            "-o",
+            "jsonpath={.spec.failurePolicy}",
+        ]);
+        (p == "Fail")
+            .then_some(())
+            .ok_or(format!("failurePolicy {p:?}"))
+    });
+    wait_phase("Active", "", 90);
 }
 
 fn machine_config_update(real: &RealNodes) {

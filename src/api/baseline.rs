@@ -75,6 +75,7 @@ mod tests {
             initialized,
             figures: None,
             superseded: 0,
+            view: None,
         }
     }
 

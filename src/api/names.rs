@@ -59,6 +59,12 @@ pub const EXIT_CODE_ANNOTATION: &str = "file-integrity.openshift.io/exit-code";
 /// ones on the node before they could be delivered (the previous one was not processed yet), so
 /// that none is lost silently. Absent when none was.
 pub const RESULTS_SUPERSEDED_ANNOTATION: &str = "file-integrity.openshift.io/results-superseded";
+/// Annotation on a result ConfigMap (not in upstream): SHA-256 of the daemon's view of the host
+/// (its mounts below the host root), checked against the node's own before and after the scan.
+pub const MOUNTS_SHA256_ANNOTATION: &str = "file-integrity.openshift.io/mounts-sha256";
+/// Annotation on a result ConfigMap (not in upstream): paths of the node where a mount covers a
+/// file (a file-level bind mount; the scan reads the covering content), one per line.
+pub const COVERED_FILES_ANNOTATION: &str = "file-integrity.openshift.io/covered-files";
 /// Label (value `""`) on the daemon's result ConfigMap: process it as a scan result.
 pub const LOG_LABEL: &str = "file-integrity.openshift.io/log";
 /// Label (value `""`) on the persisted `<result-cm>-failed` ConfigMap ("a log we decided to
@@ -143,6 +149,14 @@ pub const ENV_NODE_NAME: &str = "NODE_NAME";
 
 // ---- Events -------------------------------------------------------------------------------------
 
+/// The daemons' admission policy and its binding (`deploy/rbac/daemon_admission_policy.yaml`):
+/// the operator may patch them, by these names, to put them back.
+pub const DAEMON_ADMISSION_POLICY: &str = "file-integrity-daemon-results";
+/// The policy (and binding) bounding the DaemonSets of the operator's own account
+/// (`deploy/rbac/operator_admission_policy.yaml`): the operator may create them, never change
+/// them.
+pub const OPERATOR_ADMISSION_POLICY: &str = "file-integrity-operator-daemonsets";
+
 /// Event reason for FileIntegrity phase changes (message = the phase).
 pub const EVENT_REASON_FILE_INTEGRITY_STATUS: &str = "FileIntegrityStatus";
 /// Event reason for node results (`no changes to node %s`, `node %s has changed! …`).
@@ -151,6 +165,8 @@ pub const EVENT_REASON_NODE_INTEGRITY_STATUS: &str = "NodeIntegrityStatus";
 pub const EVENT_REASON_PRIORITY_CLASS: &str = "PriorityClass";
 /// Event reason: a result ConfigMap that did not come from the node it names was discarded.
 pub const EVENT_REASON_RESULT_REJECTED: &str = "ResultRejected";
+/// Ours: files on a node are covered by mounts (Warning, when the list changes).
+pub const EVENT_REASON_COVERED_FILES: &str = "FilesCoveredByMounts";
 /// Ours: a node's MachineConfig update ended without its pool confirming it; scans resume
 /// without a re-init (Warning).
 pub const EVENT_REASON_UPDATE_UNCONFIRMED: &str = "NodeUpdateUnconfirmed";

@@ -177,6 +177,14 @@ pub struct FileIntegrityScanResult {
     /// Number of entries removed since the database was initialised.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub files_removed: i64,
+    /// SHA-256 of the daemon's view of the host's mounts when it scanned (ours; the daemon
+    /// compares that view with the node's own before and after each scan).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub mounts_sha256: String,
+    /// Paths where a mount covers a file on the node (a file-level bind mount: the scan read
+    /// the covering content), at most 10, then how many more (ours).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub covered_files: Vec<String>,
 }
 
 impl FileIntegrityScanResult {
@@ -191,6 +199,8 @@ impl FileIntegrityScanResult {
             files_added: 0,
             files_changed: 0,
             files_removed: 0,
+            mounts_sha256: String::new(),
+            covered_files: Vec::new(),
         }
     }
 }

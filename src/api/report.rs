@@ -52,7 +52,25 @@ pub struct ScanReport {
     pub figures: Option<ScanFigures>,
     /// Results of this node that this one replaced before they could be delivered.
     pub superseded: u64,
+    /// The daemon's view of the host, when it checked it.
+    pub view: Option<HostView>,
 }
+
+/// What the daemon saw of the host's mounts (see the daemon's `view` module).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostView {
+    /// SHA-256 (hex) of its mounts below the host root.
+    pub digest: String,
+    /// Paths (as on the node, escaped) where a mount covers a file; the last line may say how
+    /// many more there were.
+    pub covered_files: Vec<String>,
+}
+
+/// The most lines of `covered-files`: the daemon lists 20 paths, then how many more.
+pub const MAX_COVERED_LINES: usize = 21;
+/// The longest line of `covered-files` (a path the kernel accepts is at most 4096 bytes; a
+/// longer one is shown cut).
+pub const MAX_COVERED_LINE: usize = 4096;
 
 /// The outcome, as the node status's condition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -215,6 +233,12 @@ impl ScanReport {
         if self.initialized {
             put(names::DB_INITIALIZED_ANNOTATION, String::new());
         }
+        if let Some(v) = &self.view {
+            put(names::MOUNTS_SHA256_ANNOTATION, v.digest.clone());
+            if !v.covered_files.is_empty() {
+                put(names::COVERED_FILES_ANNOTATION, v.covered_files.join("\n"));
+            }
+        }
         if let Some(f) = &self.figures {
             put(names::SCAN_SECONDS_ANNOTATION, format!("{:.3}", f.seconds));
             put(names::FILES_SCANNED_ANNOTATION, f.files.to_string());
@@ -371,6 +395,40 @@ impl ScanReport {
             .transpose()?;
         let files = number(names::FILES_SCANNED_ANNOTATION)?;
         let superseded = number(names::RESULTS_SUPERSEDED_ANNOTATION)?.unwrap_or(0);
+        let covered = ann.get(names::COVERED_FILES_ANNOTATION);
+        let view = match (ann.get(names::MOUNTS_SHA256_ANNOTATION), covered) {
+            (None, None) => None,
+            (None, Some(_)) => {
+                return Err(ContractError::Missing {
+                    cm: name.clone(),
+                    annotation: names::MOUNTS_SHA256_ANNOTATION,
+                    with: names::COVERED_FILES_ANNOTATION,
+                })
+            }
+            (Some(sha), _) if !is_sha256_hex(sha) => {
+                return Err(field(
+                    names::MOUNTS_SHA256_ANNOTATION,
+                    "not 64 lowercase hex digits",
+                ))
+            }
+            (Some(sha), covered) => {
+                let lines: Vec<String> = covered
+                    .map(|c| c.lines().map(str::to_owned).collect())
+                    .unwrap_or_default();
+                if lines.len() > MAX_COVERED_LINES
+                    || lines.iter().any(|l| l.len() > MAX_COVERED_LINE)
+                {
+                    return Err(field(
+                        names::COVERED_FILES_ANNOTATION,
+                        "more than 21 lines or a line longer than 4096 bytes",
+                    ));
+                }
+                Some(HostView {
+                    digest: sha.clone(),
+                    covered_files: lines,
+                })
+            }
+        };
         let figures = match (seconds, files) {
             (Some(seconds), Some(files)) => Some(ScanFigures { seconds, files }),
             (None, None) => None,
@@ -398,6 +456,7 @@ impl ScanReport {
             initialized: ann.contains_key(names::DB_INITIALIZED_ANNOTATION),
             figures,
             superseded,
+            view,
         })
     }
 }

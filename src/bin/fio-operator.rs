@@ -55,6 +55,9 @@ Commands:
       --compress               Always gzip+base64 the report in result ConfigMaps
       --insecure-no-harden     Do not confine the process (read-only host root,
                                capabilities, seccomp, Landlock)
+      --insecure-no-view-check Do not compare the daemon's mounts below the host root
+                               with the node kubelet's (for simulated nodes whose root
+                               is a plain directory)
       --probe                  Liveness probe: exit 0 while the daemon with these options
                                keeps its heartbeat, 1 when it is late or missing
   crds [--out DIR]   Print the CustomResourceDefinitions as multi-document YAML,
@@ -230,6 +233,7 @@ fn parse_daemon(p: &mut lexopt::Parser) -> Result<Command, String> {
     let mut hostroot = PathBuf::from(api::aideconf::HOSTROOT);
     let (mut interval, mut max_backups) = (900, 5);
     let (mut debug, mut compress, mut no_harden, mut probe) = (false, false, false, false);
+    let mut check_view = true;
     while let Some(arg) = p.next().map_err(|e| e.to_string())? {
         let name = match arg {
             Short('h') => "help".to_owned(),
@@ -246,6 +250,7 @@ fn parse_daemon(p: &mut lexopt::Parser) -> Result<Command, String> {
             "max-backups" => max_backups = number("max-backups", value()?)?,
             "compress" => compress = true,
             "insecure-no-harden" => no_harden = true,
+            "insecure-no-view-check" => check_view = false,
             "probe" => probe = true,
             "debug" => {
                 debug = match p.optional_value() {
@@ -276,6 +281,7 @@ fn parse_daemon(p: &mut lexopt::Parser) -> Result<Command, String> {
             max_backups: usize::try_from(max_backups).unwrap_or(usize::MAX),
             node_name,
             force_compress: compress,
+            check_view,
         },
         debug,
         no_harden,

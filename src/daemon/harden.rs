@@ -437,60 +437,11 @@ fn remount(point: &Path, flags: libc::c_ulong, step: &'static str) -> Result<(),
 /// locked ones).
 fn mounts_below(root: &Path) -> io::Result<Vec<(PathBuf, libc::c_ulong)>> {
     let text = std::fs::read("/proc/self/mountinfo")?;
-    Ok(parse_mountinfo(&text)
+    Ok(crate::view::parse(&text)
         .into_iter()
-        .filter(|(p, _)| p.starts_with(root))
+        .filter(|m| m.point.starts_with(root))
+        .map(|m| (m.point, m.flags))
         .collect())
-}
-
-/// Mount point (field 5, octal escapes undone) and per-mount options (field 6) of each line.
-pub fn parse_mountinfo(text: &[u8]) -> Vec<(PathBuf, libc::c_ulong)> {
-    use std::os::unix::ffi::OsStringExt;
-    let mut out = Vec::new();
-    for line in text.split(|&b| b == b'\n') {
-        let fields: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
-        if fields.len() < 6 {
-            continue;
-        }
-        let point = unescape_octal(fields[4]);
-        let mut flags = 0;
-        for opt in fields[5].split(|&b| b == b',') {
-            flags |= match opt {
-                b"ro" => libc::MS_RDONLY,
-                b"nosuid" => libc::MS_NOSUID,
-                b"nodev" => libc::MS_NODEV,
-                b"noexec" => libc::MS_NOEXEC,
-                b"noatime" => libc::MS_NOATIME,
-                b"nodiratime" => libc::MS_NODIRATIME,
-                b"relatime" => libc::MS_RELATIME,
-                b"strictatime" => libc::MS_STRICTATIME,
-                _ => 0,
-            };
-        }
-        out.push((PathBuf::from(std::ffi::OsString::from_vec(point)), flags));
-    }
-    out
-}
-
-fn unescape_octal(s: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(s.len());
-    let mut i = 0;
-    while i < s.len() {
-        if s[i] == b'\\'
-            && i + 3 < s.len()
-            && s[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            let v = s[i + 1..i + 4]
-                .iter()
-                .fold(0u32, |a, c| a * 8 + u32::from(c - b'0'));
-            out.push(v as u8);
-            i += 4;
-        } else {
-            out.push(s[i]);
-            i += 1;
-        }
-    }
-    out
 }
 
 fn drop_capabilities(keep_dac_read_search: bool) -> Result<(), HardenError> {
@@ -724,21 +675,6 @@ mod tests {
         assert_eq!(s.cap_bnd, 0x1fffeffffff);
         assert!(s.no_new_privs);
         assert_eq!(s.seccomp, 2);
-    }
-
-    #[test]
-    fn parses_mountinfo_points_and_flags() {
-        let text =
-            b"36 35 98:0 /mnt1 /mnt/with\\040space rw,noatime master:1 - ext3 /dev/root rw\n\
-                     37 36 0:5 / /host/var ro,nosuid,nodev,relatime - tmpfs tmpfs rw\n";
-        let m = parse_mountinfo(text);
-        assert_eq!(m[0].0, Path::new("/mnt/with space"));
-        assert_eq!(m[0].1, libc::MS_NOATIME);
-        assert_eq!(m[1].0, Path::new("/host/var"));
-        assert_eq!(
-            m[1].1,
-            libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_RELATIME
-        );
     }
 
     #[test]

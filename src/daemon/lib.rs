@@ -7,6 +7,7 @@ pub mod claim;
 pub mod harden;
 pub mod liveness;
 pub mod outbox;
+pub mod view;
 
 use std::fs;
 use std::os::unix::fs::DirBuilderExt;
@@ -43,6 +44,9 @@ pub struct Options {
     pub node_name: String,
     /// Always gzip+base64 the report (upstream's `--lc-compress`).
     pub force_compress: bool,
+    /// Compare the daemon's view of the host with the node's around every scan ([`view`]).
+    /// Off only for simulated nodes whose root is a plain directory (`--insecure-no-view-check`).
+    pub check_view: bool,
 }
 
 /// The daemon's private directory (the config fetched from the API), created if missing: one
@@ -61,9 +65,15 @@ fn state_dir_name(opts: &Options) -> String {
     format!("fio-daemon-{}-{}", opts.owner, opts.node_name)
 }
 
+/// What [`confine`] did, and the directories it left writable (the daemon's own mounts).
+pub struct Confined {
+    pub report: harden::Report,
+    pub writable: Vec<PathBuf>,
+}
+
 /// Confine the process (see [`harden`]): the node root read-only, writes only in its
 /// database directory and the state directory. Must run before any other thread exists.
-pub fn confine(opts: &Options) -> anyhow::Result<harden::Report> {
+pub fn confine(opts: &Options) -> anyhow::Result<Confined> {
     let canonical = |p: &Path| {
         fs::canonicalize(p).with_context(|| format!("hardening: resolving {}", p.display()))
     };
@@ -80,13 +90,32 @@ pub fn confine(opts: &Options) -> anyhow::Result<harden::Report> {
     }
     let db_dir = canonical(&wanted)?;
     let state = canonical(&state_dir(opts)?)?;
+    let writable = vec![db_dir, state];
     let report = harden::harden(&harden::HardenOptions {
         host_root,
-        writable: vec![db_dir, state],
+        writable: writable.clone(),
         keep_dac_read_search: true,
         ..Default::default()
     })?;
-    Ok(report)
+    Ok(Confined { report, writable })
+}
+
+/// The view of the host checked, as the scan's verdict sees it: `Err` is the Errored message
+/// (altered, or impossible to check).
+async fn observe(
+    checker: &Option<view::Checker>,
+) -> anyhow::Result<Result<Option<view::Observation>, String>> {
+    let Some(c) = checker.clone() else {
+        return Ok(Ok(None));
+    };
+    let seen = tokio::task::spawn_blocking(move || c.check()).await?;
+    Ok(match seen {
+        Ok(o) => match o.altered_message() {
+            Some(message) => Err(message),
+            None => Ok(Some(o)),
+        },
+        Err(e) => Err(e.to_string()),
+    })
 }
 
 /// Where the node's database, logs and backups live (the seed's `/etc/kubernetes`).
@@ -156,7 +185,7 @@ async fn client_with_retry() -> anyhow::Result<Client> {
 }
 
 /// Run until the process is stopped. Errors only when the cluster cannot be reached at all.
-pub async fn run(opts: Options) -> anyhow::Result<()> {
+pub async fn run(opts: Options, checker: Option<view::Checker>) -> anyhow::Result<()> {
     say(runner::LOG_START);
     remove_legacy_reinit_trigger(&opts.hostroot);
     let client = client_with_retry().await?;
@@ -243,6 +272,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                     initialized: false,
                     figures: None,
                     superseded: 0,
+                    view: None,
                 };
                 outbox.send(scan, uid.clone());
                 wait(&hb, &mut rx, opts.interval, |_| false).await?;
@@ -293,6 +323,28 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
 
         // A scan that never ends (a read that never returns) fails the liveness probe.
         hb.expect_within(liveness::MAX_SCAN);
+        // What the scan (or an initialisation) would read must be what the node shows: no
+        // baseline is taken, no verdict given, through an altered view.
+        if let Err(message) = observe(&checker).await? {
+            say(&format!("node {}: {message}", opts.node_name));
+            let scan = ScanReport {
+                owner: opts.owner.clone(),
+                node: opts.node_name.clone(),
+                condition: ScanCondition::Errored {
+                    exit: None,
+                    message,
+                },
+                reinit_id: Some(completed),
+                database: None,
+                initialized: false,
+                figures: None,
+                superseded: 0,
+                view: None,
+            };
+            outbox.send(scan, uid.clone());
+            wait(&hb, &mut rx, opts.interval, |_| false).await?;
+            continue;
+        }
         let mut failed_init = None;
         let mut initialized = None;
         let s = scanner.clone();
@@ -339,7 +391,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             }
         }
         let started = std::time::Instant::now();
-        let (result, db, files) = match failed_init {
+        let (mut result, db, files) = match failed_init {
             Some(r) => (r, None, None),
             None => {
                 let s = scanner.clone();
@@ -372,6 +424,17 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             ));
             continue;
         }
+        // Checked again after the scan: a mount made while it ran.
+        let seen = match observe(&checker).await? {
+            Ok(seen) => seen,
+            Err(message) => {
+                result = Verdict::Errored {
+                    exit: None,
+                    message,
+                };
+                None
+            }
+        };
         say(&format!(
             "scan result for node {}: {}",
             opts.node_name,
@@ -389,6 +452,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
                 files,
             }),
             superseded: 0,
+            view: seen.map(|o| o.host_view()),
         };
         outbox.send(scan, uid.clone());
 
@@ -502,14 +566,16 @@ pub fn probe(opts: &Options) -> std::process::ExitCode {
 /// cannot run at all (the kubelet restarts it), as upstream's FATAL.
 pub fn main(opts: Options, insecure_no_harden: bool) -> std::process::ExitCode {
     use std::process::ExitCode;
-    if insecure_no_harden {
+    let writable = if insecure_no_harden {
         tracing::warn!("--insecure-no-harden: running without confinement");
+        Vec::new()
     } else {
         match confine(&opts) {
-            Ok(report) => {
-                for step in &report.steps {
+            Ok(confined) => {
+                for step in &confined.report.steps {
                     tracing::info!("hardened: {step}");
                 }
+                confined.writable
             }
             Err(e) => {
                 tracing::error!(
@@ -518,7 +584,26 @@ pub fn main(opts: Options, insecure_no_harden: bool) -> std::process::ExitCode {
                 return ExitCode::FAILURE;
             }
         }
-    }
+    };
+    let checker = if opts.check_view {
+        let checked = fs::canonicalize(&opts.hostroot)
+            .map_err(|e| e.to_string())
+            .and_then(|root| {
+                view::Checker::after_hardening(&root, &writable).map_err(|e| e.to_string())
+            });
+        match checked {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::error!("reading the daemon's mount table: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        tracing::warn!(
+            "--insecure-no-view-check: the view of the host is not compared with the node's"
+        );
+        None
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -532,7 +617,7 @@ pub fn main(opts: Options, insecure_no_harden: bool) -> std::process::ExitCode {
     };
     let result = runtime.block_on(async {
         tokio::select! {
-            r = run(opts) => r,
+            r = run(opts, checker) => r,
             _ = shutdown_signal() => Ok(()),
         }
     });

@@ -142,6 +142,7 @@ mod tests {
                 initialized: false,
                 figures: None,
                 superseded: 0,
+                view: None,
             },
             owner_uid: "uid".into(),
         }

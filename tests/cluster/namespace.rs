@@ -28,7 +28,7 @@ use super::control_plane::{deploy_docs, typed};
 use super::process::ProcInner;
 use super::{
     admin_client, block_on_side, client_from, env, keep, sample_node_root, secs, tail,
-    NODE_SELECTOR_LABEL,
+    NODE_SELECTOR_LABEL, TEST_IMAGE,
 };
 
 // ---- Per-test namespace -------------------------------------------------------------------------
@@ -182,7 +182,6 @@ pub struct TestNs {
     operator_kubeconfig: PathBuf,
     daemon_kubeconfig: PathBuf,
     cluster_role_bindings: Vec<String>,
-    policy_bindings: Vec<String>,
     procs: Mutex<Vec<Arc<Mutex<ProcInner>>>>,
     _permit: OwnedSemaphorePermit,
 }
@@ -218,7 +217,6 @@ impl TestNs {
             operator_kubeconfig: dir.join("operator.kubeconfig"),
             daemon_kubeconfig: dir.join("daemon.kubeconfig"),
             cluster_role_bindings: Vec::new(),
-            policy_bindings: Vec::new(),
             procs: Mutex::new(Vec::new()),
             _permit: permit,
         };
@@ -229,6 +227,7 @@ impl TestNs {
         );
         t.create_namespace().await;
         t.create_rbac().await;
+        t.set_operator_image(TEST_IMAGE).await;
         t.create_nodes().await;
         for id in [Identity::Operator, Identity::Daemon] {
             t.write_kubeconfig(id).await;
@@ -262,6 +261,41 @@ impl TestNs {
             .create(&PostParams::default(), &ns)
             .await
             .unwrap_or_else(|e| panic!("create namespace {}: {e}", self.ns));
+    }
+
+    /// The operator's Deployment `file-integrity-operator` (no replica: the tests run the
+    /// operator as a process), running `image`: the admission policy on the operator's account
+    /// admits only DaemonSets of the image of that Deployment.
+    pub async fn set_operator_image(&self, image: &str) {
+        let deployment = json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": names::OPERATOR_NAME, "namespace": self.ns},
+            "spec": {
+                "replicas": 0,
+                "selector": {"matchLabels": {"name": names::OPERATOR_NAME}},
+                "template": {
+                    "metadata": {"labels": {"name": names::OPERATOR_NAME}},
+                    "spec": {"containers": [{
+                        "name": names::OPERATOR_NAME, "image": image,
+                        "env": [{"name": "RELATED_IMAGE_OPERATOR", "value": image}]
+                    }]}
+                }
+            }
+        });
+        Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(self.client.clone(), &self.ns)
+            .patch(
+                names::OPERATOR_NAME,
+                &PatchParams::apply("fio-test").force(),
+                &Patch::Apply(&deployment),
+            )
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "apply Deployment {} in {}: {e}",
+                    names::OPERATOR_NAME,
+                    self.ns
+                )
+            });
     }
 
     /// deploy/rbac re-targeted: namespaced objects into the test namespace (and RoleBinding
@@ -344,24 +378,18 @@ impl TestNs {
                         .await
                         .unwrap_or_else(|e| panic!("apply {what}: {e}"));
                 }
-                // Copied as `<name>-<ns>`, selecting the test namespace instead of the product's.
+                // Cluster-wide as the policy (its match conditions select the accounts of the
+                // request's namespace): applied, the same for every test.
                 "ValidatingAdmissionPolicyBinding" => {
-                    let mut o: ValidatingAdmissionPolicyBinding = typed(&file, &doc);
-                    let copy = format!("{name}-{}", self.ns);
-                    o.metadata.name = Some(copy.clone());
-                    let spec = o.spec.as_mut().expect("binding spec");
-                    let sel = spec
-                        .match_resources
-                        .as_mut()
-                        .and_then(|m| m.namespace_selector.as_mut())
-                        .and_then(|n| n.match_labels.as_mut())
-                        .unwrap_or_else(|| panic!("{file}: binding without namespace selector"));
-                    sel.insert("kubernetes.io/metadata.name".into(), self.ns.clone());
+                    let _: ValidatingAdmissionPolicyBinding = typed(&file, &doc);
                     Api::<ValidatingAdmissionPolicyBinding>::all(self.client.clone())
-                        .create(&pp, &o)
+                        .patch(
+                            &name,
+                            &PatchParams::apply("kubectl").force(),
+                            &Patch::Apply(&doc),
+                        )
                         .await
-                        .unwrap_or_else(|e| panic!("create {what} as {copy}: {e}"));
-                    self.policy_bindings.push(copy);
+                        .unwrap_or_else(|e| panic!("apply {what}: {e}"));
                 }
                 // Also applied once per run (apply_cluster_roles); idempotent.
                 "ClusterRole" => {
@@ -646,7 +674,6 @@ impl Drop for TestNs {
         }
         let ns = self.ns.clone();
         let crbs = self.cluster_role_bindings.clone();
-        let vapbs = self.policy_bindings.clone();
         let lp = self.node_list_params();
         let kubeconfig = env().admin_kubeconfig.clone();
         let result = std::panic::catch_unwind(|| {
@@ -681,14 +708,6 @@ impl Drop for TestNs {
                         .await
                     {
                         errors.push(format!("delete ClusterRoleBinding {crb}: {e}"));
-                    }
-                }
-                for b in vapbs {
-                    if let Err(e) = Api::<ValidatingAdmissionPolicyBinding>::all(client.clone())
-                        .delete(&b, &dp)
-                        .await
-                    {
-                        errors.push(format!("delete ValidatingAdmissionPolicyBinding {b}: {e}"));
                     }
                 }
                 errors

@@ -369,6 +369,9 @@ impl Daemon {
             format!("--hostroot={}", root.display()),
             format!("--interval={interval_secs}"),
             "--max-backups=5".into(),
+            // A simulated node's root is a directory of this machine: no kubelet has it as
+            // its root (the real-node tests check the view).
+            "--insecure-no-view-check".into(),
         ];
         let proc = Proc::new(t, label, env!("CARGO_BIN_EXE_fio-operator"), args, envs);
         let follower = tokio::spawn(follow_pod(

@@ -162,6 +162,14 @@ impl RealNodes {
         })
     }
 
+    /// The node's kubelet process: its mount namespace is the node's own.
+    pub fn kubelet_pid(&self, node: &str) -> Option<u32> {
+        self.pids(node).into_iter().find(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.trim() == "kubelet")
+        })
+    }
+
     /// The memory cgroup directory of a pod on `node`.
     pub fn pod_memory_cgroup(&self, node: &str, pod_uid: &str) -> Option<PathBuf> {
         let base = PathBuf::from(format!(
@@ -254,6 +262,50 @@ pub fn clear_real_nodes(real: &RealNodes) {
                     .unwrap_or_else(|err| panic!("remove {}: {err}", e.path().display()));
             }
         }
+    }
+}
+
+/// What root on a node does in a mount namespace of its processes.
+pub enum MountOp<'a> {
+    /// `mount --bind source target`.
+    Bind { source: &'a str, target: &'a str },
+    /// `umount --lazy target`.
+    Detach { target: &'a str },
+}
+
+/// Runs `op` inside the mount namespace of process `pid`, paths as that process sees them. A
+/// one-threaded python3 does it (`setns(CLONE_NEWNS)` refuses threaded callers, and no binary
+/// is looked up inside a namespace that may have none).
+pub fn in_mount_namespace(pid: u32, op: MountOp) -> Result<(), String> {
+    const SCRIPT: &str = r#"
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+pid, op, a, b = sys.argv[1:5]
+fd = os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY)
+if libc.setns(fd, 0x00020000) != 0:
+    sys.exit(f"setns: {os.strerror(ctypes.get_errno())}")
+if op == "bind":
+    r = libc.mount(a.encode(), b.encode(), None, 4096, None)
+else:
+    r = libc.umount2(b.encode(), 2)
+if r != 0:
+    sys.exit(f"{op} {a} {b}: {os.strerror(ctypes.get_errno())}")
+"#;
+    let (name, a, b) = match op {
+        MountOp::Bind { source, target } => ("bind", source, target),
+        MountOp::Detach { target } => ("detach", "", target),
+    };
+    let out = Command::new("python3")
+        .args(["-c", SCRIPT, &pid.to_string(), name, a, b])
+        .output()
+        .map_err(|e| format!("python3 (apt install python3): {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name} in the mount namespace of {pid}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
     }
 }
 

@@ -133,10 +133,21 @@ async fn harness_namespace_rbac_identities_and_kwok_nodes() {
         "metadata": {"name": "aide-harness-probe"}, "data": {"integritylog": ""}
     }))
     .expect("ConfigMap");
-    allowed(
-        "daemon creates a result ConfigMap",
-        d_cm.create(&PostParams::default(), &cm).await,
-    );
+    // RBAC lets the daemon create ConfigMaps; the admission policy (which runs after
+    // authorization) then refuses a token bound to no pod on a node, as this test's is.
+    match d_cm.create(&PostParams::default(), &cm).await {
+        Err(kube::Error::Api(e)) => assert!(
+            e.code == 403
+                && e.message.contains(&format!(
+                    "ValidatingAdmissionPolicy '{}'",
+                    names::DAEMON_ADMISSION_POLICY
+                ))
+                && e.message.contains("not bound to a pod on a node"),
+            "daemon creates a result ConfigMap: not the admission policy's refusal: {}",
+            e.message
+        ),
+        other => panic!("daemon creates a ConfigMap with an unbound token: {other:?}"),
+    }
     allowed(
         "daemon gets its FileIntegrity",
         Api::<FileIntegrity>::namespaced(daemon.clone(), ns)

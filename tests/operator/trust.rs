@@ -30,6 +30,7 @@ fn forged(node: &str, reinit_id: i64, initialized: bool) -> ScanReport {
         initialized,
         figures: None,
         superseded: 0,
+        view: None,
     }
 }
 
@@ -369,6 +370,8 @@ async fn two_operators_one_leads_and_a_takeover_reinitialises_no_node() {
         .collect();
     // The second one is the next version (an upgrade): its daemons run another image.
     let next = format!("{}-next", crate::cluster::TEST_IMAGE);
+    // An upgrade changes the operator's Deployment first: its bound follows its image.
+    s.t.set_operator_image(&next).await;
     let second = crate::cluster::Operator::start_image(&s.t, "operator-2", &next);
     // The controllers log "watching namespace" once they start: the candidate never gets there.
     s.t.holds_for(
@@ -537,69 +540,173 @@ async fn a_node_is_scanned_by_one_fileintegrity_at_a_time() {
     d2.stop();
 }
 
-/// Issue 22, attack 4: the admission policy is a precondition. Its binding deleted (as on a
-/// cluster where someone removed it), the operator puts it back within seconds, every
-/// FileIntegrity is Error meanwhile, with an Event saying why, and until each node has reported
-/// again under the policy; then Active again.
+/// Issue 22, the operator's own permissions: its token (which must create DaemonSets in its
+/// namespace) is refused every DaemonSet that is not the product's scan DaemonSet, by the
+/// policy of deploy/rbac/operator_admission_policy.yaml, and may neither patch nor delete that
+/// policy. (Deleting and restoring the cluster-wide policies is the real-node test's: here other
+/// tests run beside this one.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_deleted_policy_binding_is_restored_and_the_phase_says_so() {
-    use k8s_openapi::api::admissionregistration::v1::ValidatingAdmissionPolicyBinding;
-    let s = active_scenario("policy", 2, |_| {}).await;
+async fn the_operators_token_runs_only_the_products_daemonsets() {
+    use k8s_openapi::api::admissionregistration::v1::ValidatingAdmissionPolicy;
+    use k8s_openapi::api::apps::v1::DaemonSet;
+    use serde_json::{json, Value};
+    let s = active_scenario("opbound", 1, |_| {}).await;
     let t = &s.t;
-    let name = format!("file-integrity-daemon-results-{}", t.ns);
-    let bindings = Api::<ValidatingAdmissionPolicyBinding>::all(t.client.clone());
-    let before = bindings.get(&name).await.expect("the test's binding");
-    bindings
-        .delete(&name, &Default::default())
+    let operator = t.client_as(crate::cluster::Identity::Operator).await;
+    let as_operator: Api<DaemonSet> = Api::namespaced(operator.clone(), &t.ns);
+    // The operator's own DaemonSet, admitted (the scenario is Active), as the template.
+    let ours = t
+        .api::<DaemonSet>()
+        .get(&ds_name())
         .await
-        .expect("delete the binding");
-    let deleted_at = std::time::Instant::now();
-    let back = t
-        .wait("the binding restored", secs(30), async || {
-            match bindings.get_opt(&name).await {
-                Ok(Some(b)) if b.uid() != before.uid() => Ok(b),
-                Ok(_) => Err("not restored yet".to_owned()),
-                Err(e) => Err(e.to_string()),
-            }
-        })
-        .await;
-    assert!(
-        deleted_at.elapsed() < secs(10),
-        "restored after {:?}",
-        deleted_at.elapsed()
-    );
-    assert_eq!(
-        back.spec.as_ref().map(|s| s.validation_actions.clone()),
-        before.spec.as_ref().map(|s| s.validation_actions.clone())
-    );
-    let fi = t
-        .wait_phase(FI, fio_api::FileIntegrityStatusPhase::Error, secs(30))
-        .await;
-    let message = fi.status.and_then(|s| s.message).unwrap_or_default();
-    assert!(
-        message.contains("admission policy was restored"),
-        "{message}"
-    );
-    t.wait("a Warning Event saying why", secs(30), async || {
-        let events = t
-            .api::<Event>()
-            .list(&ListParams::default())
-            .await
-            .map_err(|e| e.to_string())?;
-        events
-            .items
-            .iter()
-            .find(|e| {
-                e.type_.as_deref() == Some("Warning")
-                    && e.message
-                        .as_deref()
-                        .is_some_and(|m| m.contains("admission policy"))
-            })
-            .map(|_| ())
-            .ok_or_else(|| format!("{} events", events.items.len()))
-    })
-    .await;
-    // Each node's next result is checked by the policy again.
-    t.wait_phase(FI, fio_api::FileIntegrityStatusPhase::Active, secs(60))
-        .await;
+        .expect("aide-<fi>");
+    let mut base = serde_json::to_value(&ours).expect("json");
+    base["metadata"] = json!({"name": "aide-probe"});
+    base.as_object_mut().map(|o| o.remove("status"));
+    let container = "/spec/template/spec/containers/0";
+    let changes: Vec<(&str, Box<dyn Fn(&mut Value)>, &str)> = vec![
+        (
+            "another name",
+            Box::new(|d: &mut Value| d["metadata"]["name"] = json!("miner")),
+            "only the scan DaemonSets",
+        ),
+        (
+            "another image",
+            Box::new(move |d: &mut Value| {
+                d.pointer_mut(container)
+                    .map(|c| c["image"] = json!("busybox:latest"));
+            }),
+            "the operator's own image",
+        ),
+        (
+            "an unconfined daemon",
+            Box::new(move |d: &mut Value| {
+                d.pointer_mut(container).map(|c| {
+                    c["args"]
+                        .as_array_mut()
+                        .map(|a| a.push(json!("--insecure-no-harden")))
+                });
+            }),
+            "never with an --insecure-* option",
+        ),
+        (
+            "another command",
+            Box::new(move |d: &mut Value| {
+                d.pointer_mut(container)
+                    .map(|c| c["command"] = json!(["sh", "-c"]));
+            }),
+            "runs `fio-operator daemon`",
+        ),
+        (
+            "a privileged container",
+            Box::new(move |d: &mut Value| {
+                d.pointer_mut(container)
+                    .map(|c| c["securityContext"]["privileged"] = json!(true));
+            }),
+            "not privileged",
+        ),
+        (
+            "another host path",
+            Box::new(move |d: &mut Value| {
+                d["spec"]["template"]["spec"]["volumes"]
+                    .as_array_mut()
+                    .map(|v| v.push(json!({"name": "etc", "hostPath": {"path": "/etc"}})));
+            }),
+            "mounts the host root (hostPath /) and emptyDirs only",
+        ),
+        (
+            "the host root elsewhere",
+            Box::new(move |d: &mut Value| {
+                d.pointer_mut(container).map(|c| {
+                    c["volumeMounts"]
+                        .as_array_mut()
+                        .map(|m| m.push(json!({"name": "hostroot", "mountPath": "/host2"})))
+                });
+            }),
+            "at /hostroot only",
+        ),
+        (
+            "the host's pid namespace",
+            Box::new(|d: &mut Value| d["spec"]["template"]["spec"]["hostPID"] = json!(true)),
+            "without host PID",
+        ),
+        (
+            "another service account",
+            Box::new(|d: &mut Value| {
+                d["spec"]["template"]["spec"]["serviceAccountName"] = json!("default")
+            }),
+            "file-integrity-daemon service account",
+        ),
+        (
+            "a second container",
+            Box::new(move |d: &mut Value| {
+                let c = d.pointer(container).cloned().unwrap_or_default();
+                d["spec"]["template"]["spec"]["containers"]
+                    .as_array_mut()
+                    .map(|cs| {
+                        let mut second = c.clone();
+                        second["name"] = json!("second");
+                        cs.push(second)
+                    });
+            }),
+            "exactly one container",
+        ),
+    ];
+    let pp = PostParams::default();
+    for (what, change, says) in &changes {
+        let mut d = base.clone();
+        change(&mut d);
+        let ds: DaemonSet = serde_json::from_value(d).expect("a DaemonSet");
+        match as_operator.create(&pp, &ds).await {
+            Err(kube::Error::Api(e)) if e.code == 403 || e.code == 422 => assert!(
+                e.message.contains(says),
+                "{what}: refused, but not saying {says:?}: {}",
+                e.message
+            ),
+            Err(e) => panic!("{what}: {e}"),
+            Ok(_) => panic!("{what}: the operator's token created it"),
+        }
+    }
+    // The unchanged copy is admitted: the refusals above are the policy's, not RBAC's.
+    let ok: DaemonSet = serde_json::from_value(base).expect("a DaemonSet");
+    as_operator
+        .create(&pp, &ok)
+        .await
+        .expect("the product's own DaemonSet shape is admitted");
+    as_operator
+        .delete("aide-probe", &Default::default())
+        .await
+        .expect("delete the probe");
+    // Its own bound it may read, not change.
+    let policies = Api::<ValidatingAdmissionPolicy>::all(operator);
+    policies
+        .get(names::OPERATOR_ADMISSION_POLICY)
+        .await
+        .expect("the operator reads its bound");
+    let patch = Patch::Merge(json!({"spec": {"failurePolicy": "Ignore"}}));
+    for (verb, result) in [
+        (
+            "patch",
+            policies
+                .patch(
+                    names::OPERATOR_ADMISSION_POLICY,
+                    &PatchParams::default(),
+                    &patch,
+                )
+                .await
+                .map(|_| ()),
+        ),
+        (
+            "delete",
+            policies
+                .delete(names::OPERATOR_ADMISSION_POLICY, &Default::default())
+                .await
+                .map(|_| ()),
+        ),
+    ] {
+        assert!(
+            matches!(&result, Err(kube::Error::Api(e)) if e.code == 403),
+            "the operator may {verb} its own bound: {result:?}"
+        );
+    }
 }

@@ -25,6 +25,10 @@ fn failed() -> ScanReport {
             files: 9120,
         }),
         superseded: 2,
+        view: Some(HostView {
+            digest: "cd".repeat(32),
+            covered_files: vec!["/etc/resolv.conf".into(), "/etc/hosts".into()],
+        }),
     }
 }
 
@@ -44,9 +48,18 @@ fn every_condition_round_trips() {
         initialized: false,
         figures: None,
         superseded: 0,
+        view: None,
         ..failed()
     };
     assert_eq!(round_trip(&ok), ok);
+    let no_covered = ScanReport {
+        view: Some(HostView {
+            digest: "ef".repeat(32),
+            covered_files: vec![],
+        }),
+        ..ok.clone()
+    };
+    assert_eq!(round_trip(&no_covered), no_covered);
     for exit in [Some(Exit::Io), Some(Exit::InvalidConfig), None] {
         let err = ScanReport {
             condition: ScanCondition::Errored {
@@ -277,4 +290,32 @@ fn a_failure_without_a_report_still_carries_one() {
     };
     assert_eq!(counts.added, 1);
     assert!(log.data().contains("no report_url=file"), "{}", log.data());
+}
+
+#[test]
+fn the_view_must_be_a_digest_and_a_bounded_list() {
+    let e = with_annotation(names::MOUNTS_SHA256_ANNOTATION, Some("abc")).unwrap_err();
+    assert!(
+        e.to_string().contains(names::MOUNTS_SHA256_ANNOTATION),
+        "{e}"
+    );
+    let e = with_annotation(names::MOUNTS_SHA256_ANNOTATION, None).unwrap_err();
+    assert!(
+        matches!(e, ContractError::Missing { annotation, .. } if annotation == names::MOUNTS_SHA256_ANNOTATION),
+        "{e}"
+    );
+    let many = vec!["/etc/x"; MAX_COVERED_LINES + 1].join("\n");
+    let e = with_annotation(names::COVERED_FILES_ANNOTATION, Some(&many)).unwrap_err();
+    assert!(
+        e.to_string().contains(names::COVERED_FILES_ANNOTATION),
+        "{e}"
+    );
+    let long = "/".repeat(MAX_COVERED_LINE + 1);
+    assert!(with_annotation(names::COVERED_FILES_ANNOTATION, Some(&long)).is_err());
+    let most = vec!["/etc/x"; MAX_COVERED_LINES].join("\n");
+    let r = with_annotation(names::COVERED_FILES_ANNOTATION, Some(&most)).unwrap();
+    assert_eq!(
+        r.view.map(|v| v.covered_files.len()),
+        Some(MAX_COVERED_LINES)
+    );
 }

@@ -3,9 +3,10 @@
 //!
 //! * The PrometheusRule (alert `NodeHasIntegrityFailure`) and the ServiceMonitor, when the cluster
 //!   serves the Prometheus operator's API (upstream did the same).
-//! * The daemons' admission policy and its binding: an OLM bundle cannot carry them (OLM refuses
-//!   their kinds), and an install through OLM must not lose the trust boundary. They are the
-//!   guard's ([`super::admission`]): applied when missing or altered, watched all along.
+//! * The daemons' admission policy and the one bounding the operator's own DaemonSets, with their
+//!   bindings (cluster-wide, the same for an operator in any namespace): an OLM bundle cannot
+//!   carry them (OLM refuses their kinds), and an install through OLM must not lose the trust
+//!   boundary. They are the guard's ([`super::admission`]), watched all along.
 
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::GroupVersionKind;
@@ -15,7 +16,7 @@ use kube::{Client, ResourceExt};
 use super::MANAGER;
 use fio_api::names;
 
-const MANIFESTS: [(&str, &str); 3] = [
+const MANIFESTS: [(&str, &str); 4] = [
     (
         "deploy/monitoring/prometheus_rule.yaml",
         include_str!("../../../deploy/monitoring/prometheus_rule.yaml"),
@@ -27,6 +28,10 @@ const MANIFESTS: [(&str, &str); 3] = [
     (
         "deploy/rbac/daemon_admission_policy.yaml",
         include_str!("../../../deploy/rbac/daemon_admission_policy.yaml"),
+    ),
+    (
+        "deploy/rbac/operator_admission_policy.yaml",
+        include_str!("../../../deploy/rbac/operator_admission_policy.yaml"),
     ),
 ];
 
@@ -41,23 +46,10 @@ pub fn objects(namespace: &str) -> Result<Vec<DynamicObject>, String> {
             .map_err(|e| format!("{file}: {e}"))
         })
         .collect::<Result<Vec<_>, _>>()
-        .map(|files| {
-            let mut objects: Vec<DynamicObject> = files.into_iter().flatten().collect();
-            for o in &mut objects {
-                // Cluster-scoped and selecting one namespace: one binding per operator namespace
-                // (the policy itself is the same for all).
-                let kind = o.types.as_ref().map(|t| t.kind.as_str());
-                if kind == Some("ValidatingAdmissionPolicyBinding")
-                    && namespace != names::DEFAULT_NAMESPACE
-                {
-                    o.metadata.name = Some(format!("{}-{namespace}", o.name_any()));
-                }
-            }
-            objects
-        })
+        .map(|files| files.into_iter().flatten().collect())
 }
 
-/// The daemons' admission policy or its binding.
+/// An admission policy or binding (the daemons' or the operator's own).
 pub fn is_admission(o: &DynamicObject) -> bool {
     o.types
         .as_ref()
@@ -117,28 +109,40 @@ pub async fn ensure(client: &Client, namespace: &str) {
 mod tests {
     use super::*;
 
-    fn binding(namespace: &str) -> DynamicObject {
-        let objects = objects(namespace).expect("deploy/ parses");
-        objects
-            .into_iter()
-            .find(|o| {
-                o.types
-                    .as_ref()
-                    .is_some_and(|t| t.kind == "ValidatingAdmissionPolicyBinding")
-            })
-            .expect("the admission policy's binding is applied by the operator")
-    }
-
+    /// One policy and binding per purpose, with the same names in every namespace (the
+    /// ClusterRole names them), selecting no namespace (their match conditions name the
+    /// accounts of the request's namespace).
     #[test]
-    fn the_policy_binding_selects_the_operators_namespace() {
-        let b = binding("fio-olm");
-        assert_eq!(b.name_any(), "file-integrity-daemon-results-fio-olm");
-        let selector = &b.data["spec"]["matchResources"]["namespaceSelector"]["matchLabels"];
-        assert_eq!(selector["kubernetes.io/metadata.name"], "fio-olm");
-        // `kubectl apply -k deploy/` and the operator in the default namespace: one object.
+    fn the_admission_objects_are_cluster_wide_and_named_alike_everywhere() {
+        let names_in = |ns: &str| -> Vec<String> {
+            objects(ns)
+                .expect("deploy/ parses")
+                .into_iter()
+                .filter(is_admission)
+                .map(|o| o.name_any())
+                .collect()
+        };
+        let here = names_in(names::DEFAULT_NAMESPACE);
         assert_eq!(
-            binding(names::DEFAULT_NAMESPACE).name_any(),
-            "file-integrity-daemon-results"
+            here,
+            [
+                "file-integrity-daemon-results",
+                "file-integrity-daemon-results",
+                "file-integrity-operator-daemonsets",
+                "file-integrity-operator-daemonsets"
+            ]
         );
+        assert_eq!(names_in("fio-olm"), here);
+        for o in objects("fio-olm")
+            .expect("parses")
+            .iter()
+            .filter(|o| is_admission(o))
+        {
+            assert!(
+                o.data["spec"].get("matchResources").is_none(),
+                "{} selects namespaces",
+                o.name_any()
+            );
+        }
     }
 }

@@ -47,6 +47,8 @@ pub struct ResultPlan {
     pub figures: Option<ScanFigures>,
     /// Results the node replaced before delivering this one.
     pub superseded: u64,
+    /// The Warning Event's note when the node's covered files changed and some are covered.
+    pub covered_event: Option<String>,
 }
 
 /// A result ConfigMap that cannot be attributed to a node: no owner or node label, or a name
@@ -124,6 +126,10 @@ pub fn plan(
     let superseded = report.as_ref().map_or(0, |r| r.superseded);
     if let Some(r) = &report {
         figures = r.figures;
+        if let Some(v) = &r.view {
+            result.mounts_sha256 = v.digest.clone();
+            result.covered_files = shown_covered(&v.covered_files);
+        }
         match &r.condition {
             ScanCondition::Succeeded => {}
             ScanCondition::Failed { counts, .. } => {
@@ -187,6 +193,14 @@ pub fn plan(
 
     let prev_last = prev.map(|p| &p.last_result);
     let event = is_news(prev_last, &last).then(|| event_note(&node, &last));
+    let covered_before = prev_last.map_or(&[][..], |p| &p.covered_files[..]);
+    let covered_event = (!last.covered_files.is_empty() && last.covered_files != covered_before)
+        .then(|| {
+            format!(
+                "node {node}: files covered by mounts (a scan reads the covering content): {}",
+                last.covered_files.join(", ")
+            )
+        });
     Ok(ResultPlan {
         condition_changed: prev_last.map(|p| p.condition) != Some(last.condition),
         owner,
@@ -198,7 +212,39 @@ pub fn plan(
         mismatched,
         figures,
         superseded,
+        covered_event,
     })
+}
+
+/// The most covered files a node status lists, and the longest path it shows whole.
+pub const MAX_COVERED_SHOWN: usize = 10;
+const MAX_COVERED_PATH: usize = 256;
+
+/// A node's covered-files list as the status shows it: at most [`MAX_COVERED_SHOWN`] paths,
+/// each cut to 256 bytes, then how many more the node reported.
+fn shown_covered(reported: &[String]) -> Vec<String> {
+    let mut shown: Vec<String> = reported
+        .iter()
+        .take(MAX_COVERED_SHOWN)
+        .map(|p| {
+            let mut end = p.len().min(MAX_COVERED_PATH);
+            while !p.is_char_boundary(end) {
+                end -= 1;
+            }
+            if end < p.len() {
+                format!("{}...", &p[..end])
+            } else {
+                p.clone()
+            }
+        })
+        .collect();
+    if reported.len() > MAX_COVERED_SHOWN {
+        shown.push(format!(
+            "({} more lines in the result)",
+            reported.len() - MAX_COVERED_SHOWN
+        ));
+    }
+    shown
 }
 
 /// The most of a daemon's error text copied into a node status and its Event: a node may say
@@ -427,6 +473,10 @@ async fn apply(
         let reason = names::EVENT_REASON_NODE_INTEGRITY_STATUS;
         ctx.node_result_event(fi, &plan.node, warning, reason, note)
             .await;
+    }
+    if let Some(note) = plan.covered_event {
+        let reason = names::EVENT_REASON_COVERED_FILES;
+        ctx.node_event(fi, &plan.node, true, reason, note).await;
     }
     if plan.superseded > 0 {
         tracing::warn!(

@@ -1,7 +1,7 @@
 //! The results controller's decisions, fed with objects (no cluster).
 
 use super::*;
-use fio_api::report::{DatabaseId, FileCounts, Log};
+use fio_api::report::{DatabaseId, FileCounts, HostView, Log};
 use fio_api::FileIntegritySpec;
 use fio_core::exit::Exit;
 
@@ -32,6 +32,7 @@ fn report(condition: ScanCondition, sha: char, initialized: bool, reinit_id: i64
         initialized,
         figures: None,
         superseded: 0,
+        view: None,
     }
 }
 
@@ -341,4 +342,55 @@ fn only_requested_reinits_count_and_an_anchored_node_must_name_its_database() {
         (Condition::Succeeded, Some(2))
     );
     assert_eq!(f.baseline.as_ref().unwrap().sha256, "c".repeat(64));
+}
+
+fn viewed(mut r: ScanReport, covered: &[&str]) -> ScanReport {
+    r.view = Some(HostView {
+        digest: "e".repeat(64),
+        covered_files: covered.iter().map(|c| c.to_string()).collect(),
+    });
+    r
+}
+
+/// The node's view of its mounts is recorded; files covered by mounts are a Warning Event when
+/// the list changes (not at every scan), and a node's list is bounded in the status.
+#[test]
+fn covered_files_are_shown_and_told_once_per_change() {
+    let ok = || report(ScanCondition::Succeeded, 'a', false, 0);
+    let many: Vec<String> = (0..21).map(|i| format!("/etc/f{i:02}")).collect();
+    let long = format!("/etc/{}", "x".repeat(400));
+    let plans = sequence(&[
+        cm_at(
+            &viewed(report(ScanCondition::Succeeded, 'a', true, 0), &[]),
+            10,
+        ),
+        cm_at(&viewed(ok(), &["/etc/passwd"]), 20),
+        cm_at(&viewed(ok(), &["/etc/passwd"]), 30),
+        cm_at(
+            &viewed(ok(), &many.iter().map(String::as_str).collect::<Vec<_>>()),
+            40,
+        ),
+        cm_at(&viewed(ok(), &[&long]), 50),
+        cm_at(&viewed(ok(), &[]), 60),
+    ]);
+    let last = |i: usize| &plans[i].status.spec.last_result;
+    assert_eq!(last(0).mounts_sha256, "e".repeat(64));
+    assert!(last(0).covered_files.is_empty());
+    assert_eq!(plans[0].covered_event, None);
+    assert_eq!(last(1).covered_files, ["/etc/passwd"]);
+    assert_eq!(
+        plans[1].covered_event.as_deref(),
+        Some(
+            "node node-1: files covered by mounts (a scan reads the covering content): /etc/passwd"
+        )
+    );
+    // The same list again: no Event; the condition is still the node's own.
+    assert_eq!(plans[2].covered_event, None);
+    assert_eq!(last(2).condition, Condition::Succeeded);
+    assert_eq!(last(3).covered_files.len(), MAX_COVERED_SHOWN + 1);
+    assert_eq!(last(3).covered_files[10], "(11 more lines in the result)");
+    assert!(plans[3].covered_event.is_some());
+    assert_eq!(last(4).covered_files[0].len(), 256 + 3);
+    assert!(last(5).covered_files.is_empty());
+    assert_eq!(plans[5].covered_event, None);
 }
