@@ -195,8 +195,27 @@ pub fn compare(
         theirs.entry(&m.point).or_default().push(m);
     }
     let by_id: BTreeMap<u64, &Mount> = reference.iter().map(|m| (m.id, m)).collect();
+    // Where the daemon's own container root is on the host: the runtime mounted /proc, /dev,
+    // /sys and the cgroups below it in the container's namespace before entering it, and the
+    // hostPath bind of `/` copied them. They cover no host file.
+    let container_root: BTreeSet<Key> = own
+        .iter()
+        .filter(|m| m.point == Path::new("/"))
+        .map(Mount::key)
+        .collect();
+    let own_container: Vec<&Path> = reference
+        .iter()
+        .filter(|m| m.point != Path::new("/") && container_root.contains(&m.key()))
+        .map(|m| m.point.as_path())
+        .collect();
     let mut out = BTreeSet::new();
     for (path, mounts) in &ours {
+        if own_container
+            .iter()
+            .any(|r| path.starts_with(r) && path != r)
+        {
+            continue;
+        }
         let keys: BTreeSet<Key> = theirs
             .get(path.as_path())
             .map(|v| v.iter().map(|m| m.key()).collect())

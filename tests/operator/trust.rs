@@ -563,92 +563,77 @@ async fn the_operators_token_runs_only_the_products_daemonsets() {
     let mut base = serde_json::to_value(&ours).expect("json");
     base["metadata"] = json!({"name": "aide-probe"});
     base.as_object_mut().map(|o| o.remove("status"));
-    let container = "/spec/template/spec/containers/0";
-    let changes: Vec<(&str, Box<dyn Fn(&mut Value)>, &str)> = vec![
+    fn pod(d: &mut Value) -> &mut Value {
+        &mut d["spec"]["template"]["spec"]
+    }
+    fn container(d: &mut Value) -> &mut Value {
+        &mut pod(d)["containers"][0]
+    }
+    fn push(list: &mut Value, item: Value) {
+        if let Some(a) = list.as_array_mut() {
+            a.push(item);
+        }
+    }
+    type Change = (&'static str, fn(&mut Value), &'static str);
+    let changes: [Change; 10] = [
         (
             "another name",
-            Box::new(|d: &mut Value| d["metadata"]["name"] = json!("miner")),
+            |d| d["metadata"]["name"] = json!("miner"),
             "only the scan DaemonSets",
         ),
         (
             "another image",
-            Box::new(move |d: &mut Value| {
-                d.pointer_mut(container)
-                    .map(|c| c["image"] = json!("busybox:latest"));
-            }),
+            |d| container(d)["image"] = json!("busybox:latest"),
             "the operator's own image",
         ),
         (
             "an unconfined daemon",
-            Box::new(move |d: &mut Value| {
-                d.pointer_mut(container).map(|c| {
-                    c["args"]
-                        .as_array_mut()
-                        .map(|a| a.push(json!("--insecure-no-harden")))
-                });
-            }),
+            |d| push(&mut container(d)["args"], json!("--insecure-no-harden")),
             "never with an --insecure-* option",
         ),
         (
             "another command",
-            Box::new(move |d: &mut Value| {
-                d.pointer_mut(container)
-                    .map(|c| c["command"] = json!(["sh", "-c"]));
-            }),
+            |d| container(d)["command"] = json!(["sh", "-c"]),
             "runs `fio-operator daemon`",
         ),
         (
             "a privileged container",
-            Box::new(move |d: &mut Value| {
-                d.pointer_mut(container)
-                    .map(|c| c["securityContext"]["privileged"] = json!(true));
-            }),
+            |d| container(d)["securityContext"]["privileged"] = json!(true),
             "not privileged",
         ),
         (
             "another host path",
-            Box::new(move |d: &mut Value| {
-                d["spec"]["template"]["spec"]["volumes"]
-                    .as_array_mut()
-                    .map(|v| v.push(json!({"name": "etc", "hostPath": {"path": "/etc"}})));
-            }),
+            |d| {
+                let etc = json!({"name": "etc", "hostPath": {"path": "/etc"}});
+                push(&mut pod(d)["volumes"], etc)
+            },
             "mounts the host root (hostPath /) and emptyDirs only",
         ),
         (
             "the host root elsewhere",
-            Box::new(move |d: &mut Value| {
-                d.pointer_mut(container).map(|c| {
-                    c["volumeMounts"]
-                        .as_array_mut()
-                        .map(|m| m.push(json!({"name": "hostroot", "mountPath": "/host2"})))
-                });
-            }),
+            |d| {
+                let again = json!({"name": "hostroot", "mountPath": "/host2"});
+                push(&mut container(d)["volumeMounts"], again)
+            },
             "at /hostroot only",
         ),
         (
             "the host's pid namespace",
-            Box::new(|d: &mut Value| d["spec"]["template"]["spec"]["hostPID"] = json!(true)),
+            |d| pod(d)["hostPID"] = json!(true),
             "without host PID",
         ),
         (
             "another service account",
-            Box::new(|d: &mut Value| {
-                d["spec"]["template"]["spec"]["serviceAccountName"] = json!("default")
-            }),
+            |d| pod(d)["serviceAccountName"] = json!("default"),
             "file-integrity-daemon service account",
         ),
         (
             "a second container",
-            Box::new(move |d: &mut Value| {
-                let c = d.pointer(container).cloned().unwrap_or_default();
-                d["spec"]["template"]["spec"]["containers"]
-                    .as_array_mut()
-                    .map(|cs| {
-                        let mut second = c.clone();
-                        second["name"] = json!("second");
-                        cs.push(second)
-                    });
-            }),
+            |d| {
+                let mut second = container(d).clone();
+                second["name"] = json!("second");
+                push(&mut pod(d)["containers"], second)
+            },
             "exactly one container",
         ),
     ];

@@ -186,6 +186,40 @@ fn only_the_topmost_host_mount_must_be_seen() {
 }
 
 #[test]
+fn the_daemons_own_container_mounts_are_its_own() {
+    // The runtime mounted /proc and /dev below the daemon's container root (on the host at
+    // /run/containerd/.../rootfs) in the container's namespace; the hostPath bind copied them.
+    let reference = with(
+        KUBELET,
+        "110 100 0:60 / /run/containerd/task/abc/rootfs rw shared:9 - overlay overlay rw\n",
+    );
+    let own = with(
+        DAEMON,
+        "750 600 0:60 / /hostroot/run/containerd/task/abc/rootfs ro master:9 - overlay overlay rw\n\
+         751 750 0:61 / /hostroot/run/containerd/task/abc/rootfs/proc rw - proc proc rw\n\
+         752 750 0:62 / /hostroot/run/containerd/task/abc/rootfs/dev rw - tmpfs tmpfs rw\n",
+    );
+    assert_eq!(differences(&own, &reference), []);
+    // Another container's root is no excuse.
+    let other = with(
+        KUBELET,
+        "111 100 0:63 / /run/containerd/task/xyz/rootfs rw shared:10 - overlay overlay rw\n",
+    );
+    let own = with(
+        DAEMON,
+        "753 600 0:63 / /hostroot/run/containerd/task/xyz/rootfs ro master:10 - overlay overlay rw\n\
+         754 753 8:1 /tmp/x /hostroot/run/containerd/task/xyz/rootfs/etc/passwd ro - ext4 /dev/sda1 rw\n",
+    );
+    assert_eq!(
+        differences(&own, &other),
+        [(
+            "/run/containerd/task/xyz/rootfs/etc/passwd".to_owned(),
+            Only::Daemon
+        )]
+    );
+}
+
+#[test]
 fn covered_files_leave_out_the_runtime_trees() {
     let own = with(
         DAEMON,
