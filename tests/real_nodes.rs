@@ -744,13 +744,9 @@ fn admission_policies() {
     wait_phase("Error", "the operator may not change it", 60);
     k(&["delete", "validatingadmissionpolicy", own]);
     wait_until("the operator's bound created again", secs(30), || {
-        let p = k(&[
-            "get",
-            "validatingadmissionpolicy",
-            own,
-            "-o",
-            "jsonpath={.spec.failurePolicy}",
-        ]);
+        let jsonpath = "jsonpath={.spec.failurePolicy}";
+        let p = kubectl_try(&["get", "validatingadmissionpolicy", own, "-o", jsonpath])
+            .unwrap_or_default();
         (p == "Fail")
             .then_some(())
             .ok_or(format!("failurePolicy {p:?}"))
