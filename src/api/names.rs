@@ -150,12 +150,8 @@ pub const ENV_NODE_NAME: &str = "NODE_NAME";
 // ---- Events -------------------------------------------------------------------------------------
 
 /// The daemons' admission policy and its binding (`deploy/rbac/daemon_admission_policy.yaml`):
-/// the operator may patch them, by these names, to put them back.
+/// the operator may get and patch them by this name, to put them back.
 pub const DAEMON_ADMISSION_POLICY: &str = "file-integrity-daemon-results";
-/// The policy (and binding) bounding the DaemonSets of the operator's own account
-/// (`deploy/rbac/operator_admission_policy.yaml`): the operator may create them, never change
-/// them.
-pub const OPERATOR_ADMISSION_POLICY: &str = "file-integrity-operator-daemonsets";
 
 /// Event reason for FileIntegrity phase changes (message = the phase).
 pub const EVENT_REASON_FILE_INTEGRITY_STATUS: &str = "FileIntegrityStatus";

@@ -28,7 +28,7 @@ use super::control_plane::{deploy_docs, typed};
 use super::process::ProcInner;
 use super::{
     admin_client, block_on_side, client_from, env, keep, sample_node_root, secs, tail,
-    NODE_SELECTOR_LABEL, TEST_IMAGE,
+    NODE_SELECTOR_LABEL,
 };
 
 // ---- Per-test namespace -------------------------------------------------------------------------
@@ -227,7 +227,6 @@ impl TestNs {
         );
         t.create_namespace().await;
         t.create_rbac().await;
-        t.set_operator_image(TEST_IMAGE).await;
         t.create_nodes().await;
         for id in [Identity::Operator, Identity::Daemon] {
             t.write_kubeconfig(id).await;
@@ -261,41 +260,6 @@ impl TestNs {
             .create(&PostParams::default(), &ns)
             .await
             .unwrap_or_else(|e| panic!("create namespace {}: {e}", self.ns));
-    }
-
-    /// The operator's Deployment `file-integrity-operator` (no replica: the tests run the
-    /// operator as a process), running `image`: the admission policy on the operator's account
-    /// admits only DaemonSets of the image of that Deployment.
-    pub async fn set_operator_image(&self, image: &str) {
-        let deployment = json!({
-            "apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": names::OPERATOR_NAME, "namespace": self.ns},
-            "spec": {
-                "replicas": 0,
-                "selector": {"matchLabels": {"name": names::OPERATOR_NAME}},
-                "template": {
-                    "metadata": {"labels": {"name": names::OPERATOR_NAME}},
-                    "spec": {"containers": [{
-                        "name": names::OPERATOR_NAME, "image": image,
-                        "env": [{"name": "RELATED_IMAGE_OPERATOR", "value": image}]
-                    }]}
-                }
-            }
-        });
-        Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(self.client.clone(), &self.ns)
-            .patch(
-                names::OPERATOR_NAME,
-                &PatchParams::apply("fio-test").force(),
-                &Patch::Apply(&deployment),
-            )
-            .await
-            .unwrap_or_else(|e| {
-                panic!(
-                    "apply Deployment {} in {}: {e}",
-                    names::OPERATOR_NAME,
-                    self.ns
-                )
-            });
     }
 
     /// deploy/rbac re-targeted: namespaced objects into the test namespace (and RoleBinding

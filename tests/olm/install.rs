@@ -13,6 +13,7 @@ use crate::cluster::real::{
 };
 use crate::cluster::{env, secs};
 use crate::tools::{bundle_py, olm_bin, repo, run_tool};
+use fio_api::names;
 
 const NS: &str = "fio-olm";
 const CATALOG_NS: &str = "olm";
@@ -245,6 +246,7 @@ fn olm_installs_upgrades_and_uninstalls_the_operator() {
     let real = real_nodes();
     clear_real_nodes(real);
     clean_olm_objects();
+    delete_admission_objects();
     let env = env();
     run_tool(
         &repo().join("scripts/testenv.sh"),
@@ -385,17 +387,15 @@ fn olm_installs_upgrades_and_uninstalls_the_operator() {
         targets, NS,
         "WATCH_NAMESPACE comes from olm.targetNamespaces"
     );
-    // What a bundle cannot carry, the operator applies: the daemons' trust boundary.
+    // What a bundle cannot carry, the operator creates: the daemons' trust boundary (deleted
+    // before the install, so this is this operator's).
     wait_until("the daemons' admission policy binding", secs(60), || {
+        let name = names::DAEMON_ADMISSION_POLICY;
         get(
-            &[
-                "get",
-                "validatingadmissionpolicybinding",
-                &format!("file-integrity-daemon-results-{NS}"),
-            ],
-            "{.spec.matchResources.namespaceSelector.matchLabels.kubernetes\\.io/metadata\\.name}",
+            &["get", "validatingadmissionpolicybinding", name],
+            "{.spec.policyName}",
         )
-        .and_then(|ns| (ns == NS).then_some(()).ok_or(format!("selects {ns:?}")))
+        .and_then(|v| (v == name).then_some(()).ok_or(format!("policyName {v:?}")))
     });
 
     // -- a FileIntegrity from the CSV's example: Active, both nodes scanned ------------------
@@ -549,16 +549,21 @@ fn olm_installs_upgrades_and_uninstalls_the_operator() {
     clean_olm_objects();
     // The admission policy this operator created: the next tests install deploy/ with kubectl,
     // which would otherwise share (and conflict on) the operator's atomic fields.
-    for (kind, name) in [
-        (
-            "validatingadmissionpolicybinding",
-            format!("file-integrity-daemon-results-{NS}"),
-        ),
-        (
-            "validatingadmissionpolicy",
-            "file-integrity-daemon-results".to_owned(),
-        ),
+    delete_admission_objects();
+}
+
+/// The cluster-wide admission policies and bindings of the product (by an earlier test or
+/// install), so that the operator installed here creates its own.
+fn delete_admission_objects() {
+    for name in [
+        names::DAEMON_ADMISSION_POLICY,
+        names::OPERATOR_ADMISSION_POLICY,
     ] {
-        kubectl(&["delete", kind, &name, "--ignore-not-found"]);
+        for kind in [
+            "validatingadmissionpolicybinding",
+            "validatingadmissionpolicy",
+        ] {
+            kubectl(&["delete", kind, name, "--ignore-not-found"]);
+        }
     }
 }

@@ -6,12 +6,6 @@
 //! while the policy is not in force, and after it was restored until each node has reported a
 //! result the policy checked (a result created in the gap may be another node's).
 //!
-//! The policy bounding the operator's own DaemonSets (`deploy/rbac/
-//! operator_admission_policy.yaml`) is guarded the same way, except that the operator only
-//! creates it when missing: its ClusterRole does not let it patch or delete that one (its own
-//! token must not loosen its own bound), so an altered one stays a problem until an
-//! administrator deletes or re-applies it.
-//!
 //! [`judge`] is the rule (pure); [`guard`] reads, repairs and publishes.
 
 use std::collections::BTreeSet;
@@ -28,7 +22,7 @@ use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 
 use super::MANAGER;
-use fio_api::{names, FileIntegrityNodeStatus};
+use fio_api::FileIntegrityNodeStatus;
 
 /// What the guard last found.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -50,7 +44,8 @@ impl Admission {
     ) -> Option<String> {
         if let Some(p) = &self.problem {
             return Some(format!(
-                "an admission policy of the product is not in force: {p}"
+                "the daemons' admission policy is not in force ({p}): a node's result cannot be \
+                 told from another node's"
             ));
         }
         let (at, why) = self.restored.as_ref()?;
@@ -197,11 +192,7 @@ pub fn guard(client: Client, objects: Vec<DynamicObject>) -> watch::Receiver<Adm
             state.problem = None;
             for (api, ours) in &targets {
                 if let Err(problem) = look(api, ours).await {
-                    let problem = format!("{problem} ({})", consequence(ours));
                     match repair(api, ours).await {
-                        // Results created while the daemons' policy was away may be another
-                        // node's; the operator's own bound vouches for no result.
-                        Ok(()) if is_own_bound(ours) => tracing::warn!("{problem}: created"),
                         Ok(()) => {
                             tracing::warn!("{problem}: restored");
                             state.restored = Some((Timestamp::now(), problem));
@@ -234,44 +225,8 @@ async fn look(api: &Api<DynamicObject>, ours: &DynamicObject) -> Result<(), Stri
     judge(&as_json(ours), live.as_ref().map(as_json).as_ref())
 }
 
-/// What it means for the product while `ours` is not in force.
-fn consequence(ours: &DynamicObject) -> &'static str {
-    if is_own_bound(ours) {
-        "the operator's own account is not bounded to the product's DaemonSets"
-    } else {
-        "a node's result cannot be told from another node's"
-    }
-}
-
-/// The policy (or binding) bounding the operator's own DaemonSets: created, never changed.
-fn is_own_bound(o: &DynamicObject) -> bool {
-    let name = o.name_any();
-    name == names::OPERATOR_ADMISSION_POLICY
-}
-
-/// Put ours back: the daemons' policy by server-side apply, forced (the fields someone changed
-/// become ours again); the operator's own bound only by creating a missing one.
+/// Put ours back (server-side apply, forced: the fields someone changed become ours again).
 async fn repair(api: &Api<DynamicObject>, ours: &DynamicObject) -> Result<(), String> {
-    if is_own_bound(ours) {
-        let exists = api
-            .get_opt(&ours.name_any())
-            .await
-            .map_err(|e| e.to_string())?
-            .is_some();
-        if exists {
-            return Err(format!(
-                "the operator may not change it (by design): an administrator deletes it (the \
-                 operator then creates it again) or applies deploy/rbac/{}",
-                "operator_admission_policy.yaml"
-            ));
-        }
-        return match api.create(&kube::api::PostParams::default(), ours).await {
-            // Another operator (another namespace) created it first: judged at the next look.
-            Ok(_) => Ok(()),
-            Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
-            Err(e) => Err(e.to_string()),
-        };
-    }
     api.patch(
         &ours.name_any(),
         &PatchParams::apply(MANAGER).force(),
