@@ -552,18 +552,18 @@ fn olm_installs_upgrades_and_uninstalls_the_operator() {
     delete_admission_objects();
 }
 
-/// The cluster-wide admission policies and bindings of the product (by an earlier test or
-/// install), so that the operator installed here creates its own.
+/// The daemons' cluster-wide admission policy and binding (of an earlier test or install), so
+/// that the operator installed here creates its own.
 fn delete_admission_objects() {
-    for name in [
-        names::DAEMON_ADMISSION_POLICY,
-        names::OPERATOR_ADMISSION_POLICY,
+    for kind in [
+        "validatingadmissionpolicybinding",
+        "validatingadmissionpolicy",
     ] {
-        for kind in [
-            "validatingadmissionpolicybinding",
-            "validatingadmissionpolicy",
-        ] {
-            kubectl(&["delete", kind, name, "--ignore-not-found"]);
-        }
+        kubectl(&[
+            "delete",
+            kind,
+            names::DAEMON_ADMISSION_POLICY,
+            "--ignore-not-found",
+        ]);
     }
 }
