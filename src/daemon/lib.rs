@@ -260,21 +260,7 @@ pub async fn run(opts: Options, checker: Option<view::Checker>) -> anyhow::Resul
             Ownership::Gone => true,
             Ownership::Held(message) => {
                 say(&format!("node {}: {message}", opts.node_name));
-                let scan = ScanReport {
-                    owner: opts.owner.clone(),
-                    node: opts.node_name.clone(),
-                    condition: ScanCondition::Errored {
-                        exit: None,
-                        message,
-                    },
-                    reinit_id: None,
-                    database: None,
-                    initialized: false,
-                    figures: None,
-                    superseded: 0,
-                    view: None,
-                };
-                outbox.send(scan, uid.clone());
+                outbox.send(refused(&opts, message, None), uid.clone());
                 wait(&hb, &mut rx, opts.interval, |_| false).await?;
                 continue;
             }
@@ -327,21 +313,7 @@ pub async fn run(opts: Options, checker: Option<view::Checker>) -> anyhow::Resul
         // baseline is taken, no verdict given, through an altered view.
         if let Err(message) = observe(&checker).await? {
             say(&format!("node {}: {message}", opts.node_name));
-            let scan = ScanReport {
-                owner: opts.owner.clone(),
-                node: opts.node_name.clone(),
-                condition: ScanCondition::Errored {
-                    exit: None,
-                    message,
-                },
-                reinit_id: Some(completed),
-                database: None,
-                initialized: false,
-                figures: None,
-                superseded: 0,
-                view: None,
-            };
-            outbox.send(scan, uid.clone());
+            outbox.send(refused(&opts, message, Some(completed)), uid.clone());
             wait(&hb, &mut rx, opts.interval, |_| false).await?;
             continue;
         }
@@ -462,6 +434,24 @@ pub async fn run(opts: Options, checker: Option<view::Checker>) -> anyhow::Resul
             ReinitRequests::in_force(fi).is_some_and(|r| r.requested(&node) > completed)
         })
         .await?;
+    }
+}
+
+/// The Errored result of a cycle in which the daemon refused to scan (`message` says why).
+fn refused(opts: &Options, message: String, reinit_id: Option<i64>) -> ScanReport {
+    ScanReport {
+        owner: opts.owner.clone(),
+        node: opts.node_name.clone(),
+        condition: ScanCondition::Errored {
+            exit: None,
+            message,
+        },
+        reinit_id,
+        database: None,
+        initialized: false,
+        figures: None,
+        superseded: 0,
+        view: None,
     }
 }
 

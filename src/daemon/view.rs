@@ -439,6 +439,8 @@ pub fn escaped(path: &Path) -> String {
 pub struct Checker {
     hostroot: PathBuf,
     own_ids: BTreeSet<u64>,
+    /// The tree the daemon sees at the host root (a reference's `/` must be one of these).
+    roots: BTreeSet<Key>,
 }
 
 fn read_table(path: &Path) -> Result<Vec<Mount>, ViewError> {
@@ -472,9 +474,20 @@ impl Checker {
             .filter(|m| writable.contains(&m.point))
             .map(|m| m.id)
             .collect();
+        let roots: BTreeSet<Key> = own
+            .iter()
+            .filter(|m| m.point == hostroot)
+            .map(Mount::key)
+            .collect();
+        if roots.is_empty() {
+            return Err(ViewError::NotMounted {
+                hostroot: hostroot.to_path_buf(),
+            });
+        }
         Ok(Checker {
             hostroot: hostroot.to_path_buf(),
             own_ids,
+            roots,
         })
     }
 
@@ -520,17 +533,7 @@ impl Checker {
     /// The mount tables of the [`REFERENCE_NAMES`] processes under `<hostroot>/proc` whose root
     /// is the tree the daemon sees at the host root.
     fn references(&self) -> Result<Vec<Vec<Mount>>, ViewError> {
-        let own = read_table(Path::new(SELF_TABLE))?;
-        let roots: BTreeSet<Key> = own
-            .iter()
-            .filter(|m| m.point == self.hostroot)
-            .map(Mount::key)
-            .collect();
-        let Some(shown) = roots.iter().next().cloned() else {
-            return Err(ViewError::NotMounted {
-                hostroot: self.hostroot.clone(),
-            });
-        };
+        let roots = &self.roots;
         let proc = self.hostroot.join("proc");
         let entries = std::fs::read_dir(&proc).map_err(|source| ViewError::Read {
             path: proc.clone(),
@@ -563,11 +566,12 @@ impl Checker {
             }
         }
         if tables.is_empty() {
+            let (dev, root) = roots.iter().next().cloned().unwrap_or_default();
             return Err(ViewError::NoReference {
                 names: REFERENCE_NAMES.join(", "),
                 proc,
-                dev: shown.0,
-                root: shown.1,
+                dev,
+                root,
             });
         }
         Ok(tables)
