@@ -102,9 +102,11 @@ def one(by_kind, kind, name):
     return found[0]
 
 
-def permissions(by_kind, binding_kind, role_kind):
-    """[{serviceAccountName, rules}] for each service account bound to a role of role_kind."""
-    out = []
+def permissions(by_kind, binding_kind, role_kind, image_ref):
+    """[{serviceAccountName, rules}] for each service account bound to a role of role_kind (one
+    entry per account, its roles' rules in file order). The rule naming the one image the operator
+    may run DaemonSets with (deploy/rbac/operator_image_role.yaml) names the bundle's image."""
+    rules = {}
     for rel, binding in by_kind.get(binding_kind, []):
         ref = binding["roleRef"]
         if ref["kind"] != role_kind:
@@ -113,8 +115,12 @@ def permissions(by_kind, binding_kind, role_kind):
         for subject in binding["subjects"]:
             if subject["kind"] != "ServiceAccount" or subject.get("namespace") != NAMESPACE:
                 fail(f"deploy/{rel}: subject {subject} is not a service account of {NAMESPACE}")
-            out.append({"serviceAccountName": subject["name"], "rules": role["rules"]})
-    return sorted(out, key=lambda p: p["serviceAccountName"])
+            for rule in role["rules"]:
+                rule = json.loads(json.dumps(rule))
+                if rule.get("resources") == ["daemonimages"]:
+                    rule["resourceNames"] = [image_ref]
+                rules.setdefault(subject["name"], []).append(rule)
+    return [{"serviceAccountName": sa, "rules": r} for sa, r in sorted(rules.items())]
 
 
 def deployment_spec(by_kind, image_ref):
@@ -258,8 +264,8 @@ def csv(version, replaces, image_ref, by_kind, crds):
             "strategy": "deployment",
             "spec": {
                 "deployments": [{"name": "file-integrity-operator", "label": labels, "spec": dep_spec}],
-                "permissions": permissions(by_kind, "RoleBinding", "Role"),
-                "clusterPermissions": permissions(by_kind, "ClusterRoleBinding", "ClusterRole"),
+                "permissions": permissions(by_kind, "RoleBinding", "Role", image_ref),
+                "clusterPermissions": permissions(by_kind, "ClusterRoleBinding", "ClusterRole", image_ref),
             },
         },
         "relatedImages": [{"name": "operator", "image": image_ref}],

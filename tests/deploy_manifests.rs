@@ -386,8 +386,8 @@ fn kubectl() -> PathBuf {
     bin
 }
 
-/// `kubectl kustomize` (offline) builds deploy/ and keeps RELATED_IMAGE_OPERATOR equal to the
-/// container image.
+/// `kubectl kustomize` (offline) builds deploy/ and keeps RELATED_IMAGE_OPERATOR and the
+/// operator's image Role equal to the container image.
 #[test]
 fn kubectl_kustomize_builds_deploy() {
     let out = Command::new(kubectl())
@@ -415,10 +415,31 @@ fn kubectl_kustomize_builds_deploy() {
         .iter()
         .find(|e| e["name"] == names::ENV_RELATED_IMAGE_OPERATOR);
     assert_eq!(related.unwrap()["value"], container["image"]);
+    assert_eq!(image_role_names(&built), [container["image"].clone()]);
+}
+
+/// The images the installed operator may run DaemonSets with (its Role
+/// `file-integrity-operator-image`, the parameter of deploy/rbac/operator_admission_policy.yaml).
+fn image_role_names(built: &[Value]) -> Vec<Value> {
+    let role = built
+        .iter()
+        .find(|d| d["kind"] == "Role" && d["metadata"]["name"] == "file-integrity-operator-image")
+        .expect("Role file-integrity-operator-image");
+    let rules = role["rules"].as_array().expect("rules");
+    assert_eq!(rules.len(), 1, "{rules:?}");
+    assert_eq!(
+        rules[0]["resources"],
+        serde_json::json!([names::DAEMON_IMAGES])
+    );
+    assert_eq!(rules[0]["verbs"], serde_json::json!(["use"]));
+    rules[0]["resourceNames"]
+        .as_array()
+        .expect("resourceNames")
+        .clone()
 }
 
 /// The install of the VM test and the real-node tests (`nix/vm-test`): deploy/ through its
-/// relative `deploy` link, and the test image's tag in both image fields (the base's replacement
+/// relative `deploy` link, and the test image's tag in every image field (the base's replacement
 /// runs before an overlay's `images`, so the overlay must copy the image again).
 #[test]
 fn vm_test_kustomization_installs_the_e2e_image_everywhere() {
@@ -452,6 +473,7 @@ fn vm_test_kustomization_installs_the_e2e_image_everywhere() {
         .iter()
         .find(|e| e["name"] == names::ENV_RELATED_IMAGE_OPERATOR);
     assert_eq!(related.unwrap()["value"], want);
+    assert_eq!(image_role_names(&built), [Value::from(want)]);
 }
 
 /// The VM test's Python script passes pyflakes (Debian's pyflakes3), with the names that
@@ -714,8 +736,15 @@ fn operator_permissions() {
         let allowed: &[&str] = if only(&reviews) {
             &["create"]
         } else if only(&policies) && named(&[names::DAEMON_ADMISSION_POLICY]) {
-            // Watches and puts back the daemons' policy, by name.
+            // Puts the daemons' policy back; never its own bound.
             &["get", "list", "watch", "patch"]
+        } else if only(&policies)
+            && named(&[
+                names::DAEMON_ADMISSION_POLICY,
+                names::OPERATOR_ADMISSION_POLICY,
+            ])
+        {
+            &["get", "list", "watch"]
         } else if only(&policies) {
             // RBAC cannot name what a create makes; an admission policy only refuses.
             &["create"]
@@ -727,14 +756,16 @@ fn operator_permissions() {
             "cluster-wide write: {r:?}"
         );
     }
-    for resource in policies {
-        for verb in ["patch", "update", "delete"] {
-            let unnamed = cluster_rules.iter().any(|r| {
+    for verb in ["patch", "update", "delete"] {
+        for resource in policies {
+            let may = cluster_rules.iter().any(|r| {
                 r.verbs.iter().any(|v| v == verb)
                     && r.resources.iter().flatten().any(|x| x == resource)
-                    && r.resource_names.as_ref().is_none_or(|rn| rn.is_empty())
+                    && r.resource_names.as_ref().is_none_or(|rn| {
+                        rn.is_empty() || rn.iter().any(|x| x == names::OPERATOR_ADMISSION_POLICY)
+                    })
             });
-            assert!(!unnamed, "the operator may {verb} any {resource}");
+            assert!(!may, "the operator may {verb} its own bound ({resource})");
         }
     }
 

@@ -696,10 +696,10 @@ fn wait_phase(want: &str, says: &str, timeout: u64) {
     );
 }
 
-/// Issue 22, attack 4, with the product's RBAC (deploy/): the daemons' binding deleted is put
-/// back within seconds (the operator may patch it by name), and the phase is Error until both
-/// nodes reported again under it. (Here, not among the kwok tests: the binding is cluster-wide
-/// and those tests run side by side.)
+/// Issue 22, attack 4 and the operator's own bound, with the product's RBAC (deploy/): the
+/// daemons' binding deleted is put back within seconds and the phase is Error until both nodes
+/// reported again; the operator's own bound deleted is created again; altered, the operator may
+/// not repair it: Error until an administrator deletes it.
 fn admission_policies() {
     let uid = |kind: &str, name: &str| {
         kubectl_try(&["get", kind, name, "-o", "jsonpath={.metadata.uid}"]).unwrap_or_default()
@@ -721,6 +721,36 @@ fn admission_policies() {
         deleted.elapsed()
     );
     wait_phase("Error", "admission policy", 30);
+    wait_phase("Active", "", 90);
+
+    let own = "file-integrity-operator-daemonsets";
+    let before = uid(binding, own);
+    k(&["delete", binding, own]);
+    wait_until("the operator's bound created again", secs(30), || {
+        let now = uid(binding, own);
+        (!now.is_empty() && now != before)
+            .then_some(())
+            .ok_or("not yet".to_owned())
+    });
+    // Loosened by someone: the operator does not (and may not) repair it.
+    k(&[
+        "patch",
+        "validatingadmissionpolicy",
+        own,
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"failurePolicy":"Ignore"}}"#,
+    ]);
+    wait_phase("Error", "the operator may not change it", 60);
+    k(&["delete", "validatingadmissionpolicy", own]);
+    wait_until("the operator's bound created again", secs(30), || {
+        let jsonpath = "jsonpath={.spec.failurePolicy}";
+        let p = kubectl_try(&["get", "validatingadmissionpolicy", own, "-o", jsonpath])
+            .unwrap_or_default();
+        (p == "Fail")
+            .then_some(())
+            .ok_or(format!("failurePolicy {p:?}"))
+    });
     wait_phase("Active", "", 90);
 }
 

@@ -152,6 +152,14 @@ pub const ENV_NODE_NAME: &str = "NODE_NAME";
 /// The daemons' admission policy and its binding (`deploy/rbac/daemon_admission_policy.yaml`):
 /// the operator may get and patch them by this name, to put them back.
 pub const DAEMON_ADMISSION_POLICY: &str = "file-integrity-daemon-results";
+/// The policy (and binding) bounding the DaemonSets of the operator's own account
+/// (`deploy/rbac/operator_admission_policy.yaml`): the operator may create them, never change
+/// them.
+pub const OPERATOR_ADMISSION_POLICY: &str = "file-integrity-operator-daemonsets";
+/// The RBAC resource (of [`GROUP`], verb `use`) whose resource names are the images the operator's
+/// account may run DaemonSets with (`deploy/rbac/operator_image_role.yaml`): no API serves it; the
+/// policy above asks the authorizer.
+pub const DAEMON_IMAGES: &str = "daemonimages";
 
 /// Event reason for FileIntegrity phase changes (message = the phase).
 pub const EVENT_REASON_FILE_INTEGRITY_STATUS: &str = "FileIntegrityStatus";

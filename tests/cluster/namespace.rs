@@ -28,7 +28,7 @@ use super::control_plane::{deploy_docs, typed};
 use super::process::ProcInner;
 use super::{
     admin_client, block_on_side, client_from, env, keep, sample_node_root, secs, tail,
-    NODE_SELECTOR_LABEL,
+    NODE_SELECTOR_LABEL, TEST_IMAGE,
 };
 
 // ---- Per-test namespace -------------------------------------------------------------------------
@@ -227,6 +227,7 @@ impl TestNs {
         );
         t.create_namespace().await;
         t.create_rbac().await;
+        t.set_operator_image(TEST_IMAGE).await;
         t.create_nodes().await;
         for id in [Identity::Operator, Identity::Daemon] {
             t.write_kubeconfig(id).await;
@@ -260,6 +261,30 @@ impl TestNs {
             .create(&PostParams::default(), &ns)
             .await
             .unwrap_or_else(|e| panic!("create namespace {}: {e}", self.ns));
+    }
+
+    /// The one image the operator's account may run DaemonSets with: the installer's Role
+    /// `file-integrity-operator-image` (deploy/rbac/operator_image_role.yaml) naming `image`, as
+    /// kustomize or an OLM bundle would; the admission policy on the operator's account admits
+    /// no other.
+    pub async fn set_operator_image(&self, image: &str) {
+        let name = "file-integrity-operator-image";
+        let role = json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": name, "namespace": self.ns},
+            "rules": [{
+                "apiGroups": [names::GROUP], "resources": [names::DAEMON_IMAGES],
+                "resourceNames": [image], "verbs": ["use"]
+            }]
+        });
+        self.api::<Role>()
+            .patch(
+                name,
+                &PatchParams::apply("fio-test").force(),
+                &Patch::Apply(&role),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("apply Role {name} in {}: {e}", self.ns));
     }
 
     /// deploy/rbac re-targeted: namespaced objects into the test namespace (and RoleBinding

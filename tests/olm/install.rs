@@ -387,16 +387,26 @@ fn olm_installs_upgrades_and_uninstalls_the_operator() {
         targets, NS,
         "WATCH_NAMESPACE comes from olm.targetNamespaces"
     );
-    // What a bundle cannot carry, the operator creates: the daemons' trust boundary (deleted
-    // before the install, so this is this operator's).
-    wait_until("the daemons' admission policy binding", secs(60), || {
-        let name = names::DAEMON_ADMISSION_POLICY;
-        get(
-            &["get", "validatingadmissionpolicybinding", name],
-            "{.spec.policyName}",
-        )
-        .and_then(|v| (v == name).then_some(()).ok_or(format!("policyName {v:?}")))
-    });
+    // What a bundle cannot carry, the operator creates: the daemons' trust boundary and the
+    // bound on its own DaemonSets (deleted before the install, so these are this operator's).
+    // The scan DaemonSets below are admitted by the latter only because the CSV's Role names
+    // the bundle's image (and, after the upgrade, the next one's).
+    for name in [
+        names::DAEMON_ADMISSION_POLICY,
+        names::OPERATOR_ADMISSION_POLICY,
+    ] {
+        wait_until(
+            &format!("admission policy binding {name}"),
+            secs(60),
+            || {
+                get(
+                    &["get", "validatingadmissionpolicybinding", name],
+                    "{.spec.policyName}",
+                )
+                .and_then(|v| (v == name).then_some(()).ok_or(format!("policyName {v:?}")))
+            },
+        );
+    }
 
     // -- a FileIntegrity from the CSV's example: Active, both nodes scanned ------------------
     let cm = serde_json::json!({
@@ -552,18 +562,18 @@ fn olm_installs_upgrades_and_uninstalls_the_operator() {
     delete_admission_objects();
 }
 
-/// The daemons' cluster-wide admission policy and binding (of an earlier test or install), so
-/// that the operator installed here creates its own.
+/// The product's cluster-wide admission policies and bindings (of an earlier test or install),
+/// so that the operator installed here creates its own.
 fn delete_admission_objects() {
-    for kind in [
-        "validatingadmissionpolicybinding",
-        "validatingadmissionpolicy",
+    for name in [
+        names::DAEMON_ADMISSION_POLICY,
+        names::OPERATOR_ADMISSION_POLICY,
     ] {
-        kubectl(&[
-            "delete",
-            kind,
-            names::DAEMON_ADMISSION_POLICY,
-            "--ignore-not-found",
-        ]);
+        for kind in [
+            "validatingadmissionpolicybinding",
+            "validatingadmissionpolicy",
+        ] {
+            kubectl(&["delete", kind, name, "--ignore-not-found"]);
+        }
     }
 }

@@ -370,6 +370,8 @@ async fn two_operators_one_leads_and_a_takeover_reinitialises_no_node() {
         .collect();
     // The second one is the next version (an upgrade): its daemons run another image.
     let next = format!("{}-next", crate::cluster::TEST_IMAGE);
+    // An upgrade changes the operator's Deployment first: its bound follows its image.
+    s.t.set_operator_image(&next).await;
     let second = crate::cluster::Operator::start_image(&s.t, "operator-2", &next);
     // The controllers log "watching namespace" once they start: the candidate never gets there.
     s.t.holds_for(
@@ -536,4 +538,219 @@ async fn a_node_is_scanned_by_one_fileintegrity_at_a_time() {
     let claim = std::fs::read_to_string(root.join("etc/kubernetes/aide.owner")).expect("claim");
     assert!(claim.contains(&format!("/{second}")), "{claim}");
     d2.stop();
+}
+
+/// Issue 22, the operator's own permissions: its token (which must create DaemonSets in its
+/// namespace) is refused every DaemonSet that is not the product's scan DaemonSet, by the
+/// policy of deploy/rbac/operator_admission_policy.yaml; it may neither grant itself another
+/// image nor patch or delete that policy. (Deleting and restoring the cluster-wide policies is the real-node test's: here other
+/// tests run beside this one.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operators_token_runs_only_the_products_daemonsets() {
+    use k8s_openapi::api::admissionregistration::v1::ValidatingAdmissionPolicy;
+    use k8s_openapi::api::apps::v1::DaemonSet;
+    use k8s_openapi::api::rbac::v1::Role;
+    use serde_json::{json, Value};
+    let s = active_scenario("opbound", 1, |_| {}).await;
+    let t = &s.t;
+    let operator = t.client_as(crate::cluster::Identity::Operator).await;
+    let as_operator: Api<DaemonSet> = Api::namespaced(operator.clone(), &t.ns);
+    // The operator's own DaemonSet, admitted (the scenario is Active), as the template.
+    let ours = t
+        .api::<DaemonSet>()
+        .get(&ds_name())
+        .await
+        .expect("aide-<fi>");
+    let mut base = serde_json::to_value(&ours).expect("json");
+    base["metadata"] = json!({"name": "aide-probe"});
+    base.as_object_mut().map(|o| o.remove("status"));
+    fn pod(d: &mut Value) -> &mut Value {
+        &mut d["spec"]["template"]["spec"]
+    }
+    fn container(d: &mut Value) -> &mut Value {
+        &mut pod(d)["containers"][0]
+    }
+    fn push(list: &mut Value, item: Value) {
+        if let Some(a) = list.as_array_mut() {
+            a.push(item);
+        }
+    }
+    type Change = (&'static str, fn(&mut Value), &'static str);
+    let changes: [Change; 11] = [
+        (
+            "another name",
+            |d| d["metadata"]["name"] = json!("miner"),
+            "only the scan DaemonSets",
+        ),
+        (
+            "another image",
+            |d| container(d)["image"] = json!("busybox:latest"),
+            "the operator's own image",
+        ),
+        (
+            "an unconfined daemon",
+            |d| push(&mut container(d)["args"], json!("--insecure-no-harden")),
+            "never with an --insecure-* option",
+        ),
+        (
+            "another command",
+            |d| container(d)["command"] = json!(["sh", "-c"]),
+            "runs `fio-operator daemon`",
+        ),
+        (
+            "a privileged container",
+            |d| container(d)["securityContext"]["privileged"] = json!(true),
+            "not privileged",
+        ),
+        (
+            "another host path",
+            |d| {
+                let etc = json!({"name": "etc", "hostPath": {"path": "/etc"}});
+                push(&mut pod(d)["volumes"], etc)
+            },
+            "mounts the host root (hostPath /) and emptyDirs only",
+        ),
+        (
+            "the host root elsewhere",
+            |d| {
+                let again = json!({"name": "hostroot", "mountPath": "/host2"});
+                push(&mut container(d)["volumeMounts"], again)
+            },
+            "at /hostroot only",
+        ),
+        (
+            "a preloaded library",
+            |d| {
+                let preload = json!({"name": "LD_PRELOAD", "value": "/hostroot/tmp/x.so"});
+                push(&mut container(d)["env"], preload)
+            },
+            "no environment but NODE_NAME",
+        ),
+        (
+            "the host's pid namespace",
+            |d| pod(d)["hostPID"] = json!(true),
+            "without host PID",
+        ),
+        (
+            "another service account",
+            |d| pod(d)["serviceAccountName"] = json!("default"),
+            "file-integrity-daemon service account",
+        ),
+        (
+            "a second container",
+            |d| {
+                let mut second = container(d).clone();
+                second["name"] = json!("second");
+                push(&mut pod(d)["containers"], second)
+            },
+            "exactly one container",
+        ),
+    ];
+    let pp = PostParams::default();
+    for (what, change, says) in &changes {
+        let mut d = base.clone();
+        change(&mut d);
+        let ds: DaemonSet = serde_json::from_value(d).expect("a DaemonSet");
+        match as_operator.create(&pp, &ds).await {
+            Err(kube::Error::Api(e)) if e.code == 403 || e.code == 422 => assert!(
+                e.message.contains(says),
+                "{what}: refused, but not saying {says:?}: {}",
+                e.message
+            ),
+            Err(e) => panic!("{what}: {e}"),
+            Ok(_) => panic!("{what}: the operator's token created it"),
+        }
+    }
+    // The unchanged copy is admitted: the refusals above are the policy's, not RBAC's.
+    let ok: DaemonSet = serde_json::from_value(base).expect("a DaemonSet");
+    as_operator
+        .create(&pp, &ok)
+        .await
+        .expect("the product's own DaemonSet shape is admitted");
+    as_operator
+        .delete("aide-probe", &Default::default())
+        .await
+        .expect("delete the probe");
+    // Nor may it name another image for itself: RBAC refuses a Role granting what its author
+    // does not hold (the operator may create and patch Roles, for its daemons' configuration).
+    let roles: Api<Role> = Api::namespaced(operator.clone(), &t.ns);
+    let grant = |name: &str| {
+        serde_json::from_value::<Role>(json!({
+            "metadata": {"name": name, "namespace": t.ns},
+            "rules": [{
+                "apiGroups": [names::GROUP], "resources": [names::DAEMON_IMAGES],
+                "resourceNames": ["busybox:latest"], "verbs": ["use"]
+            }]
+        }))
+        .expect("a Role")
+    };
+    for (what, result) in [
+        (
+            "create a Role granting another image",
+            roles.create(&pp, &grant("aide-images")).await.map(|_| ()),
+        ),
+        (
+            "rewrite its image Role",
+            roles
+                .patch(
+                    "file-integrity-operator-image",
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"rules": grant("x").rules})),
+                )
+                .await
+                .map(|_| ()),
+        ),
+    ] {
+        assert!(
+            matches!(&result, Err(kube::Error::Api(e)) if e.code == 403),
+            "the operator's token may {what}: {result:?}"
+        );
+    }
+    // An image the installer did not grant (an operator upgraded without its Role): shown on the
+    // FileIntegrity, not only as DaemonSets that never come.
+    t.set_operator_image("busybox:latest").await;
+    let fi = t
+        .wait_phase(FI, fio_api::FileIntegrityStatusPhase::Error, secs(60))
+        .await;
+    let message = fi.status.and_then(|st| st.message).unwrap_or_default();
+    let want = format!(
+        "does not grant it its daemon image {}",
+        crate::cluster::TEST_IMAGE
+    );
+    assert!(message.contains(&want), "{message}");
+    t.set_operator_image(crate::cluster::TEST_IMAGE).await;
+    t.wait_phase(FI, fio_api::FileIntegrityStatusPhase::Active, secs(60))
+        .await;
+    // Its own bound it may read, not change.
+    let policies = Api::<ValidatingAdmissionPolicy>::all(operator);
+    policies
+        .get(names::OPERATOR_ADMISSION_POLICY)
+        .await
+        .expect("the operator reads its bound");
+    let patch = Patch::Merge(json!({"spec": {"failurePolicy": "Ignore"}}));
+    for (verb, result) in [
+        (
+            "patch",
+            policies
+                .patch(
+                    names::OPERATOR_ADMISSION_POLICY,
+                    &PatchParams::default(),
+                    &patch,
+                )
+                .await
+                .map(|_| ()),
+        ),
+        (
+            "delete",
+            policies
+                .delete(names::OPERATOR_ADMISSION_POLICY, &Default::default())
+                .await
+                .map(|_| ()),
+        ),
+    ] {
+        assert!(
+            matches!(&result, Err(kube::Error::Api(e)) if e.code == 403),
+            "the operator may {verb} its own bound: {result:?}"
+        );
+    }
 }

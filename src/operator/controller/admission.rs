@@ -6,14 +6,26 @@
 //! while the policy is not in force, and after it was restored until each node has reported a
 //! result the policy checked (a result created in the gap may be another node's).
 //!
+//! The policy bounding the operator's own DaemonSets (`deploy/rbac/
+//! operator_admission_policy.yaml`) is guarded the same way, except that the operator only
+//! creates it when missing: its ClusterRole does not let it patch or delete that one (its own
+//! token must not loosen its own bound), so an altered one stays a problem until an
+//! administrator deletes or re-applies it. That policy admits only the images the installer's
+//! Role grants the operator (`use` on `daemonimages`): the guard also asks the API server whether
+//! the operator may use its daemon image, so that a Deployment upgraded without that Role shows
+//! as `Error` on every FileIntegrity rather than as DaemonSets that never come.
+//!
 //! [`judge`] is the rule (pure); [`guard`] reads, repairs and publishes.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use futures::StreamExt;
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::pinned_kind;
 use kube::runtime::watcher;
@@ -22,12 +34,13 @@ use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 
 use super::MANAGER;
-use fio_api::FileIntegrityNodeStatus;
+use fio_api::{names, FileIntegrityNodeStatus};
 
 /// What the guard last found.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Admission {
-    /// Why the policy is not in force now (missing, altered and not restorable, not served).
+    /// Why the product's admission is not as it must be now (a policy missing, altered and not
+    /// restorable, or not served; the daemon image not granted).
     pub problem: Option<String>,
     /// When it was last restored after a problem, and what the problem was.
     pub restored: Option<(Timestamp, String)>,
@@ -43,10 +56,7 @@ impl Admission {
         statuses: &[FileIntegrityNodeStatus],
     ) -> Option<String> {
         if let Some(p) = &self.problem {
-            return Some(format!(
-                "the daemons' admission policy is not in force ({p}): a node's result cannot be \
-                 told from another node's"
-            ));
+            return Some(p.clone());
         }
         let (at, why) = self.restored.as_ref()?;
         let waiting: Vec<&str> = selected
@@ -140,10 +150,15 @@ fn differs(ours: &Value, live: &Value, at: &str) -> Option<String> {
 /// repair is retried).
 const RECHECK: Duration = Duration::from_secs(30);
 
-/// Run the guard for the operator in `namespace`: `objects` are the policy and its binding as
-/// `deploy/` has them for this namespace. Publishes every change of [`Admission`] on the
-/// returned receiver.
-pub fn guard(client: Client, objects: Vec<DynamicObject>) -> watch::Receiver<Admission> {
+/// Run the guard for the operator in `namespace` running its daemons with `image`: `objects` are
+/// the policies and their bindings as `deploy/` has them. Publishes every change of
+/// [`Admission`] on the returned receiver.
+pub fn guard(
+    client: Client,
+    objects: Vec<DynamicObject>,
+    namespace: String,
+    image: String,
+) -> watch::Receiver<Admission> {
     let (tx, rx) = watch::channel(Admission::default());
     tokio::spawn(async move {
         let mut targets = Vec::new();
@@ -190,20 +205,33 @@ pub fn guard(client: Client, objects: Vec<DynamicObject>) -> watch::Receiver<Adm
         loop {
             let mut state = tx.borrow().clone();
             state.problem = None;
+            let mut problems = Vec::new();
             for (api, ours) in &targets {
                 if let Err(problem) = look(api, ours).await {
+                    let problem = format!(
+                        "an admission policy of the product is not in force: {problem} ({})",
+                        consequence(ours)
+                    );
                     match repair(api, ours).await {
+                        // Results created while the daemons' policy was away may be another
+                        // node's; the operator's own bound vouches for no result.
+                        Ok(()) if is_own_bound(ours) => tracing::warn!("{problem}: created"),
                         Ok(()) => {
                             tracing::warn!("{problem}: restored");
                             state.restored = Some((Timestamp::now(), problem));
                         }
                         Err(e) => {
                             tracing::error!("{problem}; restoring it failed: {e}");
-                            state.problem = Some(format!("{problem}; restoring it failed: {e}"));
+                            problems.push(format!("{problem}; restoring it failed: {e}"));
                         }
                     }
                 }
             }
+            if let Err(problem) = may_use(&client, &namespace, &image).await {
+                tracing::error!("{problem}");
+                problems.push(problem);
+            }
+            state.problem = (!problems.is_empty()).then(|| problems.join("; "));
             tx.send_if_modified(|s| {
                 let changed = *s != state;
                 *s = state;
@@ -225,8 +253,78 @@ async fn look(api: &Api<DynamicObject>, ours: &DynamicObject) -> Result<(), Stri
     judge(&as_json(ours), live.as_ref().map(as_json).as_ref())
 }
 
-/// Put ours back (server-side apply, forced: the fields someone changed become ours again).
+/// Whether the operator's account may run DaemonSets with `image` (the question the policy
+/// bounding its DaemonSets asks the authorizer), by a SelfSubjectAccessReview, which every
+/// account may create.
+async fn may_use(client: &Client, namespace: &str, image: &str) -> Result<(), String> {
+    let review = SelfSubjectAccessReview {
+        spec: SelfSubjectAccessReviewSpec {
+            resource_attributes: Some(ResourceAttributes {
+                group: Some(names::GROUP.into()),
+                resource: Some(names::DAEMON_IMAGES.into()),
+                namespace: Some(namespace.into()),
+                name: Some(image.into()),
+                verb: Some("use".into()),
+                ..ResourceAttributes::default()
+            }),
+            ..SelfSubjectAccessReviewSpec::default()
+        },
+        ..SelfSubjectAccessReview::default()
+    };
+    let answer = Api::<SelfSubjectAccessReview>::all(client.clone())
+        .create(&PostParams::default(), &review)
+        .await
+        .map_err(|e| format!("asking whether the operator may use its daemon image: {e}"))?;
+    match answer.status {
+        Some(s) if s.allowed => Ok(()),
+        _ => Err(format!(
+            "the operator's Role does not grant it its daemon image {image} (`use` on {}.{} in \
+             {namespace}, deploy/rbac/operator_image_role.yaml): the API server refuses every \
+             scan DaemonSet of that image",
+            names::DAEMON_IMAGES,
+            names::GROUP
+        )),
+    }
+}
+
+/// What it means for the product while `ours` is not in force.
+fn consequence(ours: &DynamicObject) -> &'static str {
+    if is_own_bound(ours) {
+        "the operator's own account is not bounded to the product's DaemonSets"
+    } else {
+        "a node's result cannot be told from another node's"
+    }
+}
+
+/// The policy (or binding) bounding the operator's own DaemonSets: created, never changed.
+fn is_own_bound(o: &DynamicObject) -> bool {
+    let name = o.name_any();
+    name == names::OPERATOR_ADMISSION_POLICY
+}
+
+/// Put ours back: the daemons' policy by server-side apply, forced (the fields someone changed
+/// become ours again); the operator's own bound only by creating a missing one.
 async fn repair(api: &Api<DynamicObject>, ours: &DynamicObject) -> Result<(), String> {
+    if is_own_bound(ours) {
+        let exists = api
+            .get_opt(&ours.name_any())
+            .await
+            .map_err(|e| e.to_string())?
+            .is_some();
+        if exists {
+            return Err(format!(
+                "the operator may not change it (by design): an administrator deletes it (the \
+                 operator then creates it again) or applies deploy/rbac/{}",
+                "operator_admission_policy.yaml"
+            ));
+        }
+        return match api.create(&PostParams::default(), ours).await {
+            // Another operator (another namespace) created it first: judged at the next look.
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+            Err(e) => Err(e.to_string()),
+        };
+    }
     api.patch(
         &ours.name_any(),
         &PatchParams::apply(MANAGER).force(),
@@ -320,14 +418,15 @@ mod tests {
         let selected: BTreeSet<String> = ["n1".to_owned(), "n2".to_owned()].into();
         let statuses = [status("n1", 100), status("n2", 100)];
         assert_eq!(Admission::default().verdict(&selected, &statuses), None);
+        let problem = "an admission policy of the product is not in force: \
+                       ValidatingAdmissionPolicyBinding x is missing";
         let missing = Admission {
-            problem: Some("ValidatingAdmissionPolicyBinding x is missing".into()),
+            problem: Some(problem.into()),
             restored: None,
         };
-        let why = missing.verdict(&selected, &statuses).unwrap();
-        assert!(
-            why.contains("not in force") && why.contains("is missing"),
-            "{why}"
+        assert_eq!(
+            missing.verdict(&selected, &statuses).as_deref(),
+            Some(problem)
         );
         let restored = Admission {
             problem: None,

@@ -3,10 +3,10 @@
 //!
 //! * The PrometheusRule (alert `NodeHasIntegrityFailure`) and the ServiceMonitor, when the cluster
 //!   serves the Prometheus operator's API (upstream did the same).
-//! * The daemons' admission policy and its binding (cluster-wide, the same for an operator in
-//!   any namespace): an OLM bundle cannot carry them (OLM refuses their kinds), and an install
-//!   through OLM must not lose the trust boundary. They are the guard's
-//!   ([`super::admission`]): applied when missing or altered, watched all along.
+//! * The daemons' admission policy and the one bounding the operator's own DaemonSets, with their
+//!   bindings (cluster-wide, the same for an operator in any namespace): an OLM bundle cannot
+//!   carry them (OLM refuses their kinds), and an install through OLM must not lose the trust
+//!   boundary. They are the guard's ([`super::admission`]), watched all along.
 
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::GroupVersionKind;
@@ -16,7 +16,7 @@ use kube::{Client, ResourceExt};
 use super::MANAGER;
 use fio_api::names;
 
-const MANIFESTS: [(&str, &str); 3] = [
+const MANIFESTS: [(&str, &str); 4] = [
     (
         "deploy/monitoring/prometheus_rule.yaml",
         include_str!("../../../deploy/monitoring/prometheus_rule.yaml"),
@@ -28,6 +28,10 @@ const MANIFESTS: [(&str, &str); 3] = [
     (
         "deploy/rbac/daemon_admission_policy.yaml",
         include_str!("../../../deploy/rbac/daemon_admission_policy.yaml"),
+    ),
+    (
+        "deploy/rbac/operator_admission_policy.yaml",
+        include_str!("../../../deploy/rbac/operator_admission_policy.yaml"),
     ),
 ];
 
@@ -45,7 +49,7 @@ pub fn objects(namespace: &str) -> Result<Vec<DynamicObject>, String> {
         .map(|files| files.into_iter().flatten().collect())
 }
 
-/// The daemons' admission policy or its binding.
+/// An admission policy or binding (the daemons' or the operator's own).
 pub fn is_admission(o: &DynamicObject) -> bool {
     o.types
         .as_ref()
@@ -123,7 +127,9 @@ mod tests {
             here,
             [
                 "file-integrity-daemon-results",
-                "file-integrity-daemon-results"
+                "file-integrity-daemon-results",
+                "file-integrity-operator-daemonsets",
+                "file-integrity-operator-daemonsets"
             ]
         );
         assert_eq!(names_in("fio-olm"), here);

@@ -292,6 +292,8 @@ pub async fn run(
             .into_iter()
             .filter(manifests::is_admission)
             .collect(),
+        namespace.clone(),
+        image.clone(),
     );
     // Every FileIntegrity is looked at again when the policy's state changes.
     let admission_changes = futures::stream::unfold(admission.clone(), |mut rx| async move {
