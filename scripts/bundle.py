@@ -116,9 +116,8 @@ def permissions(by_kind, binding_kind, role_kind, image_ref):
             if subject["kind"] != "ServiceAccount" or subject.get("namespace") != NAMESPACE:
                 fail(f"deploy/{rel}: subject {subject} is not a service account of {NAMESPACE}")
             for rule in role["rules"]:
-                rule = json.loads(json.dumps(rule))
                 if rule.get("resources") == ["daemonimages"]:
-                    rule["resourceNames"] = [image_ref]
+                    rule = {**rule, "resourceNames": [image_ref]}
                 rules.setdefault(subject["name"], []).append(rule)
     return [{"serviceAccountName": sa, "rules": r} for sa, r in sorted(rules.items())]
 

@@ -423,7 +423,7 @@ fn kubectl_kustomize_builds_deploy() {
 fn image_role_names(built: &[Value]) -> Vec<Value> {
     let role = built
         .iter()
-        .find(|d| d["kind"] == "Role" && d["metadata"]["name"] == "file-integrity-operator-image")
+        .find(|d| d["kind"] == "Role" && d["metadata"]["name"] == names::OPERATOR_IMAGE_ROLE)
         .expect("Role file-integrity-operator-image");
     let rules = role["rules"].as_array().expect("rules");
     assert_eq!(rules.len(), 1, "{rules:?}");

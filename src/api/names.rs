@@ -160,6 +160,8 @@ pub const OPERATOR_ADMISSION_POLICY: &str = "file-integrity-operator-daemonsets"
 /// account may run DaemonSets with (`deploy/rbac/operator_image_role.yaml`): no API serves it; the
 /// policy above asks the authorizer.
 pub const DAEMON_IMAGES: &str = "daemonimages";
+/// The installer's Role granting the operator `use` on its one daemon image (by that name).
+pub const OPERATOR_IMAGE_ROLE: &str = "file-integrity-operator-image";
 
 /// Event reason for FileIntegrity phase changes (message = the phase).
 pub const EVENT_REASON_FILE_INTEGRITY_STATUS: &str = "FileIntegrityStatus";

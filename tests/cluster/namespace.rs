@@ -268,7 +268,7 @@ impl TestNs {
     /// kustomize or an OLM bundle would; the admission policy on the operator's account admits
     /// no other.
     pub async fn set_operator_image(&self, image: &str) {
-        let name = "file-integrity-operator-image";
+        let name = names::OPERATOR_IMAGE_ROLE;
         let role = json!({
             "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
             "metadata": {"name": name, "namespace": self.ns},

@@ -693,7 +693,7 @@ async fn the_operators_token_runs_only_the_products_daemonsets() {
             "rewrite its image Role",
             roles
                 .patch(
-                    "file-integrity-operator-image",
+                    names::OPERATOR_IMAGE_ROLE,
                     &PatchParams::default(),
                     &Patch::Merge(json!({"rules": grant("x").rules})),
                 )
