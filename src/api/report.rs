@@ -461,6 +461,48 @@ impl ScanReport {
     }
 }
 
+/// The annotations of a result that carry a Succeeded verdict whole: no log, no error, no
+/// covered files, only short values (numbers and digests). The operator's watch keeps these
+/// (and only these) of such a result and decides it from them without reading the object; any
+/// other result it reads whole.
+pub const VERDICT_ANNOTATIONS: [&str; 9] = [
+    names::REINIT_ID_ANNOTATION,
+    names::DB_SHA256_ANNOTATION,
+    names::DB_SIZE_ANNOTATION,
+    names::DB_ENTRIES_ANNOTATION,
+    names::DB_INITIALIZED_ANNOTATION,
+    names::SCAN_SECONDS_ANNOTATION,
+    names::FILES_SCANNED_ANNOTATION,
+    names::RESULTS_SUPERSEDED_ANNOTATION,
+    names::MOUNTS_SHA256_ANNOTATION,
+];
+
+/// The longest value of a [`VERDICT_ANNOTATIONS`] entry (a SHA-256 in hex); a longer one is
+/// malformed, which reading the whole object reports.
+pub const MAX_VERDICT_VALUE: usize = 64;
+
+/// Whether a result's annotations alone decide it: none of a Failed or Errored result's, no
+/// covered files, and every verdict annotation short. (A result is never updated: the daemons'
+/// admission policy admits creates only, so its metadata is the whole of what it says, but for a
+/// log in its data, which a Succeeded result never has.)
+pub fn decided_by_annotations(annotations: &BTreeMap<String, String>) -> bool {
+    const UNDECIDED: [&str; 7] = [
+        names::LOG_ERROR_ANNOTATION,
+        names::EXIT_CODE_ANNOTATION,
+        names::FILES_ADDED_ANNOTATION,
+        names::FILES_CHANGED_ANNOTATION,
+        names::FILES_REMOVED_ANNOTATION,
+        names::COMPRESSED_ANNOTATION,
+        names::COVERED_FILES_ANNOTATION,
+    ];
+    UNDECIDED.iter().all(|k| !annotations.contains_key(*k))
+        && VERDICT_ANNOTATIONS.iter().all(|k| {
+            annotations
+                .get(*k)
+                .is_none_or(|v| v.len() <= MAX_VERDICT_VALUE)
+        })
+}
+
 /// A decimal as the daemon writes it: digits only (no sign, no spaces, no leading `+`).
 fn parse_decimal(s: &str) -> Option<u64> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {

@@ -37,6 +37,21 @@ pub fn slim(meta: &mut ObjectMeta, annotations: &[&str]) {
     }
 }
 
+/// What the results store keeps of a result: [`slim`], and its annotations only when they
+/// decide it ([`fio_api::report::decided_by_annotations`]: a Succeeded result, short values),
+/// at most the nine verdict annotations of 64 bytes each. Otherwise `annotations` is `None`,
+/// which tells the results controller to read the whole object. Bounded whatever a node writes.
+pub fn slim_result(meta: &mut ObjectMeta) {
+    use fio_api::report::{decided_by_annotations, VERDICT_ANNOTATIONS};
+    let annotations = meta.annotations.take().unwrap_or_default();
+    slim(meta, &[]);
+    if decided_by_annotations(&annotations) {
+        let mut kept = annotations;
+        kept.retain(|k, _| VERDICT_ANNOTATIONS.contains(&k.as_str()));
+        meta.annotations = Some(kept);
+    }
+}
+
 /// The Nodes (metadata only) and a stream that ticks when what a FileIntegrity depends on
 /// changed: a node added or deleted, its labels (node selectors) or its machine-config
 /// annotations (pause and resume). Status heartbeats do not tick it.
@@ -162,6 +177,7 @@ mod tests {
     use super::*;
     use crate::metrics::sample;
     use fio_api::{FileIntegrityNodeStatusFields, FileIntegrityScanResult};
+    use k8s_openapi::api::core::v1::ConfigMap;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use std::collections::BTreeMap;
 
@@ -261,5 +277,98 @@ mod tests {
             Some(1.0),
             "a deleted node status no longer counts as failed"
         );
+    }
+
+    /// What the results store keeps of a result ConfigMap the daemon wrote.
+    fn kept_of(report: &fio_api::report::ScanReport) -> ObjectMeta {
+        let mut meta = report.to_config_map("ns", "uid").metadata;
+        meta.resource_version = Some("7".into());
+        slim_result(&mut meta);
+        meta
+    }
+
+    #[test]
+    fn a_succeeded_result_is_whole_in_the_store_and_nothing_else_is() {
+        use fio_api::report::{
+            DatabaseId, FileCounts, HostView, Log, ScanCondition, ScanFigures, ScanReport,
+        };
+        let succeeded = ScanReport {
+            owner: "fi".into(),
+            node: "n1".into(),
+            condition: ScanCondition::Succeeded,
+            reinit_id: Some(3),
+            database: Some(DatabaseId {
+                sha256: "ab".repeat(32),
+                size: 4096,
+                entries: Some(10),
+            }),
+            initialized: true,
+            figures: Some(ScanFigures {
+                seconds: 1.5,
+                files: 10,
+            }),
+            superseded: 2,
+            view: Some(HostView {
+                digest: "cd".repeat(32),
+                covered_files: Vec::new(),
+            }),
+        };
+        // Read back from what the store keeps, it is the report the daemon wrote.
+        let meta = kept_of(&succeeded);
+        assert!(meta.annotations.is_some());
+        let cm = ConfigMap {
+            metadata: meta,
+            ..ConfigMap::default()
+        };
+        assert_eq!(ScanReport::from_config_map(&cm), Ok(succeeded.clone()));
+
+        // Anything that is not a plain Succeeded verdict is read whole: no annotations kept.
+        let failed = ScanReport {
+            condition: ScanCondition::Failed {
+                counts: FileCounts {
+                    added: 1,
+                    changed: 0,
+                    removed: 0,
+                },
+                log: Log::Text("report".into()),
+            },
+            ..succeeded.clone()
+        };
+        let errored = ScanReport {
+            condition: ScanCondition::Errored {
+                exit: None,
+                message: "x".repeat(100_000),
+            },
+            ..succeeded.clone()
+        };
+        let covered = ScanReport {
+            view: Some(HostView {
+                digest: "cd".repeat(32),
+                covered_files: vec!["/etc/passwd".into()],
+            }),
+            ..succeeded.clone()
+        };
+        for r in [&failed, &errored, &covered] {
+            assert_eq!(kept_of(r).annotations, None, "{:?}", r.condition);
+        }
+
+        // A node's oversized values or extra annotations never reach the store.
+        let mut cm = succeeded.to_config_map("ns", "uid");
+        let ann = cm.metadata.annotations.get_or_insert_with(BTreeMap::new);
+        ann.insert(names::REINIT_ID_ANNOTATION.into(), "9".repeat(200_000));
+        let mut meta = cm.metadata.clone();
+        slim_result(&mut meta);
+        assert_eq!(
+            meta.annotations, None,
+            "an oversized verdict value is read whole"
+        );
+        let ann = cm.metadata.annotations.get_or_insert_with(BTreeMap::new);
+        ann.insert(names::REINIT_ID_ANNOTATION.into(), "3".into());
+        ann.insert("example.com/padding".into(), "x".repeat(200_000));
+        let mut meta = cm.metadata;
+        slim_result(&mut meta);
+        let kept = meta.annotations.unwrap_or_default();
+        assert!(!kept.contains_key("example.com/padding"));
+        assert!(kept.values().map(String::len).sum::<usize>() <= 9 * 64);
     }
 }

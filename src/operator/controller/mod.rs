@@ -57,6 +57,13 @@ impl Error {
     fn is_conflict(&self) -> bool {
         matches!(self, Error::Kube { source: kube::Error::Api(s), .. } if s.code == 409)
     }
+
+    /// A conditional write planned from a stale copy: a conflict, or a replace of an object
+    /// deleted meanwhile.
+    fn is_stale_write(&self) -> bool {
+        self.is_conflict()
+            || matches!(self, Error::Kube { source: kube::Error::Api(s), .. } if s.code == 404)
+    }
 }
 
 /// Attach what the operator was doing to a kube error.
@@ -391,14 +398,15 @@ pub async fn run(
 
     // Metadata only (an `Api<PartialObjectMeta<_>>` watches metadata): a Failed result may carry
     // a 1 MiB report, and nodes create them. The store keeps what finding a result needs (name,
-    // labels, uid); reconcile reads the ConfigMap itself once its owner is known to exist.
+    // labels, uid) and the verdict of a Succeeded one (`cache::slim_result`); reconcile reads
+    // any other ConfigMap itself once its owner is known to exist.
     let (results, results_writer) = reflector::store();
     let result_metas = watcher::watcher(
         ctx.api::<PartialObjectMeta<ConfigMap>>(),
         watcher::Config::default().labels(names::LOG_LABEL),
     )
     .default_backoff()
-    .modify(|cm| cache::slim(&mut cm.metadata, &[]))
+    .modify(|cm| cache::slim_result(&mut cm.metadata))
     .reflect(results_writer)
     .applied_objects();
     let results_controller = Controller::for_stream(result_metas, results)
