@@ -107,6 +107,9 @@ async fn plain_metrics_at_once_and_https_when_the_certificate_appears() {
     let certs = tmp.path().join("serving-cert");
     let metrics = Arc::new(Metrics::new());
     metrics.set_failed("fi", "node-1", true);
+    metrics.leader("file-integrity-operator-lock", true);
+    metrics.reconcile_started("results");
+    metrics.reconciled("results", Duration::from_millis(5), true);
     let serving = serve(metrics, &options(certs.clone()), None)
         .await
         .expect("serve");
@@ -118,6 +121,27 @@ async fn plain_metrics_at_once_and_https_when_the_certificate_appears() {
         resp.contains("# TYPE file_integrity_operator_node_failed gauge"),
         "{resp}"
     );
+    // The runtime's figures, under the names upstream's 8383 serves them (generic operator
+    // dashboards read these): leader status, reconciles by controller, this process.
+    for line in [
+        "leader_election_master_status{name=\"file-integrity-operator-lock\"} 1",
+        "controller_runtime_reconcile_total{controller=\"results\",result=\"success\"} 1",
+        "controller_runtime_active_workers{controller=\"results\"} 0",
+    ] {
+        assert!(resp.lines().any(|l| l == line), "{line} not in {resp}");
+    }
+    for family in [
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_open_fds",
+        "process_max_fds",
+        "process_start_time_seconds",
+    ] {
+        assert!(
+            resp.lines().any(|l| l.starts_with(&format!("{family} "))),
+            "{family} not in {resp}"
+        );
+    }
     let resp = plain_get(plain, "/metrics-fio").await;
     assert!(resp.starts_with("HTTP/1.1 404"), "{resp}");
     assert!(plain_get(plain, "/healthz")

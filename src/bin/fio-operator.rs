@@ -368,7 +368,9 @@ fn run(
             kube::Api::namespaced(client.clone(), &namespace),
             identity,
         );
+        metrics.leader(fio_operator::lease::LEASE_NAME, false);
         lock.acquire().await;
+        metrics.leader(fio_operator::lease::LEASE_NAME, true);
         tokio::select! {
             r = fio_operator::controller::run(
                 client, namespace, metrics, max_pause, trust_node_annotations,

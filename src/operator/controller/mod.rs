@@ -16,10 +16,13 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{ConfigMap, Node, ObjectReference};
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::PartialObjectMeta;
+use kube::api::PostParams;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::{self, Action, Controller};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client, Resource};
@@ -103,8 +106,8 @@ pub struct Context {
     pub trust_node_annotations: bool,
     /// Whether the daemons' admission policy is in force ([`admission`]).
     pub admission: tokio::sync::watch::Receiver<admission::Admission>,
-    /// Normal node-result Events waiting to be published folded (see [`events`]).
-    pub folded: events::Folded,
+    /// Which Events are published, and how (see [`events`]).
+    pub events: std::sync::Mutex<events::Correlator>,
 }
 
 impl Context {
@@ -165,32 +168,6 @@ impl Context {
             .await;
     }
 
-    /// A node's result: a Warning at once, about that node; a Normal one folded with the other
-    /// nodes' (see [`events`]).
-    pub async fn node_result_event<K: Resource<DynamicType = ()>>(
-        &self,
-        obj: &K,
-        node: &str,
-        warning: bool,
-        reason: &str,
-        note: String,
-    ) {
-        if warning {
-            self.node_event(obj, node, warning, reason, note).await;
-        } else {
-            self.folded.add(obj.object_ref(&()), reason, note);
-        }
-    }
-
-    /// Publishes the folded Events gathered so far.
-    pub async fn flush_folded(&self) {
-        for (object, reason, notes) in self.folded.take() {
-            for note in notes {
-                self.publish_ref(&object, None, false, &reason, note).await;
-            }
-        }
-    }
-
     async fn publish<K: Resource<DynamicType = ()>>(
         &self,
         obj: &K,
@@ -203,6 +180,8 @@ impl Context {
             .await;
     }
 
+    /// One Event as [`events::Correlator`] decides: created, counted on its series, or
+    /// dropped. Best effort: a failure is logged.
     async fn publish_ref(
         &self,
         reference: &ObjectReference,
@@ -211,26 +190,96 @@ impl Context {
         reason: &str,
         note: String,
     ) {
-        let ev = Event {
-            type_: if warning {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            },
+        let subject = events::Subject {
+            object: reference.uid.clone().unwrap_or_default(),
+            warning,
             reason: reason.to_owned(),
-            note: Some(note),
-            action: reason.to_owned(),
-            secondary: related,
+            node: related.as_ref().and_then(|r| r.name.clone()),
         };
-        // A recorder per Event: kube's Recorder folds repeats into one series keyed by object,
-        // reason, action and related object but not by note, so "Initializing" then "Active",
-        // or every node's "no changes to node X", became one Event showing the first note with a
-        // count. Each Event is its own object, as upstream's.
-        let recorder = Recorder::new(self.client.clone(), self.reporter.clone());
-        if let Err(e) = recorder.publish(&ev, reference).await {
+        let now = k8s_openapi::jiff::Timestamp::now();
+        // The name kube's recorder gives: the object's, then the time in hex nanoseconds.
+        let new_name = format!(
+            "{}.{:x}",
+            reference.name.as_deref().unwrap_or(MANAGER),
+            now.as_nanosecond()
+        );
+        let emit = self
+            .events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .observe(&subject, &note, std::time::Instant::now(), new_name);
+        let ns = reference.namespace.as_deref().unwrap_or(&self.namespace);
+        let api: Api<Event> = Api::namespaced(self.client.clone(), ns);
+        let (name, written) = match emit {
+            events::Emit::Dropped => {
+                tracing::debug!("event {reason} dropped (rate): {note}");
+                self.metrics.event_dropped();
+                return;
+            }
+            events::Emit::Coalesced => return,
+            events::Emit::Create { name, note } => {
+                let ev = Event {
+                    metadata: ObjectMeta {
+                        name: Some(name.clone()),
+                        namespace: Some(ns.to_owned()),
+                        ..ObjectMeta::default()
+                    },
+                    action: Some(reason.to_owned()),
+                    reason: Some(reason.to_owned()),
+                    note: Some(note),
+                    event_time: Some(MicroTime(now)),
+                    regarding: Some(reference.clone()),
+                    related,
+                    reporting_controller: Some(self.reporter.controller.clone()),
+                    reporting_instance: Some(
+                        self.reporter
+                            .instance
+                            .clone()
+                            .unwrap_or_else(|| self.reporter.controller.clone()),
+                    ),
+                    type_: Some(if warning { "Warning" } else { "Normal" }.to_owned()),
+                    ..Event::default()
+                };
+                let mut r = api.create(&PostParams::default(), &ev).await.map(drop);
+                // Repeats counted while it was being created: one write for all of them.
+                let pending = self
+                    .events
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .created(&name);
+                if let (Ok(()), Some(events::Emit::Repeat { count, .. })) = (&r, pending) {
+                    r = repeat(&api, &name, count, now).await;
+                }
+                (name, r)
+            }
+            events::Emit::Repeat { name, count } => {
+                let r = repeat(&api, &name, count, now).await;
+                (name, r)
+            }
+        };
+        if let Err(e) = written {
             tracing::warn!("publishing event {reason}: {e}");
+            self.events
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .failed(&name);
         }
     }
+}
+
+/// Count a repeat on the Event `name`'s series.
+async fn repeat(
+    api: &Api<Event>,
+    name: &str,
+    count: i32,
+    now: k8s_openapi::jiff::Timestamp,
+) -> Result<(), kube::Error> {
+    let patch = serde_json::json!({
+        "series": {"count": count, "lastObservedTime": MicroTime(now)},
+    });
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map(drop)
 }
 
 /// The daemon image: `$RELATED_IMAGE_OPERATOR`, else the image of the operator's own
@@ -277,6 +326,7 @@ where
 {
     let start = std::time::Instant::now();
     let metrics = ctx.metrics.clone();
+    metrics.reconcile_started(controller);
     let r = reconcile(obj, ctx).await;
     metrics.reconciled(controller, start.elapsed(), r.is_ok());
     r
@@ -340,14 +390,7 @@ pub async fn run(
         max_pause,
         trust_node_annotations,
         admission,
-        folded: events::Folded::default(),
-    });
-    let flusher = ctx.clone();
-    let flush = tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(events::FLUSH).await;
-            flusher.flush_folded().await;
-        }
+        events: std::sync::Mutex::new(events::Correlator::default()),
     });
     manifests::ensure(&client, &namespace).await;
 
@@ -424,8 +467,6 @@ pub async fn run(
         });
 
     tokio::join!(fi_controller, results_controller);
-    flush.abort();
-    ctx.flush_folded().await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -516,8 +516,7 @@ async fn apply(
     }
     if let Some((warning, note)) = plan.event {
         let reason = names::EVENT_REASON_NODE_INTEGRITY_STATUS;
-        ctx.node_result_event(fi, &plan.node, warning, reason, note)
-            .await;
+        ctx.node_event(fi, &plan.node, warning, reason, note).await;
     }
     if let Some(note) = plan.covered_event {
         let reason = names::EVENT_REASON_COVERED_FILES;

@@ -8,6 +8,7 @@
 //! text (upstream's `error` label carried whole messages).
 
 mod access;
+mod runtime;
 mod serve;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -119,6 +120,9 @@ pub struct Metrics {
     daemonset_update: Family<OperationLabels, Counter>,
     baseline_mismatch: Family<NodeLabels, Counter>,
     results_superseded: Family<NodeLabels, Counter>,
+    events_dropped: Counter,
+    /// The runtime's figures, unprefixed (see [`runtime`]).
+    runtime: runtime::Runtime,
     reconcile: Family<ControllerLabels, Counter>,
     reconcile_errors: Family<ControllerLabels, Counter>,
     reconcile_duration: DurationFamily,
@@ -155,6 +159,8 @@ impl Metrics {
             daemonset_update: Family::default(),
             baseline_mismatch: Family::default(),
             results_superseded: Family::default(),
+            events_dropped: Counter::default(),
+            runtime: runtime::Runtime::new(),
             reconcile: Family::default(),
             reconcile_errors: Family::default(),
             reconcile_duration: Family::new_with_constructor(reconcile_histogram),
@@ -259,6 +265,11 @@ impl Metrics {
             m.results_superseded.clone(),
         );
         registry.register(
+            "events_dropped",
+            "Events not published because their bucket was empty (client-go's spam filter: 25 at once, then one per 5 minutes; per node for Warnings)",
+            m.events_dropped.clone(),
+        );
+        registry.register(
             "node_silent",
             "1 while the operator has had no result from the node's daemon for more than two and a half scan intervals",
             m.silent.clone(),
@@ -299,12 +310,19 @@ impl Metrics {
         }
     }
 
-    /// The exposition text (OpenMetrics), as served.
+    /// The exposition text (OpenMetrics), as served: ours, then the runtime's.
     pub fn encode(&self) -> String {
-        let mut out = String::new();
-        // Writing into a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
-        out
+        runtime::encode_all(&[&self.registry, &self.runtime.registry])
+    }
+
+    /// Whether this process holds the operator's lease.
+    pub fn leader(&self, lease: &str, leading: bool) {
+        self.runtime.leader(lease, leading);
+    }
+
+    /// A reconcile of `controller` began (ended in [`Metrics::reconciled`]).
+    pub fn reconcile_started(&self, controller: &str) {
+        self.runtime.started(controller);
     }
 
     pub fn phase(&self, phase: &str) {
@@ -422,6 +440,10 @@ impl Metrics {
             .inc_by(n);
     }
 
+    pub fn event_dropped(&self) {
+        self.events_dropped.inc();
+    }
+
     pub fn reconciled(&self, controller: &str, took: Duration, ok: bool) {
         let labels = ControllerLabels {
             controller: controller.into(),
@@ -430,6 +452,7 @@ impl Metrics {
         if !ok {
             self.reconcile_errors.get_or_create(&labels).inc();
         }
+        self.runtime.finished(controller, ok);
         self.reconcile_duration
             .get_or_create(&labels)
             .observe(took.as_secs_f64());
