@@ -13,9 +13,9 @@
 //!   concern the same node: every node's Warning keeps its own words, whatever the other nodes
 //!   report (upstream's recorder combines across nodes, and then drops).
 //! - **Rate**: every Event costs a token from a bucket of [`BURST`], refilled one per
-//!   [`REFILL`] (client-go's spam filter); an Event without a token is dropped and counted. A
-//!   Warning about a node draws from that node's own bucket, so no node can silence another
-//!   node's Warnings; Normal node results share their FileIntegrity's bucket (what bounds the
+//!   [`REFILL`] (client-go's spam filter); an Event without a token is dropped (the caller
+//!   counts it). A Warning about a node draws from that node's own bucket, so no node can silence
+//!   another node's Warnings; Normal node results share their FileIntegrity's bucket (what bounds the
 //!   writes at a thousand nodes: the node statuses keep every result); Events about the
 //!   FileIntegrity itself (its phase) have their own bucket, which nodes cannot spend.
 //!
@@ -43,7 +43,7 @@ pub const MAX_KEYS: usize = 4096;
 pub const MAX_NOTE: usize = 1024;
 
 /// What an Event is about, as the correlator tells Events apart.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subject {
     /// The UID of the object the Event regards (a FileIntegrity).
     pub object: String,
@@ -121,7 +121,6 @@ pub struct Correlator {
     aggregates: HashMap<AggregateKey, Aggregate>,
     series: HashMap<SeriesKey, Series>,
     buckets: HashMap<BucketKey, Bucket>,
-    dropped: u64,
 }
 
 impl Correlator {
@@ -146,7 +145,6 @@ impl Correlator {
             (None, _) => BucketKey::Object(subject.object.clone()),
         };
         if !self.take_token(bucket, now) {
-            self.dropped += 1;
             return Emit::Dropped;
         }
 
@@ -219,11 +217,6 @@ impl Correlator {
     /// the next is created anew.
     pub fn failed(&mut self, name: &str) {
         self.series.retain(|_, s| s.name != name);
-    }
-
-    /// Events dropped for want of a token so far.
-    pub fn dropped(&self) -> u64 {
-        self.dropped
     }
 
     fn take_token(&mut self, key: BucketKey, now: Instant) -> bool {
