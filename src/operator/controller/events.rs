@@ -14,10 +14,10 @@
 //!   report (upstream's recorder combines across nodes, and then drops).
 //! - **Rate**: every Event costs a token from a bucket of [`BURST`], refilled one per
 //!   [`REFILL`] (client-go's spam filter); an Event without a token is dropped (the caller
-//!   counts it). A Warning about a node draws from that node's own bucket, so no node can silence
-//!   another node's Warnings; Normal node results share their FileIntegrity's bucket (what bounds the
-//!   writes at a thousand nodes: the node statuses keep every result); Events about the
-//!   FileIntegrity itself (its phase) have their own bucket, which nodes cannot spend.
+//!   counts it). A Warning about a node draws from that node's own bucket, so no node can
+//!   silence another node's Warnings; Normal node results share their FileIntegrity's bucket
+//!   (what bounds the writes at a thousand nodes: the node statuses keep every result); Events
+//!   about the FileIntegrity itself (its phase) have their own bucket, which nodes cannot spend.
 //!
 //! Memory is bounded: at most [`MAX_KEYS`] aggregates, series and buckets each, the oldest
 //! forgotten first.
