@@ -9,9 +9,9 @@
 //! - **Similar notes**: once [`MAX_SIMILAR`] distinct notes of one object, type and reason were
 //!   seen within [`SIMILAR_WINDOW`], the next are counted on one Event "(combined from similar
 //!   events): <the first of them>" (client-go's aggregator; it rewrites the message to the latest
-//!   note, which an events.k8s.io Event cannot: its note is immutable). Warnings are similar only when they
-//!   concern the same node: every node's Warning keeps its own words, whatever the other nodes
-//!   report (upstream's recorder combines across nodes, and then drops).
+//!   note, which an events.k8s.io Event cannot: its note is immutable). Warnings are similar
+//!   only when they concern the same node: every node's Warning keeps its own words, whatever
+//!   the other nodes report (upstream's recorder combines across nodes, and then drops).
 //! - **Rate**: every Event costs a token from a bucket of [`BURST`], refilled one per
 //!   [`REFILL`] (client-go's spam filter); an Event without a token is dropped (the caller
 //!   counts it). A Warning about a node draws from that node's own bucket, so no node can
