@@ -3,11 +3,14 @@
 
     scripts/bundle.py write [--out DIR] [--registry R] [--opm OPM]
         regenerate deploy/bundle and deploy/catalog (or DIR/bundle, DIR/catalog) for the
-        workspace version (Cargo.toml)
-    scripts/bundle.py images [--dir DIR] [--registry R] [--out DIR] [--opm OPM]
-        the bundle and catalog images of deploy/bundle and deploy/catalog (OCI archives; push
-        them with `skopeo copy oci-archive:FILE docker://NAME:TAG`)
-    scripts/bundle.py bundle --out DIR [--version V] [--replaces V0] [--image REF]
+        workspace version (Cargo.toml): the source form, reviewed in diffs, naming the
+        operator's image by its version tag
+    scripts/bundle.py images [--registry R] [--image REF@DIGEST] [--out DIR] [--opm OPM]
+        what is installed: DIR/bundle naming the operator's image by digest (default: the
+        digest scripts/image.py product wrote), DIR/catalog naming that bundle's image by
+        digest, DIR/olm, and both images (OCI archives; push them with
+        `skopeo copy oci-archive:FILE docker://NAME:TAG`)
+    scripts/bundle.py bundle --out DIR --image REF@DIGEST [--version V] [--replaces V0]
         one bundle directory (manifests/, metadata/)
     scripts/bundle.py image --bundle DIR [--name NAME] [--tag TAG] [--out DIR]
         the bundle's OCI image (same writer as the product image: scripts/image.py)
@@ -16,7 +19,15 @@
 
 The sources are the files `kubectl apply -k deploy/` installs: the CRDs (generated from the Rust
 types), the Deployment, the service accounts and their Roles/ClusterRoles, the metrics Service, the
-aggregated editor/viewer roles; `alm-examples` are deploy/samples. Each olm.bundle of the catalog
+aggregated editor/viewer roles; and what the ServiceMonitor needs from `deploy/monitoring` (the
+metrics service account, its token Secret, the Prometheus account's RBAC and the reader binding
+for the HTTPS endpoint), as upstream's bundle carries them; `alm-examples` are deploy/samples.
+The PrometheusRule and ServiceMonitor are not bundled: the operator applies them at start.
+
+A bundle that is built into an image names the operator's image by digest only (a disconnected
+cluster mirrors by digest; `pinned` refuses anything else). The committed deploy/bundle names it
+by the version tag: its digest changes with every commit, and a generated tree that changes
+with every commit cannot be reviewed or checked against the generator. Each olm.bundle of the catalog
 is what `opm render` (operator-registry, built by scripts/testenv.sh) makes of the bundle
 directory, so the catalog says what OLM's own tooling reads in the bundle.
 """
@@ -48,6 +59,11 @@ MIN_KUBE_VERSION = "1.30.0"  # ValidatingAdmissionPolicy v1 (the daemons' trust 
 # Objects of deploy/ that a registry+v1 bundle cannot carry (OLM refuses their kinds): the
 # operator applies them itself at start, from the same files.
 APPLIED_BY_OPERATOR = {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
+# deploy/monitoring objects the operator applies itself at start (when the Prometheus operator's
+# API exists); the rest of deploy/monitoring is bundled.
+MONITORING_APPLIED_BY_OPERATOR = {"PrometheusRule", "ServiceMonitor"}
+# What `scripts/image.py product` writes: the product image's manifest digest.
+PRODUCT_DIGEST_FILE = ROOT / "target" / "image" / "file-integrity-operator.digest"
 ANNOTATIONS = {
     "operators.operatorframework.io.bundle.mediatype.v1": "registry+v1",
     "operators.operatorframework.io.bundle.manifests.v1": "manifests/",
@@ -86,11 +102,11 @@ def kustomize_resources(directory):
     return load_docs(directory / "kustomization.yaml")[0]["resources"]
 
 
-def sources():
-    """Every object of `kubectl apply -k deploy/`, by kind, each with its file."""
+def sources(directory=DEPLOY):
+    """Every object of `kubectl apply -k <directory>`, by kind, each with its file."""
     by_kind = {}
-    for rel in kustomize_resources(DEPLOY):
-        for doc in load_docs(DEPLOY / rel):
+    for rel in kustomize_resources(directory):
+        for doc in load_docs(directory / rel):
             by_kind.setdefault(doc["kind"], []).append((rel, doc))
     return by_kind
 
@@ -102,24 +118,60 @@ def one(by_kind, kind, name):
     return found[0]
 
 
-def permissions(by_kind, binding_kind, role_kind, image_ref):
-    """[{serviceAccountName, rules}] for each service account bound to a role of role_kind (one
-    entry per account, its roles' rules in file order). The rule naming the one image the operator
-    may run DaemonSets with (deploy/rbac/operator_image_role.yaml) names the bundle's image."""
+def bundle_sources():
+    """deploy/'s objects and those of deploy/monitoring the bundle carries, by kind (the
+    monitoring files as monitoring/<file>)."""
+    by_kind = sources()
+    for kind, items in sources(DEPLOY / "monitoring").items():
+        if kind not in MONITORING_APPLIED_BY_OPERATOR:
+            by_kind.setdefault(kind, []).extend((f"monitoring/{rel}", d) for rel, d in items)
+    return by_kind
+
+
+def in_namespace(subject):
+    """A service account of the operator's namespace: OLM creates it and binds it (CSV
+    permissions), in whatever namespace the operator is installed."""
+    return subject["kind"] == "ServiceAccount" and subject.get("namespace") == NAMESPACE
+
+
+def permissions(by_kind, binding_kind, image_ref):
+    """[{serviceAccountName, rules}] for each service account of the namespace bound by a
+    binding of binding_kind (one entry per account, its roles' rules in file order). A RoleBinding
+    grants none of a ClusterRole's non-resource rules (and a Role cannot hold them): left out. The
+    rule naming the one image the operator may run DaemonSets with
+    (deploy/rbac/operator_image_role.yaml) names the bundle's image."""
     rules = {}
     for rel, binding in by_kind.get(binding_kind, []):
         ref = binding["roleRef"]
-        if ref["kind"] != role_kind:
+        allowed = {"ClusterRoleBinding": ["ClusterRole"], "RoleBinding": ["Role", "ClusterRole"]}
+        if ref["kind"] not in allowed[binding_kind]:
             fail(f"deploy/{rel}: {binding_kind} {binding['metadata']['name']} binds a {ref['kind']}")
-        role = one(by_kind, role_kind, ref["name"])
+        role = one(by_kind, ref["kind"], ref["name"])
         for subject in binding["subjects"]:
-            if subject["kind"] != "ServiceAccount" or subject.get("namespace") != NAMESPACE:
-                fail(f"deploy/{rel}: subject {subject} is not a service account of {NAMESPACE}")
+            if not in_namespace(subject):
+                continue  # another namespace's account: the binding is bundled (foreign_bindings)
             for rule in role["rules"]:
+                if binding_kind == "RoleBinding" and "nonResourceURLs" in rule:
+                    continue
                 if rule.get("resources") == ["daemonimages"]:
                     rule = {**rule, "resourceNames": [image_ref]}
                 rules.setdefault(subject["name"], []).append(rule)
     return [{"serviceAccountName": sa, "rules": r} for sa, r in sorted(rules.items())]
+
+
+def foreign_bindings(by_kind):
+    """The bindings of accounts of other namespaces (Prometheus's, openshift-monitoring), with
+    those subjects only: bundle manifests, since CSV permissions bind the operator's namespace's
+    accounts only. Accounts of a namespace that does not exist are bound all the same."""
+    out = []
+    for kind in ("RoleBinding", "ClusterRoleBinding"):
+        for rel, binding in by_kind.get(kind, []):
+            subjects = [s for s in binding["subjects"] if not in_namespace(s)]
+            if any(s["kind"] != "ServiceAccount" for s in subjects):
+                fail(f"deploy/{rel}: {kind} {binding['metadata']['name']} binds a non-account subject")
+            if subjects:
+                out.append(unnamespaced({**binding, "subjects": subjects}))
+    return out
 
 
 def deployment_spec(by_kind, image_ref):
@@ -263,8 +315,8 @@ def csv(version, replaces, image_ref, by_kind, crds):
             "strategy": "deployment",
             "spec": {
                 "deployments": [{"name": "file-integrity-operator", "label": labels, "spec": dep_spec}],
-                "permissions": permissions(by_kind, "RoleBinding", "Role", image_ref),
-                "clusterPermissions": permissions(by_kind, "ClusterRoleBinding", "ClusterRole", image_ref),
+                "permissions": permissions(by_kind, "RoleBinding", image_ref),
+                "clusterPermissions": permissions(by_kind, "ClusterRoleBinding", image_ref),
             },
         },
         "relatedImages": [{"name": "operator", "image": image_ref}],
@@ -280,9 +332,15 @@ def csv(version, replaces, image_ref, by_kind, crds):
 
 
 def bundle_files(version, replaces, image_ref):
-    """{relative path: text} of one bundle directory."""
-    by_kind = sources()
-    handled = {"CustomResourceDefinition", "Namespace", "Deployment", "ServiceAccount", "Role",
+    """{relative path: text} of one bundle directory.
+
+    OLM creates a bundle's objects in the order of their file names, one at a time, and the
+    service accounts of the CSV's permissions after them. A token Secret created before its
+    service account exists is deleted by the token controller (it finds no account), and nothing
+    would create it again: such an account is bundled too, and the Secret's file is named after
+    the account's so that it sorts right after it."""
+    by_kind = bundle_sources()
+    handled = {"CustomResourceDefinition", "Namespace", "Deployment", "ServiceAccount", "Secret", "Role",
                "RoleBinding", "ClusterRole", "ClusterRoleBinding", "Service"} | APPLIED_BY_OPERATOR
     unknown = set(by_kind) - handled
     if unknown:
@@ -291,16 +349,56 @@ def bundle_files(version, replaces, image_ref):
     files = {f"manifests/{PACKAGE}.clusterserviceversion.yaml": dump(csv(version, replaces, image_ref, by_kind, crds))}
     for crd in crds:
         files[f"manifests/{crd['spec']['group']}_{crd['spec']['names']['plural']}.yaml"] = dump(crd)
-    bound = {b["roleRef"]["name"] for _, b in by_kind.get("ClusterRoleBinding", [])}
+    foreign = foreign_bindings(by_kind)
+    bound = {b["roleRef"]["name"] for kind in ("RoleBinding", "ClusterRoleBinding")
+             for _, b in by_kind.get(kind, [])}
+    needed = {b["roleRef"]["name"] for b in foreign if b["roleRef"]["kind"] == "ClusterRole"}
     for _, role in by_kind["ClusterRole"]:
-        if role["metadata"]["name"] not in bound:  # the aggregated editor/viewer roles
-            files[f"manifests/{role['metadata']['name']}_rbac.authorization.k8s.io_v1_clusterrole.yaml"] = dump(role)
+        # the aggregated editor/viewer roles (bound by nobody), and what the foreign bindings bind
+        name = role["metadata"]["name"]
+        if name not in bound or name in needed:
+            files[manifest_name(role)] = dump(role)
+    for binding in foreign:
+        files[manifest_name(binding)] = dump(binding)
     for _, svc in by_kind.get("Service", []):
-        svc = json.loads(json.dumps(svc))
-        svc["metadata"].pop("namespace", None)  # OLM puts it in the operator's namespace
-        files[f"manifests/{svc['metadata']['name']}_v1_service.yaml"] = dump(svc)
+        files[manifest_name(svc)] = dump(unnamespaced(svc))
+    for rel, secret in by_kind.get("Secret", []):
+        account = secret["metadata"].get("annotations", {}).get("kubernetes.io/service-account.name")
+        if secret.get("type") != "kubernetes.io/service-account-token" or not account:
+            fail(f"deploy/{rel}: Secret {secret['metadata']['name']} is not a service account token")
+        sa = one(by_kind, "ServiceAccount", account)
+        account_file = manifest_name(sa)
+        files[account_file] = dump(unnamespaced(sa))
+        files[account_file.removesuffix(".yaml") + "_token_v1_secret.yaml"] = dump(unnamespaced(secret))
     files["metadata/annotations.yaml"] = dump({"annotations": ANNOTATIONS})
     return {p: HEADER + t for p, t in files.items()}
+
+
+def unnamespaced(obj):
+    """A copy without metadata.namespace: OLM puts a bundle's namespaced objects in the
+    operator's namespace."""
+    obj = json.loads(json.dumps(obj))
+    obj["metadata"].pop("namespace", None)
+    return obj
+
+
+def manifest_name(obj):
+    """operator-sdk's file name: <name>_<group>_<version>_<kind>.yaml (no group for core)."""
+    group_version = obj["apiVersion"].replace("/", "_")
+    return f"manifests/{obj['metadata']['name']}_{group_version}_{obj['kind'].lower()}.yaml"
+
+
+def pinned(files, image_ref):
+    """`files` name the operator's image only as `image_ref`, a digest reference."""
+    if "@sha256:" not in image_ref:
+        fail(f"{image_ref}: a bundle that is installed names the operator's image by digest "
+             f"(NAME@sha256:...)")
+    name = image_ref.split("@", 1)[0]
+    for path, text in files.items():
+        rest = text.replace(image_ref, "")
+        if name + ":" in rest or name + "@" in rest:
+            fail(f"{path}: names {name} otherwise than as {image_ref}")
+    return files
 
 
 def write_tree(out, files):
@@ -364,9 +462,9 @@ def catalog_files(entries, opm):
 
 CATALOG_SOURCE_HEADER = """\
 # The catalog of this operator for OLM (OperatorHub): kubectl apply -f deploy/olm/catalog_source.yaml
-# Its image serves the file-based catalog deploy/catalog with opm (`python3 scripts/bundle.py
-# images` builds it and the bundle image it names; `write --out DIR --registry R` and
-# `images --registry R` make both for your registry R). On OpenShift: namespace openshift-marketplace.
+# Its image serves the file-based catalog with opm: `python3 scripts/bundle.py images
+# [--registry R] --out DIR` builds it and the bundle image it names, and writes this file naming
+# it by digest. On OpenShift: namespace openshift-marketplace.
 """
 SUBSCRIPTION_HEADER = """\
 # Installs the operator from that catalog into the namespace its CSV suggests, watching that
@@ -439,14 +537,35 @@ def cmd_write(args):
 
 
 def cmd_images(args):
-    version, reg, src = image.workspace_version(), args.registry, Path(args.dir)
-    bundle_image(src / "bundle", f"{reg}/{PACKAGE}-bundle", f"v{version}", args.out)
-    catalog_image(src / "catalog", args.opm or default_opm(), f"{reg}/{PACKAGE}-catalog", f"v{version}", args.out)
+    version, reg, out = image.workspace_version(), args.registry, Path(args.out)
+    image_ref = args.image or f"{reg}/{PACKAGE}@{product_digest()}"
+    bundle_dir = out / "bundle"
+    write_tree(bundle_dir, pinned(bundle_files(version, UPSTREAM_LAST, image_ref), image_ref))
+    digest = bundle_image(bundle_dir, f"{reg}/{PACKAGE}-bundle", f"v{version}", out)
+    ref = f"{reg}/{PACKAGE}-bundle@{digest}"
+    opm = args.opm or default_opm()
+    write_tree(out / "catalog", catalog_files([(bundle_dir, ref)], opm))
+    catalog = catalog_image(out / "catalog", opm, f"{reg}/{PACKAGE}-catalog", f"v{version}", out)
+    write_tree(out / "olm", olm_install_files(version, f"{reg}/{PACKAGE}-catalog@{catalog}"))
+    print(f"wrote {out}/bundle ({PACKAGE}.v{version}, {image_ref}), {out}/catalog ({ref}), "
+          f"{out}/olm and their images")
+
+
+def product_digest():
+    """The digest of the product image scripts/image.py built last."""
+    try:
+        digest = PRODUCT_DIGEST_FILE.read_text().strip()
+    except FileNotFoundError:
+        fail(f"{PRODUCT_DIGEST_FILE} not found: build the operator's image first "
+             f"(python3 scripts/image.py product), or pass --image NAME@sha256:...")
+    if not digest.startswith("sha256:") or len(digest) != 71:
+        fail(f"{PRODUCT_DIGEST_FILE}: not a sha256 digest: {digest!r}")
+    return digest
 
 
 def cmd_bundle(args):
     version = args.version or image.workspace_version()
-    write_tree(args.out, bundle_files(version, args.replaces, args.image or f"{IMAGE_NAME}:{version}"))
+    write_tree(args.out, pinned(bundle_files(version, args.replaces, args.image), args.image))
 
 
 def cmd_image(args):
@@ -468,14 +587,14 @@ def main():
     sub = p.add_subparsers(dest="what", required=True)
     w = sub.add_parser("write", help="regenerate deploy/bundle and deploy/catalog")
     w.add_argument("--out", default=str(DEPLOY), help="where bundle/ and catalog/ go (default: deploy)")
-    im = sub.add_parser("images", help="the bundle and catalog images of deploy/")
+    im = sub.add_parser("images", help="the installed bundle and catalog, and their images")
     im.add_argument("--out", default=str(ROOT / "target" / "image"))
-    im.add_argument("--dir", default=str(DEPLOY), help="where bundle/ and catalog/ are (default: deploy)")
+    im.add_argument("--image", help="operator image by digest (default: the one image.py built)")
     b = sub.add_parser("bundle", help="one bundle directory")
     b.add_argument("--out", required=True)
     b.add_argument("--version", help="CSV version (default: the workspace version)")
     b.add_argument("--replaces", help="version this one replaces")
-    b.add_argument("--image", help=f"operator image (default: {IMAGE_NAME}:<version>)")
+    b.add_argument("--image", required=True, help="operator image by digest: NAME@sha256:...")
     i = sub.add_parser("image", help="a bundle directory's OCI image")
     i.add_argument("--bundle", required=True)
     i.add_argument("--name", default=BUNDLE_IMAGE_NAME)

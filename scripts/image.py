@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Build the product's OCI image (and the test nodes' pause image) without Nix, reproducibly.
 
-    scripts/image.py product [--out DIR] [--tag TAG] [--target-dir DIR]
+    scripts/image.py product [--out DIR] [--tag TAG] [--version V] [--target-dir DIR]
     scripts/image.py pause   [--out DIR]
     scripts/image.py olm     --bin DIR [--out DIR]
 
@@ -194,7 +194,7 @@ def write_image(out, file_stem, name, tag, files, dirs, config):
 
 def cmd_product(args):
     spec = json.loads((ROOT / "nix" / "image.json").read_text())
-    version = workspace_version()
+    version = args.version or workspace_version()
     target = host_target()
     env = build_env()
     cmd = ["cargo", "build", "--release", "--locked", "--target", target]
@@ -246,7 +246,9 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="what", required=True)
     prod = sub.add_parser("product", help="the operator/scanner image")
-    prod.add_argument("--tag", help="image tag (default: the workspace version)")
+    prod.add_argument("--tag", help="image tag (default: the version)")
+    prod.add_argument("--version", help="the version label (default: the workspace version; the "
+                      "OLM test builds the next version's image, which differs by it alone)")
     prod.add_argument("--target-dir", help="cargo target directory (default: target/static)")
     pause = sub.add_parser("pause", help="the real test nodes' sandbox image")
     olm = sub.add_parser("olm", help="the images of OLM's bundle-unpack Jobs on the test nodes")

@@ -52,6 +52,9 @@ real_prepare() { # index
     echo "$name" >"$r/etc/hostname"
     real_cgroup "$i" >"$nd/cgroup"   # for the tests: where the node's processes are
     cp "$P/ca.crt" "$r/etc/kubernetes/pki/ca.crt"
+    # The CA the kubelet trusts for clients (the API server), where OpenShift's kubelets read it:
+    # the machine-config daemon rewrites this file when the signer rotates (tests rotate it).
+    cp "$P/ca.crt" "$r/etc/kubernetes/kubelet-ca.crt"
 
     [[ -f $P/node-$name.crt ]] || gen_cert "node-$name" "/O=system:nodes/CN=system:node:$name" "basicConstraints=CA:FALSE
 keyUsage=critical,digitalSignature,keyEncipherment
@@ -97,7 +100,7 @@ healthzPort: 10248
 authentication:
   anonymous: {enabled: false}
   webhook: {enabled: true}
-  x509: {clientCAFile: /etc/kubernetes/pki/ca.crt}
+  x509: {clientCAFile: /etc/kubernetes/kubelet-ca.crt}
 authorization: {mode: Webhook}
 cgroupDriver: cgroupfs
 cgroupRoot: /$(real_cgroup "$i")

@@ -8,6 +8,8 @@
 mod cluster;
 #[path = "olm/install.rs"]
 mod install;
+#[path = "olm/monitoring.rs"]
+mod monitoring;
 #[path = "olm/tools.rs"]
 mod tools;
 
@@ -110,7 +112,17 @@ fn the_operator_framework_validators_accept_the_bundle_and_catalog() {
 fn the_validator_rejects_a_broken_bundle() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let bundle = tmp.path().join("bundle");
-    bundle_py(&["bundle", "--out", bundle.to_str().expect("utf-8")]);
+    let image = format!(
+        "quay.io/file-integrity-operator/file-integrity-operator@sha256:{}",
+        "0".repeat(64)
+    );
+    bundle_py(&[
+        "bundle",
+        "--out",
+        bundle.to_str().expect("utf-8"),
+        "--image",
+        &image,
+    ]);
     let csv = bundle.join("manifests/file-integrity-operator.clusterserviceversion.yaml");
     let text = std::fs::read_to_string(&csv).expect("CSV");
     let broken = text

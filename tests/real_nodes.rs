@@ -3,7 +3,7 @@
 //! `scripts/image.py` builds, and the daemons as real DaemonSet pods on two real kubelet nodes
 //! (`scripts/testenv.sh nodes --real 2`), driven with the seed's kubectl commands. One test,
 //! in the order an administrator meets things: install, first scans, what the daemon may do,
-//! a changed file, a re-init, a node update, memory after many scans.
+//! a changed file, a re-init, a node update, the kubelet CA rotated, memory after many scans.
 //!
 //! Needs root, Debian's containerd, runc, containernetworking-plugins and socat (`.ci/run`
 //! installs them); fails saying so when they are missing.
@@ -511,6 +511,9 @@ fn the_product_runs_from_its_image_on_real_nodes() {
     // -- a MachineConfig-style update of real-1: paused, then re-initialised once -----------
     machine_config_update(real);
 
+    // -- the kubelets' client CA rotated on both workers: both stay Succeeded ---------------
+    kubelet_ca_rotation(real);
+
     // -- memory: after several scans of a tree larger than the limit ------------------------
     let (pod1, _) = daemon_pod(N1);
     let start = checks_in_log(&pod1);
@@ -855,4 +858,78 @@ fn machine_config_update(real: &RealNodes) {
         "{N2} was re-initialised by {N1}'s update"
     );
     assert_eq!(condition(N1).as_deref(), Ok("Succeeded"));
+}
+
+/// Upstream's e2e `TestFileIntegrityCertRotation` on real kubelets: the CA bundle each worker's
+/// kubelet authenticates the API server with (`/etc/kubernetes/kubelet-ca.crt`, its
+/// `clientCAFile`) is rewritten as the machine-config daemon rewrites it when the signer
+/// rotates (a new CA beside the old, written aside and renamed over it). The kubelets keep
+/// serving the API server, and the default configuration's exclusion of the file (in the test's
+/// configuration too) keeps both workers Succeeded at their next scans.
+fn kubelet_ca_rotation(real: &RealNodes) {
+    let exclusion = "!/etc/kubernetes/kubelet-ca.crt";
+    assert!(
+        fio_api::aideconf::DEFAULT_CONFIG.contains(&format!("!/hostroot{}", &exclusion[1..])),
+        "the default configuration no longer excludes the kubelet CA"
+    );
+    assert!(AIDE_CONF.contains(exclusion), "AIDE_CONF lacks {exclusion}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=kubelet-signer-rotated",
+        ])
+        .args([
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ])
+        .args(["-keyout", "new.key", "-out", "new.crt"])
+        .current_dir(dir.path())
+        .output()
+        .expect("run openssl (apt install openssl)");
+    assert!(out.status.success(), "openssl: {out:?}");
+    let new_ca = std::fs::read(dir.path().join("new.crt")).expect("the new CA");
+    let since = std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])
+        .output()
+        .expect("date");
+    let since = String::from_utf8_lossy(&since.stdout).trim().to_owned();
+    for node in [N1, N2] {
+        let path = real.root(node).join("etc/kubernetes/kubelet-ca.crt");
+        let old = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let tmp = path.with_extension("crt.tmp");
+        std::fs::write(&tmp, [new_ca.as_slice(), old.as_slice()].concat()).expect("write");
+        std::fs::rename(&tmp, &path).expect("rename over the kubelet CA");
+    }
+    for node in [N1, N2] {
+        wait_until(
+            &format!("{node} scanned after the rotation"),
+            secs(120),
+            || {
+                let out = kn(&[
+                    "get",
+                    "fileintegritynodestatuses",
+                    &format!("{FI}-{node}"),
+                    "-o",
+                    "jsonpath={.lastResult.lastProbeTime} {.lastResult.condition}",
+                ]);
+                let (time, cond) = out.split_once(' ').unwrap_or((&out, ""));
+                if time <= since.as_str() {
+                    return Err(format!("last result at {time}, rotated at {since}"));
+                }
+                assert_eq!(cond, "Succeeded", "{node} after the kubelet CA rotation");
+                Ok(())
+            },
+        );
+        // The kubelet still serves the API server (logs go through it).
+        let (pod, _) = daemon_pod(node);
+        kn(&["logs", &format!("pod/{pod}"), "--tail=1"]);
+    }
 }

@@ -41,7 +41,39 @@ pub const CRD_GENERATE_COMMAND: &str = "cargo run --bin fio-operator -- crds --o
 
 /// Both CustomResourceDefinitions, FileIntegrity first.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![FileIntegrity::crd(), FileIntegrityNodeStatus::crd()]
+    let mut fi = FileIntegrity::crd();
+    spec_defaulted(&mut fi);
+    vec![fi, FileIntegrityNodeStatus::crd()]
+}
+
+/// A FileIntegrity without `spec` (upstream's CRD accepts one; `oc create` of a bare object
+/// makes it) is given the default spec by the API server, on every read of a stored object
+/// too, instead of being invalid under our schema, which would stop OLM from upgrading the CRD
+/// (it validates the stored objects against the new schema first). The spec's own defaults
+/// (gracePeriod, maxBackups, tolerations, ...) then apply inside it.
+fn spec_defaulted(crd: &mut CustomResourceDefinition) {
+    for version in &mut crd.spec.versions {
+        let Some(schema) = version
+            .schema
+            .as_mut()
+            .and_then(|s| s.open_api_v3_schema.as_mut())
+        else {
+            continue;
+        };
+        if let Some(required) = schema.required.as_mut() {
+            required.retain(|r| r != "spec");
+            if required.is_empty() {
+                schema.required = None;
+            }
+        }
+        if let Some(spec) = schema.properties.as_mut().and_then(|p| p.get_mut("spec")) {
+            spec.default = Some(
+                k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSON(
+                    serde_json::json!({"config": {}}),
+                ),
+            );
+        }
+    }
 }
 
 /// One generated CRD manifest.
@@ -130,7 +162,7 @@ mod tests {
 
     #[test]
     fn fileintegrity_crd_schema() {
-        let crd = crd_json(&FileIntegrity::crd());
+        let crd = crd_json(&crds()[0]);
         assert_eq!(crd["spec"]["scope"], "Namespaced");
         assert_eq!(crd["spec"]["names"]["shortNames"], json!(["fi"]));
         let v = &crd["spec"]["versions"][0];
@@ -154,7 +186,9 @@ mod tests {
             ]
         );
         let schema = &v["schema"]["openAPIV3Schema"];
+        assert!(schema.get("required").is_none(), "{}", schema["required"]);
         let spec = &schema["properties"]["spec"];
+        assert_eq!(spec["default"], json!({"config": {}}));
         assert_eq!(spec["required"], json!(["config"]));
         let config = &spec["properties"]["config"];
         assert!(config.get("required").is_none(), "{config}");

@@ -104,6 +104,21 @@ pub const FAILED_RESULT_CONFIGMAP_SUFFIX: &str = "-failed";
 /// `oc get pods -l app=aide-worker-fileintegrity`.
 pub const APP_LABEL: &str = "app";
 
+// ---- What upstream's operator leaves behind (adopted or removed on the upgrade to us) ---------
+
+/// Field manager of upstream's operator (its binary, `file-integrity-operator`, writing with
+/// create/update): a scan DaemonSet with fields under it was made by upstream's controller.
+pub const UPSTREAM_FIELD_MANAGER: &str = "file-integrity-operator";
+/// Label on upstream's re-init DaemonSets `aide-ini-<fi>[-<node>]` (value: the FileIntegrity).
+pub const UPSTREAM_REINIT_OWNER_LABEL: &str = "file-integrity.openshift.io/reinit-owner";
+/// Upstream's scripts of those DaemonSets: ConfigMap name and its one data key.
+pub const UPSTREAM_SCRIPT_CONFIGMAPS: [(&str, &str); 2] =
+    [("aide-reinit", "aide.sh"), ("aide-pause", "pause.sh")];
+/// Prefix of upstream's legacy per-FileIntegrity script ConfigMaps `aide-script-<fi>`.
+pub const UPSTREAM_SCRIPT_CONFIGMAP_PREFIX: &str = "aide-script-";
+/// Prefix of the scan DaemonSets of upstream's oldest versions (`aide-ds-<fi>`).
+pub const UPSTREAM_LEGACY_DAEMONSET_PREFIX: &str = "aide-ds-";
+
 // ---- Spec defaults ------------------------------------------------------------------------------
 
 /// `spec.config.gracePeriod` default: seconds between scans.

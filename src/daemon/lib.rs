@@ -146,16 +146,53 @@ fn legacy_reinit_trigger(hostroot: &Path) -> PathBuf {
 }
 
 fn remove_legacy_reinit_trigger(hostroot: &Path) {
-    let path = legacy_reinit_trigger(hostroot);
-    match fs::remove_file(&path) {
+    remove_trigger(&legacy_reinit_trigger(hostroot), "older operator versions");
+}
+
+/// The re-init trigger of upstream's current versions (`/run/aide.reinit`, touched by its
+/// `aide-ini-*` DaemonSets). Ours never reads it; left on a node by an in-flight upstream
+/// re-init, it would re-initialise the node if upstream were installed again. Outside the
+/// database directory, so removed before the host root turns read-only.
+fn upstream_reinit_trigger(hostroot: &Path) -> PathBuf {
+    hostroot.join("run/aide.reinit")
+}
+
+fn remove_trigger(path: &Path, whose: &str) {
+    match fs::remove_file(path) {
         Ok(()) => say(&format!(
-            "removed {} (the re-init trigger of older operator versions; re-inits are requested \
-             through the FileIntegrity now)",
+            "removed {} (the re-init trigger of {whose}; re-inits are requested through the \
+             FileIntegrity now)",
             path.display()
         )),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => tracing::warn!("removing {}: {e}", path.display()),
     }
+}
+
+/// Created by an OpenShift node during its first boot, possibly after the daemon starts; its
+/// appearance changes the link count of `/etc/kubernetes`, which the default configuration
+/// checks. Upstream's DaemonSet waits for it with an init container (`check-folder`) that fails
+/// the pod, forever, on a node without it; ours waits before the first baseline only, bounded,
+/// and only on a node the machine-config daemon manages.
+const STATIC_POD_RESOURCES: &str = "etc/kubernetes/static-pod-resources";
+/// Present on every node the machine-config daemon manages (an OpenShift node).
+const MACHINE_CONFIG_DAEMON_DIR: &str = "etc/machine-config-daemon";
+/// How long the first baseline waits for [`STATIC_POD_RESOURCES`] at most.
+const BOOT_WAIT: Duration = Duration::from_secs(900);
+const BOOT_POLL: Duration = Duration::from_secs(2);
+
+/// Where the wait for [`STATIC_POD_RESOURCES`] is.
+#[derive(Debug, Clone, Copy)]
+enum BootWait {
+    Never,
+    Since(std::time::Instant),
+    Done,
+}
+
+/// An OpenShift node that has not created [`STATIC_POD_RESOURCES`] yet.
+fn booting_openshift_node(hostroot: &Path) -> bool {
+    hostroot.join(MACHINE_CONFIG_DAEMON_DIR).is_dir()
+        && !hostroot.join(STATIC_POD_RESOURCES).exists()
 }
 
 /// How long the daemon keeps trying to build its client before it exits (the kubelet restarts
@@ -225,6 +262,7 @@ pub async fn run(opts: Options, checker: Option<view::Checker>) -> anyhow::Resul
     let mut paused = false;
     let hb = liveness::Heartbeat::in_dir(&state);
     hb.expect_within(liveness::SLACK);
+    let mut boot_wait = BootWait::Never;
 
     loop {
         let fi = loop {
@@ -323,7 +361,47 @@ pub async fn run(opts: Options, checker: Option<view::Checker>) -> anyhow::Resul
         // Files taken over from a deleted FileIntegrity: its database is no baseline of ours.
         let reinit = wanted > completed || take_over;
         // Loading the configuration may read includes and run programs: off the runtime.
-        if reinit || tokio::task::spawn_blocking(move || s.needs_init()).await? {
+        let fresh = !reinit && tokio::task::spawn_blocking(move || s.needs_init()).await?;
+        if fresh {
+            let root = opts.hostroot.clone();
+            let booting =
+                tokio::task::spawn_blocking(move || booting_openshift_node(&root)).await?;
+            match (booting, &mut boot_wait) {
+                (true, BootWait::Never) => {
+                    say(&format!(
+                        "node {}: waiting up to {BOOT_WAIT:?} for /{STATIC_POD_RESOURCES} before \
+                         taking the first baseline (an OpenShift node creates it during its first \
+                         boot; a baseline taken before fails at the next scan: OCPBUGS-36483)",
+                        opts.node_name
+                    ));
+                    boot_wait = BootWait::Since(std::time::Instant::now());
+                }
+                (true, BootWait::Since(since)) if since.elapsed() >= BOOT_WAIT => {
+                    say(&format!(
+                        "node {}: /{STATIC_POD_RESOURCES} still missing after {BOOT_WAIT:?}: \
+                         taking the first baseline without it",
+                        opts.node_name
+                    ));
+                    boot_wait = BootWait::Done;
+                }
+                (false, BootWait::Since(_)) => {
+                    say(&format!(
+                        "node {}: /{STATIC_POD_RESOURCES} is there: taking the first baseline",
+                        opts.node_name
+                    ));
+                    boot_wait = BootWait::Done;
+                }
+                _ => {}
+            }
+            if matches!(boot_wait, BootWait::Since(_)) {
+                wait(&hb, &mut rx, BOOT_POLL, |_| false).await?;
+                continue;
+            }
+        }
+        if reinit || fresh {
+            // Upstream removes its old trigger at every re-init, not only at start: one placed
+            // on a running node goes with the next re-init.
+            remove_legacy_reinit_trigger(&opts.hostroot);
             let mut s = scanner.clone();
             // Re-inits nobody asked for (a node update's, a take-over) keep every backup.
             if take_over || (wanted > completed && requests.keeps_backups(&opts.node_name, wanted))
@@ -556,6 +634,10 @@ pub fn probe(opts: &Options) -> std::process::ExitCode {
 /// cannot run at all (the kubelet restarts it), as upstream's FATAL.
 pub fn main(opts: Options, insecure_no_harden: bool) -> std::process::ExitCode {
     use std::process::ExitCode;
+    remove_trigger(
+        &upstream_reinit_trigger(&opts.hostroot),
+        "upstream's operator",
+    );
     let writable = if insecure_no_harden {
         tracing::warn!("--insecure-no-harden: running without confinement");
         Vec::new()

@@ -189,7 +189,8 @@ impl RealNodes {
 
 /// The user configuration of the real-node tests (prepared by the operator as upstream's: paths
 /// under /hostroot, the database and report lines pointed at the node's /etc/kubernetes); `/opt/
-/// fio-big` is the large tree of tests/real_nodes.rs (absent elsewhere: nothing to scan there).
+/// fio-big` is the large tree of tests/real_nodes.rs (absent elsewhere: nothing to scan there);
+/// the kubelet's client CA excluded as the default configuration excludes it.
 pub const AIDE_CONF: &str = "@@define DBDIR /hostroot/etc/kubernetes
 @@define LOGDIR /hostroot/etc/kubernetes
 database=file:@@{DBDIR}/aide.db.gz
@@ -199,6 +200,7 @@ report_url=file:@@{LOGDIR}/aide.log.new
 report_url=stdout
 CONTENT_EX = sha512+ftype+p+u+g+n+acl+selinux+xattrs
 /etc/ CONTENT_EX
+!/etc/kubernetes/kubelet-ca.crt
 /opt/fio-big/ sha512+ftype+p+u+g+n+s
 ";
 

@@ -23,6 +23,12 @@ fn openssl(dir: &Path, args: &[&str]) {
 /// A CA `<ca>.crt` and a serving certificate for `localhost` signed by it, written as
 /// `<out>/tls.crt` and `<out>/tls.key` (as the service CA's Secret is mounted).
 pub fn issue(dir: &Path, ca: &str, out: &Path) {
+    issue_for(dir, ca, out, "localhost");
+}
+
+/// [`issue`] for the DNS name `name` (a Service's `<name>.<namespace>.svc`, as the service CA
+/// issues them).
+pub fn issue_for(dir: &Path, ca: &str, out: &Path, name: &str) {
     let ec = [
         "-newkey",
         "ec",
@@ -37,17 +43,12 @@ pub fn issue(dir: &Path, ca: &str, out: &Path) {
     openssl(dir, &args);
     std::fs::write(
         dir.join("leaf.ext"),
-        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n",
+        format!("subjectAltName=DNS:{name}\nbasicConstraints=CA:FALSE\n"),
     )
     .unwrap();
+    let subject = format!("/CN={name}");
     let mut args = vec![
-        "req",
-        "-subj",
-        "/CN=localhost",
-        "-keyout",
-        "leaf.key",
-        "-out",
-        "leaf.csr",
+        "req", "-subj", &subject, "-keyout", "leaf.key", "-out", "leaf.csr",
     ];
     args.extend(ec);
     openssl(dir, &args);
@@ -114,8 +115,19 @@ pub async fn https_get(
     path: &str,
     token: Option<&str>,
 ) -> Result<String, String> {
+    https_get_as(addr, ca, "localhost", path, token).await
+}
+
+/// [`https_get`] verifying the server as `server_name` (a ServiceMonitor's `tlsConfig.serverName`).
+pub async fn https_get_as(
+    addr: std::net::SocketAddr,
+    ca: &Path,
+    server_name: &str,
+    path: &str,
+    token: Option<&str>,
+) -> Result<String, String> {
     let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-    let name = ServerName::try_from("localhost").unwrap();
+    let name = ServerName::try_from(server_name.to_owned()).map_err(|e| e.to_string())?;
     let tls = client(ca)
         .connect(name, tcp)
         .await

@@ -2,7 +2,9 @@
 //! olm-operator and catalog-operator (`scripts/testenv.sh olm`), a file-based catalog of two
 //! bundles generated from this tree (N = the workspace version, N+1 replacing it) served by
 //! `opm serve`, the bundles unpacked by OLM's Jobs on the real kubelet nodes from images imported
-//! there (no registry), the operator as a real pod and its daemons on both real nodes.
+//! there (no registry), the operator as a real pod and its daemons on both real nodes, every
+//! image named by digest as a disconnected cluster mirrors them; the install monitored as the
+//! ServiceMonitor says (tests/olm/monitoring.rs).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -11,7 +13,8 @@ use crate::cluster::real::{
     clear_real_nodes, kubectl, kubectl_try, real_nodes, wait_gone, wait_node_condition, wait_until,
     RealNodes, AIDE_CONF, IMAGE_TAG,
 };
-use crate::cluster::{env, secs};
+use crate::cluster::{block_on_side, env, install_fixture_crds, secs};
+use crate::monitoring::{scrape_as_the_service_monitor, serving_cert};
 use crate::tools::{bundle_py, olm_bin, repo, run_tool};
 use fio_api::names;
 
@@ -23,8 +26,8 @@ const FI: &str = "olm-fileintegrity";
 const DS: &str = "aide-olm-fileintegrity";
 const PRODUCT: &str = "quay.io/file-integrity-operator/file-integrity-operator";
 const BUNDLE: &str = "localhost/fio-e2e/file-integrity-operator-bundle";
-/// The operator image of bundle N+1: the same image under another tag, so that the upgrade
-/// changes the operator's and the daemons' image as a real one does.
+/// The operator image of bundle N+1: the product image with N+1's version label (so another
+/// digest), so that the upgrade changes the operator's and the daemons' image as a real one does.
 const NEXT_TAG: &str = "e2e-next";
 const N1: &str = "real-1";
 const N2: &str = "real-2";
@@ -99,8 +102,59 @@ fn next_patch(version: &str) -> String {
         .join(".")
 }
 
+/// The digest `scripts/image.py` wrote beside an image archive (`<stem>.oci.tar`).
+fn digest_of(archive: &Path) -> String {
+    let file = archive.with_file_name(
+        archive
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".oci.tar"))
+            .map(|stem| format!("{stem}.digest"))
+            .expect("an .oci.tar archive"),
+    );
+    std::fs::read_to_string(&file)
+        .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+        .trim()
+        .to_owned()
+}
+
+/// The image `name:tag` on the nodes also as `name@digest` (what a pull by digest finds), and
+/// that reference.
+fn by_digest(real: &RealNodes, name: &str, tag_name: &str, digest: &str) -> String {
+    let pinned = format!("{name}@{digest}");
+    tag(real, &format!("{name}:{tag_name}"), &pinned);
+    pinned
+}
+
+/// The bundle names the operator's image by digest only: no reference to it by tag anywhere.
+fn assert_pinned(bundle_dir: &Path, image: &str) {
+    let mut seen = 0;
+    for entry in std::fs::read_dir(bundle_dir.join("manifests")).expect("manifests/") {
+        let path = entry.expect("entry").path();
+        let text = std::fs::read_to_string(&path).expect("a manifest");
+        for (at, _) in text.match_indices(PRODUCT) {
+            let rest = &text[at + PRODUCT.len()..];
+            if rest.starts_with('-') {
+                continue; // another image's name (the bundle's), not this one
+            }
+            assert!(
+                rest.starts_with(&image[PRODUCT.len()..]),
+                "{} names {PRODUCT} otherwise than by digest: {}",
+                path.display(),
+                &text[at..(at + 120).min(text.len())]
+            );
+            seen += 1;
+        }
+    }
+    // containerImage, the Deployment, RELATED_IMAGE_OPERATOR, the image Role, relatedImages
+    assert!(
+        seen >= 5,
+        "the bundle names the operator's image {seen} times"
+    );
+}
+
 /// One bundle directory and its image (imported on the nodes): the catalog's reference to it.
-fn bundle(real: &RealNodes, dir: &Path, version: &str, replaces: &str, image_tag: &str) -> String {
+fn bundle(real: &RealNodes, dir: &Path, version: &str, replaces: &str, image: &str) -> String {
     let bundle_dir = dir.join(format!("bundle-{version}"));
     let images = dir.join(format!("images-{version}"));
     let b = bundle_dir.to_str().expect("utf-8");
@@ -113,8 +167,9 @@ fn bundle(real: &RealNodes, dir: &Path, version: &str, replaces: &str, image_tag
         "--replaces",
         replaces,
         "--image",
-        &format!("{PRODUCT}:{image_tag}"),
+        image,
     ]);
+    assert_pinned(&bundle_dir, image);
     bundle_py(&[
         "image",
         "--bundle",
@@ -252,6 +307,8 @@ fn olm_installs_upgrades_and_uninstalls_the_operator() {
         &repo().join("scripts/testenv.sh"),
         &["olm", env.dir.to_str().expect("utf-8")],
     );
+    // The Prometheus operator's API: the operator applies its ServiceMonitor only where it exists.
+    block_on_side(install_fixture_crds("monitoring-crds.yaml"));
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
 
@@ -271,17 +328,31 @@ fn olm_installs_upgrades_and_uninstalls_the_operator() {
     for image in ["olm-util", "opm"] {
         import(real, &olm_images.join(format!("{image}.oci.tar")));
     }
-    tag(
-        real,
-        &format!("{PRODUCT}:{IMAGE_TAG}"),
-        &format!("{PRODUCT}:{NEXT_TAG}"),
-    );
     let version = env!("CARGO_PKG_VERSION");
     let next = next_patch(version);
+    let next_images = dir.join("next-image");
+    run_tool(
+        Path::new("python3"),
+        &[
+            repo().join("scripts/image.py").to_str().expect("utf-8"),
+            "product",
+            "--version",
+            &next,
+            "--tag",
+            NEXT_TAG,
+            "--out",
+            next_images.to_str().expect("utf-8"),
+        ],
+    );
+    let next_archive = next_images.join("file-integrity-operator.oci.tar");
+    import(real, &next_archive);
+    let image_n = by_digest(real, PRODUCT, IMAGE_TAG, &digest_of(&real.image));
+    let image_next = by_digest(real, PRODUCT, NEXT_TAG, &digest_of(&next_archive));
+    assert_ne!(image_n, image_next, "N+1's image must differ from N's");
     let csv_n = format!("{PACKAGE}.v{version}");
     let csv_next = format!("{PACKAGE}.v{next}");
-    let entry_n = bundle(real, dir, version, "1.4.0", IMAGE_TAG);
-    let entry_next = bundle(real, dir, &next, version, NEXT_TAG);
+    let entry_n = bundle(real, dir, version, "1.4.0", &image_n);
+    let entry_next = bundle(real, dir, &next, version, &image_next);
     let catalog = dir.join("catalog");
     let opm = olm_bin().join("opm");
     bundle_py(&[
@@ -334,6 +405,7 @@ fn olm_installs_upgrades_and_uninstalls_the_operator() {
         dir,
         "subscription",
     );
+    let service_ca = serving_cert(NS, dir);
     wait_until("the catalog READY", secs(120), || {
         if let Ok(Some(status)) = server.0.try_wait() {
             let log = std::fs::read_to_string(dir.join("opm.log")).unwrap_or_default();
@@ -375,7 +447,10 @@ fn olm_installs_upgrades_and_uninstalls_the_operator() {
         node, real.control_plane,
         "the CSV's operator must run on the control-plane node only"
     );
-    assert_eq!(image, format!("{PRODUCT}:{IMAGE_TAG}"));
+    assert_eq!(
+        image, image_n,
+        "the operator's pod runs the bundle's image by digest"
+    );
     let targets = kn(&[
         "get",
         "deploy",
@@ -407,6 +482,10 @@ fn olm_installs_upgrades_and_uninstalls_the_operator() {
             },
         );
     }
+
+    // -- monitored: both endpoints scraped with exactly the ServiceMonitor's credentials -----
+    let scraped = scrape_as_the_service_monitor(NS, &service_ca);
+    eprintln!("scraped as the ServiceMonitor says: {scraped:?}");
 
     // -- a FileIntegrity from the CSV's example: Active, both nodes scanned ------------------
     let cm = serde_json::json!({
@@ -471,13 +550,11 @@ fn olm_installs_upgrades_and_uninstalls_the_operator() {
     ]);
     wait_until("the operator pod of N+1", secs(120), || {
         let (_, image) = operator_pod();
-        (image == format!("{PRODUCT}:{NEXT_TAG}"))
-            .then_some(())
-            .ok_or(image)
+        (image == image_next).then_some(()).ok_or(image)
     });
     wait_until("the daemons on N+1's image", secs(240), || {
         let images = daemon_images()?;
-        let want = format!("{PRODUCT}:{NEXT_TAG} Running");
+        let want = format!("{image_next} Running");
         (images.len() == 2 && images.iter().all(|i| *i == want))
             .then_some(())
             .ok_or(format!("{images:?}"))
@@ -508,6 +585,8 @@ fn olm_installs_upgrades_and_uninstalls_the_operator() {
             },
         );
     }
+    // Still monitored after the upgrade (OLM rewrote the bundle's token Secret).
+    scrape_as_the_service_monitor(NS, &service_ca);
     let generation_after =
         get(&["-n", NS, "get", "ds", DS], "{.metadata.generation}").expect("the DaemonSet");
     let gen = |g: &str| g.parse::<u64>().expect("a generation");

@@ -12,6 +12,7 @@
 mod cluster;
 mod support;
 
+mod adoption;
 mod config;
 mod lifecycle;
 mod machine_config;

@@ -16,6 +16,7 @@ use fio_api::{names, FileIntegrityNodeCondition, FileIntegrityStatusPhase as Pha
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod};
 use k8s_openapi::api::scheduling::v1::PriorityClass;
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
@@ -303,7 +304,8 @@ async fn a_new_node_gets_a_daemon_a_baseline_and_a_status() {
 }
 
 /// `/etc/kubernetes/aide.reinit`, the re-init trigger of upstream's versions before 0.1.22, left
-/// on a node: the daemon removes it and re-initialises nothing.
+/// on a node: the daemon removes it and re-initialises nothing. Placed on a running node, it
+/// goes with the next re-init (upstream's e2e `TestFileIntegrityLegacyReinitCleanup`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_legacy_reinit_trigger_file_is_removed_and_reinitialises_nothing() {
     let t = TestNs::new("legacy", 1).await;
@@ -321,4 +323,78 @@ async fn the_legacy_reinit_trigger_file_is_removed_and_reinitialises_nothing() {
         log.contains("aide.reinit"),
         "the daemon does not say it removed the trigger:\n{log}"
     );
+
+    std::fs::write(&trigger, "").expect("the legacy trigger on a running node");
+    let at = Timestamp::now();
+    s.t.annotate_fi(FI, names::REINIT_ANNOTATION, "").await;
+    s.wait_reinit_confirmed(&s.t.nodes, at, secs(90)).await;
+    assert!(
+        !trigger.exists(),
+        "{} outlived a re-init",
+        trigger.display()
+    );
+}
+
+/// OCPBUGS-36483: an OpenShift node that joined recently creates
+/// `/etc/kubernetes/static-pod-resources` during its first boot, which changes the link count
+/// of `/etc/kubernetes`; a baseline taken before it fails the next scan. The daemon of an
+/// OpenShift node (one the machine-config daemon manages) waits for it before the first
+/// baseline, saying so in its log; once it appears the node is baselined and stays Succeeded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_booting_openshift_node_is_baselined_once_static_pod_resources_exist() {
+    let t = TestNs::new("booting", 1).await;
+    let node = t.nodes[0].clone();
+    let root = t.node_root(&node);
+    std::fs::create_dir_all(root.join("etc/machine-config-daemon")).expect("an MCO node");
+    let _op = Operator::start(&t);
+    t.create_fi(&t.file_integrity(FI)).await;
+    t.wait_daemonset_rolled_out(&ds_name(), secs(60)).await;
+    let daemon = Daemon::start(&t, FI, &node, &root, INTERVAL).await;
+    t.wait("the daemon says it waits", secs(30), async || {
+        daemon
+            .log()
+            .contains("for /etc/kubernetes/static-pod-resources before taking the first baseline")
+            .then_some(())
+            .ok_or_else(|| "not yet".to_owned())
+    })
+    .await;
+    let db = root.join("etc/kubernetes/aide.db.gz");
+    let statuses = t.api::<fio_api::FileIntegrityNodeStatus>();
+    let status = crate::support::node_status_name(&node);
+    t.holds_for(
+        "no baseline and no result while the node boots",
+        std::time::Duration::from_secs(INTERVAL + 2),
+        async || {
+            let st = statuses.get_opt(&status).await.map_err(|e| e.to_string())?;
+            match (db.exists(), st) {
+                (false, None) => Ok(()),
+                (exists, st) => Err(format!("database {exists}, status {st:?}")),
+            }
+        },
+    )
+    .await;
+    std::fs::create_dir_all(root.join("etc/kubernetes/static-pod-resources/kube-apiserver-pod-1"))
+        .expect("the node finishes booting");
+    let first = t
+        .wait("the first result", secs(60), async || {
+            let st = statuses.get_opt(&status).await.map_err(|e| e.to_string())?;
+            st.ok_or_else(|| "none yet".to_owned())
+        })
+        .await;
+    assert_eq!(condition(&first), FileIntegrityNodeCondition::Succeeded);
+    let later = t
+        .wait("a second scan", secs(INTERVAL * 3), async || {
+            let st = statuses.get(&status).await.map_err(|e| e.to_string())?;
+            (st.spec.last_result.last_probe_time != first.spec.last_result.last_probe_time)
+                .then_some(st)
+                .ok_or_else(|| "no newer result".to_owned())
+        })
+        .await;
+    assert_eq!(
+        condition(&later),
+        FileIntegrityNodeCondition::Succeeded,
+        "{:?}",
+        later.spec.last_result
+    );
+    assert!(daemon.log().contains("static-pod-resources is there"));
 }

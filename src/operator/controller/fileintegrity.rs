@@ -20,7 +20,7 @@ use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
-use super::{cache, daemonset, Context, Error, KubeContext, MANAGER};
+use super::{adoption, cache, daemonset, Context, Error, KubeContext, MANAGER};
 use crate::metrics::ReinitBy;
 use fio_api::{
     aideconf, holdoff, names, FileIntegrity, FileIntegrityNodeStatus, Holdoff, NodeUpdate, Pool,
@@ -259,6 +259,9 @@ async fn apply(fi: &FileIntegrity, ctx: &Context, plan: Plan) -> Result<Action, 
         }
     }
     ensure_daemon_role(fi, ctx).await?;
+    if let Some((ds_name, uid)) = &plan.replace_daemonset {
+        adoption::replace(ctx, &name, ds_name, uid.clone()).await?;
+    }
     if let Some(ds) = &plan.daemonset {
         let ds_name = ds.name_any();
         ctx.apply(ds)

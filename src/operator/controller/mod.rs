@@ -3,6 +3,7 @@
 //! node statuses, persistent failure reports, Events). Design notes in NOTES.md.
 
 pub mod admission;
+pub mod adoption;
 pub mod cache;
 pub mod daemonset;
 pub mod events;
@@ -393,6 +394,23 @@ pub async fn run(
         events: std::sync::Mutex::new(events::Correlator::default()),
     });
     manifests::ensure(&client, &namespace).await;
+    // Upstream's leftovers of an upgrade to us; a failure is retried at the next adoption.
+    let fis: Vec<String> = match ctx
+        .api::<FileIntegrity>()
+        .list_metadata(&Default::default())
+        .await
+    {
+        Ok(list) => list.items.iter().map(kube::ResourceExt::name_any).collect(),
+        Err(e) => {
+            tracing::warn!("listing FileIntegrity objects for upstream's leftovers: {e}");
+            Vec::new()
+        }
+    };
+    match adoption::sweep(&ctx, &fis).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!("removed {n} objects upstream's operator left"),
+        Err(e) => tracing::warn!("removing what upstream's operator left: {e}"),
+    }
 
     let by_config = store.clone();
     let fi_controller = fi_controller

@@ -13,7 +13,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 
 use super::super::admission::Admission;
-use super::super::daemonset;
+use super::super::{adoption, daemonset};
 use super::updates::{self, NodeUpdates};
 use crate::metrics::ReinitBy;
 use fio_api::reinit::parse_node_list;
@@ -26,6 +26,9 @@ use fio_api::{
 /// How often a FileIntegrity is looked at without any event (missed events, user ConfigMaps in
 /// other namespaces).
 pub const RESYNC: Duration = Duration::from_secs(300);
+/// How soon a DaemonSet being replaced is looked at again (its deletion waits for the garbage
+/// collector to orphan its pods).
+pub const REPLACE_POLL: Duration = Duration::from_secs(1);
 
 /// The configuration the FileIntegrity asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,8 +112,12 @@ pub struct Plan {
     /// The config ConfigMap `<fi>`, when its text changes.
     pub config_map: Option<ConfigMap>,
     pub requests: RequestsWrite,
-    /// The DaemonSet (with its spec hash), when it changes; never during the initial delay.
+    /// The DaemonSet (with its spec hash), when it changes; never during the initial delay,
+    /// nor while one written by upstream's controller is being replaced.
     pub daemonset: Option<DaemonSet>,
+    /// The DaemonSet upstream's controller wrote (name, uid), to delete with its pods kept
+    /// before ours is applied (see [`adoption`]).
+    pub replace_daemonset: Option<(String, Option<String>)>,
     /// The nodes `fi` selects (whose result ConfigMaps its daemons may update).
     pub selected: BTreeSet<String>,
     /// Node statuses of nodes that no longer exist.
@@ -195,6 +202,7 @@ pub fn plan(o: &Observed) -> Plan {
                 config_map,
                 requests: write,
                 daemonset: None,
+                replace_daemonset: None,
                 selected,
                 stale_statuses: Vec::new(),
                 stale_results: Vec::new(),
@@ -228,7 +236,16 @@ pub fn plan(o: &Observed) -> Plan {
             .get(daemonset::SPEC_HASH_ANNOTATION)
             .cloned()
     });
-    let daemonset = (current_hash.as_deref() != Some(hash.as_str())).then(|| {
+    // 3a. One written by upstream's controller is replaced, not patched; ours is applied once
+    // it is gone (until then its pods go on scanning).
+    let replacing = o
+        .daemonset
+        .filter(|d| d.metadata.deletion_timestamp.is_some() || adoption::written_by_upstream(d));
+    let replace_daemonset = replacing
+        .filter(|d| d.metadata.deletion_timestamp.is_none())
+        .map(|d| (d.name_any(), d.uid()));
+    let changed = current_hash.as_deref() != Some(hash.as_str());
+    let daemonset = (changed && replacing.is_none()).then(|| {
         desired
             .annotations_mut()
             .insert(daemonset::SPEC_HASH_ANNOTATION.into(), hash);
@@ -258,6 +275,9 @@ pub fn plan(o: &Observed) -> Plan {
     // 4b. Nodes that have gone silent (not while paused: a paused daemon does not report).
     let interval = fi.spec.config.scan_interval();
     let mut requeue = updates.next_due.map_or(RESYNC, |d| d.min(RESYNC));
+    if replacing.is_some() {
+        requeue = requeue.min(REPLACE_POLL);
+    }
     let mut silent = Vec::new();
     for st in o.statuses {
         let node = &st.spec.node_name;
@@ -325,6 +345,7 @@ pub fn plan(o: &Observed) -> Plan {
         config_map,
         requests: write,
         daemonset,
+        replace_daemonset,
         selected,
         stale_statuses,
         stale_results,
@@ -797,6 +818,80 @@ mod tests {
         let labels = cm.metadata.labels.expect("labels");
         assert!(labels.contains_key(names::AIDE_CONFIG_LABEL));
         assert_eq!(labels[names::OWNER_LABEL], "worker-fileintegrity");
+    }
+
+    /// An upgrade from upstream: its DaemonSet is replaced (deleted with its pods kept), ours
+    /// applied only once it is gone; nothing is re-initialised; the phase stays what the
+    /// running DaemonSet says.
+    #[test]
+    fn upstreams_daemonset_is_replaced_before_ours_is_applied() {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
+        let (fi, nodes) = (fi_at(0), two_nodes());
+        let statuses = [
+            status("n1", FileIntegrityNodeCondition::Succeeded, 0),
+            status("n2", FileIntegrityNodeCondition::Succeeded, 0),
+        ];
+        let mut upstream = ready_ds(2);
+        upstream.metadata.name = Some("aide-worker-fileintegrity".into());
+        upstream.metadata.uid = Some("ds-uid".into());
+        upstream.metadata.managed_fields = Some(vec![ManagedFieldsEntry {
+            manager: Some(names::UPSTREAM_FIELD_MANAGER.into()),
+            operation: Some("Update".into()),
+            ..ManagedFieldsEntry::default()
+        }]);
+        let deployed = Some(aideconf::DEFAULT_CONFIG);
+        let o = observe(
+            &fi,
+            &nodes,
+            &statuses,
+            Some(&upstream),
+            deployed,
+            default_config(),
+        );
+        let p = plan(&o);
+        assert_eq!(
+            p.replace_daemonset,
+            Some(("aide-worker-fileintegrity".into(), Some("ds-uid".into())))
+        );
+        assert!(
+            p.daemonset.is_none(),
+            "ours is applied once upstream's is gone"
+        );
+        assert!(p.requeue <= REPLACE_POLL);
+        assert!(
+            p.config_map.is_none(),
+            "upstream's configuration is ours as it is"
+        );
+        assert!(p.requests.triggers.is_empty(), "nothing re-initialised");
+        assert_eq!(p.status.and_then(|s| s.phase), Some(Phase::Active));
+
+        // Deleting (the garbage collector orphans its pods): wait, apply nothing.
+        let mut deleting = upstream.clone();
+        deleting.metadata.deletion_timestamp = Some(Time(Timestamp::from_second(999).unwrap()));
+        let p = plan(&observe(
+            &fi,
+            &nodes,
+            &statuses,
+            Some(&deleting),
+            deployed,
+            default_config(),
+        ));
+        assert_eq!(p.replace_daemonset, None);
+        assert!(p.daemonset.is_none());
+        assert!(p.requeue <= REPLACE_POLL);
+
+        // Gone: ours is applied.
+        let p = plan(&observe(
+            &fi,
+            &nodes,
+            &statuses,
+            None,
+            deployed,
+            default_config(),
+        ));
+        assert!(p.daemonset.is_some());
+        assert_eq!(p.replace_daemonset, None);
+        assert!(p.requests.triggers.is_empty(), "nothing re-initialised");
     }
 
     #[test]
