@@ -3,7 +3,8 @@
 //! `scripts/image.py` builds, and the daemons as real DaemonSet pods on two real kubelet nodes
 //! (`scripts/testenv.sh nodes --real 2`), driven with the seed's kubectl commands. One test,
 //! in the order an administrator meets things: install, first scans, what the daemon may do,
-//! a changed file, a re-init, a node update, the kubelet CA rotated, memory after many scans.
+//! a changed file, a re-init, a node update, the kubelet CA rotated, fewer backups kept, memory
+//! after many scans.
 //!
 //! Needs root, Debian's containerd, runc, containernetworking-plugins and socat (`.ci/run`
 //! installs them); fails saying so when they are missing.
@@ -514,6 +515,9 @@ fn the_product_runs_from_its_image_on_real_nodes() {
     // -- the kubelets' client CA rotated on both workers: both stay Succeeded ---------------
     kubelet_ca_rotation(real);
 
+    // -- maxBackups lowered to 1: after two re-inits real-2 keeps exactly one backup pair ---
+    max_backups_pruned(real);
+
     // -- memory: after several scans of a tree larger than the limit ------------------------
     let (pod1, _) = daemon_pod(N1);
     let start = checks_in_log(&pod1);
@@ -932,4 +936,83 @@ fn kubelet_ca_rotation(real: &RealNodes) {
         let (pod, _) = daemon_pod(node);
         kn(&["logs", &format!("pod/{pod}"), "--tail=1"]);
     }
+}
+
+/// The backup files in real-2's database directory: (database backups, log backups).
+fn backup_names(real: &RealNodes, node: &str) -> (Vec<String>, Vec<String>) {
+    let files = aide_files(real, node);
+    let of = |prefix: &str| {
+        files
+            .keys()
+            .filter(|n| n.starts_with(prefix))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    (of("aide.db.gz.backup-"), of("aide.log.backup-"))
+}
+
+/// Upstream's e2e `TestFileIntegrityPruneBackup`: `spec.config.maxBackups` set to 1 reaches the
+/// daemons (the DaemonSet rolls with the new argument), and after two re-inits of real-2 exactly
+/// one database backup and one log backup are left there, the newest.
+fn max_backups_pruned(real: &RealNodes) {
+    kn(&[
+        "patch",
+        "fileintegrity",
+        FI,
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"config":{"maxBackups":1}}}"#,
+    ]);
+    wait_until("the daemons run with --max-backups=1", secs(180), || {
+        let args = kn(&[
+            "get",
+            &format!("ds/{DS}"),
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].args}",
+        ]);
+        if !args.contains("--max-backups=1") {
+            return Err(format!("DaemonSet args {args}"));
+        }
+        let status = kubectl_try(&[
+            "-n",
+            NS,
+            "rollout",
+            "status",
+            &format!("ds/{DS}"),
+            "--timeout=5s",
+        ])?;
+        status.contains("successfully").then_some(()).ok_or(status)
+    });
+    wait_condition(N2, "Succeeded", 120);
+    for round in 1..=2 {
+        let before = backup_names(real, N2);
+        kn(&[
+            "annotate",
+            "--overwrite",
+            &format!("fileintegrities/{FI}"),
+            &format!("file-integrity.openshift.io/re-init={N2}"),
+        ]);
+        wait_until(
+            &format!("re-init {round} of {N2} with maxBackups 1"),
+            secs(120),
+            || {
+                let now = backup_names(real, N2);
+                (now != before && now.0.len() == 1 && now.1.len() == 1)
+                    .then_some(())
+                    .ok_or(format!("backups {before:?} -> {now:?}"))
+            },
+        );
+        wait_condition(N2, "Succeeded", 120);
+    }
+    let (db, log) = backup_names(real, N2);
+    assert_eq!(
+        (db.len(), log.len()),
+        (1, 1),
+        "maxBackups 1: {db:?} {log:?}"
+    );
+    assert_eq!(
+        db[0].strip_prefix("aide.db.gz."),
+        log[0].strip_prefix("aide.log."),
+        "the database and log backups of the last re-init"
+    );
 }

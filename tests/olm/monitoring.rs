@@ -68,7 +68,12 @@ fn targets(ns: &str) -> Result<Vec<Target>, String> {
     let monitor = json(&["-n", ns, "get", "servicemonitor", SERVICE_MONITOR])?;
     let selector = &monitor["spec"]["selector"]["matchLabels"];
     let service = json(&["-n", ns, "get", "service", SERVICE])?;
-    if service["metadata"]["labels"] != *selector {
+    let selected = selector.as_object().is_some_and(|m| {
+        !m.is_empty()
+            && m.iter()
+                .all(|(k, v)| service["metadata"]["labels"][k.as_str()] == *v)
+    });
+    if !selected {
         return Err(format!(
             "the ServiceMonitor selects {selector}, Service {SERVICE} has labels {}",
             service["metadata"]["labels"]

@@ -300,19 +300,21 @@ async fn an_upstream_install_is_adopted_as_it_is() {
         stop_rx,
     ));
     let _op = Operator::start(&t);
-    let ours = t
-        .wait(
-            "the scan DaemonSet replaced by ours",
-            secs(90),
-            async || {
-                let ds = dss.get(&ds_name()).await.map_err(|e| e.to_string())?;
-                (ds.uid() != upstream_ds.uid())
-                    .then_some(ds)
-                    .ok_or("still upstream's".to_owned())
-            },
-        )
-        .await;
-    t.wait_daemonset_rolled_out(&ds_name(), secs(90)).await;
+    t.wait("the scan DaemonSet taken over", secs(90), async || {
+        let ds = dss.get(&ds_name()).await.map_err(|e| e.to_string())?;
+        let template = ds.spec.as_ref().and_then(|s| s.template.spec.clone());
+        let init = names_of(&template.and_then(|s| s.init_containers));
+        init.is_empty()
+            .then_some(())
+            .ok_or(format!("init containers {init:?}"))
+    })
+    .await;
+    let (ours, _) = t.wait_daemonset_rolled_out(&ds_name(), secs(90)).await;
+    assert_eq!(
+        ours.uid(),
+        upstream_ds.uid(),
+        "the same DaemonSet, taken over"
+    );
     stop_tx.send(true).expect("stop sampling");
     let most = sampler.await.expect("sampler");
     assert!(
@@ -328,8 +330,12 @@ async fn an_upstream_install_is_adopted_as_it_is() {
         .flatten()
         .filter_map(|f| f.manager.clone())
         .collect();
+    // Ours alone (beside the DaemonSet controller's status), so that a field this operator
+    // stops setting one day is removed.
     assert!(
-        !managers.iter().any(|m| m == names::UPSTREAM_FIELD_MANAGER),
+        managers
+            .iter()
+            .all(|m| m == "fio-operator" || m == "kube-controller-manager"),
         "{managers:?}"
     );
     let pods = t
@@ -350,8 +356,15 @@ async fn an_upstream_install_is_adopted_as_it_is() {
         assert_eq!(names_of(&Some(spec.containers.clone())), ["daemon"]);
         let c = &spec.containers[0];
         assert_eq!(names_of(&c.env), ["NODE_NAME"], "{}: env", pod.name_any());
-        assert_eq!(names_of(&c.volume_mounts), ["hostroot", "tmp"]);
-        assert_eq!(names_of(&spec.volumes), ["hostroot", "tmp"]);
+        // Beside the service account token every pod gets from the API server.
+        let ours = |names: Vec<String>| {
+            names
+                .into_iter()
+                .filter(|n| !n.starts_with("kube-api-access-"))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ours(names_of(&c.volume_mounts)), ["hostroot", "tmp"]);
+        assert_eq!(ours(names_of(&spec.volumes)), ["hostroot", "tmp"]);
         assert_eq!(
             c.args.as_ref().and_then(|a| a.first()).map(String::as_str),
             Some("daemon")

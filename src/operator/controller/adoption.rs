@@ -3,36 +3,49 @@
 //! databases are ours as they are; what its controller made that ours does not use goes:
 //!
 //! * A scan DaemonSet `aide-<fi>` with fields written by upstream's controller (create/update
-//!   under its field manager) is replaced once. Our server-side apply cannot remove fields
-//!   another manager owns (upstream's `check-folder` init container, `LD_PRELOAD`/`GODEBUG`,
-//!   the `/config` volume would stay in every pod), and a replace (PUT) leaves that manager
-//!   co-owning what it set. So the DaemonSet is deleted with its pods orphaned, and ours,
-//!   applied under the same name and selector, adopts them and rolls them one node at a time:
-//!   scanning stops for one pod restart per node, as in any update of the DaemonSet.
+//!   under its field manager) is taken over once ([`take_over`]). Our server-side apply cannot
+//!   remove fields another manager owns (upstream's `check-folder` init container,
+//!   `LD_PRELOAD`/`GODEBUG`, the `/config` volume would stay in every pod), and a replace alone
+//!   leaves that manager co-owning what it set. So: a replace with ours that also clears the
+//!   field ownership, then our apply (the API server records what was there before under
+//!   `before-first-apply`), then that record removed, so that our apply alone owns the
+//!   DaemonSet from then on. The replace changes the pod template: the DaemonSet controller
+//!   rolls the pods one node at a time, as in any update of the DaemonSet.
 //! * Upstream's re-init DaemonSets (`aide-ini-*`, which touch `/run/aide.reinit` on nodes),
 //!   the scan DaemonSets of its oldest versions (`aide-ds-*`), its script ConfigMaps
-//!   (`aide-reinit`, `aide-pause`, `aide-script-<fi>`): deleted at start and at each
-//!   adoption. Nothing here deletes what ours makes: each is recognised by upstream's names
-//!   and shapes.
+//!   (`aide-reinit`, `aide-pause`, `aide-script-<fi>`): deleted at start and at each take-over.
+//!   Nothing here deletes what ours makes: each is recognised by upstream's names and shapes.
 //! * `/run/aide.reinit` on each node is removed by the daemon (fio_daemon).
 //!
-//! The decisions are pure functions of the objects read; [`sweep`] and [`replace`] write.
+//! The decisions are pure functions of the objects read; [`sweep`] and [`take_over`] write.
 
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{DeleteParams, ListParams, Preconditions, PropagationPolicy};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::ResourceExt;
 
-use super::{Context, Error, KubeContext};
+use super::{Context, Error, KubeContext, MANAGER};
 use fio_api::names;
 
-/// Whether upstream's controller wrote fields of `ds` (its main resource, not the status the
-/// DaemonSet controller writes).
+/// Where the API server records the fields an object had before its first server-side apply
+/// when it had no field ownership at all: left by a take-over that stopped halfway.
+const BEFORE_FIRST_APPLY: &str = "before-first-apply";
+/// Writes of the field ownership tried before a take-over is left to the next reconcile.
+const STRIP_ATTEMPTS: usize = 5;
+
+/// Whether `entry` records fields of the DaemonSet's main resource that are not ours to keep:
+/// upstream's controller's, or a take-over's that stopped halfway.
+fn foreign(entry: &ManagedFieldsEntry) -> bool {
+    let manager = entry.manager.as_deref().unwrap_or_default();
+    (manager == names::UPSTREAM_FIELD_MANAGER || manager == BEFORE_FIRST_APPLY)
+        && entry.subresource.as_deref().unwrap_or_default().is_empty()
+}
+
+/// Whether `ds` has fields written by upstream's controller (its main resource, not the status
+/// the DaemonSet controller writes), or left by a take-over that stopped halfway.
 pub fn written_by_upstream(ds: &DaemonSet) -> bool {
-    ds.metadata.managed_fields.iter().flatten().any(|f| {
-        f.manager.as_deref() == Some(names::UPSTREAM_FIELD_MANAGER)
-            && f.subresource.as_deref().unwrap_or_default().is_empty()
-    })
+    ds.metadata.managed_fields.iter().flatten().any(foreign)
 }
 
 /// Whether `ds` is one of upstream's DaemonSets ours has no use for: a re-init DaemonSet, or a
@@ -64,18 +77,17 @@ pub fn upstream_script_config_map(cm: &ConfigMap) -> bool {
                 .any(|f| f.manager.as_deref() == Some(names::UPSTREAM_FIELD_MANAGER)))
 }
 
-/// Delete `name` if it is still the object read (`uid`); gone already is fine.
+/// Delete `name` (and what it owns) if it is still the object read (`uid`); gone already is
+/// fine. Returns whether it was deleted now.
 async fn delete_exact<K>(
     api: &kube::Api<K>,
     name: &str,
     uid: Option<String>,
-    propagation: PropagationPolicy,
 ) -> Result<bool, kube::Error>
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
     let dp = DeleteParams {
-        propagation_policy: Some(propagation),
         preconditions: Some(Preconditions {
             uid,
             resource_version: None,
@@ -109,8 +121,8 @@ pub async fn sweep(ctx: &Context, fis: &[String]) -> Result<usize, Error> {
     );
     for ds in leftovers.iter().filter(|d| upstream_leftover_daemonset(d)) {
         let name = ds.name_any();
-        // Background: their pods go with them.
-        let gone = delete_exact(&dss, &name, ds.uid(), PropagationPolicy::Background)
+        // Their pods go with them.
+        let gone = delete_exact(&dss, &name, ds.uid())
             .await
             .ctx(|| format!("deleting upstream's DaemonSet {ns}/{name}"))?;
         if gone {
@@ -138,7 +150,7 @@ pub async fn sweep(ctx: &Context, fis: &[String]) -> Result<usize, Error> {
         if !upstream_script_config_map(&cm) {
             continue;
         }
-        let gone = delete_exact(&cms, &name, cm.uid(), PropagationPolicy::Background)
+        let gone = delete_exact(&cms, &name, cm.uid())
             .await
             .ctx(|| format!("deleting upstream's ConfigMap {ns}/{name}"))?;
         if gone {
@@ -149,31 +161,73 @@ pub async fn sweep(ctx: &Context, fis: &[String]) -> Result<usize, Error> {
     Ok(deleted)
 }
 
-/// Replace DaemonSet `name` (uid `uid`), written by upstream's controller, by ours: delete it
-/// with its pods orphaned (they keep scanning until ours, applied once the deletion is complete,
-/// adopts and rolls them), then sweep upstream's other leftovers of FileIntegrity `fi`.
-pub async fn replace(
+/// Take over the DaemonSet upstream's controller wrote (read at `resource_version`) as `ours`
+/// (see the module documentation), then sweep upstream's other leftovers of FileIntegrity `fi`.
+pub async fn take_over(
     ctx: &Context,
     fi: &str,
-    name: &str,
-    uid: Option<String>,
+    ours: &DaemonSet,
+    resource_version: &str,
 ) -> Result<(), Error> {
+    let name = ours.name_any();
     let ns = ctx.namespace.as_str();
-    let deleted = delete_exact(
-        &ctx.api::<DaemonSet>(),
-        name,
-        uid,
-        PropagationPolicy::Orphan,
-    )
-    .await
-    .ctx(|| format!("deleting DaemonSet {ns}/{name} (upstream's) to replace it"))?;
-    if deleted {
-        tracing::info!(
-            "DaemonSet {name} was written by upstream's operator: deleted with its pods kept, \
-             ours takes them over and rolls them one node at a time"
-        );
-        ctx.metrics.daemonset_update("delete");
+    let api = ctx.api::<DaemonSet>();
+    let mut replacement = ours.clone();
+    replacement.metadata.resource_version = Some(resource_version.to_owned());
+    // One empty entry clears the field ownership (an empty list would leave it as it is).
+    replacement.metadata.managed_fields = Some(vec![ManagedFieldsEntry::default()]);
+    let pp = PostParams {
+        field_manager: Some(MANAGER.into()),
+        ..PostParams::default()
+    };
+    api.replace(&name, &pp, &replacement)
+        .await
+        .ctx(|| format!("replacing DaemonSet {ns}/{name} (upstream's) with ours"))?;
+    let mut current = ctx
+        .apply(ours)
+        .await
+        .ctx(|| format!("applying DaemonSet {ns}/{name}"))?;
+    // The DaemonSet controller writes the status meanwhile (a new resourceVersion): read again
+    // and retry, a few times, before leaving it to the next reconcile.
+    for attempt in 1..=STRIP_ATTEMPTS {
+        if !written_by_upstream(&current) {
+            break;
+        }
+        let kept: Vec<&ManagedFieldsEntry> = current
+            .metadata
+            .managed_fields
+            .iter()
+            .flatten()
+            .filter(|e| !foreign(e))
+            .collect();
+        // A merge patch replaces the list whole; the resourceVersion makes it conditional.
+        let patch = serde_json::json!({"metadata": {
+            "resourceVersion": current.resource_version(),
+            "managedFields": kept,
+        }});
+        match api
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(ds) => current = ds,
+            Err(kube::Error::Api(s)) if s.code == 409 && attempt < STRIP_ATTEMPTS => {
+                current = api
+                    .get(&name)
+                    .await
+                    .ctx(|| format!("reading DaemonSet {ns}/{name}"))?;
+            }
+            Err(e) => {
+                return Err(e).ctx(|| {
+                    format!("leaving DaemonSet {ns}/{name} to this operator's apply alone")
+                })
+            }
+        }
     }
+    tracing::info!(
+        "DaemonSet {name} was written by upstream's operator: replaced by ours, which alone owns \
+         it now; its pods roll one node at a time"
+    );
+    ctx.metrics.daemonset_update("update");
     sweep(ctx, &[fi.to_owned()]).await?;
     Ok(())
 }

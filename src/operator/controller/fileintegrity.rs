@@ -259,16 +259,17 @@ async fn apply(fi: &FileIntegrity, ctx: &Context, plan: Plan) -> Result<Action, 
         }
     }
     ensure_daemon_role(fi, ctx).await?;
-    if let Some((ds_name, uid)) = &plan.replace_daemonset {
-        adoption::replace(ctx, &name, ds_name, uid.clone()).await?;
-    }
     if let Some(ds) = &plan.daemonset {
         let ds_name = ds.name_any();
-        ctx.apply(ds)
-            .await
-            .ctx(|| format!("applying DaemonSet {ns}/{ds_name}"))?;
-        tracing::info!("DaemonSet {ds_name} applied");
-        ctx.metrics.daemonset_update("update");
+        if let Some(rv) = &plan.take_over_daemonset {
+            adoption::take_over(ctx, &name, ds, rv).await?;
+        } else {
+            ctx.apply(ds)
+                .await
+                .ctx(|| format!("applying DaemonSet {ns}/{ds_name}"))?;
+            tracing::info!("DaemonSet {ds_name} applied");
+            ctx.metrics.daemonset_update("update");
+        }
     }
     let nss = ctx.api::<FileIntegrityNodeStatus>();
     // A node that is gone: its status, and its result ConfigMap, which its daemons may no

@@ -70,6 +70,12 @@ fn a_daemonset_is_upstreams_when_its_controller_wrote_its_fields() {
         &[],
         vec![ours, upstream_status]
     )));
+    // A take-over that stopped after the replace: the API server's record of what was there.
+    assert!(written_by_upstream(&ds(
+        "aide-fi",
+        &[],
+        vec![entry("before-first-apply", None)]
+    )));
     // An administrator's `kubectl edit` is not upstream's.
     assert!(!written_by_upstream(&ds(
         "aide-fi",

@@ -26,9 +26,6 @@ use fio_api::{
 /// How often a FileIntegrity is looked at without any event (missed events, user ConfigMaps in
 /// other namespaces).
 pub const RESYNC: Duration = Duration::from_secs(300);
-/// How soon a DaemonSet being replaced is looked at again (its deletion waits for the garbage
-/// collector to orphan its pods).
-pub const REPLACE_POLL: Duration = Duration::from_secs(1);
 
 /// The configuration the FileIntegrity asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,12 +109,11 @@ pub struct Plan {
     /// The config ConfigMap `<fi>`, when its text changes.
     pub config_map: Option<ConfigMap>,
     pub requests: RequestsWrite,
-    /// The DaemonSet (with its spec hash), when it changes; never during the initial delay,
-    /// nor while one written by upstream's controller is being replaced.
+    /// The DaemonSet (with its spec hash), when it changes; never during the initial delay.
     pub daemonset: Option<DaemonSet>,
-    /// The DaemonSet upstream's controller wrote (name, uid), to delete with its pods kept
-    /// before ours is applied (see [`adoption`]).
-    pub replace_daemonset: Option<(String, Option<String>)>,
+    /// The resourceVersion of the DaemonSet upstream's controller wrote, which [`Plan::daemonset`]
+    /// takes over (see [`adoption`]) instead of being applied over it.
+    pub take_over_daemonset: Option<String>,
     /// The nodes `fi` selects (whose result ConfigMaps its daemons may update).
     pub selected: BTreeSet<String>,
     /// Node statuses of nodes that no longer exist.
@@ -202,7 +198,7 @@ pub fn plan(o: &Observed) -> Plan {
                 config_map,
                 requests: write,
                 daemonset: None,
-                replace_daemonset: None,
+                take_over_daemonset: None,
                 selected,
                 stale_statuses: Vec::new(),
                 stale_results: Vec::new(),
@@ -236,16 +232,13 @@ pub fn plan(o: &Observed) -> Plan {
             .get(daemonset::SPEC_HASH_ANNOTATION)
             .cloned()
     });
-    // 3a. One written by upstream's controller is replaced, not patched; ours is applied once
-    // it is gone (until then its pods go on scanning).
-    let replacing = o
+    // 3a. One written by upstream's controller is taken over, not applied over.
+    let take_over_daemonset = o
         .daemonset
-        .filter(|d| d.metadata.deletion_timestamp.is_some() || adoption::written_by_upstream(d));
-    let replace_daemonset = replacing
-        .filter(|d| d.metadata.deletion_timestamp.is_none())
-        .map(|d| (d.name_any(), d.uid()));
+        .filter(|d| adoption::written_by_upstream(d))
+        .map(|d| d.resource_version().unwrap_or_default());
     let changed = current_hash.as_deref() != Some(hash.as_str());
-    let daemonset = (changed && replacing.is_none()).then(|| {
+    let daemonset = (changed || take_over_daemonset.is_some()).then(|| {
         desired
             .annotations_mut()
             .insert(daemonset::SPEC_HASH_ANNOTATION.into(), hash);
@@ -275,9 +268,6 @@ pub fn plan(o: &Observed) -> Plan {
     // 4b. Nodes that have gone silent (not while paused: a paused daemon does not report).
     let interval = fi.spec.config.scan_interval();
     let mut requeue = updates.next_due.map_or(RESYNC, |d| d.min(RESYNC));
-    if replacing.is_some() {
-        requeue = requeue.min(REPLACE_POLL);
-    }
     let mut silent = Vec::new();
     for st in o.statuses {
         let node = &st.spec.node_name;
@@ -345,7 +335,7 @@ pub fn plan(o: &Observed) -> Plan {
         config_map,
         requests: write,
         daemonset,
-        replace_daemonset,
+        take_over_daemonset,
         selected,
         stale_statuses,
         stale_results,
@@ -820,11 +810,10 @@ mod tests {
         assert_eq!(labels[names::OWNER_LABEL], "worker-fileintegrity");
     }
 
-    /// An upgrade from upstream: its DaemonSet is replaced (deleted with its pods kept), ours
-    /// applied only once it is gone; nothing is re-initialised; the phase stays what the
-    /// running DaemonSet says.
+    /// An upgrade from upstream: its DaemonSet is taken over at the resourceVersion read;
+    /// nothing is re-initialised, the configuration stays; the phase follows the roll-out.
     #[test]
-    fn upstreams_daemonset_is_replaced_before_ours_is_applied() {
+    fn upstreams_daemonset_is_taken_over() {
         use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
         let (fi, nodes) = (fi_at(0), two_nodes());
         let statuses = [
@@ -833,7 +822,7 @@ mod tests {
         ];
         let mut upstream = ready_ds(2);
         upstream.metadata.name = Some("aide-worker-fileintegrity".into());
-        upstream.metadata.uid = Some("ds-uid".into());
+        upstream.metadata.resource_version = Some("41".into());
         upstream.metadata.managed_fields = Some(vec![ManagedFieldsEntry {
             manager: Some(names::UPSTREAM_FIELD_MANAGER.into()),
             operation: Some("Update".into()),
@@ -849,49 +838,40 @@ mod tests {
             default_config(),
         );
         let p = plan(&o);
-        assert_eq!(
-            p.replace_daemonset,
-            Some(("aide-worker-fileintegrity".into(), Some("ds-uid".into())))
-        );
-        assert!(
-            p.daemonset.is_none(),
-            "ours is applied once upstream's is gone"
-        );
-        assert!(p.requeue <= REPLACE_POLL);
+        assert_eq!(p.take_over_daemonset.as_deref(), Some("41"));
+        let ours = p.daemonset.expect("ours, to take over with");
+        assert!(ours
+            .annotations()
+            .contains_key(daemonset::SPEC_HASH_ANNOTATION));
         assert!(
             p.config_map.is_none(),
             "upstream's configuration is ours as it is"
         );
         assert!(p.requests.triggers.is_empty(), "nothing re-initialised");
-        assert_eq!(p.status.and_then(|s| s.phase), Some(Phase::Active));
+        assert_eq!(
+            p.status.and_then(|s| s.phase),
+            Some(Phase::Initializing),
+            "rolling out"
+        );
 
-        // Deleting (the garbage collector orphans its pods): wait, apply nothing.
-        let mut deleting = upstream.clone();
-        deleting.metadata.deletion_timestamp = Some(Time(Timestamp::from_second(999).unwrap()));
+        // Ours, applied and with our hash: nothing more to write.
+        let mut taken = ours.clone();
+        taken.status = upstream.status.clone();
+        taken.metadata.managed_fields = Some(vec![ManagedFieldsEntry {
+            manager: Some(crate::controller::MANAGER.into()),
+            operation: Some("Apply".into()),
+            ..ManagedFieldsEntry::default()
+        }]);
         let p = plan(&observe(
             &fi,
             &nodes,
             &statuses,
-            Some(&deleting),
+            Some(&taken),
             deployed,
             default_config(),
         ));
-        assert_eq!(p.replace_daemonset, None);
+        assert_eq!(p.take_over_daemonset, None);
         assert!(p.daemonset.is_none());
-        assert!(p.requeue <= REPLACE_POLL);
-
-        // Gone: ours is applied.
-        let p = plan(&observe(
-            &fi,
-            &nodes,
-            &statuses,
-            None,
-            deployed,
-            default_config(),
-        ));
-        assert!(p.daemonset.is_some());
-        assert_eq!(p.replace_daemonset, None);
-        assert!(p.requests.triggers.is_empty(), "nothing re-initialised");
     }
 
     #[test]
