@@ -398,3 +398,32 @@ async fn a_booting_openshift_node_is_baselined_once_static_pod_resources_exist()
     );
     assert!(daemon.log().contains("static-pod-resources is there"));
 }
+
+/// Upstream's CRD accepts a FileIntegrity without `spec` (`oc create` of a bare object). Ours
+/// gives it the default spec, with the spec's own defaults inside, on every read of the stored
+/// object: such an object does not block the CRD upgrade (OLM validates the stored objects
+/// against the new schema first).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fileintegrity_without_spec_reads_with_the_default_spec() {
+    let t = TestNs::new("nospec", 0).await;
+    let gvk =
+        kube::core::GroupVersionKind::gvk(names::GROUP, names::VERSION, names::FILE_INTEGRITY_KIND);
+    let ar = kube::api::ApiResource::from_gvk_with_plural(&gvk, names::FILE_INTEGRITY_PLURAL);
+    let api: Api<kube::api::DynamicObject> = Api::namespaced_with(t.client.clone(), &t.ns, &ar);
+    let bare: kube::api::DynamicObject = serde_json::from_value(json!({
+        "apiVersion": names::API_VERSION, "kind": names::FILE_INTEGRITY_KIND,
+        "metadata": {"name": "bare"}
+    }))
+    .expect("a bare FileIntegrity");
+    api.create(&PostParams::default(), &bare)
+        .await
+        .expect("a FileIntegrity without spec is accepted");
+    let fi = t.get_fi("bare").await;
+    assert_eq!(fi.spec.config.grace_period, names::DEFAULT_GRACE_PERIOD);
+    assert_eq!(fi.spec.config.max_backups, 5);
+    assert!(
+        fi.spec.config.user_config_map().is_none(),
+        "the default configuration"
+    );
+    assert_eq!(fi.spec.tolerations.len(), 2, "{:?}", fi.spec.tolerations);
+}
