@@ -1,8 +1,8 @@
 {
   description = "File integrity operator for Kubernetes in Rust: fio-operator, fio-scanner, their OCI image";
 
-  # One input. The lock file is written by the first `nix flake lock` on a machine that reaches
-  # GitHub (the development machine cannot: see NOTES.md, "Packaging").
+  # One input, locked in flake.lock to a nixos-25.11 revision (README, "Nix": which one and how
+  # to move it).
   inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-25.11";
 
   outputs = { self, nixpkgs }:

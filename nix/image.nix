@@ -1,10 +1,17 @@
 # The one OCI image of the product, as upstream's: the operator Deployment runs `fio-operator run`
 # from it and the scan DaemonSet runs `fio-operator daemon` from the same image
 # (RELATED_IMAGE_OPERATOR); `fio-scanner` is there for hands-on use on a node.
-# Its configuration (name, entrypoint, user, labels, directories) is nix/image.json, which
-# scripts/image.py (the build without Nix) reads too, so the two cannot drift.
-# Reproducible: dockerTools fixes `created` and every mtime to the epoch and orders layers by
-# store path, so the same inputs give the same image digest.
+#
+# The layout and configuration are scripts/image.py's (the build without Nix), both read from
+# nix/image.json: the static binaries as regular files in /bin (copied out of the store, not
+# linked into it: no /nix/store path in the image), the directories with their modes, the
+# entrypoint, user, environment and labels, `created` at the epoch. The two builders give the
+# same layout and configuration; their digests differ because their toolchains do (nixpkgs'
+# Rust and musl here, rustup's there).
+#
+# Reproducible: dockerTools fixes every mtime, and `created` is set, so the same inputs give the
+# same image. The result is a docker-archive tarball (`docker load`, `ctr images import`,
+# `skopeo copy docker-archive:FILE ...`); scripts/image.py writes an OCI archive.
 {
   lib,
   dockerTools,
@@ -14,16 +21,28 @@
 
 let
   spec = lib.importJSON ./image.json;
+  copyBinary = b: ''
+    cp ${fio}/bin/${b} ${spec.binDir}/${b}
+    chmod 0755 ${spec.binDir}/${b}
+  '';
 in
 dockerTools.buildLayeredImage {
   inherit (spec) name;
   inherit tag;
-  # Static binaries: the image is /bin/fio-operator, /bin/fio-scanner and the directories below.
-  contents = [ fio ];
-  extraCommands = lib.concatMapStrings (d: ''
-    mkdir -p ${d.path}
-    chmod ${d.mode} ${d.path}
-  '') spec.directories;
+  created = spec.created;
+  # The files' times too, as scripts/image.py writes them.
+  mtime = spec.created;
+  # Nothing from the store: the customisation layer below is the whole image.
+  contents = [ ];
+  extraCommands =
+    ''
+      mkdir -p ${spec.binDir}
+    ''
+    + lib.concatMapStrings copyBinary spec.binaries
+    + lib.concatMapStrings (d: ''
+      mkdir -p ${d.path}
+      chmod ${d.mode} ${d.path}
+    '') spec.directories;
   config = {
     Entrypoint = spec.entrypoint;
     Cmd = spec.cmd;

@@ -5,8 +5,8 @@
     scripts/image.py pause   [--out DIR]
     scripts/image.py olm     --bin DIR [--out DIR]
 
-`product`: fio-operator and fio-scanner built static (glibc with crt-static: the musl target is
-not installed here), stripped, with source paths remapped so that the checkout's location does not
+`product`: fio-operator and fio-scanner built static with musl (as nix/package.nix builds them:
+host names resolve without NSS), stripped, with source paths remapped so that the checkout's location does not
 reach the binaries; one layer with /bin/<binaries> and /tmp, the entrypoint, user and labels of
 nix/image.json, the configuration nix/image.nix reads too. `pause`: testenv/pause/pause.rs, the
 sandbox image of the real test nodes (scripts/realnodes.sh). `olm`: the two images of OLM's
@@ -26,6 +26,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -62,6 +63,20 @@ def host_target():
         if line.startswith("host: "):
             return line[len("host: "):]
     fail("rustc -vV names no host target")
+
+
+def musl_target():
+    """This machine's architecture with musl (`rustup target add <it>`, and musl-gcc for the C
+    code of ring: Debian's musl-tools; .ci/run installs both)."""
+    arch = host_target().split("-", 1)[0]
+    target = f"{arch}-unknown-linux-musl"
+    installed = subprocess.run(["rustup", "target", "list", "--installed"], capture_output=True,
+                               text=True)
+    if installed.returncode == 0 and target not in installed.stdout.split():
+        fail(f"the Rust target {target} is not installed: rustup target add {target}")
+    if not shutil.which("musl-gcc"):
+        fail("musl-gcc not found: install Debian's musl-tools (ring's C code is built with it)")
+    return target
 
 
 def build_env():
@@ -130,15 +145,15 @@ def sha256(data):
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def write_image(out, file_stem, name, tag, files, dirs, config):
+def write_image(out, file_stem, name, tag, files, dirs, config, created=EPOCH):
     raw, gz = layer(files, dirs)
     image_config = canonical({
         "architecture": "amd64",
         "os": "linux",
-        "created": EPOCH,
+        "created": created,
         "config": config,
         "rootfs": {"type": "layers", "diff_ids": [sha256(raw)]},
-        "history": [{"created": EPOCH, "created_by": "scripts/image.py"}],
+        "history": [{"created": created, "created_by": "scripts/image.py"}],
     })
     manifest = canonical({
         "schemaVersion": 2,
@@ -192,10 +207,24 @@ def write_image(out, file_stem, name, tag, files, dirs, config):
     return digest
 
 
+def product_spec():
+    """nix/image.json: the product image's layout and configuration, shared with nix/image.nix."""
+    return json.loads((ROOT / "nix" / "image.json").read_text())
+
+
+def product_config(spec, version):
+    """The image configuration's `config` (what nix/image.nix gives dockerTools too)."""
+    labels = dict(spec["labels"], **{"org.opencontainers.image.version": version})
+    return {"Entrypoint": spec["entrypoint"], "Cmd": spec["cmd"], "Env": spec["env"],
+            "User": spec["user"], "Labels": labels}
+
+
 def cmd_product(args):
-    spec = json.loads((ROOT / "nix" / "image.json").read_text())
+    spec = product_spec()
     version = args.version or workspace_version()
-    target = host_target()
+    # musl, as nix/package.nix's: a static glibc cannot resolve host names (no NSS modules in
+    # the image); musl reads /etc/resolv.conf and /etc/hosts itself.
+    target = musl_target()
     env = build_env()
     cmd = ["cargo", "build", "--release", "--locked", "--target", target]
     for b in spec["binaries"]:
@@ -208,11 +237,9 @@ def cmd_product(args):
         data = (target_dir / target / "release" / b).read_bytes()
         files[f"{spec['binDir']}/{b}"] = (0o755, data)
     dirs = {d["path"]: int(d["mode"], 8) for d in spec["directories"]}
-    labels = dict(spec["labels"], **{"org.opencontainers.image.version": version})
-    config = {"Entrypoint": spec["entrypoint"], "Cmd": spec["cmd"], "Env": spec["env"],
-              "User": spec["user"], "Labels": labels}
+    config = product_config(spec, version)
     write_image(Path(args.out), "file-integrity-operator", spec["name"], args.tag or version,
-                files, dirs, config)
+                files, dirs, config, created=spec["created"])
 
 
 def cmd_pause(args):

@@ -120,6 +120,20 @@ fn the_image_is_minimal_configured_from_image_json_and_reproducible() {
             (f[0].to_owned(), f[1].to_owned(), f[f.len() - 1].to_owned())
         })
         .collect();
+    // Static and musl: no program interpreter, no glibc ABI note (musl resolves host names
+    // from /etc/resolv.conf and /etc/hosts itself; a static glibc cannot without NSS modules).
+    for b in ["bin/fio-operator", "bin/fio-scanner"] {
+        let out = Command::new("tar")
+            .args(["-xzOf"])
+            .arg(&layer)
+            .arg(b)
+            .output()
+            .expect("run tar");
+        assert!(out.status.success(), "{b} not in the layer");
+        let elf = Elf(&out.stdout);
+        assert!(!elf.has_interpreter(), "{b} is dynamically linked");
+        assert!(!elf.has_gnu_abi_tag(), "{b} is linked with glibc, not musl");
+    }
     let _ = std::fs::remove_dir_all(&layer_dir);
     let names: Vec<&str> = entries.iter().map(|e| e.2.as_str()).collect();
     assert_eq!(
@@ -174,4 +188,58 @@ fn the_image_is_minimal_configured_from_image_json_and_reproducible() {
         kept.display()
     );
     eprintln!("image digest {digest1}, twice");
+}
+
+/// Just enough of a 64-bit little-endian ELF file to tell how it was linked.
+struct Elf<'a>(&'a [u8]);
+
+impl Elf<'_> {
+    fn u16_at(&self, at: usize) -> usize {
+        u16::from_le_bytes([self.0[at], self.0[at + 1]]) as usize
+    }
+
+    fn u32_at(&self, at: usize) -> usize {
+        u32::from_le_bytes(self.0[at..at + 4].try_into().expect("4 bytes")) as usize
+    }
+
+    fn u64_at(&self, at: usize) -> usize {
+        u64::from_le_bytes(self.0[at..at + 8].try_into().expect("8 bytes")) as usize
+    }
+
+    /// (type, offset, size) of each program header.
+    fn segments(&self) -> Vec<(usize, usize, usize)> {
+        assert_eq!(&self.0[..5], b"\x7fELF\x02", "not a 64-bit ELF file");
+        let (off, size, n) = (self.u64_at(0x20), self.u16_at(0x36), self.u16_at(0x38));
+        (0..n)
+            .map(|i| {
+                let h = off + i * size;
+                (self.u32_at(h), self.u64_at(h + 8), self.u64_at(h + 32))
+            })
+            .collect()
+    }
+
+    fn has_interpreter(&self) -> bool {
+        self.segments().iter().any(|s| s.0 == 3) // PT_INTERP
+    }
+
+    /// An NT_GNU_ABI_TAG note ("GNU", type 1): what glibc's start files put in a program.
+    fn has_gnu_abi_tag(&self) -> bool {
+        let align4 = |n: usize| (n + 3) & !3;
+        for (kind, off, size) in self.segments() {
+            if kind != 4 {
+                continue; // PT_NOTE
+            }
+            let mut at = off;
+            while at + 12 <= off + size {
+                let (namesz, descsz, ty) =
+                    (self.u32_at(at), self.u32_at(at + 4), self.u32_at(at + 8));
+                let name = &self.0[at + 12..at + 12 + namesz];
+                if ty == 1 && name.starts_with(b"GNU") {
+                    return true;
+                }
+                at += 12 + align4(namesz) + align4(descsz);
+            }
+        }
+        false
+    }
 }
