@@ -238,7 +238,9 @@ fn get_flags(f: &File) -> Option<u64> {
     use std::os::fd::AsRawFd;
     let mut flags: libc::c_int = 0;
     // FS_IOC_GETFLAGS; the kernel writes an int whatever the ioctl number says.
-    const FS_IOC_GETFLAGS: libc::c_ulong = 0x8008_6601;
+    // The request is an unsigned long for glibc and an int for musl (`libc::Ioctl`): the same
+    // 32 bits either way.
+    const FS_IOC_GETFLAGS: libc::Ioctl = 0x8008_6601_u32 as libc::Ioctl;
     // SAFETY: the fd is open; the kernel writes one int into `flags`.
     let r = unsafe { libc::ioctl(f.as_raw_fd(), FS_IOC_GETFLAGS, &mut flags) };
     (r == 0).then_some(flags as u32 as u64)

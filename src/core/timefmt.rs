@@ -39,6 +39,9 @@ pub fn local_offset(secs: i64) -> i64 {
     // SAFETY: localtime_r writes only into the zeroed `tm` we own; a null return leaves it zeroed.
     unsafe {
         let mut tm: libc::tm = std::mem::zeroed();
+        // libc deprecates naming time_t for musl (its width changed in musl 1.2); it is the
+        // type localtime_r takes, 64 bits on every target built.
+        #[allow(deprecated)]
         let t = secs as libc::time_t;
         if libc::localtime_r(&t, &mut tm).is_null() {
             return 0;
