@@ -11,6 +11,8 @@
 //!
 //! and `tests/deploy_manifests.rs` fails when they differ from what the types generate.
 
+#![forbid(unsafe_code)]
+
 pub mod aideconf;
 pub mod baseline;
 mod fileintegrity;

@@ -1069,6 +1069,9 @@ fn writes_files_and_reports_errors() {
 
     // A held lock makes a second open fail with AIDE's lock error.
     let held = ReportOutputs::open(&opts, false).unwrap();
+    // SAFETY: the child opens a file and calls _exit, touching nothing the parent shares. Other
+    // test threads exist: had one held the allocator's lock at the fork, the child would hang
+    // (a test failure by timeout), never corrupt anything.
     let pid = unsafe { libc::fork() };
     if pid == 0 {
         // Child: fcntl locks are per process, so the parent's lock is visible here.
@@ -1076,9 +1079,11 @@ fn writes_files_and_reports_errors() {
             Err(e) => i32::from(e.exit().code()),
             Ok(_) => 0,
         };
+        // SAFETY: ends the forked child without running the parent's destructors twice.
         unsafe { libc::_exit(code) };
     }
     let mut status = 0;
+    // SAFETY: `status` is a live i32 the call writes; `pid` is our child.
     unsafe { libc::waitpid(pid, &mut status, 0) };
     assert_eq!(libc::WEXITSTATUS(status), 21);
     drop(held);
