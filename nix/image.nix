@@ -32,8 +32,10 @@ dockerTools.buildLayeredImage {
   created = spec.created;
   # The files' times too, as scripts/image.py writes them.
   mtime = spec.created;
-  # Nothing from the store: the customisation layer below is the whole image.
+  # Nothing from the store: the customisation layer below is the whole image (without this,
+  # any store path a copied binary happens to name would be added as a layer).
   contents = [ ];
+  includeStorePaths = false;
   extraCommands =
     ''
       mkdir -p ${spec.binDir}

@@ -51,7 +51,6 @@ CHANNEL = "stable"
 NAMESPACE = "openshift-file-integrity"
 # The images are <registry>/file-integrity-operator{,-bundle,-catalog}; `--registry` names yours.
 REGISTRY = "quay.io/file-integrity-operator"
-IMAGE_NAME = f"{REGISTRY}/{PACKAGE}"
 BUNDLE_IMAGE_NAME = f"{REGISTRY}/{PACKAGE}-bundle"
 # Upstream's newest release: its users upgrade from it (and anything since 1.0.0) to ours.
 UPSTREAM_LAST = "1.4.0"

@@ -85,9 +85,11 @@ def check_image(drvs, spec, version):
     for key in ("created", "mtime"):
         if conf.get(key) != spec["created"]:
             fail(f"image {key} {conf.get(key)!r}, nix/image.json says {spec['created']!r}")
-    stream = derivation(drvs, f"stream-{name}.drv")
-    if "contents" in stream and stream["contents"].strip():
-        fail(f"the image takes store paths as contents: {stream['contents']}")
+    # The store paths the image's layers are computed from: none, so no store path is a layer.
+    layers = derivation(drvs, "-layers.json.drv")
+    roots = json.loads(layers["__json"])["exportReferencesGraph"]["graph"]
+    if roots:
+        fail(f"the image would carry store paths as layers (closure of {roots})")
 
     base = json.loads(derivation(drvs, f"-{name}-base.json.drv")["text"])
     want_config = image.product_config(spec, version)

@@ -938,7 +938,7 @@ fn kubelet_ca_rotation(real: &RealNodes) {
     }
 }
 
-/// The backup files in real-2's database directory: (database backups, log backups).
+/// The backup files in `node`'s database directory: (database backups, log backups).
 fn backup_names(real: &RealNodes, node: &str) -> (Vec<String>, Vec<String>) {
     let files = aide_files(real, node);
     let of = |prefix: &str| {

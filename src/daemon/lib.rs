@@ -181,18 +181,48 @@ const MACHINE_CONFIG_DAEMON_DIR: &str = "etc/machine-config-daemon";
 const BOOT_WAIT: Duration = Duration::from_secs(900);
 const BOOT_POLL: Duration = Duration::from_secs(2);
 
-/// Where the wait for [`STATIC_POD_RESOURCES`] is.
-#[derive(Debug, Clone, Copy)]
-enum BootWait {
-    Never,
-    Since(std::time::Instant),
-    Done,
+/// An OpenShift node that has not created [`STATIC_POD_RESOURCES`] yet and has no baseline.
+fn booting_openshift_node(hostroot: &Path) -> bool {
+    !db_dir(hostroot).join("aide.db.gz").exists()
+        && hostroot.join(MACHINE_CONFIG_DAEMON_DIR).is_dir()
+        && !hostroot.join(STATIC_POD_RESOURCES).exists()
 }
 
-/// An OpenShift node that has not created [`STATIC_POD_RESOURCES`] yet.
-fn booting_openshift_node(hostroot: &Path) -> bool {
-    hostroot.join(MACHINE_CONFIG_DAEMON_DIR).is_dir()
-        && !hostroot.join(STATIC_POD_RESOURCES).exists()
+/// Before the first baseline of a booting OpenShift node: wait for [`STATIC_POD_RESOURCES`],
+/// at most [`BOOT_WAIT`], saying so (a look at two paths every [`BOOT_POLL`], nothing else).
+async fn wait_for_static_pod_resources(
+    opts: &Options,
+    hb: &liveness::Heartbeat,
+    rx: &mut watch::Receiver<Option<Arc<FileIntegrity>>>,
+) -> anyhow::Result<()> {
+    let booting = || {
+        let root = opts.hostroot.clone();
+        tokio::task::spawn_blocking(move || booting_openshift_node(&root))
+    };
+    if !booting().await? {
+        return Ok(());
+    }
+    let node = &opts.node_name;
+    say(&format!(
+        "node {node}: waiting up to {BOOT_WAIT:?} for /{STATIC_POD_RESOURCES} before taking the \
+         first baseline (an OpenShift node creates it during its first boot; a baseline taken \
+         before fails at the next scan: OCPBUGS-36483)"
+    ));
+    let since = std::time::Instant::now();
+    while booting().await? {
+        if since.elapsed() >= BOOT_WAIT {
+            say(&format!(
+                "node {node}: /{STATIC_POD_RESOURCES} still missing after {BOOT_WAIT:?}: taking \
+                 the first baseline without it"
+            ));
+            return Ok(());
+        }
+        wait(hb, rx, BOOT_POLL, |_| false).await?;
+    }
+    say(&format!(
+        "node {node}: /{STATIC_POD_RESOURCES} is there: taking the first baseline"
+    ));
+    Ok(())
 }
 
 /// How long the daemon keeps trying to build its client before it exits (the kubelet restarts
@@ -262,7 +292,7 @@ pub async fn run(opts: Options, checker: Option<view::Checker>) -> anyhow::Resul
     let mut paused = false;
     let hb = liveness::Heartbeat::in_dir(&state);
     hb.expect_within(liveness::SLACK);
-    let mut boot_wait = BootWait::Never;
+    wait_for_static_pod_resources(&opts, &hb, &mut rx).await?;
 
     loop {
         let fi = loop {
@@ -362,42 +392,6 @@ pub async fn run(opts: Options, checker: Option<view::Checker>) -> anyhow::Resul
         let reinit = wanted > completed || take_over;
         // Loading the configuration may read includes and run programs: off the runtime.
         let fresh = !reinit && tokio::task::spawn_blocking(move || s.needs_init()).await?;
-        if fresh {
-            let root = opts.hostroot.clone();
-            let booting =
-                tokio::task::spawn_blocking(move || booting_openshift_node(&root)).await?;
-            match (booting, &mut boot_wait) {
-                (true, BootWait::Never) => {
-                    say(&format!(
-                        "node {}: waiting up to {BOOT_WAIT:?} for /{STATIC_POD_RESOURCES} before \
-                         taking the first baseline (an OpenShift node creates it during its first \
-                         boot; a baseline taken before fails at the next scan: OCPBUGS-36483)",
-                        opts.node_name
-                    ));
-                    boot_wait = BootWait::Since(std::time::Instant::now());
-                }
-                (true, BootWait::Since(since)) if since.elapsed() >= BOOT_WAIT => {
-                    say(&format!(
-                        "node {}: /{STATIC_POD_RESOURCES} still missing after {BOOT_WAIT:?}: \
-                         taking the first baseline without it",
-                        opts.node_name
-                    ));
-                    boot_wait = BootWait::Done;
-                }
-                (false, BootWait::Since(_)) => {
-                    say(&format!(
-                        "node {}: /{STATIC_POD_RESOURCES} is there: taking the first baseline",
-                        opts.node_name
-                    ));
-                    boot_wait = BootWait::Done;
-                }
-                _ => {}
-            }
-            if matches!(boot_wait, BootWait::Since(_)) {
-                wait(&hb, &mut rx, BOOT_POLL, |_| false).await?;
-                continue;
-            }
-        }
         if reinit || fresh {
             // Upstream removes its old trigger at every re-init, not only at start: one placed
             // on a running node goes with the next re-init.

@@ -38,6 +38,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+#[path = "aide.rs"]
+mod aide;
+pub use aide::aide_bin;
+
 /// The operator's default rule (`CONTENT_EX` in the FIO default aide.conf).
 pub const CONTENT_EX: &str = "sha512+ftype+p+u+g+n+acl+selinux+xattrs";
 /// `CONTENT_EX` plus every stat attribute except `a` and most hashes (access times change on
@@ -84,20 +88,6 @@ impl Tool {
             Tool::Ours => ours_bin(),
         }
     }
-}
-
-/// The real AIDE 0.18.3. Missing AIDE is a test failure, never a silent pass.
-pub fn aide_bin() -> PathBuf {
-    let p = PathBuf::from(std::env::var_os("AIDE_BIN").unwrap_or_else(|| "/usr/bin/aide".into()));
-    if !p.is_file() {
-        panic!(
-            "the reference AIDE binary {} is missing: these compatibility tests need the real \
-             AIDE 0.18.3 (Debian: `apt-get install aide`, or set AIDE_BIN=/path/to/aide); \
-             .ci/run installs it",
-            p.display()
-        );
-    }
-    p
 }
 
 /// The binary under test: `$FIO_SCANNER` if set (e.g. `/usr/bin/aide` to validate the

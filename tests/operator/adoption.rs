@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::cluster::{secs, Daemon, Operator, TestNs, TEST_IMAGE};
-use crate::support::{backups, ds_name, node_status_name, FI, INTERVAL};
+use crate::support::{backups, ds_name, field_managers, node_status_name, FI, INTERVAL};
 use fio_api::{aideconf, names, FileIntegrityNodeCondition, FileIntegrityStatusPhase as Phase};
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
@@ -142,7 +142,7 @@ fn upstream_node_files(root: &Path, dir: &Path) {
         .map(|l| format!("{l}\n"))
         .collect();
     std::fs::write(&conf, text).expect("write the AIDE configuration");
-    let aide = aide_bin();
+    let aide = crate::aide::aide_bin();
     let out = Command::new(&aide)
         .arg("-c")
         .arg(&conf)
@@ -221,20 +221,6 @@ async fn most_nodes_without_a_pod(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     most
-}
-
-/// The real AIDE (upstream's daemon runs `aide -i`). Missing is a failure, never a skip.
-fn aide_bin() -> std::path::PathBuf {
-    let p = std::path::PathBuf::from(
-        std::env::var_os("AIDE_BIN").unwrap_or_else(|| "/usr/bin/aide".into()),
-    );
-    assert!(
-        p.is_file(),
-        "{} is missing: this test makes upstream's node databases with the real AIDE \
-         (Debian: `apt-get install aide`; .ci/run installs it)",
-        p.display()
-    );
-    p
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -323,13 +309,7 @@ async fn an_upstream_install_is_adopted_as_it_is() {
     );
 
     // The DaemonSet and its pods are ours alone.
-    let managers: Vec<String> = ours
-        .metadata
-        .managed_fields
-        .iter()
-        .flatten()
-        .filter_map(|f| f.manager.clone())
-        .collect();
+    let managers = field_managers(&ours.metadata);
     // Ours alone (beside the DaemonSet controller's status), so that a field this operator
     // stops setting one day is removed.
     assert!(

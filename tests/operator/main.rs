@@ -10,6 +10,9 @@
 
 #[path = "../cluster/mod.rs"]
 mod cluster;
+// The real AIDE, for node databases made as upstream's daemon makes them.
+#[path = "../common/aide.rs"]
+mod aide;
 mod support;
 
 mod adoption;

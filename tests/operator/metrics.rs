@@ -25,13 +25,7 @@ async fn monitoring_objects_created_when_the_api_exists() {
         monitor.data["spec"]["endpoints"][1]["tlsConfig"]["serverName"],
         format!("metrics.{}.svc", t.ns).as_str()
     );
-    let managers: Vec<String> = rule
-        .metadata
-        .managed_fields
-        .iter()
-        .flatten()
-        .filter_map(|f| f.manager.clone())
-        .collect();
+    let managers = crate::support::field_managers(&rule.metadata);
     assert!(managers.iter().any(|m| m == "fio-operator"), "{managers:?}");
     let text = op.metrics().await;
     assert!(text.trim_end().ends_with("# EOF"), "{text}");

@@ -213,6 +213,17 @@ pub(crate) fn has_annotation(fi: &FileIntegrity, key: &str) -> bool {
         .is_some_and(|a| a.contains_key(key))
 }
 
+/// The field managers of an object (`kubectl get -o yaml --show-managed-fields`).
+pub(crate) fn field_managers(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> Vec<String> {
+    meta.managed_fields
+        .iter()
+        .flatten()
+        .filter_map(|f| f.manager.clone())
+        .collect()
+}
+
 pub(crate) fn daemon_args(ds: &DaemonSet) -> Vec<String> {
     ds.spec
         .as_ref()
