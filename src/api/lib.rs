@@ -15,6 +15,7 @@
 
 pub mod aideconf;
 pub mod baseline;
+pub mod daemon_args;
 mod fileintegrity;
 pub mod holdoff;
 pub mod liveness;

@@ -217,53 +217,17 @@ fn parse(args: Vec<OsString>) -> Result<Command, String> {
             }
             Ok(Command::Crds { out })
         }
-        "daemon" => parse_daemon(&mut parser),
+        api::daemon_args::SUBCOMMAND => parse_daemon(&mut parser),
         other => Err(format!("unknown command '{other}'")),
     }
 }
 
 fn parse_daemon(p: &mut lexopt::Parser) -> Result<Command, String> {
-    use lexopt::prelude::*;
-    let text = |v: OsString| v.into_string().map_err(|v| format!("not UTF-8: {v:?}"));
-    let number = |name: &str, v: OsString| -> Result<u64, String> {
-        let v = text(v)?;
-        v.parse().map_err(|e| format!("--{name} {v}: {e}"))
+    let options = p.raw_args().map_err(|e| e.to_string())?;
+    let Some(args) = api::daemon_args::DaemonArgs::parse(options).map_err(|e| e.to_string())?
+    else {
+        return Ok(Command::Help);
     };
-    let (mut owner, mut namespace, mut config_map) = (None, None, None);
-    let mut hostroot = PathBuf::from(api::aideconf::HOSTROOT);
-    let (mut interval, mut max_backups) = (900, 5);
-    let (mut debug, mut compress, mut no_harden, mut probe) = (false, false, false, false);
-    let mut check_view = true;
-    while let Some(arg) = p.next().map_err(|e| e.to_string())? {
-        let name = match arg {
-            Short('h') => "help".to_owned(),
-            Long(l) => l.to_owned(),
-            arg => return Err(arg.unexpected().to_string()),
-        };
-        let mut value = || p.value().map_err(|e| e.to_string());
-        match name.as_str() {
-            "owner" => owner = Some(text(value()?)?),
-            "namespace" => namespace = Some(text(value()?)?),
-            "config-map" => config_map = Some(text(value()?)?),
-            "hostroot" => hostroot = PathBuf::from(value()?),
-            "interval" => interval = number("interval", value()?)?,
-            "max-backups" => max_backups = number("max-backups", value()?)?,
-            "compress" => compress = true,
-            "insecure-no-harden" => no_harden = true,
-            "insecure-no-view-check" => check_view = false,
-            "probe" => probe = true,
-            "debug" => {
-                debug = match p.optional_value() {
-                    None => true,
-                    Some(v) => text(v)?.parse().map_err(|e| format!("--debug: {e}"))?,
-                }
-            }
-            "help" => return Ok(Command::Help),
-            other => return Err(format!("invalid option '--{other}'")),
-        }
-    }
-    let owner = owner.ok_or("daemon needs --owner")?;
-    let namespace = namespace.ok_or("daemon needs --namespace")?;
     let node_name = std::env::var(api::names::ENV_NODE_NAME).map_err(|_| {
         format!(
             "the environment variable {} must be set",
@@ -271,21 +235,10 @@ fn parse_daemon(p: &mut lexopt::Parser) -> Result<Command, String> {
         )
     })?;
     Ok(Command::Daemon {
-        opts: fio_daemon::Options {
-            config_map: config_map.unwrap_or_else(|| owner.clone()),
-            owner,
-            namespace,
-            hostroot,
-            // Upstream clamps the interval to at least 10 seconds.
-            interval: std::time::Duration::from_secs(interval.max(10)),
-            max_backups: usize::try_from(max_backups).unwrap_or(usize::MAX),
-            node_name,
-            force_compress: compress,
-            check_view,
-        },
-        debug,
-        no_harden,
-        probe,
+        opts: fio_daemon::Options::new(&args, node_name),
+        debug: args.debug,
+        no_harden: args.insecure_no_harden,
+        probe: args.probe,
     })
 }
 

@@ -2,10 +2,16 @@
 //! FileIntegrity, read the AIDE configuration through the API, act on re-init requests exactly
 //! once, run fio-core's [`runner`](fio_core::runner) and report every scan as the contract's
 //! [`ScanReport`] in the result ConfigMap `aide-<fi>-<node>` ([`outbox`]).
+//!
+//! This file is the I/O loop: it reads (the watched FileIntegrity, the node's files, the
+//! configuration), asks [`cycle::next`] what to do, and does it (blocking work off the
+//! runtime, results through the outbox).
 
 pub mod claim;
+pub mod cycle;
 pub mod harden;
 pub mod liveness;
+pub mod node;
 pub mod outbox;
 pub mod view;
 
@@ -13,7 +19,7 @@ use std::fs;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use futures::StreamExt;
@@ -23,13 +29,16 @@ use kube::runtime::WatchStreamExt;
 use kube::{Api, Client, ResourceExt};
 use tokio::sync::watch;
 
-use fio_api::report::{ScanCondition, ScanFigures, ScanReport};
+use fio_api::daemon_args::{DaemonArgs, MIN_INTERVAL};
+use fio_api::report::{DatabaseId, ScanCondition, ScanFigures, ScanReport};
 use fio_api::{aideconf, names, FileIntegrity, Holdoff, ReinitRequests};
 use fio_core::atomic::replace_file;
 use fio_core::config::LoadOptions;
 use fio_core::runner::{self, say, NodeScanner, OwnFiles, Verdict};
 
-/// What the DaemonSet's arguments say.
+use cycle::{Init, Ownership, Step};
+
+/// What the daemon runs with: its command line ([`DaemonArgs`]) and its node.
 #[derive(Debug, Clone)]
 pub struct Options {
     pub owner: String,
@@ -47,6 +56,25 @@ pub struct Options {
     /// Compare the daemon's view of the host with the node's around every scan ([`view`]).
     /// Off only for simulated nodes whose root is a plain directory (`--insecure-no-view-check`).
     pub check_view: bool,
+}
+
+impl Options {
+    pub fn new(args: &DaemonArgs, node_name: String) -> Options {
+        Options {
+            owner: args.owner.clone(),
+            namespace: args.namespace.clone(),
+            config_map: args
+                .config_map
+                .clone()
+                .unwrap_or_else(|| args.owner.clone()),
+            hostroot: args.hostroot.clone(),
+            interval: Duration::from_secs(args.interval.max(MIN_INTERVAL)),
+            max_backups: usize::try_from(args.max_backups).unwrap_or(usize::MAX),
+            node_name,
+            force_compress: args.compress,
+            check_view: !args.insecure_no_view_check,
+        }
+    }
 }
 
 /// The daemon's private directory (the config fetched from the API), created if missing: one
@@ -80,7 +108,7 @@ pub fn confine(opts: &Options) -> anyhow::Result<Confined> {
     let host_root = canonical(&opts.hostroot)?;
     // OpenShift nodes have /etc/kubernetes; k3s and other distributions may not. Created before
     // the host root turns read-only (and then canonicalised: a symbolic link is refused there).
-    let wanted = db_dir(&host_root);
+    let wanted = node::db_dir(&host_root);
     if !wanted.exists() {
         fs::DirBuilder::new()
             .recursive(true)
@@ -118,113 +146,6 @@ async fn observe(
     })
 }
 
-/// Where the node's database, logs and backups live (the seed's `/etc/kubernetes`).
-fn db_dir(hostroot: &Path) -> PathBuf {
-    hostroot.join("etc/kubernetes")
-}
-
-/// The completed re-init id, per FileIntegrity uid, kept next to the database.
-fn reinit_id_path(hostroot: &Path) -> PathBuf {
-    db_dir(hostroot).join("aide.reinit-id")
-}
-
-fn read_completed(path: &Path, uid: &str) -> i64 {
-    let Ok(text) = fs::read_to_string(path) else {
-        return 0;
-    };
-    let mut it = text.split_whitespace();
-    match (it.next(), it.next().and_then(|n| n.parse().ok())) {
-        (Some(u), Some(id)) if u == uid => id,
-        _ => 0,
-    }
-}
-
-/// The re-init trigger file of upstream's versions before 0.1.22 (later ones use /run). Left on
-/// a node that ran them, it must not re-initialise anything after an upgrade to us: removed.
-fn legacy_reinit_trigger(hostroot: &Path) -> PathBuf {
-    db_dir(hostroot).join("aide.reinit")
-}
-
-fn remove_legacy_reinit_trigger(hostroot: &Path) {
-    remove_trigger(&legacy_reinit_trigger(hostroot), "older operator versions");
-}
-
-/// The re-init trigger of upstream's current versions (`/run/aide.reinit`, touched by its
-/// `aide-ini-*` DaemonSets). Ours never reads it; left on a node by an in-flight upstream
-/// re-init, it would re-initialise the node if upstream were installed again. Outside the
-/// database directory, so removed before the host root turns read-only.
-fn upstream_reinit_trigger(hostroot: &Path) -> PathBuf {
-    hostroot.join("run/aide.reinit")
-}
-
-fn remove_trigger(path: &Path, whose: &str) {
-    match fs::remove_file(path) {
-        Ok(()) => say(&format!(
-            "removed {} (the re-init trigger of {whose}; re-inits are requested through the \
-             FileIntegrity now)",
-            path.display()
-        )),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => tracing::warn!("removing {}: {e}", path.display()),
-    }
-}
-
-/// Created by an OpenShift node during its first boot, possibly after the daemon starts; its
-/// appearance changes the link count of `/etc/kubernetes`, which the default configuration
-/// checks. Upstream's DaemonSet waits for it with an init container (`check-folder`) that fails
-/// the pod, forever, on a node without it; ours waits before the first baseline only, bounded,
-/// and only on a node the machine-config daemon manages.
-const STATIC_POD_RESOURCES: &str = "etc/kubernetes/static-pod-resources";
-/// Present on every node the machine-config daemon manages (an OpenShift node).
-const MACHINE_CONFIG_DAEMON_DIR: &str = "etc/machine-config-daemon";
-/// How long the first baseline waits for [`STATIC_POD_RESOURCES`] at most.
-const BOOT_WAIT: Duration = Duration::from_secs(900);
-const BOOT_POLL: Duration = Duration::from_secs(2);
-
-/// An OpenShift node that has not created [`STATIC_POD_RESOURCES`] yet and has no baseline.
-fn booting_openshift_node(hostroot: &Path) -> bool {
-    !db_dir(hostroot).join("aide.db.gz").exists()
-        && hostroot.join(MACHINE_CONFIG_DAEMON_DIR).is_dir()
-        && !hostroot.join(STATIC_POD_RESOURCES).exists()
-}
-
-/// Before the first baseline of a booting OpenShift node: wait for [`STATIC_POD_RESOURCES`],
-/// at most [`BOOT_WAIT`], saying so (a look at two paths every [`BOOT_POLL`], nothing else).
-async fn wait_for_static_pod_resources(
-    opts: &Options,
-    hb: &liveness::Heartbeat,
-    rx: &mut watch::Receiver<Option<Arc<FileIntegrity>>>,
-) -> anyhow::Result<()> {
-    let booting = || {
-        let root = opts.hostroot.clone();
-        tokio::task::spawn_blocking(move || booting_openshift_node(&root))
-    };
-    if !booting().await? {
-        return Ok(());
-    }
-    let node = &opts.node_name;
-    say(&format!(
-        "node {node}: waiting up to {BOOT_WAIT:?} for /{STATIC_POD_RESOURCES} before taking the \
-         first baseline (an OpenShift node creates it during its first boot; a baseline taken \
-         before fails at the next scan: OCPBUGS-36483)"
-    ));
-    let since = std::time::Instant::now();
-    while booting().await? {
-        if since.elapsed() >= BOOT_WAIT {
-            say(&format!(
-                "node {node}: /{STATIC_POD_RESOURCES} still missing after {BOOT_WAIT:?}: taking \
-                 the first baseline without it"
-            ));
-            return Ok(());
-        }
-        wait(hb, rx, BOOT_POLL, |_| false).await?;
-    }
-    say(&format!(
-        "node {node}: /{STATIC_POD_RESOURCES} is there: taking the first baseline"
-    ));
-    Ok(())
-}
-
 /// How long the daemon keeps trying to build its client before it exits (the kubelet restarts
 /// it): the service account token or the API server's address can appear a little after the
 /// container starts (upstream exited at once and crash-looped).
@@ -251,15 +172,13 @@ async fn client_with_retry() -> anyhow::Result<Client> {
     }
 }
 
-/// Run until the process is stopped. Errors only when the cluster cannot be reached at all.
-pub async fn run(opts: Options, checker: Option<view::Checker>) -> anyhow::Result<()> {
-    say(runner::LOG_START);
-    remove_legacy_reinit_trigger(&opts.hostroot);
-    let client = client_with_retry().await?;
-    let fis: Api<FileIntegrity> = Api::namespaced(client.clone(), &opts.namespace);
-    let owners = fis.clone();
-    let (tx, mut rx) = watch::channel::<Option<Arc<FileIntegrity>>>(None);
-    let selector = format!("metadata.name={}", opts.owner);
+/// The FileIntegrity followed, as its watch last saw it (`None`: not seen yet, or deleted).
+type Followed = watch::Receiver<Option<Arc<FileIntegrity>>>;
+
+/// Watch FileIntegrity `name` for as long as the process runs.
+fn follow(fis: Api<FileIntegrity>, name: &str) -> Followed {
+    let (tx, rx) = watch::channel(None);
+    let selector = format!("metadata.name={name}");
     tokio::spawn(async move {
         let mut events = watcher(fis, watcher::Config::default().fields(&selector))
             .default_backoff()
@@ -277,202 +196,375 @@ pub async fn run(opts: Options, checker: Option<view::Checker>) -> anyhow::Resul
             }
         }
     });
+    rx
+}
 
-    let state = state_dir(&opts)?;
-    let scanner = NodeScanner {
-        config_path: state.join("aide.conf"),
-        load: LoadOptions::default(),
-        max_backups: opts.max_backups,
-        node_name: opts.node_name.clone(),
-        own: Some(OwnFiles::in_dir(&db_dir(&opts.hostroot))),
-    };
-    let id_path = reinit_id_path(&opts.hostroot);
-    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &opts.namespace);
-    let outbox = outbox::Outbox::start(cms.clone(), opts.namespace.clone());
-    let mut paused = false;
-    let hb = liveness::Heartbeat::in_dir(&state);
-    hb.expect_within(liveness::SLACK);
-    wait_for_static_pod_resources(&opts, &hb, &mut rx).await?;
-
+/// Run until the process is stopped. Errors only when the cluster cannot be reached at all.
+pub async fn run(opts: Options, checker: Option<view::Checker>) -> anyhow::Result<()> {
+    say(runner::LOG_START);
+    node::remove_legacy_reinit_trigger(&opts.hostroot);
+    let client = client_with_retry().await?;
+    let mut daemon = Daemon::new(opts, client, checker)?;
+    daemon.wait_for_static_pod_resources().await?;
     loop {
-        let fi = loop {
-            if let Some(fi) = rx.borrow_and_update().clone() {
-                break fi;
-            }
-            wait(&hb, &mut rx, Duration::from_secs(60), |_| true).await?;
+        daemon.cycle().await?;
+    }
+}
+
+/// The daemon's I/O: what it reads and writes, and its state between cycles.
+struct Daemon {
+    opts: Options,
+    fis: Api<FileIntegrity>,
+    cms: Api<ConfigMap>,
+    outbox: outbox::Outbox,
+    scanner: NodeScanner,
+    checker: Option<view::Checker>,
+    hb: liveness::Heartbeat,
+    followed: Followed,
+    /// Paused by the holdoff annotation in the previous cycle (to say so once).
+    paused: bool,
+}
+
+/// What the initialisation before a scan did.
+struct Initialised {
+    /// It failed: the scan's verdict.
+    failed: Option<Verdict>,
+    /// The database it wrote.
+    database: Option<DatabaseId>,
+    /// The re-init id the node has completed now.
+    completed: i64,
+}
+
+impl Daemon {
+    fn new(
+        opts: Options,
+        client: Client,
+        checker: Option<view::Checker>,
+    ) -> anyhow::Result<Daemon> {
+        let fis: Api<FileIntegrity> = Api::namespaced(client.clone(), &opts.namespace);
+        let cms: Api<ConfigMap> = Api::namespaced(client, &opts.namespace);
+        let state = state_dir(&opts)?;
+        let scanner = NodeScanner {
+            config_path: state.join("aide.conf"),
+            load: LoadOptions::default(),
+            max_backups: opts.max_backups,
+            node_name: opts.node_name.clone(),
+            own: Some(OwnFiles::in_dir(&node::db_dir(&opts.hostroot))),
         };
-        // Paused while the node is updated (annotation holdoff): no scan, no re-init; the
-        // operator requests the re-init in the same write that ends the pause.
-        if Holdoff::of(&fi).holds(&opts.node_name) {
-            if !paused {
-                say(&format!(
-                    "holding off scans on node {}: paused by annotation {}",
-                    opts.node_name,
-                    names::HOLDOFF_ANNOTATION
-                ));
-                paused = true;
+        let hb = liveness::Heartbeat::in_dir(&state);
+        hb.expect_within(liveness::SLACK);
+        Ok(Daemon {
+            followed: follow(fis.clone(), &opts.owner),
+            outbox: outbox::Outbox::start(cms.clone(), opts.namespace.clone()),
+            opts,
+            fis,
+            cms,
+            scanner,
+            checker,
+            hb,
+            paused: false,
+        })
+    }
+
+    /// One cycle: read, decide, act, until a wait or a result ends it.
+    async fn cycle(&mut self) -> anyhow::Result<()> {
+        let Some(fi) = self.followed.borrow_and_update().clone() else {
+            return self.wait(Duration::from_secs(60), |_| true).await;
+        };
+        let mut read = None;
+        loop {
+            match cycle::next(&fi, &self.opts.node_name, read.as_ref()) {
+                Step::Pause => return self.pause().await,
+                Step::Read => read = Some(self.read(&fi).await?),
+                Step::Refuse(message) => return self.refuse(&fi, message, None).await,
+                Step::AwaitConfig => {
+                    tracing::info!(
+                        "waiting for the AIDE configuration {}",
+                        self.opts.config_map
+                    );
+                    return self.wait(Duration::from_secs(2), |_| false).await;
+                }
+                Step::AwaitRequestedConfig { wanted } => {
+                    tracing::info!("re-init request {wanted}: waiting for its configuration");
+                    return self.wait(Duration::from_secs(1), |_| false).await;
+                }
+                Step::Scan(scan) => {
+                    let config = read.map(|r| r.config).unwrap_or_default();
+                    return self.scan(&fi, scan, config).await;
+                }
             }
-            let node = opts.node_name.clone();
-            wait(&hb, &mut rx, opts.interval, move |fi| {
-                !Holdoff::of(fi).holds(&node)
-            })
-            .await?;
-            continue;
         }
-        if std::mem::take(&mut paused) {
-            say(&format!("scans resumed on node {}", opts.node_name));
+    }
+
+    /// Paused while the node is updated: no scan, no re-init until the annotation is lifted.
+    async fn pause(&mut self) -> anyhow::Result<()> {
+        let node = self.opts.node_name.clone();
+        if !std::mem::replace(&mut self.paused, true) {
+            say(&format!(
+                "holding off scans on node {node}: paused by annotation {}",
+                names::HOLDOFF_ANNOTATION
+            ));
+        }
+        self.wait(self.opts.interval, move |fi| !Holdoff::of(fi).holds(&node))
+            .await
+    }
+
+    /// The node's files (claiming them) and the configuration.
+    async fn read(&mut self, fi: &FileIntegrity) -> anyhow::Result<cycle::Read> {
+        if std::mem::take(&mut self.paused) {
+            say(&format!("scans resumed on node {}", self.opts.node_name));
+        }
+        if let Err(e) = ReinitRequests::of(fi) {
+            tracing::warn!("{e}; using the copy in the status");
         }
         let uid = fi.uid().unwrap_or_default();
-        let take_over = match own_files(&owners, &opts, &uid).await? {
-            Ownership::Ours => false,
-            Ownership::Gone => true,
-            Ownership::Held(message) => {
-                say(&format!("node {}: {message}", opts.node_name));
-                outbox.send(refused(&opts, message, None), uid.clone());
-                wait(&hb, &mut rx, opts.interval, |_| false).await?;
-                continue;
-            }
-        };
-        let requests = match ReinitRequests::of(&fi) {
-            Ok(r) => r.unwrap_or_default(),
-            Err(e) => {
-                tracing::warn!("{e}; using the copy in the status");
-                ReinitRequests::recorded(&fi).unwrap_or_default()
-            }
-        };
-        let wanted = requests.requested(&opts.node_name);
-        let (path, u) = (id_path.clone(), uid.clone());
-        let mut completed = tokio::task::spawn_blocking(move || read_completed(&path, &u)).await?;
-
-        let text = match cms.get_opt(&opts.config_map).await {
+        let ownership = self.ownership(&uid).await?;
+        let (root, u) = (self.opts.hostroot.clone(), uid.clone());
+        let completed =
+            tokio::task::spawn_blocking(move || node::read_completed(&root, &u)).await?;
+        let config = match self.cms.get_opt(&self.opts.config_map).await {
             Ok(Some(cm)) => cm
                 .data
                 .and_then(|mut d| d.remove(names::DEFAULT_CONFIG_DATA_KEY))
                 .unwrap_or_default(),
             Ok(None) => String::new(),
             Err(e) => {
-                tracing::warn!("reading ConfigMap {}: {e}", opts.config_map);
+                tracing::warn!("reading ConfigMap {}: {e}", self.opts.config_map);
                 String::new()
             }
         };
-        if text.is_empty() {
-            tracing::info!("waiting for the AIDE configuration {}", opts.config_map);
-            wait(&hb, &mut rx, Duration::from_secs(2), |_| false).await?;
-            continue;
+        Ok(cycle::Read {
+            ownership,
+            completed,
+            config,
+        })
+    }
+
+    fn me(&self, uid: &str) -> claim::Owner {
+        claim::Owner {
+            uid: uid.to_owned(),
+            namespace: self.opts.namespace.clone(),
+            name: self.opts.owner.clone(),
         }
-        if wanted > completed && requests.config != aideconf::config_hash(&text) {
-            tracing::info!("re-init request {wanted}: waiting for its configuration");
-            wait(&hb, &mut rx, Duration::from_secs(1), |_| false).await?;
-            continue;
+    }
+
+    /// Claim the node's files, or learn whose they are (alive or gone, through the API).
+    async fn ownership(&self, uid: &str) -> anyhow::Result<Ownership> {
+        let (dir, me) = (node::db_dir(&self.opts.hostroot), self.me(uid));
+        let claimed = tokio::task::spawn_blocking(move || claim::claim(&dir, &me)).await??;
+        let owner = match claimed {
+            claim::Claim::Ours => return Ok(Ownership::Ours),
+            claim::Claim::Other(None) => return Ok(Ownership::Gone),
+            claim::Claim::Other(Some(o)) => o,
+        };
+        // Only a FileIntegrity of our namespace can be looked up; any other is taken as alive.
+        let alive = owner.namespace != self.opts.namespace
+            || match self.fis.get_opt(&owner.name).await {
+                Ok(Some(fi)) => fi.uid().as_deref() == Some(owner.uid.as_str()),
+                Ok(None) => false,
+                Err(e) => {
+                    tracing::warn!("looking up FileIntegrity {}: {e}", owner.name);
+                    true
+                }
+            };
+        if !alive {
+            tracing::info!(
+                "FileIntegrity {}/{} that owned the files is gone: taking them over with a \
+                 re-init",
+                owner.namespace,
+                owner.name
+            );
+            return Ok(Ownership::Gone);
         }
-        let local = if opts.hostroot == Path::new(aideconf::HOSTROOT) {
+        Ok(Ownership::Held(format!(
+            "the daemon files in /etc/kubernetes belong to FileIntegrity {}/{} ({}): a node is \
+             scanned by one FileIntegrity at a time; this one waits until that one is deleted",
+            owner.namespace,
+            owner.name,
+            claim::FILE
+        )))
+    }
+
+    /// Report an Errored result saying why the daemon does not scan, then wait an interval.
+    async fn refuse(
+        &mut self,
+        fi: &FileIntegrity,
+        message: String,
+        reinit_id: Option<i64>,
+    ) -> anyhow::Result<()> {
+        say(&format!("node {}: {message}", self.opts.node_name));
+        let result = cycle::refused(fi, &self.opts.node_name, message, reinit_id);
+        self.outbox.send(result, fi.uid().unwrap_or_default());
+        self.wait(self.opts.interval, |_| false).await
+    }
+
+    /// Write the configuration where the scanner reads it, mapped to the host root.
+    async fn write_config(&self, text: String) -> anyhow::Result<()> {
+        let local = if self.opts.hostroot == Path::new(aideconf::HOSTROOT) {
             text
         } else {
-            aideconf::map_hostroot(&text, &opts.hostroot)
+            aideconf::map_hostroot(&text, &self.opts.hostroot)
         };
-        let path = scanner.config_path.clone();
+        let path = self.scanner.config_path.clone();
         tokio::task::spawn_blocking(move || replace_file(&path, local.as_bytes(), 0o600))
             .await?
-            .with_context(|| format!("writing {}", scanner.config_path.display()))?;
+            .with_context(|| format!("writing {}", self.scanner.config_path.display()))
+    }
 
+    /// Initialise (as [`Init`] says), scan, report, and wait for the next cycle.
+    async fn scan(
+        &mut self,
+        fi: &FileIntegrity,
+        scan: cycle::Scan,
+        config: String,
+    ) -> anyhow::Result<()> {
+        self.write_config(config).await?;
         // A scan that never ends (a read that never returns) fails the liveness probe.
-        hb.expect_within(liveness::MAX_SCAN);
+        self.hb.expect_within(liveness::MAX_SCAN);
         // What the scan (or an initialisation) would read must be what the node shows: no
         // baseline is taken, no verdict given, through an altered view.
-        if let Err(message) = observe(&checker).await? {
-            say(&format!("node {}: {message}", opts.node_name));
-            outbox.send(refused(&opts, message, Some(completed)), uid.clone());
-            wait(&hb, &mut rx, opts.interval, |_| false).await?;
-            continue;
+        if let Err(message) = observe(&self.checker).await? {
+            return self.refuse(fi, message, Some(scan.completed)).await;
         }
-        let mut failed_init = None;
-        let mut initialized = None;
-        let s = scanner.clone();
-        // Files taken over from a deleted FileIntegrity: its database is no baseline of ours.
-        let reinit = wanted > completed || take_over;
-        // Loading the configuration may read includes and run programs: off the runtime.
-        let fresh = !reinit && tokio::task::spawn_blocking(move || s.needs_init()).await?;
-        if reinit || fresh {
-            // Upstream removes its old trigger at every re-init, not only at start: one placed
-            // on a running node goes with the next re-init.
-            remove_legacy_reinit_trigger(&opts.hostroot);
-            let mut s = scanner.clone();
-            // Re-inits nobody asked for (a node update's, a take-over) keep every backup.
-            if take_over || (wanted > completed && requests.keeps_backups(&opts.node_name, wanted))
-            {
-                s.max_backups = usize::MAX;
-            }
-            match tokio::task::spawn_blocking(move || s.init(reinit)).await? {
-                Ok(b) if reinit => {
-                    let line = format!("{uid} {wanted}\n");
-                    let path = id_path.clone();
-                    let (dir, me) = (db_dir(&opts.hostroot), me(&opts, &uid));
-                    let recorded = tokio::task::spawn_blocking(move || {
-                        replace_file(&path, line.as_bytes(), 0o600)?;
-                        if take_over {
-                            claim::take_over(&dir, &me).map_err(std::io::Error::other)?;
-                        }
-                        Ok::<_, std::io::Error>(())
-                    });
-                    match recorded.await? {
-                        Ok(()) => {
-                            completed = wanted;
-                            initialized = Some(b);
-                        }
-                        Err(e) => {
-                            failed_init = Some(Verdict::Errored {
-                                exit: None,
-                                message: format!(
-                                    "recording re-init {wanted} in {}: {e}",
-                                    id_path.display()
-                                ),
-                            })
-                        }
-                    }
+        let uid = fi.uid().unwrap_or_default();
+        let init = self.initialise(&uid, &scan).await?;
+        let started = Instant::now();
+        let (verdict, database, files) = self.check(&init).await?;
+        let node = self.opts.node_name.clone();
+        let initialized = init.database.is_some();
+        if !cycle::keeps_result(self.followed.borrow().as_deref(), &node, initialized) {
+            say(&format!(
+                "scan result for node {node} discarded: scans were paused while it ran"
+            ));
+            return Ok(());
+        }
+        let figures = files.map(|files| ScanFigures {
+            seconds: started.elapsed().as_secs_f64(),
+            files,
+        });
+        self.report(fi, verdict, database, figures, &init).await?;
+        // Sleep for the interval, but wake for a new re-init request for this node.
+        let completed = init.completed;
+        self.wait(self.opts.interval, move |fi| {
+            cycle::wakes_for_reinit(fi, &node, completed)
+        })
+        .await
+    }
+
+    /// The initialisation [`Init`] asks for, recording a completed re-init.
+    async fn initialise(&self, uid: &str, scan: &cycle::Scan) -> anyhow::Result<Initialised> {
+        let mut done = Initialised {
+            failed: None,
+            database: None,
+            completed: scan.completed,
+        };
+        let mut s = self.scanner.clone();
+        let reinit = match scan.init {
+            Init::IfMissing => {
+                // Loading the configuration may read includes and run programs: off the
+                // runtime.
+                let s = s.clone();
+                if !tokio::task::spawn_blocking(move || s.needs_init()).await? {
+                    return Ok(done);
                 }
-                Ok(b) => initialized = Some(b),
-                Err(r) => failed_init = Some(r),
+                None
             }
-        }
-        let started = std::time::Instant::now();
-        let (mut result, db, files) = match failed_init {
-            Some(r) => (r, None, None),
-            None => {
-                let s = scanner.clone();
-                let fresh = initialized.clone();
-                tokio::task::spawn_blocking(move || {
-                    // The result names the database by the bytes the check read (sealed); the
-                    // operator judges it against the node's anchor, which the daemon cannot
-                    // read (it reads no node status: see deploy/rbac/daemon_role.yaml).
-                    let c = s.check_sealed(&|_| Ok(()));
-                    // Right after an initialisation its figures (entries) are the richer ones.
-                    let db = match (fresh, c.database) {
-                        (Some(f), Some(d)) if f.sha256 == d.sha256 => Some(f),
-                        (_, Some(d)) => Some(d),
-                        (f, None) => f,
-                    };
-                    (c.verdict, db, c.files)
-                })
-                .await?
+            Init::Reinit {
+                id,
+                take_over,
+                keep_every_backup,
+            } => {
+                if keep_every_backup {
+                    s.max_backups = usize::MAX;
+                }
+                Some((id, take_over))
             }
         };
-        // Paused while this scan ran: the update may have changed files under it already.
-        let held_now = rx
-            .borrow()
-            .as_deref()
-            .is_some_and(|fi| Holdoff::of(fi).holds(&opts.node_name));
-        if held_now && initialized.is_none() {
-            say(&format!(
-                "scan result for node {} discarded: scans were paused while it ran",
-                opts.node_name
-            ));
-            continue;
+        node::remove_legacy_reinit_trigger(&self.opts.hostroot);
+        let is_reinit = reinit.is_some();
+        let database = match tokio::task::spawn_blocking(move || s.init(is_reinit)).await? {
+            Ok(db) => db,
+            Err(verdict) => {
+                done.failed = Some(verdict);
+                return Ok(done);
+            }
+        };
+        if let Some((id, take_over)) = reinit {
+            if let Err(e) = self.record_reinit(uid, id, take_over).await? {
+                done.failed = Some(Verdict::Errored {
+                    exit: None,
+                    message: format!(
+                        "recording re-init {id} in {}: {e}",
+                        node::reinit_id_path(&self.opts.hostroot).display()
+                    ),
+                });
+                return Ok(done);
+            }
+            done.completed = id;
         }
+        done.database = Some(database);
+        Ok(done)
+    }
+
+    /// Record re-init `id` as completed, and claim the files after a take-over.
+    async fn record_reinit(
+        &self,
+        uid: &str,
+        id: i64,
+        take_over: bool,
+    ) -> anyhow::Result<std::io::Result<()>> {
+        let (root, u, me) = (self.opts.hostroot.clone(), uid.to_owned(), self.me(uid));
+        Ok(tokio::task::spawn_blocking(move || {
+            node::record_completed(&root, &u, id)?;
+            if take_over {
+                claim::take_over(&node::db_dir(&root), &me).map_err(std::io::Error::other)?;
+            }
+            Ok(())
+        })
+        .await?)
+    }
+
+    /// The check after `init`: its verdict, the database it read, the files it examined.
+    async fn check(
+        &self,
+        init: &Initialised,
+    ) -> anyhow::Result<(Verdict, Option<DatabaseId>, Option<u64>)> {
+        if let Some(failed) = &init.failed {
+            return Ok((failed.clone(), None, None));
+        }
+        let s = self.scanner.clone();
+        let fresh = init.database.clone();
+        Ok(tokio::task::spawn_blocking(move || {
+            // The result names the database by the bytes the check read (sealed); the
+            // operator judges it against the node's anchor, which the daemon cannot read (it
+            // reads no node status: see deploy/rbac/daemon_role.yaml).
+            let c = s.check_sealed(&|_| Ok(()));
+            // Right after an initialisation its figures (entries) are the richer ones.
+            let db = match (fresh, c.database) {
+                (Some(f), Some(d)) if f.sha256 == d.sha256 => Some(f),
+                (_, Some(d)) => Some(d),
+                (f, None) => f,
+            };
+            (c.verdict, db, c.files)
+        })
+        .await?)
+    }
+
+    /// Send the scan's result, its verdict Errored if the view was altered while it ran.
+    async fn report(
+        &mut self,
+        fi: &FileIntegrity,
+        mut verdict: Verdict,
+        database: Option<DatabaseId>,
+        figures: Option<ScanFigures>,
+        init: &Initialised,
+    ) -> anyhow::Result<()> {
+        let node = &self.opts.node_name;
         // Checked again after the scan: a mount made while it ran.
-        let seen = match observe(&checker).await? {
+        let seen = match observe(&self.checker).await? {
             Ok(seen) => seen,
             Err(message) => {
-                result = Verdict::Errored {
+                verdict = Verdict::Errored {
                     exit: None,
                     message,
                 };
@@ -480,130 +572,80 @@ pub async fn run(opts: Options, checker: Option<view::Checker>) -> anyhow::Resul
             }
         };
         say(&format!(
-            "scan result for node {}: {}",
-            opts.node_name,
-            result.condition()
+            "scan result for node {node}: {}",
+            verdict.condition()
         ));
-        let scan = ScanReport {
-            owner: opts.owner.clone(),
-            node: opts.node_name.clone(),
-            condition: ScanCondition::from_verdict(&result, &opts.node_name, opts.force_compress),
-            reinit_id: Some(completed),
-            database: db,
-            initialized: initialized.is_some(),
-            figures: files.map(|files| ScanFigures {
-                seconds: started.elapsed().as_secs_f64(),
-                files,
-            }),
+        let result = ScanReport {
+            owner: self.opts.owner.clone(),
+            node: node.clone(),
+            condition: ScanCondition::from_verdict(&verdict, node, self.opts.force_compress),
+            reinit_id: Some(init.completed),
+            database,
+            initialized: init.database.is_some(),
+            figures,
             superseded: 0,
             view: seen.map(|o| o.host_view()),
         };
-        outbox.send(scan, uid.clone());
-
-        // Sleep for the interval, but wake for a new re-init request for this node.
-        let node = opts.node_name.clone();
-        wait(&hb, &mut rx, opts.interval, move |fi| {
-            ReinitRequests::in_force(fi).is_some_and(|r| r.requested(&node) > completed)
-        })
-        .await?;
+        self.outbox.send(result, fi.uid().unwrap_or_default());
+        Ok(())
     }
-}
 
-/// The Errored result of a cycle in which the daemon refused to scan (`message` says why).
-fn refused(opts: &Options, message: String, reinit_id: Option<i64>) -> ScanReport {
-    ScanReport {
-        owner: opts.owner.clone(),
-        node: opts.node_name.clone(),
-        condition: ScanCondition::Errored {
-            exit: None,
-            message,
-        },
-        reinit_id,
-        database: None,
-        initialized: false,
-        figures: None,
-        superseded: 0,
-        view: None,
-    }
-}
-
-/// Whose the node's daemon files are, for this FileIntegrity.
-enum Ownership {
-    Ours,
-    /// Claimed by a FileIntegrity that no longer exists: take them over.
-    Gone,
-    /// Another FileIntegrity's: the message of the Errored result.
-    Held(String),
-}
-
-fn me(opts: &Options, uid: &str) -> claim::Owner {
-    claim::Owner {
-        uid: uid.to_owned(),
-        namespace: opts.namespace.clone(),
-        name: opts.owner.clone(),
-    }
-}
-
-async fn own_files(
-    fis: &Api<FileIntegrity>,
-    opts: &Options,
-    uid: &str,
-) -> anyhow::Result<Ownership> {
-    let (dir, me) = (db_dir(&opts.hostroot), me(opts, uid));
-    let claimed = tokio::task::spawn_blocking(move || claim::claim(&dir, &me)).await??;
-    let owner = match claimed {
-        claim::Claim::Ours => return Ok(Ownership::Ours),
-        claim::Claim::Other(None) => return Ok(Ownership::Gone),
-        claim::Claim::Other(Some(o)) => o,
-    };
-    // Only a FileIntegrity of our namespace can be looked up; any other is taken as alive.
-    let alive = if owner.namespace == opts.namespace {
-        match fis.get_opt(&owner.name).await {
-            Ok(Some(fi)) => fi.uid().as_deref() == Some(owner.uid.as_str()),
-            Ok(None) => false,
-            Err(e) => {
-                tracing::warn!("looking up FileIntegrity {}: {e}", owner.name);
-                true
-            }
+    /// Before the first baseline of a booting OpenShift node: wait for
+    /// [`node::STATIC_POD_RESOURCES`], at most [`node::BOOT_WAIT`], saying so (a look at two
+    /// paths every [`node::BOOT_POLL`], nothing else).
+    async fn wait_for_static_pod_resources(&mut self) -> anyhow::Result<()> {
+        let root = self.opts.hostroot.clone();
+        let booting = || {
+            let root = root.clone();
+            tokio::task::spawn_blocking(move || node::booting_openshift_node(&root))
+        };
+        if !booting().await? {
+            return Ok(());
         }
-    } else {
-        true
-    };
-    Ok(if alive {
-        Ownership::Held(format!(
-            "the daemon files in /etc/kubernetes belong to FileIntegrity {}/{} ({}): a node is \
-             scanned by one FileIntegrity at a time; this one waits until that one is deleted",
-            owner.namespace,
-            owner.name,
-            claim::FILE
-        ))
-    } else {
-        tracing::info!(
-            "FileIntegrity {}/{} that owned the files is gone: taking them over with a re-init",
-            owner.namespace,
-            owner.name
+        let (node, path, limit) = (
+            self.opts.node_name.clone(),
+            node::STATIC_POD_RESOURCES,
+            node::BOOT_WAIT,
         );
-        Ownership::Gone
-    })
-}
+        say(&format!(
+            "node {node}: waiting up to {limit:?} for /{path} before taking the first baseline \
+             (an OpenShift node creates it during its first boot; a baseline taken before fails \
+             at the next scan: OCPBUGS-36483)"
+        ));
+        let since = Instant::now();
+        while booting().await? {
+            if since.elapsed() >= limit {
+                say(&format!(
+                    "node {node}: /{path} still missing after {limit:?}: taking the first \
+                     baseline without it"
+                ));
+                return Ok(());
+            }
+            self.wait(node::BOOT_POLL, |_| false).await?;
+        }
+        say(&format!(
+            "node {node}: /{path} is there: taking the first baseline"
+        ));
+        Ok(())
+    }
 
-/// Wait up to `timeout`, returning early when the FileIntegrity changes so that `wake` holds;
-/// the heartbeat promises the next one within the wait.
-async fn wait(
-    hb: &liveness::Heartbeat,
-    rx: &mut watch::Receiver<Option<Arc<FileIntegrity>>>,
-    timeout: Duration,
-    wake: impl Fn(&FileIntegrity) -> bool,
-) -> anyhow::Result<()> {
-    hb.expect_within(timeout + liveness::SLACK);
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep_until(deadline) => return Ok(()),
-            changed = rx.changed() => {
-                changed.context("the FileIntegrity watch ended")?;
-                if rx.borrow_and_update().as_deref().is_some_and(&wake) {
-                    return Ok(());
+    /// Wait up to `timeout`, returning early when the FileIntegrity changes so that `wake`
+    /// holds; the heartbeat promises the next one within the wait.
+    async fn wait(
+        &mut self,
+        timeout: Duration,
+        wake: impl Fn(&FileIntegrity) -> bool,
+    ) -> anyhow::Result<()> {
+        self.hb.expect_within(timeout + liveness::SLACK);
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => return Ok(()),
+                changed = self.followed.changed() => {
+                    changed.context("the FileIntegrity watch ended")?;
+                    if self.followed.borrow_and_update().as_deref().is_some_and(&wake) {
+                        return Ok(());
+                    }
                 }
             }
         }
@@ -628,47 +670,15 @@ pub fn probe(opts: &Options) -> std::process::ExitCode {
 /// cannot run at all (the kubelet restarts it), as upstream's FATAL.
 pub fn main(opts: Options, insecure_no_harden: bool) -> std::process::ExitCode {
     use std::process::ExitCode;
-    remove_trigger(
-        &upstream_reinit_trigger(&opts.hostroot),
-        "upstream's operator",
-    );
-    let writable = if insecure_no_harden {
-        tracing::warn!("--insecure-no-harden: running without confinement");
-        Vec::new()
-    } else {
-        match confine(&opts) {
-            Ok(confined) => {
-                for step in &confined.report.steps {
-                    tracing::info!("hardened: {step}");
-                }
-                confined.writable
-            }
-            Err(e) => {
-                tracing::error!(
-                    "refusing to run unconfined: {e:#} (--insecure-no-harden runs without)"
-                );
-                return ExitCode::FAILURE;
-            }
+    node::remove_upstream_reinit_trigger(&opts.hostroot);
+    let checker = match confine_or_not(&opts, insecure_no_harden).and_then(|writable| {
+        checker(&opts, &writable).map_err(|e| format!("reading the daemon's mount table: {e}"))
+    }) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::FAILURE;
         }
-    };
-    let checker = if opts.check_view {
-        let checked = fs::canonicalize(&opts.hostroot)
-            .map_err(|e| e.to_string())
-            .and_then(|root| {
-                view::Checker::after_hardening(&root, &writable).map_err(|e| e.to_string())
-            });
-        match checked {
-            Ok(c) => Some(c),
-            Err(e) => {
-                tracing::error!("reading the daemon's mount table: {e}");
-                return ExitCode::FAILURE;
-            }
-        }
-    } else {
-        tracing::warn!(
-            "--insecure-no-view-check: the view of the host is not compared with the node's"
-        );
-        None
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -694,6 +704,35 @@ pub fn main(opts: Options, insecure_no_harden: bool) -> std::process::ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Confine the process unless told not to; the directories left writable.
+fn confine_or_not(opts: &Options, insecure_no_harden: bool) -> Result<Vec<PathBuf>, String> {
+    if insecure_no_harden {
+        tracing::warn!("--insecure-no-harden: running without confinement");
+        return Ok(Vec::new());
+    }
+    let confined = confine(opts).map_err(|e| {
+        format!("refusing to run unconfined: {e:#} (--insecure-no-harden runs without)")
+    })?;
+    for step in &confined.report.steps {
+        tracing::info!("hardened: {step}");
+    }
+    Ok(confined.writable)
+}
+
+/// The view check, unless `--insecure-no-view-check`.
+fn checker(opts: &Options, writable: &[PathBuf]) -> Result<Option<view::Checker>, String> {
+    if !opts.check_view {
+        tracing::warn!(
+            "--insecure-no-view-check: the view of the host is not compared with the node's"
+        );
+        return Ok(None);
+    }
+    let root = fs::canonicalize(&opts.hostroot).map_err(|e| e.to_string())?;
+    view::Checker::after_hardening(&root, writable)
+        .map(Some)
+        .map_err(|e| e.to_string())
 }
 
 async fn shutdown_signal() {

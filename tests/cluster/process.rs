@@ -10,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use fio_api::daemon_args::DaemonArgs;
 use fio_api::names;
 
 use super::{Identity, PodFollower, TestNs, TEST_IMAGE};
@@ -332,7 +333,7 @@ pub struct Daemon {
 
 impl Daemon {
     /// Waits for the pod of DaemonSet `aide-<fi>` on `node`, then starts `fio-operator daemon
-    /// --owner=<fi> --namespace=<ns> --hostroot=<root> --interval=<secs> --max-backups=5` with
+    /// --owner=<fi> --namespace=<ns> --hostroot=<root> --interval=<secs>` (no view check) with
     /// `NODE_NAME=<node>` and a kubeconfig whose token is bound to that pod; output in
     /// `<test dir>/logs/daemon-<node>.log` (`daemon-<fi>-<node>.log` for a second FileIntegrity).
     pub async fn start(
@@ -362,17 +363,15 @@ impl Daemon {
         if let Ok(level) = std::env::var("FIO_TEST_DAEMON_LOG") {
             envs.push(("FIO_LOG".into(), level));
         }
-        let args = vec![
-            "daemon".into(),
-            format!("--owner={fi}"),
-            format!("--namespace={}", t.ns),
-            format!("--hostroot={}", root.display()),
-            format!("--interval={interval_secs}"),
-            "--max-backups=5".into(),
+        let args = DaemonArgs {
+            hostroot: root.to_owned(),
+            interval: interval_secs,
             // A simulated node's root is a directory of this machine: no kubelet has it as
             // its root (the real-node tests check the view).
-            "--insecure-no-view-check".into(),
-        ];
+            insecure_no_view_check: true,
+            ..DaemonArgs::new(fi, &t.ns)
+        }
+        .to_argv();
         let proc = Proc::new(t, label, env!("CARGO_BIN_EXE_fio-operator"), args, envs);
         let follower = tokio::spawn(follow_pod(
             t.follower(),

@@ -8,6 +8,7 @@ use crate::support::{
     active_scenario, assert_backups, backups, daemon_args, ds_name, reinit_requests,
     start_scenario, FI, INTERVAL,
 };
+use fio_api::daemon_args::DaemonArgs;
 use fio_api::{names, FileIntegrity, FileIntegrityStatusPhase as Phase};
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
@@ -200,7 +201,12 @@ async fn missing_user_configmap_keeps_the_defaults() {
 
 /// Waits until the DaemonSet's args contain `arg`, it is rolled out, and none of `old` pods
 /// is left (the pods were replaced). Returns the new pods by node.
-async fn wait_rolled_with(t: &TestNs, arg: &str, old: &BTreeSet<String>) -> BTreeSet<String> {
+async fn wait_rolled_with(
+    t: &TestNs,
+    arg: &str,
+    with: impl Fn(&DaemonArgs) -> bool,
+    old: &BTreeSet<String>,
+) -> BTreeSet<String> {
     let api = t.api::<DaemonSet>();
     let ds = ds_name();
     t.wait(
@@ -208,8 +214,8 @@ async fn wait_rolled_with(t: &TestNs, arg: &str, old: &BTreeSet<String>) -> BTre
         secs(90),
         async || {
             let d = api.get(&ds).await.map_err(|e| e.to_string())?;
-            let args = daemon_args(&d);
-            if !args.iter().any(|a| a == arg) {
+            let args = daemon_args(&d)?;
+            if !with(&args) {
                 return Err(format!("args {args:?}"));
             }
             let st = d.status.clone().unwrap_or_default();
@@ -250,9 +256,8 @@ async fn grace_period_and_debug_changes_roll_the_daemonset() {
     let s = active_scenario("roll", 3, |_| {}).await;
     let t = &s.t;
     let (ds, pods) = t.wait_daemonset_rolled_out(&ds_name(), secs(30)).await;
-    let args = daemon_args(&ds);
-    assert!(args.contains(&format!("--interval={INTERVAL}")), "{args:?}");
-    assert!(args.contains(&"--debug=false".to_owned()), "{args:?}");
+    let args = daemon_args(&ds).expect("the daemon's args");
+    assert_eq!((args.interval, args.debug), (INTERVAL, false), "{args:?}");
     let old: BTreeSet<String> = pods
         .values()
         .filter_map(|p| p.metadata.uid.clone())
@@ -260,16 +265,16 @@ async fn grace_period_and_debug_changes_roll_the_daemonset() {
 
     t.merge_patch_fi(FI, json!({"spec": {"config": {"gracePeriod": 20}}}))
         .await;
-    let old = wait_rolled_with(t, "--interval=20", &old).await;
+    let old = wait_rolled_with(t, "--interval=20", |a| a.interval == 20, &old).await;
     t.wait_phase(FI, Phase::Active, secs(60)).await;
 
     t.merge_patch_fi(FI, json!({"spec": {"debug": true}})).await;
-    wait_rolled_with(t, "--debug=true", &old).await;
+    wait_rolled_with(t, "--debug=true", |a| a.debug, &old).await;
     let ds = t
         .api::<DaemonSet>()
         .get(&ds_name())
         .await
         .expect("DaemonSet");
-    assert!(daemon_args(&ds).contains(&"--interval=20".to_owned()));
+    assert_eq!(daemon_args(&ds).map(|a| a.interval), Ok(20));
     t.wait_phase(FI, Phase::Active, secs(60)).await;
 }

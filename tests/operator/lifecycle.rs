@@ -8,8 +8,8 @@ use std::path::Path;
 
 use crate::cluster::{self, secs, Identity, TestNs, NODE_SELECTOR_LABEL, TEST_IMAGE};
 use crate::support::{
-    active_scenario, assert_backups, condition, daemon_args, ds_name, failed_cm, node_status_name,
-    result_cm, FI, INTERVAL,
+    active_scenario, assert_backups, condition, container_args, ds_name, failed_cm,
+    node_status_name, result_cm, FI, INTERVAL,
 };
 use fio_api::{
     names, FileIntegrity, FileIntegrityNodeCondition, FileIntegrityNodeStatus,
@@ -389,7 +389,8 @@ async fn three_nodes_reach_succeeded_and_active() {
         sc.seccomp_profile.map(|p| p.type_).as_deref(),
         Some("RuntimeDefault")
     );
-    let args = daemon_args(&ds);
+    // Spelled as upstream's (users and upstream's e2e tests grep for these).
+    let args = container_args(&ds);
     for a in [
         "daemon".to_owned(),
         format!("--owner={FI}"),

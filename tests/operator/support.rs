@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::cluster::{secs, Daemon, Operator, TestNs};
+use fio_api::daemon_args::{DaemonArgs, SUBCOMMAND};
 use fio_api::{
     names, FileIntegrity, FileIntegrityNodeCondition, FileIntegrityNodeStatus,
     FileIntegrityStatusPhase as Phase,
@@ -224,13 +225,26 @@ pub(crate) fn field_managers(
         .collect()
 }
 
-pub(crate) fn daemon_args(ds: &DaemonSet) -> Vec<String> {
+pub(crate) fn container_args(ds: &DaemonSet) -> Vec<String> {
     ds.spec
         .as_ref()
         .and_then(|s| s.template.spec.as_ref())
         .and_then(|s| s.containers.first())
         .and_then(|c| c.args.clone())
         .unwrap_or_default()
+}
+
+/// The daemon's options in `ds`, read as the daemon reads them.
+pub(crate) fn daemon_args(ds: &DaemonSet) -> Result<DaemonArgs, String> {
+    let args = container_args(ds);
+    match args.split_first() {
+        Some((sub, options)) if sub == SUBCOMMAND => {
+            DaemonArgs::parse(options.iter().map(std::ffi::OsString::from))
+                .map_err(|e| format!("args {args:?}: {e}"))?
+                .ok_or_else(|| format!("args {args:?}: help"))
+        }
+        _ => Err(format!("args {args:?}: not `{}`", SUBCOMMAND)),
+    }
 }
 
 impl Scenario {

@@ -15,6 +15,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::{Resource, ResourceExt};
 
 use fio_api::aideconf::HOSTROOT;
+use fio_api::daemon_args::{DaemonArgs, DEFAULT_INTERVAL};
 use fio_api::{names, FileIntegrity};
 
 /// Annotation on the DaemonSet: SHA-256 of the spec we rendered, so that an unchanged
@@ -66,19 +67,16 @@ fn security_context() -> SecurityContext {
     }
 }
 
-/// The daemon's arguments. `--interval=N` and `--debug=true|false` are spelled as upstream's, which
-/// users and upstream's e2e tests grep for.
-pub fn daemon_args(fi: &FileIntegrity, namespace: &str) -> Vec<String> {
+/// The daemon's arguments ([`DaemonArgs`]: the spelling is upstream's).
+pub fn daemon_args(fi: &FileIntegrity, namespace: &str) -> DaemonArgs {
     let c = &fi.spec.config;
-    vec![
-        "daemon".into(),
-        format!("--owner={}", fi.name_any()),
-        format!("--namespace={namespace}"),
-        format!("--hostroot={HOSTROOT}"),
-        format!("--interval={}", c.scan_interval()),
-        format!("--max-backups={}", c.max_backups.max(0)),
-        format!("--debug={}", fi.spec.debug),
-    ]
+    DaemonArgs {
+        // Both clamped: the interval to at least 10 s, backups to at least 0.
+        interval: u64::try_from(c.scan_interval()).unwrap_or(DEFAULT_INTERVAL),
+        max_backups: u64::try_from(c.max_backups).unwrap_or(0),
+        debug: fi.spec.debug,
+        ..DaemonArgs::new(&fi.name_any(), namespace)
+    }
 }
 
 fn quantities(cpu: &str, memory: &str) -> BTreeMap<String, Quantity> {
@@ -114,7 +112,7 @@ pub fn build(
         name: "daemon".into(),
         image: Some(image.to_owned()),
         command: Some(vec!["fio-operator".into()]),
-        args: Some(daemon_args(fi, namespace)),
+        args: Some(daemon_args(fi, namespace).to_argv()),
         env: Some(vec![EnvVar {
             name: names::ENV_NODE_NAME.into(),
             value_from: Some(EnvVarSource {
@@ -132,8 +130,13 @@ pub fn build(
             exec: Some(ExecAction {
                 command: Some(
                     std::iter::once("fio-operator".to_owned())
-                        .chain(daemon_args(fi, namespace))
-                        .chain(std::iter::once("--probe".to_owned()))
+                        .chain(
+                            DaemonArgs {
+                                probe: true,
+                                ..daemon_args(fi, namespace)
+                            }
+                            .to_argv(),
+                        )
                         .collect(),
                 ),
             }),
