@@ -20,9 +20,11 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use cluster::{Operator, TestNs};
-use fio_api::holdoff::{MC_CURRENT_CONFIG, MC_DESIRED_CONFIG, MC_STATE};
-use fio_api::report::{DatabaseId, ScanCondition, ScanFigures, ScanReport};
+use fio_api::result::{DatabaseId, ScanCondition, ScanFigures, ScanReport};
 use fio_api::{names, FileIntegrity, FileIntegrityNodeStatus, ReinitRequests};
+use fio_operator::controller::fileintegrity::machine_config::{
+    MC_CURRENT_CONFIG, MC_DESIRED_CONFIG, MC_STATE,
+};
 use futures::{stream, FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};

@@ -332,8 +332,8 @@ pub fn convert_user_config(text: &str) -> String {
     out.join("\n")
 }
 
-/// Check that a rendered config is one the scanner accepts; Err carries a message naming the
-/// line, like `fio-scanner --config-check`.
+/// Check that a rendered config is one the scanner accepts; the error names the file and
+/// line, as `fio-scanner --config-check` does.
 ///
 /// The operator must reject a broken config before rolling it out, but it runs without the
 /// node's filesystem and must never run a program named in a user's config. So it evaluates on
@@ -345,13 +345,13 @@ pub fn convert_user_config(text: &str) -> String {
 /// checks again after its includes.
 ///
 /// [`OwnFiles::check`]: fio_core::runner::OwnFiles::check
-pub fn validate(text: &str) -> Result<(), String> {
+pub fn validate(text: &str) -> Result<(), ConfigError> {
     let origin = Path::new("aide.conf");
     let own = fio_core::runner::OwnFiles::in_dir(&Path::new(HOSTROOT).join("etc/kubernetes"));
     match Config::parse_str_on(&Detached, text, origin, &LoadOptions::default()) {
-        Ok(cfg) => own.check(&cfg).map_err(|e| e.to_string()),
+        Ok(cfg) => own.check(&cfg),
         Err(ConfigError::NeedsHost { .. }) => Ok(()),
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(e),
     }
 }
 
@@ -835,7 +835,7 @@ mod tests {
             .position(|l| l.starts_with("@@x_include /hostroot/etc/aide/aide.conf.d"))
             .unwrap()
             + 1;
-        let err = validate(&out).unwrap_err();
+        let err = validate(&out).unwrap_err().to_string();
         assert!(
             err.starts_with(&format!("aide.conf:{line}: '@@x_include' is refused")),
             "{err}"
@@ -849,7 +849,7 @@ mod tests {
             "@@define V file:/hostroot/etc/kubernetes/kubelet.conf\nreport_url=@@{V}\n/etc R",
         );
         let line = text.lines().position(|l| l == "report_url=@@{V}").unwrap() + 1;
-        let err = validate(&text).unwrap_err();
+        let err = validate(&text).unwrap_err().to_string();
         assert!(
             err.starts_with(&format!("aide.conf:{line}: report_url must be stdout, stderr or file:/hostroot/etc/kubernetes/aide.log.new")),
             "{err}"
@@ -858,7 +858,7 @@ mod tests {
         let text =
             format!("{DEFAULT_CONFIG}\n@@define X file:/hostroot/etc/shadow\nreport_url=@@{{X}}");
         let line = text.lines().count();
-        let err = validate(&text).unwrap_err();
+        let err = validate(&text).unwrap_err().to_string();
         assert!(
             err.starts_with(&format!("aide.conf:{line}: report_url must be")),
             "{err}"
@@ -869,16 +869,16 @@ mod tests {
     fn sha513_fails_with_the_line_number() {
         let text = format!("{DEFAULT_CONFIG}\nBROKEN = p+u+sha513\n/hostroot/srv BROKEN");
         let line = text.lines().count() - 1;
-        let err = validate(&text).unwrap_err();
+        let err = validate(&text).unwrap_err().to_string();
         assert!(err.starts_with(&format!("aide.conf:{line}: ")), "{err}");
         assert!(err.contains("unknown attribute 'sha513'"), "{err}");
     }
 
     #[test]
     fn syntax_errors_are_reported_with_the_line() {
-        let err = validate("/etc R\n@@else\n").unwrap_err();
+        let err = validate("/etc R\n@@else\n").unwrap_err().to_string();
         assert!(err.starts_with("aide.conf:2: syntax error"), "{err}");
-        let err = validate("database_in=gopher:/x\n").unwrap_err();
+        let err = validate("database_in=gopher:/x\n").unwrap_err().to_string();
         assert!(err.starts_with("aide.conf:1: "), "{err}");
     }
 
@@ -898,7 +898,7 @@ mod tests {
             "@@x_include {}\n@@include /nonexistent/aide.local\n/etc R",
             prog.display()
         );
-        let err = validate(&text).unwrap_err();
+        let err = validate(&text).unwrap_err().to_string();
         assert!(
             err.starts_with("aide.conf:1: '@@x_include' is refused"),
             "{err}"
@@ -913,18 +913,19 @@ mod tests {
         .unwrap();
         // Before the first include everything is checked; after it, a group the included
         // files may define is left to the node.
-        let err = validate("X = sha513\n@@include /nonexistent\n/etc X").unwrap_err();
+        let err = validate("X = sha513\n@@include /nonexistent\n/etc X").unwrap_err().to_string();
         assert!(
             err.starts_with("aide.conf:1: unknown attribute 'sha513'"),
             "{err}"
         );
         validate("@@include /nonexistent\n/etc FROM_INCLUDE").unwrap();
         // Syntax is checked everywhere.
-        let err = validate("@@include /nonexistent\n/etc R\n@@endif").unwrap_err();
+        let err = validate("@@include /nonexistent\n/etc R\n@@endif").unwrap_err().to_string();
         assert!(err.starts_with("aide.conf:3: syntax error"), "{err}");
         // Without includes, an undefined group is an error.
         assert!(validate("/etc FROM_INCLUDE")
             .unwrap_err()
+            .to_string()
             .starts_with("aide.conf:1: "));
     }
 

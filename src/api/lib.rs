@@ -1,7 +1,7 @@
 //! The operator's Kubernetes API: the `fileintegrity.openshift.io/v1alpha1` custom resources
 //! (same group, kinds, fields and defaults as the upstream File Integrity Operator), the
 //! well-known names ([`names`]), the CRD manifests generated from the Rust types, and the
-//! contract between daemon and operator ([`report`], [`baseline`], [`reinit`], [`holdoff`]).
+//! contract between daemon and operator ([`result`], [`reinit`], [`holdoff`], [`daemon_args`]).
 //!
 //! The CRD files in `deploy/crds/` are generated, never edited:
 //!
@@ -14,27 +14,25 @@
 #![forbid(unsafe_code)]
 
 pub mod aideconf;
-pub mod baseline;
 pub mod daemon_args;
 mod fileintegrity;
 pub mod holdoff;
-pub mod liveness;
 pub mod names;
 mod nodestatus;
 pub mod reinit;
-pub mod report;
+pub mod result;
 
 pub use fileintegrity::{
     default_tolerations, FileIntegrity, FileIntegrityConfig, FileIntegritySpec,
     FileIntegrityStatus, FileIntegrityStatusPhase,
 };
-pub use holdoff::{Holdoff, NodePause, NodeUpdate, Pool};
+pub use holdoff::{Holdoff, NodePause};
 pub use nodestatus::{
     FileIntegrityNodeCondition, FileIntegrityNodeStatus, FileIntegrityNodeStatusFields,
     FileIntegrityScanResult, NodeBaseline,
 };
 pub use reinit::ReinitRequests;
-pub use report::{ContractError, DatabaseId, FileCounts, Log, ScanCondition, ScanReport};
+pub use result::{ContractError, DatabaseId, FileCounts, Log, ScanCondition, ScanReport};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;

@@ -254,7 +254,7 @@ fn run_reinit(config: &Config, max_backups: usize, log: Option<PathBuf>) -> Exit
         }
     };
     let log = log.or_else(|| db_in.parent().map(|d| d.join("aide.log")));
-    match fio_core::reinit::rotate(db_out, db_in, log.as_deref(), max_backups) {
+    match fio_core::backups::rotate(db_out, db_in, log.as_deref(), max_backups) {
         Ok(r) => {
             for b in &r.backups {
                 tracing::info!("backup: {}", b.display());

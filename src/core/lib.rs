@@ -5,6 +5,7 @@
 
 pub mod atomic;
 pub mod attr;
+pub mod backups;
 pub mod compare;
 pub mod config;
 pub mod database;
@@ -13,7 +14,6 @@ pub mod exit;
 pub mod hash;
 pub mod measure;
 pub mod options;
-pub mod reinit;
 pub mod report;
 pub mod runner;
 pub mod scan;

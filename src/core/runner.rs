@@ -229,7 +229,7 @@ impl NodeScanner {
         say(if reinit { LOG_REINIT } else { LOG_INIT });
         let (cfg, f) = self.config()?;
         let out = scan::run(&cfg, Mode::Init).map_err(|e| errored(e.exit(), &e))?;
-        crate::reinit::rotate(&f.db_new, &f.db, Some(&f.log), self.max_backups)
+        crate::backups::rotate(&f.db_new, &f.db, Some(&f.log), self.max_backups)
             .map_err(|e| errored(e.exit(), &e))?;
         say(LOG_INIT_DONE);
         let mut b = self.baseline()?;

@@ -9,7 +9,7 @@
 //! made for a configuration not published yet), or scan, initialising first when a re-init is
 //! due (requested and not completed, or files taken over from a deleted owner).
 
-use fio_api::report::{ScanCondition, ScanReport};
+use fio_api::result::{ScanCondition, ScanReport};
 use fio_api::{aideconf, FileIntegrity, Holdoff, ReinitRequests};
 use kube::ResourceExt;
 

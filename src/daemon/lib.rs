@@ -30,7 +30,7 @@ use kube::{Api, Client, ResourceExt};
 use tokio::sync::watch;
 
 use fio_api::daemon_args::{DaemonArgs, MIN_INTERVAL};
-use fio_api::report::{DatabaseId, ScanCondition, ScanFigures, ScanReport};
+use fio_api::result::{DatabaseId, ScanCondition, ScanFigures, ScanReport};
 use fio_api::{aideconf, names, FileIntegrity, Holdoff, ReinitRequests};
 use fio_core::atomic::replace_file;
 use fio_core::config::LoadOptions;

@@ -14,7 +14,7 @@ use kube::api::PostParams;
 use kube::Api;
 use tokio::sync::Notify;
 
-use fio_api::report::ScanReport;
+use fio_api::result::ScanReport;
 
 /// A result waiting for delivery, and the uid of the FileIntegrity that owns it.
 #[derive(Debug, Clone, PartialEq)]
@@ -129,7 +129,7 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fio_api::report::ScanCondition;
+    use fio_api::result::ScanCondition;
 
     fn waiting(condition: ScanCondition) -> Waiting {
         Waiting {

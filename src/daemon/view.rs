@@ -400,7 +400,7 @@ impl Observation {
     /// What a result carries: the digest and at most 20 covered files (escaped, as AIDE
     /// escapes names: control characters, backslash and non-UTF-8 bytes as `\ooo`), then how
     /// many more.
-    pub fn host_view(&self) -> fio_api::report::HostView {
+    pub fn host_view(&self) -> fio_api::result::HostView {
         const LISTED: usize = 20;
         let mut covered: Vec<String> = self
             .covered_files
@@ -411,7 +411,7 @@ impl Observation {
         if self.covered_files.len() > LISTED {
             covered.push(format!("and {} more", self.covered_files.len() - LISTED));
         }
-        fio_api::report::HostView {
+        fio_api::result::HostView {
             digest: self.digest.clone(),
             covered_files: covered,
         }

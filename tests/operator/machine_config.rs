@@ -8,8 +8,10 @@ use std::time::Duration;
 
 use crate::cluster::{secs, TestNs, MAX_PAUSE};
 use crate::support::{active_scenario, assert_backups, condition, Scenario, FI, INTERVAL};
-use fio_api::holdoff::{MC_CURRENT_CONFIG, MC_DESIRED_CONFIG, MC_STATE};
 use fio_api::{names, FileIntegrityNodeCondition, FileIntegrityStatusPhase as Phase};
+use fio_operator::controller::fileintegrity::machine_config::{
+    MC_CURRENT_CONFIG, MC_DESIRED_CONFIG, MC_STATE,
+};
 use k8s_openapi::api::core::v1::{Event, Node};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams, Patch, PatchParams};

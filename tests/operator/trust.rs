@@ -5,7 +5,7 @@
 //! other node's results and kept report are untouched, and the operator's memory stays bounded.
 
 use fio_api::names;
-use fio_api::report::{DatabaseId, ScanCondition, ScanReport};
+use fio_api::result::{DatabaseId, ScanCondition, ScanReport};
 use fio_api::FileIntegrityNodeCondition;
 use k8s_openapi::api::core::v1::{ConfigMap, Event};
 use k8s_openapi::jiff::Timestamp;
@@ -245,12 +245,12 @@ async fn a_node_cannot_flood_etcd_or_the_operator() {
     let report = |bytes: usize| {
         let r = ScanReport {
             condition: ScanCondition::Failed {
-                counts: fio_api::report::FileCounts {
+                counts: fio_api::result::FileCounts {
                     added: 1,
                     changed: 0,
                     removed: 0,
                 },
-                log: fio_api::report::Log::Text("x".repeat(bytes)),
+                log: fio_api::result::Log::Text("x".repeat(bytes)),
             },
             ..forged(&n1, 0, false)
         };
@@ -328,10 +328,10 @@ async fn a_silent_node_becomes_visibly_errored() {
     let st =
         s.t.wait_node_statuses(FI, "node-1 marked silent", secs(120), |st| {
             st.get(&n1)
-                .is_some_and(|x| fio_api::liveness::is_silence(&x.spec.last_result))
+                .is_some_and(|x| fio_operator::controller::silence::is_silence(&x.spec.last_result))
         })
         .await;
-    let allowed = fio_api::liveness::allowance(INTERVAL as i64);
+    let allowed = fio_operator::controller::silence::allowance(INTERVAL as i64);
     // Its last result came at most one interval before the stop; the operator looks again a
     // second after the deadline.
     assert!(

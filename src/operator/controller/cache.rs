@@ -19,8 +19,8 @@ use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, ResourceExt};
 use tokio::sync::mpsc;
 
+use super::fileintegrity::machine_config::{MC_CURRENT_CONFIG, MC_DESIRED_CONFIG, MC_STATE};
 use crate::metrics::Metrics;
-use fio_api::holdoff::{MC_CURRENT_CONFIG, MC_DESIRED_CONFIG, MC_STATE};
 use fio_api::{names, FileIntegrityNodeCondition, FileIntegrityNodeStatus};
 
 /// The Node annotations the operator reads (MachineConfig updates).
@@ -38,11 +38,11 @@ pub fn slim(meta: &mut ObjectMeta, annotations: &[&str]) {
 }
 
 /// What the results store keeps of a result: [`slim`], and its annotations only when they
-/// decide it ([`fio_api::report::decided_by_annotations`]: a Succeeded result, short values),
+/// decide it ([`fio_api::result::decided_by_annotations`]: a Succeeded result, short values),
 /// at most the nine verdict annotations of 64 bytes each. Otherwise `annotations` is `None`,
 /// which tells the results controller to read the whole object. Bounded whatever a node writes.
 pub fn slim_result(meta: &mut ObjectMeta) {
-    use fio_api::report::{decided_by_annotations, VERDICT_ANNOTATIONS};
+    use fio_api::result::{decided_by_annotations, VERDICT_ANNOTATIONS};
     let annotations = meta.annotations.take().unwrap_or_default();
     slim(meta, &[]);
     if decided_by_annotations(&annotations) {
@@ -156,7 +156,7 @@ pub fn follow_node_failed(metrics: &Metrics, ev: &watcher::Event<FileIntegrityNo
             let failed = last.condition == FileIntegrityNodeCondition::Failed;
             metrics.set_failed(&owner(st), &st.spec.node_name, failed);
             let at = last.last_probe_time.0.as_millisecond() as f64 / 1000.0;
-            let silent = fio_api::liveness::is_silence(last);
+            let silent = super::silence::is_silence(last);
             metrics.set_liveness(&owner(st), &st.spec.node_name, at, silent);
         }
         watcher::Event::Delete(st) => metrics.forget(&owner(st), &st.spec.node_name),
@@ -280,7 +280,7 @@ mod tests {
     }
 
     /// What the results store keeps of a result ConfigMap the daemon wrote.
-    fn kept_of(report: &fio_api::report::ScanReport) -> ObjectMeta {
+    fn kept_of(report: &fio_api::result::ScanReport) -> ObjectMeta {
         let mut meta = report.to_config_map("ns", "uid").metadata;
         meta.resource_version = Some("7".into());
         slim_result(&mut meta);
@@ -289,7 +289,7 @@ mod tests {
 
     #[test]
     fn a_succeeded_result_is_whole_in_the_store_and_nothing_else_is() {
-        use fio_api::report::{
+        use fio_api::result::{
             DatabaseId, FileCounts, HostView, Log, ScanCondition, ScanFigures, ScanReport,
         };
         let succeeded = ScanReport {

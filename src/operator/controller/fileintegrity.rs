@@ -2,6 +2,7 @@
 //! statuses and phase. [`reconcile`] reads, [`plan::plan`] decides, [`apply`] writes; every write
 //! is skipped when the object already says the same.
 
+pub mod machine_config;
 pub mod plan;
 pub mod updates;
 
@@ -22,9 +23,8 @@ use serde_json::json;
 
 use super::{adoption, cache, daemonset, Context, Error, KubeContext, MANAGER};
 use crate::metrics::ReinitBy;
-use fio_api::{
-    aideconf, holdoff, names, FileIntegrity, FileIntegrityNodeStatus, Holdoff, NodeUpdate, Pool,
-};
+use fio_api::{aideconf, names, FileIntegrity, FileIntegrityNodeStatus, Holdoff};
+use machine_config::{NodeUpdate, Pool};
 use plan::{NodeInfo, Nodes, Observed, Plan, Wanted};
 
 pub async fn reconcile(fi: Arc<FileIntegrity>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -59,7 +59,7 @@ pub async fn reconcile(fi: Arc<FileIntegrity>, ctx: Arc<Context>) -> Result<Acti
             let info = NodeInfo {
                 labels: n.labels().clone(),
                 update: NodeUpdate::of(n.annotations()),
-                current_config: holdoff::current_config(n.annotations()).map(str::to_owned),
+                current_config: machine_config::current_config(n.annotations()).map(str::to_owned),
             };
             (n.name_any(), info)
         })

@@ -10,6 +10,7 @@ pub mod events;
 pub mod fileintegrity;
 pub mod manifests;
 pub mod results;
+pub mod silence;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -16,11 +16,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use fio_api::report::{ScanCondition, ScanFigures, ScanReport};
+use fio_api::result::{ScanCondition, ScanFigures, ScanReport};
 use fio_api::{
-    baseline, names, FileIntegrity, FileIntegrityNodeCondition as Condition,
-    FileIntegrityNodeStatus, FileIntegrityNodeStatusFields, FileIntegrityScanResult,
-    ReinitRequests,
+    names, FileIntegrity, FileIntegrityNodeCondition as Condition, FileIntegrityNodeStatus,
+    FileIntegrityNodeStatusFields, FileIntegrityScanResult, ReinitRequests,
 };
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
@@ -163,12 +162,10 @@ pub fn plan(
         None => (anchored.cloned(), None),
     };
     let mismatched = mismatch.is_some();
-    if let Some(message) = mismatch {
+    if let Some(why) = mismatch {
         result.condition = Condition::Errored;
-        result.error_message = message;
-        // A database the daemon refused is also one whose digest the operator finds
-        // mismatched: one kind for both.
-        error_kind = Some("BaselineMismatch".to_owned());
+        result.error_message = why.to_string();
+        error_kind = Some(why.metric_label().to_owned());
     }
 
     let mut fields = FileIntegrityNodeStatusFields {
@@ -533,6 +530,8 @@ async fn apply(
     }
     delete_processed(&cm.metadata, ctx).await
 }
+
+mod baseline;
 
 #[cfg(test)]
 mod tests;

@@ -14,13 +14,16 @@ use serde_json::json;
 
 use super::super::admission::Admission;
 use super::super::{adoption, daemonset};
+use super::machine_config::{NodeUpdate, Pool};
 use super::updates::{self, NodeUpdates};
 use crate::metrics::ReinitBy;
+use fio_api::aideconf;
 use fio_api::reinit::parse_node_list;
-use fio_api::{aideconf, liveness};
+
+use crate::controller::silence;
 use fio_api::{
     names, FileIntegrity, FileIntegrityNodeCondition, FileIntegrityNodeStatus, FileIntegrityStatus,
-    FileIntegrityStatusPhase as Phase, Holdoff, NodePause, NodeUpdate, Pool, ReinitRequests,
+    FileIntegrityStatusPhase as Phase, Holdoff, NodePause, ReinitRequests,
 };
 
 /// How often a FileIntegrity is looked at without any event (missed events, user ConfigMaps in
@@ -274,14 +277,14 @@ pub fn plan(o: &Observed) -> Plan {
         let marked = if !selected.contains(node) {
             // 4c. Relabelled out of the selection (the node still exists): not scanned any
             // more, visibly, once.
-            let unmarked = !liveness::is_unselected(&st.spec.last_result);
+            let unmarked = !silence::is_unselected(&st.spec.last_result);
             (o.nodes.contains_key(node) && unmarked)
-                .then(|| liveness::mark_unselected(st, &name, o.now))
+                .then(|| silence::mark_unselected(st, &name, o.now))
         } else if holdoff.holds(node) {
             None
         } else {
-            match liveness::silent_at(st, interval) {
-                Some(at) if at <= o.now => Some(liveness::mark_silent(st, interval, o.now)),
+            match silence::silent_at(st, interval) {
+                Some(at) if at <= o.now => Some(silence::mark_silent(st, interval, o.now)),
                 Some(at) => {
                     if let Ok(left) = Duration::try_from(o.now.duration_until(at)) {
                         requeue = requeue.min(left + Duration::from_secs(1));
@@ -1175,7 +1178,7 @@ mod tests {
     /// backup; the daemon reads that from the request record.
     #[test]
     fn a_node_update_reinit_keeps_every_backup() {
-        use fio_api::holdoff::{Pool, MC_CURRENT_CONFIG, MC_DESIRED_CONFIG, MC_STATE};
+        use super::super::machine_config::{MC_CURRENT_CONFIG, MC_DESIRED_CONFIG, MC_STATE};
         let mut fi = fi_at(0);
         fi.annotations_mut()
             .insert(names::HOLDOFF_ANNOTATION.into(), "n1".into());

@@ -9,9 +9,10 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
+use super::machine_config::{confirms, pools_rolled_out, NodeUpdate, Pool};
 use super::plan::Nodes;
-use fio_api::holdoff::{confirms, pools_rolled_out, NodePause, Pool};
-use fio_api::{Holdoff, NodeUpdate};
+use fio_api::Holdoff;
+use fio_api::NodePause;
 
 /// The operator's settings for following updates.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -155,14 +156,17 @@ mod tests {
     fn node(current: &str, desired: &str, state: &str) -> NodeInfo {
         let ann = BTreeMap::from([
             (
-                fio_api::holdoff::MC_CURRENT_CONFIG.to_owned(),
+                super::super::machine_config::MC_CURRENT_CONFIG.to_owned(),
                 current.to_owned(),
             ),
             (
-                fio_api::holdoff::MC_DESIRED_CONFIG.to_owned(),
+                super::super::machine_config::MC_DESIRED_CONFIG.to_owned(),
                 desired.to_owned(),
             ),
-            (fio_api::holdoff::MC_STATE.to_owned(), state.to_owned()),
+            (
+                super::super::machine_config::MC_STATE.to_owned(),
+                state.to_owned(),
+            ),
         ]);
         NodeInfo {
             labels: BTreeMap::from([("role".to_owned(), "worker".to_owned())]),

@@ -1,7 +1,7 @@
 //! The results controller's decisions, fed with objects (no cluster).
 
 use super::*;
-use fio_api::report::{DatabaseId, FileCounts, HostView, Log};
+use fio_api::result::{DatabaseId, FileCounts, HostView, Log};
 use fio_api::FileIntegritySpec;
 use fio_core::exit::Exit;
 

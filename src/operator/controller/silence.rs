@@ -10,7 +10,7 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
-use crate::{FileIntegrityNodeCondition, FileIntegrityNodeStatus, FileIntegrityScanResult};
+use fio_api::{FileIntegrityNodeCondition, FileIntegrityNodeStatus, FileIntegrityScanResult};
 
 /// How every silence mark starts (the rest names the node and the times).
 pub const SILENCE: &str = "no scan result from the daemon";
@@ -90,7 +90,7 @@ pub fn mark_unselected(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::FileIntegrityNodeStatusFields;
+    use fio_api::FileIntegrityNodeStatusFields;
 
     fn status(at: i64, condition: FileIntegrityNodeCondition) -> FileIntegrityNodeStatus {
         let t = Time(Timestamp::from_second(at).unwrap());

@@ -1,13 +1,14 @@
-//! Re-initialisation as the operator does it: write the new database first, then keep the old
-//! database and log as timestamped backups (never overwriting one), move the new database into
-//! place, start an empty log, and prune the oldest backups.
+//! Backups of the database and log, kept by every initialisation as AIDE's users and the
+//! operator expect: write the new database first, then keep the old database and log as
+//! timestamped backups (never overwriting one), move the new database into place, start an
+//! empty log, and prune the oldest backups.
 
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 #[derive(Debug, thiserror::Error)]
-pub enum ReinitError {
+pub enum BackupError {
     #[error("{path}: {op}: {source}")]
     Io {
         path: PathBuf,
@@ -16,14 +17,14 @@ pub enum ReinitError {
     },
 }
 
-impl ReinitError {
+impl BackupError {
     pub fn exit(&self) -> crate::exit::Exit {
         crate::exit::Exit::Write
     }
 }
 
-fn io_err<'a>(path: &'a Path, op: &'static str) -> impl FnOnce(io::Error) -> ReinitError + 'a {
-    move |source| ReinitError::Io {
+fn io_err<'a>(path: &'a Path, op: &'static str) -> impl FnOnce(io::Error) -> BackupError + 'a {
+    move |source| BackupError::Io {
         path: path.to_path_buf(),
         op,
         source,
@@ -38,7 +39,7 @@ pub fn backup_suffix(t: SystemTime) -> String {
 
 /// Delete the oldest `<file>.backup-*` until at most `keep` remain. The timestamp in the name
 /// sorts chronologically, so the name decides, not the mtime (which a copy could change).
-pub fn prune_backups(file: &Path, keep: usize) -> Result<Vec<PathBuf>, ReinitError> {
+pub fn prune_backups(file: &Path, keep: usize) -> Result<Vec<PathBuf>, BackupError> {
     prune_backups_except(file, keep, None)
 }
 
@@ -49,7 +50,7 @@ fn prune_backups_except(
     file: &Path,
     keep: usize,
     spare: Option<&Path>,
-) -> Result<Vec<PathBuf>, ReinitError> {
+) -> Result<Vec<PathBuf>, BackupError> {
     let dir = file
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -96,7 +97,7 @@ pub fn rotate(
     db: &Path,
     log: Option<&Path>,
     max_backups: usize,
-) -> Result<Rotation, ReinitError> {
+) -> Result<Rotation, BackupError> {
     rotate_in_steps(new_db, db, log, max_backups, &mut |_| {})
 }
 
@@ -108,7 +109,7 @@ fn rotate_in_steps(
     log: Option<&Path>,
     max_backups: usize,
     done: &mut dyn FnMut(&'static str),
-) -> Result<Rotation, ReinitError> {
+) -> Result<Rotation, BackupError> {
     let now = SystemTime::now();
     let mut r = Rotation::default();
     let db_backup = link_to_backup(db, now)?;
@@ -145,7 +146,7 @@ fn rotate_in_steps(
 
 /// Hard-link `file` as `<file>.backup-<time>` (never replacing an existing backup; on a clash
 /// the next free second), leaving `file` where it is. None if `file` does not exist.
-fn link_to_backup(file: &Path, now: SystemTime) -> Result<Option<PathBuf>, ReinitError> {
+fn link_to_backup(file: &Path, now: SystemTime) -> Result<Option<PathBuf>, BackupError> {
     if std::fs::symlink_metadata(file).is_err() {
         return Ok(None);
     }
@@ -167,7 +168,7 @@ fn link_to_backup(file: &Path, now: SystemTime) -> Result<Option<PathBuf>, Reini
 }
 
 /// Make the directory entries of `file`'s directory durable (renames, links, removals).
-fn sync_dir(file: &Path) -> Result<(), ReinitError> {
+fn sync_dir(file: &Path) -> Result<(), BackupError> {
     crate::atomic::sync_parent(file).map_err(io_err(file, "fsync its directory"))
 }
 
