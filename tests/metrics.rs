@@ -109,7 +109,7 @@ async fn plain_metrics_at_once_and_https_when_the_certificate_appears() {
     metrics.set_failed("fi", "node-1", true);
     metrics.leader("file-integrity-operator-lock", true);
     metrics.reconcile_started("results");
-    metrics.reconciled("results", Duration::from_millis(5), true);
+    metrics.reconciled("results", Duration::from_millis(5), None);
     let serving = serve(metrics, &options(certs.clone()), None)
         .await
         .expect("serve");

@@ -913,14 +913,18 @@ mod tests {
         .unwrap();
         // Before the first include everything is checked; after it, a group the included
         // files may define is left to the node.
-        let err = validate("X = sha513\n@@include /nonexistent\n/etc X").unwrap_err().to_string();
+        let err = validate("X = sha513\n@@include /nonexistent\n/etc X")
+            .unwrap_err()
+            .to_string();
         assert!(
             err.starts_with("aide.conf:1: unknown attribute 'sha513'"),
             "{err}"
         );
         validate("@@include /nonexistent\n/etc FROM_INCLUDE").unwrap();
         // Syntax is checked everywhere.
-        let err = validate("@@include /nonexistent\n/etc R\n@@endif").unwrap_err().to_string();
+        let err = validate("@@include /nonexistent\n/etc R\n@@endif")
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("aide.conf:3: syntax error"), "{err}");
         // Without includes, an undefined group is an error.
         assert!(validate("/etc FROM_INCLUDE")

@@ -3,9 +3,15 @@
 //! rotated under load (issue 13).
 
 use crate::cluster::{self, secs, tls, Operator, TestNs};
-use k8s_openapi::api::core::v1::ServiceAccount;
-use kube::api::{Api, ApiResource, DynamicObject, PostParams};
+use fio_api::FileIntegrityStatusPhase as Phase;
+use k8s_openapi::api::admissionregistration::v1::{
+    ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+};
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, PostParams};
 use kube::core::GroupVersionKind;
+use serde_json::json;
 
 /// Issue 5, section 2: in a cluster with the Prometheus operator's API, the operator (as its
 /// service account) creates upstream's alert and the ServiceMonitor in its namespace at start,
@@ -116,4 +122,195 @@ async fn metrics_over_https_need_a_token_allowed_to_read_them() {
         .await
         .is_err());
     op.metrics().await;
+}
+
+/// Issue 25: a failed reconcile is counted by the step that failed
+/// (`reconcile_errors_total{controller, error}`), each failure provoked on the real API server
+/// by an admission policy refusing one of the operator's writes in the test namespace (as an
+/// administrator's policy, a quota or a webhook could). Each refusal is lifted in turn; then
+/// the FileIntegrity is Active.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_reconciles_are_counted_by_the_step_that_failed() {
+    let t = TestNs::new("reconcileerr", 0).await;
+    let fi_name = "example-fileintegrity";
+    let refusals = [
+        (
+            "apply_config",
+            json!({"apiGroups": [""], "apiVersions": ["v1"], "resources": ["configmaps"]}),
+            format!("object.metadata.name != '{fi_name}'"),
+        ),
+        (
+            "apply_daemonset",
+            json!({"apiGroups": ["apps"], "apiVersions": ["v1"], "resources": ["daemonsets"]}),
+            "false".to_owned(),
+        ),
+        (
+            "write_status",
+            json!({"apiGroups": ["fileintegrity.openshift.io"], "apiVersions": ["v1alpha1"],
+                   "resources": ["fileintegrities/status"]}),
+            "false".to_owned(),
+        ),
+    ];
+    let policies: Vec<Refusal> = refusals
+        .iter()
+        .map(|(label, rule, expression)| Refusal::new(&t, label, rule, expression))
+        .collect();
+    for p in &policies {
+        p.create(&t).await;
+    }
+    let op = Operator::start(&t);
+    t.create_fi(&t.file_integrity(fi_name)).await;
+    for p in &policies {
+        let line = format!(
+            "file_integrity_operator_reconcile_errors_total{{controller=\"fileintegrity\",error=\"{}\"}}",
+            p.label
+        );
+        t.wait(&format!("{line} counted"), secs(60), async || {
+            let text = op.metrics().await;
+            match metric_value(&text, &line) {
+                Some(n) if n >= 1.0 => Ok(()),
+                _ => Err(text
+                    .lines()
+                    .filter(|l| l.contains("reconcile_errors"))
+                    .collect::<Vec<_>>()
+                    .join("\n")),
+            }
+        })
+        .await;
+        p.delete(&t).await;
+    }
+    t.wait_phase(fi_name, Phase::Active, secs(60)).await;
+    let text = op.metrics().await;
+    for p in &policies {
+        let line = format!(
+            "file_integrity_operator_reconcile_errors_total{{controller=\"fileintegrity\",error=\"{}\"}}",
+            p.label
+        );
+        assert!(metric_value(&text, &line).is_some(), "{line} not in {text}");
+    }
+}
+
+/// The value of the sample `series` (name and labels as encoded) in `text`.
+fn metric_value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+}
+
+/// A ValidatingAdmissionPolicy and its binding refusing writes the operator makes in the test's
+/// namespace unless `expression` holds.
+struct Refusal {
+    label: &'static str,
+    name: String,
+    policy: serde_json::Value,
+    binding: serde_json::Value,
+}
+
+impl Refusal {
+    fn new(t: &TestNs, label: &'static str, rule: &serde_json::Value, expression: &str) -> Refusal {
+        let name = format!("{}-{}", t.ns, label.replace('_', "-"));
+        let mut rule = rule.clone();
+        rule["operations"] = json!(["CREATE", "UPDATE"]);
+        let policy = json!({
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicy",
+            "metadata": {"name": name},
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": {"resourceRules": [rule]},
+                "validations": [{"expression": expression,
+                                 "message": format!("refused by the test ({label})")}],
+            },
+        });
+        let binding = json!({
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": {"name": name},
+            "spec": {
+                "policyName": name,
+                "validationActions": ["Deny"],
+                "matchResources": {"namespaceSelector": {
+                    "matchLabels": {"kubernetes.io/metadata.name": t.ns}}},
+            },
+        });
+        Refusal {
+            label,
+            name,
+            policy,
+            binding,
+        }
+    }
+
+    async fn create(&self, t: &TestNs) {
+        let pp = PostParams::default();
+        let policy: ValidatingAdmissionPolicy =
+            serde_json::from_value(self.policy.clone()).expect("policy");
+        let binding: ValidatingAdmissionPolicyBinding =
+            serde_json::from_value(self.binding.clone()).expect("binding");
+        Api::<ValidatingAdmissionPolicy>::all(t.client.clone())
+            .create(&pp, &policy)
+            .await
+            .unwrap_or_else(|e| panic!("policy {}: {e}", self.name));
+        Api::<ValidatingAdmissionPolicyBinding>::all(t.client.clone())
+            .create(&pp, &binding)
+            .await
+            .unwrap_or_else(|e| panic!("binding {}: {e}", self.name));
+        // In force once the API server has loaded it: a dry-run write is refused. (The status
+        // write is not probed, having no object yet; it comes after the two others are lifted,
+        // seconds later.)
+        t.wait(
+            &format!("policy {} in force", self.name),
+            secs(30),
+            async || match self.probe(t).await {
+                None => Ok(()),
+                Some(Err(e)) if e.contains("refused by the test") => Ok(()),
+                other => Err(format!("dry run: {other:?}")),
+            },
+        )
+        .await;
+    }
+
+    /// A dry-run write of the kind the policy refuses, where one needs no other object.
+    async fn probe(&self, t: &TestNs) -> Option<Result<(), String>> {
+        let dry = PostParams {
+            dry_run: true,
+            ..PostParams::default()
+        };
+        let r = match self.label {
+            "apply_config" => t
+                .api::<ConfigMap>()
+                .create(
+                    &dry,
+                    &serde_json::from_value(json!({"metadata": {"name": "example-fileintegrity"}}))
+                        .expect("config map"),
+                )
+                .await
+                .map(drop),
+            "apply_daemonset" => t
+                .api::<DaemonSet>()
+                .create(
+                    &dry,
+                    &serde_json::from_value(json!({
+                        "metadata": {"name": "probe"},
+                        "spec": {"selector": {"matchLabels": {"a": "b"}},
+                                 "template": {"metadata": {"labels": {"a": "b"}},
+                                              "spec": {"containers": [{"name": "c", "image": "i"}]}}},
+                    }))
+                    .expect("daemon set"),
+                )
+                .await
+                .map(drop),
+            _ => return None,
+        };
+        Some(r.map_err(|e| e.to_string()))
+    }
+
+    async fn delete(&self, t: &TestNs) {
+        let dp = DeleteParams::default();
+        let _ = Api::<ValidatingAdmissionPolicyBinding>::all(t.client.clone())
+            .delete(&self.name, &dp)
+            .await;
+        let _ = Api::<ValidatingAdmissionPolicy>::all(t.client.clone())
+            .delete(&self.name, &dp)
+            .await;
+    }
 }

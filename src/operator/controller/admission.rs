@@ -33,7 +33,7 @@ use kube::{Client, ResourceExt};
 use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 
-use super::MANAGER;
+use super::context::MANAGER;
 use fio_api::{names, FileIntegrityNodeStatus};
 
 /// What the guard last found.

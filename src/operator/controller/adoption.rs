@@ -25,7 +25,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::ResourceExt;
 
-use super::{Context, Error, KubeContext, MANAGER};
+use super::context::{Context, MANAGER};
+use super::error::{Error, KubeContext, Step};
 use fio_api::names;
 
 /// Where the API server records the fields an object had before its first server-side apply
@@ -111,12 +112,16 @@ pub async fn sweep(ctx: &Context, fis: &[String]) -> Result<usize, Error> {
     let mut leftovers = dss
         .list(&ListParams::default().labels(names::UPSTREAM_REINIT_OWNER_LABEL))
         .await
-        .ctx(|| format!("listing upstream's re-init DaemonSets in {ns}"))?
+        .ctx(Step::SweepUpstream, || {
+            format!("listing upstream's re-init DaemonSets in {ns}")
+        })?
         .items;
     leftovers.extend(
         dss.list(&ListParams::default().labels(names::OWNER_LABEL))
             .await
-            .ctx(|| format!("listing the scan DaemonSets in {ns}"))?
+            .ctx(Step::SweepUpstream, || {
+                format!("listing the scan DaemonSets in {ns}")
+            })?
             .items,
     );
     for ds in leftovers.iter().filter(|d| upstream_leftover_daemonset(d)) {
@@ -124,7 +129,9 @@ pub async fn sweep(ctx: &Context, fis: &[String]) -> Result<usize, Error> {
         // Their pods go with them.
         let gone = delete_exact(&dss, &name, ds.uid())
             .await
-            .ctx(|| format!("deleting upstream's DaemonSet {ns}/{name}"))?;
+            .ctx(Step::SweepUpstream, || {
+                format!("deleting upstream's DaemonSet {ns}/{name}")
+            })?;
         if gone {
             tracing::info!("deleted upstream's DaemonSet {name}: this operator has no use for it");
             ctx.metrics.daemonset_update("delete");
@@ -140,10 +147,9 @@ pub async fn sweep(ctx: &Context, fis: &[String]) -> Result<usize, Error> {
                 .map(|fi| format!("{}{fi}", names::UPSTREAM_SCRIPT_CONFIGMAP_PREFIX)),
         );
     for name in script_names {
-        let Some(cm) = cms
-            .get_opt(&name)
-            .await
-            .ctx(|| format!("reading ConfigMap {ns}/{name}"))?
+        let Some(cm) = cms.get_opt(&name).await.ctx(Step::SweepUpstream, || {
+            format!("reading ConfigMap {ns}/{name}")
+        })?
         else {
             continue;
         };
@@ -152,7 +158,9 @@ pub async fn sweep(ctx: &Context, fis: &[String]) -> Result<usize, Error> {
         }
         let gone = delete_exact(&cms, &name, cm.uid())
             .await
-            .ctx(|| format!("deleting upstream's ConfigMap {ns}/{name}"))?;
+            .ctx(Step::SweepUpstream, || {
+                format!("deleting upstream's ConfigMap {ns}/{name}")
+            })?;
         if gone {
             tracing::info!("deleted upstream's ConfigMap {name}: this operator has no use for it");
             deleted += 1;
@@ -182,11 +190,12 @@ pub async fn take_over(
     };
     api.replace(&name, &pp, &replacement)
         .await
-        .ctx(|| format!("replacing DaemonSet {ns}/{name} (upstream's) with ours"))?;
-    let mut current = ctx
-        .apply(ours)
-        .await
-        .ctx(|| format!("applying DaemonSet {ns}/{name}"))?;
+        .ctx(Step::TakeOverDaemonSet, || {
+            format!("replacing DaemonSet {ns}/{name} (upstream's) with ours")
+        })?;
+    let mut current = ctx.apply(ours).await.ctx(Step::ApplyDaemonSet, || {
+        format!("applying DaemonSet {ns}/{name}")
+    })?;
     // The DaemonSet controller writes the status meanwhile (a new resourceVersion): read again
     // and retry, a few times, before leaving it to the next reconcile.
     for attempt in 1..=STRIP_ATTEMPTS {
@@ -211,13 +220,12 @@ pub async fn take_over(
         {
             Ok(ds) => current = ds,
             Err(kube::Error::Api(s)) if s.code == 409 && attempt < STRIP_ATTEMPTS => {
-                current = api
-                    .get(&name)
-                    .await
-                    .ctx(|| format!("reading DaemonSet {ns}/{name}"))?;
+                current = api.get(&name).await.ctx(Step::TakeOverDaemonSet, || {
+                    format!("reading DaemonSet {ns}/{name}")
+                })?;
             }
             Err(e) => {
-                return Err(e).ctx(|| {
+                return Err(e).ctx(Step::TakeOverDaemonSet, || {
                     format!("leaving DaemonSet {ns}/{name} to this operator's apply alone")
                 })
             }

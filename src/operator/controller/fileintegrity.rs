@@ -21,7 +21,9 @@ use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
-use super::{adoption, cache, daemonset, Context, Error, KubeContext, MANAGER};
+use super::context::{Context, MANAGER};
+use super::error::{Error, KubeContext, Step};
+use super::{adoption, cache, daemonset};
 use crate::metrics::ReinitBy;
 use fio_api::{aideconf, names, FileIntegrity, FileIntegrityNodeStatus, Holdoff};
 use machine_config::{NodeUpdate, Pool};
@@ -37,7 +39,9 @@ pub async fn reconcile(fi: Arc<FileIntegrity>, ctx: Arc<Context>) -> Result<Acti
         .api::<ConfigMap>()
         .get_opt(&name)
         .await
-        .ctx(|| format!("reading ConfigMap {ns}/{name}"))?;
+        .ctx(Step::ReadConfig, || {
+            format!("reading ConfigMap {ns}/{name}")
+        })?;
     let deployed_labelled = deployed_cm.as_ref().is_some_and(|cm| {
         let labels = cm.metadata.labels.as_ref();
         labels.is_some_and(|l| {
@@ -76,7 +80,9 @@ pub async fn reconcile(fi: Arc<FileIntegrity>, ctx: Arc<Context>) -> Result<Acti
         .api::<DaemonSet>()
         .get_opt(&ds_name)
         .await
-        .ctx(|| format!("reading DaemonSet {ns}/{ds_name}"))?;
+        .ctx(Step::ReadDaemonSet, || {
+            format!("reading DaemonSet {ns}/{ds_name}")
+        })?;
     let priority_class_found = priority_class_exists(&fi, &ctx).await?;
     // Only while a node is paused or starts an update: what its pool has rolled out is
     // recorded when the pause begins, and the pool confirms (or not) the end of the update.
@@ -125,10 +131,9 @@ async fn wanted_config(fi: &FileIntegrity, ctx: &Context) -> Result<Wanted, Erro
     };
     let key = fi.spec.config.data_key();
     let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
-    let cm = api
-        .get_opt(name)
-        .await
-        .ctx(|| format!("reading the user configuration ConfigMap {ns}/{name}"))?;
+    let cm = api.get_opt(name).await.ctx(Step::ReadUserConfig, || {
+        format!("reading the user configuration ConfigMap {ns}/{name}")
+    })?;
     let Some(cm) = cm else {
         tracing::warn!("user-specified configMap {ns}/{name} does not exist");
         return Ok(Wanted::Keep);
@@ -159,7 +164,7 @@ async fn machine_config_pools(ctx: &Context) -> Result<Option<Vec<Pool>>, Error>
                 .collect(),
         )),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(None),
-        Err(e) => Err(e).ctx(|| "listing MachineConfigPools".to_owned()),
+        Err(e) => Err(e).ctx(Step::ListPools, || "listing MachineConfigPools".to_owned()),
     }
 }
 
@@ -172,7 +177,9 @@ async fn priority_class_exists(fi: &FileIntegrity, ctx: &Context) -> Result<Opti
     let found = Api::<PriorityClass>::all(ctx.client.clone())
         .get_opt(pc)
         .await
-        .ctx(|| format!("reading PriorityClass {pc}"))?;
+        .ctx(Step::ReadPriorityClass, || {
+            format!("reading PriorityClass {pc}")
+        })?;
     Ok(Some(found.is_some()))
 }
 
@@ -187,12 +194,12 @@ async fn ensure_daemon_role(fi: &FileIntegrity, ctx: &Context) -> Result<(), Err
         .api::<Role>()
         .get_opt(&name)
         .await
-        .ctx(|| format!("reading Role {name}"))?;
+        .ctx(Step::ReadRbac, || format!("reading Role {name}"))?;
     let current_binding = ctx
         .api::<RoleBinding>()
         .get_opt(&name)
         .await
-        .ctx(|| format!("reading RoleBinding {name}"))?;
+        .ctx(Step::ReadRbac, || format!("reading RoleBinding {name}"))?;
     let role_ok = current_role.is_some_and(|r| r.rules == role.rules);
     let binding_ok = current_binding
         .is_some_and(|b| b.role_ref == binding.role_ref && b.subjects == binding.subjects);
@@ -201,10 +208,10 @@ async fn ensure_daemon_role(fi: &FileIntegrity, ctx: &Context) -> Result<(), Err
     }
     ctx.apply(&role)
         .await
-        .ctx(|| format!("applying Role {name}"))?;
+        .ctx(Step::ApplyRbac, || format!("applying Role {name}"))?;
     ctx.apply(&binding)
         .await
-        .ctx(|| format!("applying RoleBinding {name}"))?;
+        .ctx(Step::ApplyRbac, || format!("applying RoleBinding {name}"))?;
     tracing::info!(
         "Role and RoleBinding {name} applied: the daemons may read ConfigMap {}",
         fi.name_any()
@@ -223,7 +230,9 @@ where
             Ok(())
         }
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-        Err(e) => Err(e).ctx(|| format!("deleting {what} {name} of a deleted node")),
+        Err(e) => Err(e).ctx(Step::DeleteStale, || {
+            format!("deleting {what} {name} of a deleted node")
+        }),
     }
 }
 
@@ -233,9 +242,9 @@ async fn apply(fi: &FileIntegrity, ctx: &Context, plan: Plan) -> Result<Action, 
     let name = fi.name_any();
     let ns = ctx.namespace.as_str();
     if let Some(cm) = &plan.config_map {
-        ctx.apply(cm)
-            .await
-            .ctx(|| format!("applying the AIDE configuration ConfigMap {ns}/{name}"))?;
+        ctx.apply(cm).await.ctx(Step::ApplyConfig, || {
+            format!("applying the AIDE configuration ConfigMap {ns}/{name}")
+        })?;
         tracing::info!("AIDE configuration {name} updated");
     }
     let r = &plan.requests;
@@ -243,7 +252,9 @@ async fn apply(fi: &FileIntegrity, ctx: &Context, plan: Plan) -> Result<Action, 
         ctx.api::<FileIntegrity>()
             .patch(&name, &PatchParams::default(), &Patch::Merge(patch))
             .await
-            .ctx(|| format!("recording re-init requests on FileIntegrity {name}"))?;
+            .ctx(Step::RecordReinit, || {
+                format!("recording re-init requests on FileIntegrity {name}")
+            })?;
         for by in &r.triggers {
             ctx.metrics.reinit(*by, "");
         }
@@ -264,9 +275,9 @@ async fn apply(fi: &FileIntegrity, ctx: &Context, plan: Plan) -> Result<Action, 
         if let Some(rv) = &plan.take_over_daemonset {
             adoption::take_over(ctx, &name, ds, rv).await?;
         } else {
-            ctx.apply(ds)
-                .await
-                .ctx(|| format!("applying DaemonSet {ns}/{ds_name}"))?;
+            ctx.apply(ds).await.ctx(Step::ApplyDaemonSet, || {
+                format!("applying DaemonSet {ns}/{ds_name}")
+            })?;
             tracing::info!("DaemonSet {ds_name} applied");
             ctx.metrics.daemonset_update("update");
         }
@@ -289,7 +300,11 @@ async fn apply(fi: &FileIntegrity, ctx: &Context, plan: Plan) -> Result<Action, 
                 st.spec.last_result.error_message
             ),
             Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => {}
-            Err(e) => return Err(e).ctx(|| format!("marking node status {st_name} silent")),
+            Err(e) => {
+                return Err(e).ctx(Step::MarkSilent, || {
+                    format!("marking node status {st_name} silent")
+                })
+            }
         }
     }
     if let Some(status) = &plan.status {
@@ -306,7 +321,9 @@ async fn apply(fi: &FileIntegrity, ctx: &Context, plan: Plan) -> Result<Action, 
                 &Patch::Apply(&patch),
             )
             .await
-            .ctx(|| format!("writing the status of FileIntegrity {name}"))?;
+            .ctx(Step::WriteStatus, || {
+                format!("writing the status of FileIntegrity {name}")
+            })?;
     }
     if let Some(st) = plan.status.as_ref().or(fi.status.as_ref()) {
         ctx.metrics.set_pauses(&name, &st.node_pauses);

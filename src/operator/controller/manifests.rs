@@ -13,7 +13,7 @@ use kube::core::GroupVersionKind;
 use kube::discovery::{pinned_kind, Scope};
 use kube::{Client, ResourceExt};
 
-use super::MANAGER;
+use super::context::MANAGER;
 use fio_api::names;
 
 const MANIFESTS: [(&str, &str); 4] = [

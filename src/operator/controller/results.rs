@@ -28,7 +28,8 @@ use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 
-use super::{Context, Error, KubeContext};
+use super::context::Context;
+use super::error::{Error, KubeContext, Step};
 
 /// Everything processing one result writes.
 #[derive(Debug, Clone, PartialEq)]
@@ -352,7 +353,9 @@ pub async fn reconcile(
             .api::<FileIntegrity>()
             .get_opt(&owner)
             .await
-            .ctx(|| format!("reading FileIntegrity {owner} of result {cm_name}"))?,
+            .ctx(Step::ReadOwner, || {
+                format!("reading FileIntegrity {owner} of result {cm_name}")
+            })?,
     };
     let Some(fi) = fi else {
         tracing::warn!(
@@ -380,7 +383,9 @@ pub async fn reconcile(
             .api::<ConfigMap>()
             .get_opt(&cm_name)
             .await
-            .ctx(|| format!("reading result ConfigMap {ns}/{cm_name}"))?,
+            .ctx(Step::ReadResult, || {
+                format!("reading result ConfigMap {ns}/{cm_name}")
+            })?,
     };
     let Some(cm) = cm else {
         return Ok(Action::await_change());
@@ -391,7 +396,9 @@ pub async fn reconcile(
                 .api::<FileIntegrityNodeStatus>()
                 .get_opt(&st_name)
                 .await
-                .ctx(|| format!("reading node status {ns}/{st_name}"))?;
+                .ctx(Step::ReadNodeStatus, || {
+                    format!("reading node status {ns}/{st_name}")
+                })?;
             record(&cm, &fi, fresh.as_ref(), &ctx).await
         }
         r => r,
@@ -456,7 +463,9 @@ async fn delete_processed(meta: &ObjectMeta, ctx: &Context) -> Result<(), Error>
     match ctx.api::<ConfigMap>().delete(&cm_name, &dp).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(()),
-        Err(e) => Err(e).ctx(|| format!("deleting result ConfigMap {}/{cm_name}", ctx.namespace)),
+        Err(e) => Err(e).ctx(Step::DeleteResult, || {
+            format!("deleting result ConfigMap {}/{cm_name}", ctx.namespace)
+        }),
     }
 }
 
@@ -470,9 +479,9 @@ async fn apply(
 ) -> Result<(), Error> {
     let ns = ctx.namespace.as_str();
     if let Some(kept) = &plan.kept_report {
-        ctx.apply(kept)
-            .await
-            .ctx(|| format!("writing failure report {ns}/{}", kept.name_any()))?;
+        ctx.apply(kept).await.ctx(Step::WriteFailureReport, || {
+            format!("writing failure report {ns}/{}", kept.name_any())
+        })?;
     }
     // A create or a replace at the resourceVersion planned from, not an apply: the operator
     // writes the whole object, and the API server parses an apply body as YAML and merges
@@ -480,14 +489,16 @@ async fn apply(
     let statuses = ctx.api::<FileIntegrityNodeStatus>();
     let st_name = plan.status.name_any();
     let pp = PostParams {
-        field_manager: Some(super::MANAGER.to_owned()),
+        field_manager: Some(super::context::MANAGER.to_owned()),
         ..PostParams::default()
     };
     match plan.status.metadata.resource_version {
         Some(_) => statuses.replace(&st_name, &pp, &plan.status).await,
         None => statuses.create(&pp, &plan.status).await,
     }
-    .ctx(|| format!("writing node status {ns}/{st_name}"))?;
+    .ctx(Step::WriteNodeStatus, || {
+        format!("writing node status {ns}/{st_name}")
+    })?;
 
     let m = &ctx.metrics;
     if plan.mismatched {

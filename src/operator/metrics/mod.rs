@@ -73,6 +73,12 @@ struct ControllerLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReconcileErrorLabels {
+    controller: String,
+    error: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ScanLabels {
     fileintegrity: String,
     node: String,
@@ -124,7 +130,7 @@ pub struct Metrics {
     /// The runtime's figures, unprefixed (see [`runtime`]).
     runtime: runtime::Runtime,
     reconcile: Family<ControllerLabels, Counter>,
-    reconcile_errors: Family<ControllerLabels, Counter>,
+    reconcile_errors: Family<ReconcileErrorLabels, Counter>,
     reconcile_duration: DurationFamily,
     scan_duration: Family<ScanLabels, Gauge<f64, AtomicU64>>,
     scan_files: Family<ScanLabels, Gauge>,
@@ -231,7 +237,7 @@ impl Metrics {
         );
         registry.register(
             "reconcile_errors",
-            "The number of reconciliations that failed, per controller",
+            "The number of reconciliations that failed, per controller and failed step",
             m.reconcile_errors.clone(),
         );
         registry.register(
@@ -444,15 +450,21 @@ impl Metrics {
         self.events_dropped.inc();
     }
 
-    pub fn reconciled(&self, controller: &str, took: Duration, ok: bool) {
+    /// A reconcile of `controller` finished, failed at the step `error` names if any.
+    pub fn reconciled(&self, controller: &str, took: Duration, error: Option<&str>) {
         let labels = ControllerLabels {
             controller: controller.into(),
         };
         self.reconcile.get_or_create(&labels).inc();
-        if !ok {
-            self.reconcile_errors.get_or_create(&labels).inc();
+        if let Some(error) = error {
+            self.reconcile_errors
+                .get_or_create(&ReconcileErrorLabels {
+                    controller: controller.into(),
+                    error: error.into(),
+                })
+                .inc();
         }
-        self.runtime.finished(controller, ok);
+        self.runtime.finished(controller, error.is_none());
         self.reconcile_duration
             .get_or_create(&labels)
             .observe(took.as_secs_f64());

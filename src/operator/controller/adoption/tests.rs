@@ -50,7 +50,7 @@ fn a_daemonset_is_upstreams_when_its_controller_wrote_its_fields() {
     let status = entry("kube-controller-manager", Some("status"));
     let ours = ManagedFieldsEntry {
         operation: Some("Apply".into()),
-        ..entry(super::super::MANAGER, None)
+        ..entry(super::super::context::MANAGER, None)
     };
     assert!(written_by_upstream(&ds(
         "aide-fi",

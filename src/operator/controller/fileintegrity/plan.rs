@@ -861,7 +861,7 @@ mod tests {
         let mut taken = ours.clone();
         taken.status = upstream.status.clone();
         taken.metadata.managed_fields = Some(vec![ManagedFieldsEntry {
-            manager: Some(crate::controller::MANAGER.into()),
+            manager: Some(crate::controller::context::MANAGER.into()),
             operation: Some("Apply".into()),
             ..ManagedFieldsEntry::default()
         }]);
