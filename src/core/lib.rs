@@ -13,6 +13,7 @@ pub mod entry;
 pub mod exit;
 pub mod hash;
 pub mod measure;
+pub mod mode;
 pub mod options;
 pub mod report;
 pub mod runner;

@@ -24,8 +24,8 @@ mod tests;
 use crate::attr::{Attr, AttrSet};
 use crate::compare::{Changed, Comparison};
 use crate::entry::{path_order, Entry};
+use crate::mode::Mode;
 use crate::options::{ReportFormat, ReportLevel, ReportOptions, ReportUrl, Url};
-use crate::scan::Mode;
 use std::time::SystemTime;
 
 pub use output::{write_all, ReportError, ReportOutputs};

@@ -27,7 +27,8 @@ use super::{adoption, cache, daemonset};
 use crate::metrics::ReinitBy;
 use fio_api::{aideconf, names, FileIntegrity, FileIntegrityNodeStatus, Holdoff};
 use machine_config::{NodeUpdate, Pool};
-use plan::{NodeInfo, Nodes, Observed, Plan, Wanted};
+use plan::{Observed, Plan, Wanted};
+use updates::{NodeInfo, Nodes};
 
 pub async fn reconcile(fi: Arc<FileIntegrity>, ctx: Arc<Context>) -> Result<Action, Error> {
     if fi.metadata.deletion_timestamp.is_some() {

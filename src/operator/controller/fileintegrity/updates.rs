@@ -10,7 +10,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
 use super::machine_config::{confirms, pools_rolled_out, NodeUpdate, Pool};
-use super::plan::Nodes;
 use fio_api::Holdoff;
 use fio_api::NodePause;
 
@@ -22,6 +21,19 @@ pub struct Settings {
     /// Without the pool API, re-initialise on the node's own annotations (upstream).
     pub trust_annotations: bool,
 }
+
+/// What the reconcile needs of a node.
+#[derive(Debug, Clone, Default)]
+pub struct NodeInfo {
+    pub labels: BTreeMap<String, String>,
+    /// Where it is in a MachineConfig update (`None`: not managed by the machine-config daemon).
+    pub update: Option<NodeUpdate>,
+    /// Its `currentConfig` annotation.
+    pub current_config: Option<String>,
+}
+
+/// Nodes by name.
+pub type Nodes = BTreeMap<String, NodeInfo>;
 
 /// What following the updates decided.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -141,7 +153,6 @@ pub fn follow(
 
 #[cfg(test)]
 mod tests {
-    use super::super::plan::NodeInfo;
     use super::*;
 
     const HOUR: Duration = Duration::from_secs(3600);
