@@ -8,9 +8,12 @@
 //! (without the node's filesystem, see [`validate`]) and identifies it by its hash in re-init
 //! requests ([`config_hash`]).
 
-use fio_core::config::host::Detached;
-use fio_core::config::{Config, ConfigError, LoadOptions};
+use std::ops::Range;
 use std::path::Path;
+
+use fio_core::config::host::Detached;
+use fio_core::config::statement::{read_line, Statement};
+use fio_core::config::{Config, ConfigError, LoadOptions};
 
 /// Where the daemon pod mounts the node's root filesystem.
 pub const HOSTROOT: &str = "/hostroot";
@@ -79,37 +82,6 @@ struct Seen {
     report_file: bool,
 }
 
-fn is_ws(c: char) -> bool {
-    c == ' ' || c == '\t'
-}
-
-/// `line` without its indentation, and the indentation.
-fn split_indent(line: &str) -> (&str, &str) {
-    let body = line.trim_start_matches(is_ws);
-    (&line[..line.len() - body.len()], body)
-}
-
-/// The value of the option `name` if `body` (an unindented line) sets it. AIDE allows blanks
-/// around `=`, and `database` must not match `database_out`.
-fn option_value<'a>(body: &'a str, name: &str) -> Option<&'a str> {
-    let rest = body.strip_prefix(name)?.trim_start_matches(is_ws);
-    Some(rest.strip_prefix('=')?.trim_start_matches(is_ws))
-}
-
-/// Whether `body` is `@@define VAR ...` (the whole name, not `VARX`).
-fn defines(body: &str, var: &str) -> bool {
-    let Some(rest) = body.strip_prefix("@@define") else {
-        return false;
-    };
-    if !rest.starts_with(is_ws) {
-        return false;
-    }
-    match rest.trim_start_matches(is_ws).strip_prefix(var) {
-        Some(r) => r.is_empty() || r.starts_with(char::is_whitespace),
-        None => false,
-    }
-}
-
 /// Whether `s` starts with the whole path component `/hostroot` (not `/hostrootx`).
 fn at_hostroot(s: &str) -> bool {
     match s.strip_prefix(HOSTROOT) {
@@ -120,63 +92,29 @@ fn at_hostroot(s: &str) -> bool {
     }
 }
 
-/// The marker (`""`, `!`, `=`) and path of a selection, negative or equals rule.
-fn rule_path(body: &str) -> Option<(&str, &str)> {
-    let marker = match body.as_bytes() {
-        [b'!' | b'=', b'/', ..] => &body[..1],
-        [b'/', ..] => "",
-        _ => return None,
-    };
-    Some((marker, &body[marker.len()..]))
-}
-
-/// The length of the `@@include`/`@@x_include` keyword `body` starts with (a blank must follow,
-/// so `@@x_include_setenv` is not one).
-fn include_keyword(body: &str) -> Option<usize> {
-    ["@@include", "@@x_include"].iter().find_map(|kw| {
-        body.strip_prefix(kw)
-            .filter(|r| r.starts_with(is_ws))
-            .map(|_| kw.len())
-    })
-}
-
-/// Byte ranges of the blank-separated arguments of `s`; a `\` escapes the next character, as in
-/// AIDE's strings.
-fn arg_spans(s: &str) -> Vec<(usize, usize)> {
-    let b = s.as_bytes();
-    let mut spans = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b' ' || b[i] == b'\t' {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < b.len() && b[i] != b' ' && b[i] != b'\t' {
-            i += if b[i] == b'\\' { 2 } else { 1 };
-        }
-        i = i.min(b.len());
-        spans.push((start, i));
-    }
-    spans
-}
-
-/// Rebuild `s` with the arguments `edit` returns `Some` for replaced.
-fn edit_args(s: &str, mut edit: impl FnMut(usize, &str) -> Option<String>) -> String {
-    let mut out = String::with_capacity(s.len() + 16);
+/// `line` with each range replaced by its text (ranges in order, not overlapping; an empty
+/// range inserts).
+fn edit(line: &str, edits: &[(Range<usize>, String)]) -> String {
+    let mut out = String::with_capacity(line.len() + 32);
     let mut last = 0;
-    for (k, (a, b)) in arg_spans(s).into_iter().enumerate() {
-        if let Some(new) = edit(k, &s[a..b]) {
-            out.push_str(&s[last..a]);
-            out.push_str(&new);
-            last = b;
-        }
+    for (r, new) in edits {
+        out.push_str(&line[last..r.start]);
+        out.push_str(new);
+        last = r.end;
     }
-    out.push_str(&s[last..]);
+    out.push_str(&line[last..]);
     out
 }
 
-/// `@@include PATH [RX [PREFIX]]` (the text after the keyword) for the daemon.
+/// `line` without a final `\r`, and that `\r`.
+fn split_cr(line: &str) -> (&str, &str) {
+    match line.strip_suffix('\r') {
+        Some(l) => (l, "\r"),
+        None => (line, ""),
+    }
+}
+
+/// `@@include PATH [RX [PREFIX]]` for the daemon (`args` as the lexer found them in `line`).
 ///
 /// The path is read on the node, so it moves under the host root. The files a directory include
 /// pulls in were written for the node too, so their rules get the rule prefix `/hostroot`
@@ -184,83 +122,87 @@ fn edit_args(s: &str, mut edit: impl FnMut(usize, &str) -> Option<String>) -> St
 /// include has no prefix argument: its rules stay as written (a known gap: use the directory
 /// form). Includes already under `/hostroot`, or whose path is a variable, are left alone: their
 /// author wrote them for the daemon, or we cannot tell.
-fn convert_include_args(args: &str) -> String {
-    let spans = arg_spans(args);
-    let Some(&(a, b)) = spans.first() else {
-        return args.to_string();
+fn convert_include(line: &str, args: &[Range<usize>]) -> Option<String> {
+    let path = args.first()?;
+    let under = |r: &Range<usize>| {
+        let arg = &line[r.clone()];
+        (arg.starts_with('/') && !at_hostroot(arg)).then(|| (r.clone(), format!("{HOSTROOT}{arg}")))
     };
-    let path = &args[a..b];
-    if !path.starts_with('/') || at_hostroot(path) {
-        return args.to_string();
+    let mut edits = vec![under(path)?];
+    match args {
+        // After the regex, before any trailing blanks.
+        [_, rx] => edits.push((rx.end..rx.end, format!(" {HOSTROOT}"))),
+        [_, _, prefix, ..] => edits.extend(under(prefix)),
+        _ => {}
     }
-    let mut out = edit_args(args, |k, arg| match k {
-        0 => Some(format!("{HOSTROOT}{arg}")),
-        2 if arg.starts_with('/') && !at_hostroot(arg) => Some(format!("{HOSTROOT}{arg}")),
-        _ => None,
-    });
-    if spans.len() == 2 {
-        // Insert after the regex, before any trailing blanks.
-        let end = out.trim_end_matches(is_ws).len();
-        out.insert_str(end, &format!(" {HOSTROOT}"));
-    }
-    out
+    Some(edit(line, &edits))
 }
 
-/// One line of a user's configuration, for the daemon.
+/// One line of a user's configuration, for the daemon. What the line is comes from the
+/// scanner's own lexer ([`read_line`]): a line it refuses is left as written, and
+/// [`validate`] then names it.
 fn convert_line(line: &str, seen: &mut Seen) -> String {
-    let (line, cr) = match line.strip_suffix('\r') {
-        Some(l) => (l, "\r"),
-        None => (line, ""),
-    };
-    let (indent, body) = split_indent(line);
-    let new: Option<String> = if defines(body, "DBDIR") {
-        Some(DEFINE_DBDIR.to_string())
-    } else if defines(body, "LOGDIR") {
-        Some(DEFINE_LOGDIR.to_string())
-    } else if option_value(body, "database").is_some() {
-        seen.db_in = true;
-        Some(format!("database={DB_IN_URL}"))
-    } else if option_value(body, "database_in").is_some() {
-        // AIDE 0.17+ spelling of `database`; kept so a 0.18 config gets no deprecation warning.
-        seen.db_in = true;
-        Some(format!("database_in={DB_IN_URL}"))
-    } else if option_value(body, "database_out").is_some() {
-        seen.db_out = true;
-        Some(format!("database_out={DB_OUT_URL}"))
-    } else if option_value(body, "database_new").is_some() {
-        // The "new" database of `--compare` is the one `--init`/`--update` write: point it at
-        // database_out's file, on the node, instead of a path inside the daemon's container.
-        Some(format!("database_new={DB_OUT_URL}"))
-    } else if option_value(body, "report_url").is_some_and(|v| v.starts_with("file:")) {
-        // Other report URLs (stdout, stderr, fd:) are kept: they do not touch the node.
-        seen.report_file = true;
-        Some(format!("report_url={REPORT_URL}"))
-    } else if let Some((marker, p)) = rule_path(body) {
+    let (line, cr) = split_cr(line);
+    let indent = &line[..line.len() - line.trim_start_matches([' ', '\t']).len()];
+    let whole = |new: String| Some(format!("{indent}{new}"));
+    let new = match read_line(line).statement {
+        Statement::Define { name } if name == "DBDIR" => whole(DEFINE_DBDIR.to_owned()),
+        Statement::Define { name } if name == "LOGDIR" => whole(DEFINE_LOGDIR.to_owned()),
+        Statement::Option { name, value } => match &line[name] {
+            "database" => {
+                seen.db_in = true;
+                whole(format!("database={DB_IN_URL}"))
+            }
+            // AIDE 0.17+ spelling of `database`; kept so a 0.18 config gets no deprecation
+            // warning.
+            "database_in" => {
+                seen.db_in = true;
+                whole(format!("database_in={DB_IN_URL}"))
+            }
+            "database_out" => {
+                seen.db_out = true;
+                whole(format!("database_out={DB_OUT_URL}"))
+            }
+            // The "new" database of `--compare` is the one `--init`/`--update` write: point it
+            // at database_out's file, on the node, instead of a path inside the daemon's
+            // container.
+            "database_new" => whole(format!("database_new={DB_OUT_URL}")),
+            // Other report URLs (stdout, stderr, fd:) are kept: they do not touch the node.
+            "report_url" if line[value].starts_with("file:") => {
+                seen.report_file = true;
+                whole(format!("report_url={REPORT_URL}"))
+            }
+            _ => None,
+        },
         // A rule's path is a regex, but `/hostroot` in front is a literal directory like any
         // other: escaped characters and regex syntax after it need nothing.
-        (!at_hostroot(p)).then(|| format!("{marker}{HOSTROOT}{p}"))
-    } else {
-        include_keyword(body).map(|n| format!("{}{}", &body[..n], convert_include_args(&body[n..])))
+        Statement::Rule { path, .. } => (!at_hostroot(&line[path.clone()]))
+            .then(|| edit(line, &[(path.start..path.start, HOSTROOT.to_owned())])),
+        Statement::Include { args, .. } => convert_include(line, &args),
+        _ => None,
     };
-    match new {
-        Some(n) => format!("{indent}{n}{cr}"),
-        None => format!("{indent}{body}{cr}"),
-    }
+    format!("{}{cr}", new.as_deref().unwrap_or(line))
 }
 
 /// Whether, reading `lines` in order, `@@{var}` is used before `@@define var` (or never defined).
 fn needs_define(lines: &[String], var: &str) -> bool {
-    let use_ = format!("@@{{{var}}}");
     for l in lines {
-        let (_, body) = split_indent(l);
-        if defines(body, var) {
+        let view = read_line(split_cr(l).0);
+        if matches!(&view.statement, Statement::Define { name } if name == var) {
             return false;
         }
-        if !body.starts_with('#') && body.contains(&use_) {
+        if view.reads.iter().any(|r| r == var) {
             return true;
         }
     }
     false
+}
+
+/// Whether `line` is a negative rule for the daemon's own files in the database directory.
+fn excludes_own_files(line: &str) -> bool {
+    let line = split_cr(line).0;
+    matches!(read_line(line).statement, Statement::Rule { marker, path }
+        if &line[marker.clone()] == "!" && line[path.clone()].starts_with("/hostroot/etc/kubernetes/aide"))
 }
 
 /// Excludes what the daemon writes in the database directory: the database, its backups, the
@@ -308,10 +250,7 @@ pub fn convert_user_config(text: &str) -> String {
     }
     // The daemon's own files change with every scan and re-init; a user config that selects
     // /etc would report them every time (upstream's conversion did not exclude them).
-    if !lines
-        .iter()
-        .any(|l| l.trim_start().starts_with("!/hostroot/etc/kubernetes/aide"))
-    {
+    if !lines.iter().any(|l| excludes_own_files(l)) {
         added.push(OWN_FILES_EXCLUDE.to_string());
     }
     // Before a final empty element, so a trailing newline stays the last character.
@@ -422,20 +361,18 @@ pub fn map_hostroot(text: &str, dir: &Path) -> String {
     let plain = d.trim_end_matches('/');
     let escaped = regex_escape(plain);
     text.split('\n')
-        .map(|line| {
-            let (indent, body) = split_indent(line);
-            if rule_path(body).is_some() {
-                replace_hostroot(line, &escaped)
-            } else if let Some(n) = include_keyword(body) {
-                let args = edit_args(&body[n..], |k, arg| match k {
-                    0 => Some(replace_hostroot(arg, plain)),
-                    2 => Some(replace_hostroot(arg, &escaped)),
-                    _ => None,
-                });
-                format!("{indent}{}{args}", &body[..n])
-            } else {
-                replace_hostroot(line, plain)
+        .map(|line| match read_line(split_cr(line).0).statement {
+            Statement::Rule { .. } => replace_hostroot(line, &escaped),
+            Statement::Include { args, .. } => {
+                let mut edits = Vec::new();
+                for (k, with) in [(0, plain), (2, escaped.as_str())] {
+                    if let Some(r) = args.get(k) {
+                        edits.push((r.clone(), replace_hostroot(&line[r.clone()], with)));
+                    }
+                }
+                edit(line, &edits)
             }
+            _ => replace_hostroot(line, plain),
         })
         .collect::<Vec<_>>()
         .join("\n")
@@ -789,10 +726,9 @@ mod tests {
         assert_eq!(rule_lines(&text), 151);
         let mut rules = 0;
         for l in out.lines() {
-            let body = l.trim_start();
-            if let Some((_, p)) = rule_path(body) {
+            if let Statement::Rule { path, .. } = read_line(l).statement {
                 rules += 1;
-                assert!(at_hostroot(p), "{l}");
+                assert!(at_hostroot(&l[path]), "{l}");
             }
         }
         // Plus our exclusion of the daemon's files.
@@ -996,6 +932,24 @@ mod tests {
         assert!(!records(&c, "/tmp/simnode/etc/passwd"));
         assert!(!records(&c, "/tmp/sim+node/etc/kubernetes/aide.db.gz"));
         assert!(!records(&c, "/hostroot/etc/passwd"));
+    }
+
+    /// One reading of the language: what the conversion takes for a rule, an option or an
+    /// include is what the scanner's lexer takes for one, and a line it refuses is left as
+    /// written for validation to name (a second tokenizer could read it otherwise and leave a
+    /// rule off the host root).
+    #[test]
+    fn lines_are_read_by_the_scanners_lexer() {
+        let text = "database\t=file:/x\n  /etc\\ x p\n=/boot$ p\n@@include\t/etc/aide.d\n";
+        let out = convert_user_config(text);
+        // After the two `@@define`s the added lines need.
+        let lines: Vec<&str> = out.lines().skip(2).collect();
+        assert_eq!(lines[0], "database\t=file:/x", "{out}");
+        assert_eq!(lines[1], "  /hostroot/etc\\ x p");
+        assert_eq!(lines[2], "=/hostroot/boot$ p");
+        assert_eq!(lines[3], "@@include\t/hostroot/etc/aide.d");
+        let err = validate(&out).unwrap_err().to_string();
+        assert!(err.starts_with("aide.conf:3: "), "{err}");
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //! flex semantics are reproduced: the longest match wins, ties go to the rule listed first, and
 //! every line starts in the `INITIAL` state (comment and empty lines produce no tokens).
 
+use std::ops::Range;
+
 use super::ConfigError;
 
 /// Configuration options known to the lexer.
@@ -353,241 +355,262 @@ impl<'a> Lexer<'a> {
     }
 
     fn lex_line(&self, s: &[u8], warnings: &mut Vec<String>) -> Result<Vec<Tok>, ConfigError> {
+        Ok(self
+            .lex_spans(s, warnings)?
+            .into_iter()
+            .map(|(t, _)| t)
+            .collect())
+    }
+
+    /// The tokens of one line, each with the bytes of the line it came from (an empty range
+    /// for the selection rule's marker, which is the path's `/`). One token at most per step.
+    pub(crate) fn lex_spans(
+        &self,
+        s: &[u8],
+        warnings: &mut Vec<String>,
+    ) -> Result<Vec<(Tok, Range<usize>)>, ConfigError> {
         let mut toks = Vec::new();
+        let mut spans = Vec::new();
         let mut st = State::Config;
         let mut i = 0;
-        while i < s.len() {
-            let r = &s[i..];
-            let c = r[0];
-            let ws = run(r, |c| c == b' ' || c == b'\t');
-            match st {
-                State::Config => {
-                    if ws > 0 {
-                        i += ws;
-                        continue;
-                    }
-                    if c == b'#' {
-                        // Inline comment up to the end of the line (a lone `\r` ends it and
-                        // is then an unexpected character).
-                        match r.iter().position(|&c| c == b'\r') {
-                            Some(k) => return Err(self.unexpected(r[k])),
-                            None => break,
+        'line: while i < s.len() {
+            let (start, count) = (i, toks.len());
+            'step: {
+                let r = &s[i..];
+                let c = r[0];
+                let ws = run(r, |c| c == b' ' || c == b'\t');
+                match st {
+                    State::Config => {
+                        if ws > 0 {
+                            i += ws;
+                            break 'step;
                         }
-                    }
-                    if r.starts_with(b"=/") {
-                        toks.push(Tok::EquRule);
-                        i += 1;
-                        st = State::Path;
-                        continue;
-                    }
-                    if r.starts_with(b"!/") {
-                        toks.push(Tok::NegRule);
-                        i += 1;
-                        st = State::Path;
-                        continue;
-                    }
-                    if c == b'/' {
-                        toks.push(Tok::SelRule);
-                        st = State::Path;
-                        continue;
-                    }
-                    if c == b'@' {
-                        let best = KEYWORDS
-                            .iter()
-                            .filter(|(k, _)| r.starts_with(k.as_bytes()))
-                            .max_by_key(|(k, _)| k.len());
-                        let Some((k, t)) = best else {
-                            return Err(self.unexpected(c));
-                        };
-                        let t = t.clone();
-                        i += k.len();
-                        st = match t {
-                            Tok::Define | Tok::Undef => State::DefStmt,
-                            Tok::If => State::Condition,
-                            Tok::IfDef | Tok::IfNDef | Tok::IfHost | Tok::IfNHost => {
-                                State::StringHunt
+                        if c == b'#' {
+                            // Inline comment up to the end of the line (a lone `\r` ends it and
+                            // is then an unexpected character).
+                            match r.iter().position(|&c| c == b'\r') {
+                                Some(k) => return Err(self.unexpected(r[k])),
+                                None => break 'line,
                             }
-                            Tok::Include | Tok::XInclude => State::Strings,
-                            Tok::SetEnv => State::EnvVar,
-                            _ => State::Config,
-                        };
-                        toks.push(t);
-                        continue;
-                    }
-                    // Options, unknown options and group names: longest match, first rule wins.
-                    let o = run(r, is_o);
-                    let g = run(r, is_g);
-                    let l = run(r, is_l);
-                    let opt = OPTIONS
-                        .iter()
-                        .filter(|(n, ..)| r.starts_with(n.as_bytes()))
-                        .max_by_key(|(n, ..)| n.len());
-                    let opt_len = opt.map(|(n, ..)| n.len()).unwrap_or(0);
-                    let best = opt_len.max(o).max(g).max(l);
-                    if best == 0 {
-                        return Err(self.unexpected(c));
-                    }
-                    let word = &r[..best];
-                    if opt_len == best {
-                        let (name, op, is_expr, dep) =
-                            opt.copied().unwrap_or(("", Opt::Verbose, false, None));
-                        if let Some(new) = dep {
-                            warnings.push(format!(
+                        }
+                        if r.starts_with(b"=/") {
+                            toks.push(Tok::EquRule);
+                            i += 1;
+                            st = State::Path;
+                            break 'step;
+                        }
+                        if r.starts_with(b"!/") {
+                            toks.push(Tok::NegRule);
+                            i += 1;
+                            st = State::Path;
+                            break 'step;
+                        }
+                        if c == b'/' {
+                            toks.push(Tok::SelRule);
+                            st = State::Path;
+                            break 'step;
+                        }
+                        if c == b'@' {
+                            let best = KEYWORDS
+                                .iter()
+                                .filter(|(k, _)| r.starts_with(k.as_bytes()))
+                                .max_by_key(|(k, _)| k.len());
+                            let Some((k, t)) = best else {
+                                return Err(self.unexpected(c));
+                            };
+                            let t = t.clone();
+                            i += k.len();
+                            st = match t {
+                                Tok::Define | Tok::Undef => State::DefStmt,
+                                Tok::If => State::Condition,
+                                Tok::IfDef | Tok::IfNDef | Tok::IfHost | Tok::IfNHost => {
+                                    State::StringHunt
+                                }
+                                Tok::Include | Tok::XInclude => State::Strings,
+                                Tok::SetEnv => State::EnvVar,
+                                _ => State::Config,
+                            };
+                            toks.push(t);
+                            break 'step;
+                        }
+                        // Options, unknown options and group names: longest match, first rule wins.
+                        let o = run(r, is_o);
+                        let g = run(r, is_g);
+                        let l = run(r, is_l);
+                        let opt = OPTIONS
+                            .iter()
+                            .filter(|(n, ..)| r.starts_with(n.as_bytes()))
+                            .max_by_key(|(n, ..)| n.len());
+                        let opt_len = opt.map(|(n, ..)| n.len()).unwrap_or(0);
+                        let best = opt_len.max(o).max(g).max(l);
+                        if best == 0 {
+                            return Err(self.unexpected(c));
+                        }
+                        let word = &r[..best];
+                        if opt_len == best {
+                            let (name, op, is_expr, dep) =
+                                opt.copied().unwrap_or(("", Opt::Verbose, false, None));
+                            if let Some(new) = dep {
+                                warnings.push(format!(
                                 "{}:{}: Using '{}' is DEPRECATED and will be removed in the next release. Update your config and use '{}' instead",
                                 self.file, self.line_no, name, new
                             ));
-                        }
-                        toks.push(Tok::Opt(op));
-                        st = if is_expr {
-                            State::ExprEqHunt
+                            }
+                            toks.push(Tok::Opt(op));
+                            st = if is_expr {
+                                State::ExprEqHunt
+                            } else {
+                                State::StringEqHunt
+                            };
+                        } else if o == best {
+                            return Err(self.err(format!(
+                                "unknown config option: '{}'",
+                                String::from_utf8_lossy(word)
+                            )));
                         } else {
-                            State::StringEqHunt
-                        };
-                    } else if o == best {
-                        return Err(self.err(format!(
-                            "unknown config option: '{}'",
-                            String::from_utf8_lossy(word)
-                        )));
-                    } else {
-                        if g != best {
-                            warnings.push(format!(
+                            if g != best {
+                                warnings.push(format!(
                                 "{}:{}: special characters in group names are DEPRECATED. Update your config and only use alphanumeric characters (A-Za-z0-9)",
                                 self.file, self.line_no
                             ));
-                        }
-                        toks.push(Tok::Group(word.to_vec()));
-                        st = State::ExprEqHunt;
-                    }
-                    i += best;
-                }
-                State::ExprEqHunt | State::StringEqHunt => {
-                    // `{E}` = ` *= *` (spaces only)
-                    let sp = run(r, |c| c == b' ');
-                    if r.get(sp) == Some(&b'=') {
-                        let sp2 = run(&r[sp + 1..], |c| c == b' ');
-                        i += sp + 1 + sp2;
-                        toks.push(Tok::Eq);
-                        st = if st == State::ExprEqHunt {
-                            State::Expr
-                        } else {
-                            State::String
-                        };
-                    } else {
-                        return Err(self.unexpected(c));
-                    }
-                }
-                State::Expr => {
-                    if ws > 0 {
-                        i += ws;
-                        continue;
-                    }
-                    match c {
-                        b'+' => toks.push(Tok::Plus),
-                        b'-' => toks.push(Tok::Minus),
-                        b',' => toks.push(Tok::Comma),
-                        _ => {
-                            let n = run(r, |c| is_l(c) || c == b'>');
-                            if n == 0 {
-                                return Err(self.unexpected(c));
                             }
-                            toks.push(Tok::Expr(r[..n].to_vec()));
-                            i += n;
-                            continue;
+                            toks.push(Tok::Group(word.to_vec()));
+                            st = State::ExprEqHunt;
+                        }
+                        i += best;
+                    }
+                    State::ExprEqHunt | State::StringEqHunt => {
+                        // `{E}` = ` *= *` (spaces only)
+                        let sp = run(r, |c| c == b' ');
+                        if r.get(sp) == Some(&b'=') {
+                            let sp2 = run(&r[sp + 1..], |c| c == b' ');
+                            i += sp + 1 + sp2;
+                            toks.push(Tok::Eq);
+                            st = if st == State::ExprEqHunt {
+                                State::Expr
+                            } else {
+                                State::String
+                            };
+                        } else {
+                            return Err(self.unexpected(c));
                         }
                     }
-                    i += 1;
-                }
-                State::DefStmt | State::EnvVar => {
-                    if ws > 0 {
-                        i += ws;
-                        continue;
-                    }
-                    let n = if st == State::DefStmt {
-                        run(r, is_l)
-                    } else if c.is_ascii_alphabetic() || c == b'_' {
-                        run(r, |c| c.is_ascii_alphanumeric() || c == b'_')
-                    } else {
-                        0
-                    };
-                    if n == 0 {
-                        return Err(self.unexpected(c));
-                    }
-                    toks.push(Tok::Var(r[..n].to_vec()));
-                    i += n;
-                    st = State::StringHunt;
-                }
-                State::StringHunt => {
-                    if ws > 0 {
-                        i += ws;
-                    }
-                    st = State::String;
-                }
-                State::Condition => {
-                    if ws > 0 {
-                        i += ws;
-                        continue;
-                    }
-                    if r.starts_with(b"not") {
-                        toks.push(Tok::Not);
-                        i += 3;
-                        continue;
-                    }
-                    let f = [
-                        ("defined", BoolOp::Defined),
-                        ("hostname", BoolOp::Hostname),
-                        ("exists", BoolOp::Exists),
-                    ]
-                    .into_iter()
-                    .find(|(n, _)| r.starts_with(n.as_bytes()));
-                    match f {
-                        Some((n, op)) => {
-                            toks.push(Tok::BoolFunc(op));
-                            i += n.len();
-                            st = State::StringHunt;
+                    State::Expr => {
+                        if ws > 0 {
+                            i += ws;
+                            break 'step;
                         }
-                        None => return Err(self.unexpected(c)),
+                        match c {
+                            b'+' => toks.push(Tok::Plus),
+                            b'-' => toks.push(Tok::Minus),
+                            b',' => toks.push(Tok::Comma),
+                            _ => {
+                                let n = run(r, |c| is_l(c) || c == b'>');
+                                if n == 0 {
+                                    return Err(self.unexpected(c));
+                                }
+                                toks.push(Tok::Expr(r[..n].to_vec()));
+                                i += n;
+                                break 'step;
+                            }
+                        }
+                        i += 1;
                     }
-                }
-                State::String | State::Strings | State::Path => {
-                    if ws > 0 {
-                        i += ws;
-                        match st {
-                            State::Strings => toks.push(Tok::Space),
-                            State::String => st = State::Config,
-                            _ => st = State::Expr,
+                    State::DefStmt | State::EnvVar => {
+                        if ws > 0 {
+                            i += ws;
+                            break 'step;
                         }
-                        continue;
+                        let n = if st == State::DefStmt {
+                            run(r, is_l)
+                        } else if c.is_ascii_alphabetic() || c == b'_' {
+                            run(r, |c| c.is_ascii_alphanumeric() || c == b'_')
+                        } else {
+                            0
+                        };
+                        if n == 0 {
+                            return Err(self.unexpected(c));
+                        }
+                        toks.push(Tok::Var(r[..n].to_vec()));
+                        i += n;
+                        st = State::StringHunt;
                     }
-                    if r.starts_with(b"@@{") {
-                        let n = run(&r[3..], is_l);
-                        if n > 0 && r.get(3 + n) == Some(&b'}') {
-                            toks.push(Tok::Var(r[3..3 + n].to_vec()));
-                            i += 4 + n;
-                            continue;
+                    State::StringHunt => {
+                        if ws > 0 {
+                            i += ws;
+                        }
+                        st = State::String;
+                    }
+                    State::Condition => {
+                        if ws > 0 {
+                            i += ws;
+                            break 'step;
+                        }
+                        if r.starts_with(b"not") {
+                            toks.push(Tok::Not);
+                            i += 3;
+                            break 'step;
+                        }
+                        let f = [
+                            ("defined", BoolOp::Defined),
+                            ("hostname", BoolOp::Hostname),
+                            ("exists", BoolOp::Exists),
+                        ]
+                        .into_iter()
+                        .find(|(n, _)| r.starts_with(n.as_bytes()));
+                        match f {
+                            Some((n, op)) => {
+                                toks.push(Tok::BoolFunc(op));
+                                i += n.len();
+                                st = State::StringHunt;
+                            }
+                            None => return Err(self.unexpected(c)),
                         }
                     }
-                    match c {
-                        b'\\' if matches!(r.get(1), Some(b'\\') | Some(b'@') | Some(b' ')) => {
-                            toks.push(Tok::Str(vec![r[1]]));
-                            i += 2;
+                    State::String | State::Strings | State::Path => {
+                        if ws > 0 {
+                            i += ws;
+                            match st {
+                                State::Strings => toks.push(Tok::Space),
+                                State::String => st = State::Config,
+                                _ => st = State::Expr,
+                            }
+                            break 'step;
                         }
-                        b'\\' | b'@' => {
-                            toks.push(Tok::Str(vec![c]));
-                            i += 1;
+                        if r.starts_with(b"@@{") {
+                            let n = run(&r[3..], is_l);
+                            if n > 0 && r.get(3 + n) == Some(&b'}') {
+                                toks.push(Tok::Var(r[3..3 + n].to_vec()));
+                                i += 4 + n;
+                                break 'step;
+                            }
                         }
-                        b'\r' | 0 => return Err(self.unexpected(c)),
-                        _ => {
-                            let n = run(r, |c| {
-                                !matches!(c, b'@' | b'\\' | b' ' | b'\t' | b'\r' | b'\n' | 0)
-                            });
-                            toks.push(Tok::Str(r[..n].to_vec()));
-                            i += n;
+                        match c {
+                            b'\\' if matches!(r.get(1), Some(b'\\') | Some(b'@') | Some(b' ')) => {
+                                toks.push(Tok::Str(vec![r[1]]));
+                                i += 2;
+                            }
+                            b'\\' | b'@' => {
+                                toks.push(Tok::Str(vec![c]));
+                                i += 1;
+                            }
+                            b'\r' | 0 => return Err(self.unexpected(c)),
+                            _ => {
+                                let n = run(r, |c| {
+                                    !matches!(c, b'@' | b'\\' | b' ' | b'\t' | b'\r' | b'\n' | 0)
+                                });
+                                toks.push(Tok::Str(r[..n].to_vec()));
+                                i += n;
+                            }
                         }
                     }
                 }
             }
+            if toks.len() > count {
+                spans.push(start..i);
+            }
         }
-        Ok(toks)
+        Ok(toks.into_iter().zip(spans).collect())
     }
 }
 

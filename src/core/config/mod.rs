@@ -15,6 +15,7 @@ mod eval;
 pub mod host;
 pub(crate) mod lex;
 pub(crate) mod parse;
+pub mod statement;
 
 use crate::attr::AttrSet;
 use crate::exit::Exit;
