@@ -2,7 +2,7 @@
 //!
 //!     scripts/testenv.sh up && cargo bench --bench scale      # FIO_SCALE_NODES=1000 default
 //!
-//! On the real control plane of the tests (`tests/cluster`): 1,000 kwok nodes, the operator as
+//! On the real control plane of the tests (`tests/harness`, the fio-harness crate): 1,000 kwok nodes, the operator as
 //! its service account, one FileIntegrity over all nodes (its DaemonSet's pods are faked by
 //! kwok). A load generator then does what the daemons would: one result per node, created as
 //! the daemon creates it (`ScanReport::to_config_map`; a create refused because the node's
@@ -13,8 +13,7 @@
 //! MachineConfig update over 100 nodes (waves of 10: Working, then Done, then the nodes'
 //! re-init results).
 
-#[path = "../tests/cluster/mod.rs"]
-mod cluster;
+use fio_harness as cluster;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

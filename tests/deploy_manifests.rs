@@ -36,7 +36,7 @@ fn rel(path: &Path) -> String {
 }
 
 /// Every `.yaml`/`.yml` file under `dir`, sorted; not the OLM bundle, catalog and install
-/// objects, which `scripts/bundle.py` generates from the others (tests/olm.rs checks them).
+/// objects, which `scripts/bundle.py` generates from the others (tests/olm/ checks them).
 fn yaml_files(dir: &Path) -> Vec<PathBuf> {
     let olm = ["bundle", "catalog", "olm"].map(|d| deploy_dir().join(d));
     let mut out = Vec::new();

@@ -6,8 +6,7 @@
 //! HTTPS (token and access reviews) needs the API server: it is tested in
 //! `tests/operator/metrics.rs`.
 
-#[path = "cluster/tls.rs"]
-mod tls;
+use fio_harness::tls;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -9,8 +9,7 @@
 //! Needs root, Debian's containerd, runc, containernetworking-plugins and socat (`.ci/run`
 //! installs them); fails saying so when they are missing.
 
-#[path = "cluster/mod.rs"]
-mod cluster;
+use fio_harness as cluster;
 
 use std::collections::BTreeMap;
 use std::io::Write;

@@ -33,8 +33,7 @@
 //! failure), `wait.rs` (polling), `process.rs` ([`Operator`], [`Daemon`]), `node_root.rs`
 //! ([`sample_node_root`]).
 
-#![allow(dead_code)] // each test binary uses a part of the harness
-
+pub mod aide;
 mod control_plane;
 mod namespace;
 mod node_root;
@@ -44,7 +43,7 @@ pub mod real;
 pub mod tls;
 mod wait;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 #[allow(unused_imports)] // each test binary uses a part of the harness
@@ -69,8 +68,41 @@ const FIELD_MANAGER: &str = "fio-tests";
 /// How often waits poll.
 const POLL: Duration = Duration::from_millis(250);
 
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+/// The repository (this crate is `tests/harness` in it).
+pub fn repo() -> &'static Path {
+    static REPO: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    REPO.get_or_init(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
+}
+
+/// The directory cargo built the running test binary in (`target/<profile>`): the test binary
+/// is `<it>/deps/<name>-<hash>`, and cargo builds the package's binaries into `<it>` before
+/// running integration tests.
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    exe.parent()
+        .and_then(Path::parent)
+        .unwrap_or_else(|| panic!("{}: not in target/<profile>/deps", exe.display()))
+        .to_path_buf()
+}
+
+/// A binary of the package (`fio-operator`), as cargo built it for this test run.
+pub fn bin(name: &str) -> PathBuf {
+    let p = profile_dir().join(name);
+    assert!(
+        p.is_file(),
+        "{} is missing: run the tests with cargo test (which builds it first)",
+        p.display()
+    );
+    p
+}
+
+/// Where tests keep their temporary directories (cargo's `CARGO_TARGET_TMPDIR`,
+/// `target/tmp`), on the checkout's file system.
+pub fn target_tmp() -> PathBuf {
+    profile_dir()
+        .parent()
+        .map(|target| target.join("tmp"))
+        .expect("target/<profile> has a parent")
 }
 
 fn keep() -> bool {

@@ -201,8 +201,8 @@ impl TestNs {
             ns.len() <= 50,
             "namespace name {ns} too long: shorten the label"
         );
-        let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-        fs::create_dir_all(&base).expect("create CARGO_TARGET_TMPDIR");
+        let base = super::target_tmp();
+        fs::create_dir_all(&base).unwrap_or_else(|e| panic!("creating {}: {e}", base.display()));
         let tmp = tempfile::Builder::new()
             .prefix(&format!("{ns}-"))
             .tempdir_in(&base)

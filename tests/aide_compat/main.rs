@@ -1,6 +1,6 @@
 //! Acceptance tests: `fio-scanner` is a drop-in replacement for AIDE 0.18.3.
 //!
-//! Every test builds its own tree in a fresh temp dir (see `common`), so they run in parallel.
+//! Every test builds its own tree in a fresh temp dir (see `scenario.rs` and `tree.rs`), so they run in parallel.
 //! The real `/usr/bin/aide` is required (a missing AIDE fails the tests).
 //!
 //! * `ours_init_then_aide_check_*`  (a): our database is accepted by AIDE as "no differences".
@@ -12,14 +12,70 @@
 //!   killed init, the operator's AIDE-0.16 config dialect). With `FIO_SCANNER=/usr/bin/aide`
 //!   (harness validation) these are expected to fail; everything else must pass:
 //!   `FIO_SCANNER=/usr/bin/aide cargo test --release --test aide_compat -- --skip beyond_aide_`
+//!
+//! Helpers, by what they build: `tool.rs` (the two tools), `scenario.rs` (directories and
+//! configurations), `tree.rs` (the tree and its mutations), `report.rs` (reports parsed),
+//! `database.rs` (databases decoded).
+//!
+//! Paths are handled as raw bytes (`Vec<u8>`) everywhere, because the tree contains names that
+//! are not UTF-8.
+//!
+//! Environment: `FIO_SCANNER` (binary under test), `AIDE_BIN` (reference AIDE),
+//! `FIO_TEST_TMPDIR` (parent of the scenario dirs; default cargo's `CARGO_TARGET_TMPDIR`, on the
+//! checkout's file system, which must support user xattrs and ACLs), `FIO_TEST_KEEP=1` (keep
+//! the scenario dirs for debugging), `FIO_TEST_TIMEOUT` (seconds per tool run, default 600).
+//!
+//! AIDE 0.18.3 behaviour the parser relies on (verified): in plain reports, control characters
+//! in names are printed as `\ooo` octal escapes (newline `\012`, tab `\011`, ESC `\033`), a
+//! backslash that is followed by three octal digits is printed as `\134`, every other byte
+//! (including non-UTF-8 ones and `%`, `#`, space) is printed raw.
 
-mod common;
+mod database;
+mod report;
+mod scenario;
+mod tool;
+mod tree;
 
-use common::*;
-use std::collections::BTreeSet;
+pub use aide::aide_bin;
+use database::*;
+use fio_harness::aide;
+use report::*;
+use scenario::*;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::{CString, OsStr};
+use std::fmt::Write as _;
 use std::fs;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+use tool::*;
+use tree::*;
+
+/// The operator's default rule (`CONTENT_EX` in the FIO default aide.conf).
+pub const CONTENT_EX: &str = "sha512+ftype+p+u+g+n+acl+selinux+xattrs";
+/// `CONTENT_EX` plus every stat attribute except `a` and most hashes (access times change on
+/// read, so `a` would make every run report changes).
+pub const CONTENT_FULL: &str = "sha512+ftype+p+u+g+n+acl+selinux+xattrs+s+m+c+i+b+l+md5+sha256+sha1+rmd160+tiger+whirlpool+gost+crc32b";
+/// AIDE's "every attribute" rule (as in aide-samples/full.conf) minus `a`: adds `H` (all 11
+/// hashes but haval, which fio-scanner does not support), `e2fsattrs` and `caps`.
+pub const ALL_BUT_ATIME: &str =
+    "p+ftype+i+l+n+u+g+s+b+m+c+md5+sha1+sha256+sha512+rmd160+tiger+crc32+crc32b+whirlpool+gost+acl+selinux+xattrs+e2fsattrs+caps";
+
+/// Size of the large file: > 64 MiB and not a multiple of AIDE's 16 MiB read block.
+pub const BIG_SIZE: u64 = 64 * 1024 * 1024 + 4096 * 3 + 123;
+
+/// Timeout for one tool invocation (seconds), `$FIO_TEST_TIMEOUT` overrides.
+fn run_timeout() -> Duration {
+    let secs = std::env::var("FIO_TEST_TIMEOUT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(600);
+    Duration::from_secs(secs)
+}
 
 // ------------------------------------------------------------------------------------------
 // (a) fio-scanner --init, then aide --check on the unchanged tree

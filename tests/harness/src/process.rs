@@ -125,7 +125,7 @@ impl Proc {
     fn new(
         t: &TestNs,
         name: String,
-        program: &str,
+        program: &Path,
         args: Vec<String>,
         envs: Vec<(String, String)>,
     ) -> Proc {
@@ -229,13 +229,7 @@ impl Operator {
             format!("--max-pause={}", MAX_PAUSE.as_secs()),
         ];
         Operator(
-            Proc::new(
-                t,
-                name.into(),
-                env!("CARGO_BIN_EXE_fio-operator"),
-                args,
-                envs,
-            ),
+            Proc::new(t, name.into(), &super::bin("fio-operator"), args, envs),
             metrics,
             plain,
         )
@@ -372,7 +366,7 @@ impl Daemon {
             ..DaemonArgs::new(fi, &t.ns)
         }
         .to_argv();
-        let proc = Proc::new(t, label, env!("CARGO_BIN_EXE_fio-operator"), args, envs);
+        let proc = Proc::new(t, label, &super::bin("fio-operator"), args, envs);
         let follower = tokio::spawn(follow_pod(
             t.follower(),
             ds,

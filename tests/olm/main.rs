@@ -4,13 +4,10 @@
 //! built from their Go modules by `scripts/testenv.sh build`), and installed and upgraded for
 //! real by OLM (tests/olm/install.rs).
 
-#[path = "cluster/mod.rs"]
-mod cluster;
-#[path = "olm/install.rs"]
+use fio_harness as cluster;
+
 mod install;
-#[path = "olm/monitoring.rs"]
 mod monitoring;
-#[path = "olm/tools.rs"]
 mod tools;
 
 use std::collections::BTreeMap;
