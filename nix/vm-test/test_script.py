@@ -116,7 +116,7 @@ with subtest("a MachineConfig update pauses the agent and re-initialises it once
         "machineconfiguration.openshift.io/desiredConfig=rendered-2 "
         "machineconfiguration.openshift.io/state=Working"
     )
-    # the pause is recorded in the status (the holdoff annotation is the user's alone)
+    # the pause is recorded in the status (and the node added to the holdoff annotation)
     server.wait_until_succeeds(
         f"kubectl -n {NS} get fileintegrity {FI} -o json | jq -e '.status.nodePauses.agent'",
         timeout=120,
