@@ -3,7 +3,6 @@
 //! rotated under load (issue 13).
 
 use crate::cluster::{self, secs, tls, Operator, TestNs};
-use fio_api::FileIntegrityStatusPhase as Phase;
 use k8s_openapi::api::admissionregistration::v1::{
     ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
 };
@@ -128,7 +127,7 @@ async fn metrics_over_https_need_a_token_allowed_to_read_them() {
 /// (`reconcile_errors_total{controller, error}`), each failure provoked on the real API server
 /// by an admission policy refusing one of the operator's writes in the test namespace (as an
 /// administrator's policy, a quota or a webhook could). Each refusal is lifted in turn; then
-/// the FileIntegrity is Active.
+/// the DaemonSet exists and the status is written.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_reconciles_are_counted_by_the_step_that_failed() {
     let t = TestNs::new("reconcileerr", 0).await;
@@ -179,7 +178,17 @@ async fn failed_reconciles_are_counted_by_the_step_that_failed() {
         .await;
         p.delete(&t).await;
     }
-    t.wait_phase(fi_name, Phase::Active, secs(60)).await;
+    // Every step goes through now: the DaemonSet is there and the status written.
+    let ds = fio_api::names::daemonset_name(fi_name);
+    t.wait("the DaemonSet and a status phase", secs(60), async || {
+        let fi = t.get_fi(fi_name).await;
+        let phase = fi.status.and_then(|s| s.phase);
+        match t.api::<DaemonSet>().get_opt(&ds).await {
+            Ok(Some(_)) if phase.is_some() => Ok(()),
+            other => Err(format!("DaemonSet {ds}: {other:?}; phase {phase:?}")),
+        }
+    })
+    .await;
     let text = op.metrics().await;
     for p in &policies {
         let line = format!(
