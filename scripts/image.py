@@ -79,65 +79,27 @@ def musl_target():
     return target
 
 
-def build_env(target_dir=None):
+def build_env():
     """The environment of the static build. Variables that cargo sets for the process running a
     test (CARGO_MANIFEST_DIR, CARGO_PKG_*, ...) are removed: build scripts (ring's) track some of
-    them, and a build from a test after one from a shell would otherwise recompile from ring up.
-
-    The checkout's path is remapped for the workspace's crates only, by a RUSTC_WORKSPACE_WRAPPER
-    kept in the target directory (see remap_wrapper): the flags of every other crate do not
-    depend on where the checkout is, so a build from a copy elsewhere into the same target
-    directory compiles the workspace again and reuses every dependency (tests/image.rs)."""
+    them, and a build from a test after one from a shell would otherwise recompile from ring up."""
     cargo_set = ("CARGO_MANIFEST_", "CARGO_PKG_", "CARGO_CRATE_", "CARGO_BIN_", "CARGO_CFG_",
                  "CARGO_PRIMARY_PACKAGE", "CARGO_TARGET_TMPDIR", "OUT_DIR")
     env = {k: v for k, v in os.environ.items() if not k.startswith(cargo_set)}
-    env["RUSTFLAGS"] = " ".join(static_rustflags(target_dir))
-    if target_dir is not None:
-        env["RUSTC_WORKSPACE_WRAPPER"] = str(remap_wrapper(target_dir))
-        env["FIO_REMAP_ROOT"] = str(ROOT)
+    env["RUSTFLAGS"] = " ".join(static_rustflags())
     return env
 
 
-REMAP_WRAPPER = """#!/bin/sh
-# Written by scripts/image.py: rustc for the workspace's own crates, with the checkout
-# ($FIO_REMAP_ROOT) remapped to /src, first, so that the remappings in RUSTFLAGS (the target
-# directory's, which may lie inside the checkout) come later and win where both match.
-rustc=$1
-shift
-exec "$rustc" "--remap-path-prefix=${FIO_REMAP_ROOT:?set by scripts/image.py}=/src" "$@"
-"""
-
-
-def remap_wrapper(target_dir):
-    """The workspace wrapper, in the target directory: cargo hashes the wrapper's path into the
-    workspace crates' symbol names, so builds that share a target directory (from any checkout)
-    must name the same file."""
-    path = Path(target_dir) / "rustc-remap-root"
-    if not path.is_file() or path.read_text() != REMAP_WRAPPER:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(REMAP_WRAPPER)
-        tmp.chmod(0o755)
-        os.replace(tmp, path)
-    return path
-
-
-def static_rustflags(target_dir=None):
+def static_rustflags():
     # crt-static: no libc to ship; strip: no symbols; remapped paths: the same bytes from any
-    # CARGO_HOME and target directory (panic messages name files; build scripts' outputs are in
-    # the target directory).
+    # checkout and any CARGO_HOME (panic messages name files).
     cargo_home = os.environ.get("CARGO_HOME", str(Path.home() / ".cargo"))
-    flags = [
+    return [
         "-C", "target-feature=+crt-static",
         "-C", "strip=symbols",
+        f"--remap-path-prefix={ROOT}=/src",
         f"--remap-path-prefix={cargo_home}=/cargo",
     ]
-    if target_dir is None:
-        # A single rustc run (the test nodes' images), no workspace wrapper: the checkout.
-        flags.append(f"--remap-path-prefix={ROOT}=/src")
-    else:
-        flags.append(f"--remap-path-prefix={target_dir}=/target")
-    return flags
 
 
 def tar_entry(tar, name, mode, data=None):
@@ -263,11 +225,11 @@ def cmd_product(args):
     # musl, as nix/package.nix's: a static glibc cannot resolve host names (no NSS modules in
     # the image); musl reads /etc/resolv.conf and /etc/hosts itself.
     target = musl_target()
-    target_dir = Path(args.target_dir).resolve() if args.target_dir else ROOT / "target" / "static"
-    env = build_env(target_dir)
+    env = build_env()
     cmd = ["cargo", "build", "--release", "--locked", "--target", target]
     for b in spec["binaries"]:
         cmd += ["--bin", b]
+    target_dir = Path(args.target_dir).resolve() if args.target_dir else ROOT / "target" / "static"
     cmd += ["--target-dir", str(target_dir)]
     run(cmd, env)
     files = {}
