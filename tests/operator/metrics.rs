@@ -160,10 +160,7 @@ async fn failed_reconciles_are_counted_by_the_step_that_failed() {
     let op = Operator::start(&t);
     t.create_fi(&t.file_integrity(fi_name)).await;
     for p in &policies {
-        let line = format!(
-            "file_integrity_operator_reconcile_errors_total{{controller=\"fileintegrity\",error=\"{}\"}}",
-            p.label
-        );
+        let line = errors_series(p.label);
         t.wait(&format!("{line} counted"), secs(60), async || {
             let text = op.metrics().await;
             match metric_value(&text, &line) {
@@ -191,12 +188,16 @@ async fn failed_reconciles_are_counted_by_the_step_that_failed() {
     .await;
     let text = op.metrics().await;
     for p in &policies {
-        let line = format!(
-            "file_integrity_operator_reconcile_errors_total{{controller=\"fileintegrity\",error=\"{}\"}}",
-            p.label
-        );
+        let line = errors_series(p.label);
         assert!(metric_value(&text, &line).is_some(), "{line} not in {text}");
     }
+}
+
+/// The FileIntegrity controller's failed-reconcile series for the step labelled `error`.
+fn errors_series(error: &str) -> String {
+    format!(
+        "file_integrity_operator_reconcile_errors_total{{controller=\"fileintegrity\",error=\"{error}\"}}"
+    )
 }
 
 /// The value of the sample `series` (name and labels as encoded) in `text`.
