@@ -11,8 +11,8 @@
 #   BENCH_WORK    work dir for configs, databases, reports, timings (default: a new
 #                 /var/tmp/fio-bench.XXXXXX, removed at the end unless BENCH_KEEP=1).
 #   BENCH_RUNS    timed repetitions of each init/check (default 1; the best wall time is kept).
-#   FIO_SCANNER   binary under test (default: target/release/fio-scanner, built here with
-#                 `cargo build --release`). FIO_SCANNER=/usr/bin/aide validates the script.
+#   FIO_SCANNER   binary under test (default: target/dist/fio-scanner, built here with
+#                 `cargo build --profile dist`, what ships). FIO_SCANNER=/usr/bin/aide validates the script.
 #   AIDE_BIN      reference AIDE (default /usr/bin/aide).
 #   FIO_BASELINE  an earlier fio-scanner (e.g. built from the previous commit), timed in the same
 #                 run on the same tree: its rows show whether the binary under test got slower.
@@ -40,9 +40,9 @@ command -v openssl >/dev/null || die "openssl not found"
 if [[ -n ${FIO_SCANNER:-} ]]; then
     OURS=$FIO_SCANNER
 else
-    log "cargo build --release"
-    (cd "$ROOT" && cargo build --release --bin fio-scanner >&2)
-    OURS=$ROOT/target/release/fio-scanner
+    log "cargo build --profile dist"
+    (cd "$ROOT" && cargo build --profile dist --bin fio-scanner >&2)
+    OURS=${CARGO_TARGET_DIR:-$ROOT/target}/dist/fio-scanner
 fi
 [[ -x $OURS ]] || die "binary under test $OURS not found"
 BASE=${FIO_BASELINE:-}

@@ -30,6 +30,8 @@ rustPlatform.buildRustPackage {
   };
   cargoLock.lockFile = ../Cargo.lock;
 
+  # Cargo.toml's profile of what ships (thin LTO), as scripts/image.py builds.
+  buildType = "dist";
   cargoBuildFlags = [ "--bins" ];
   # The test suites need root, Debian's aide and a Kubernetes control plane: they run in
   # .ci/run; the flake's checks run the scanner's suites and the k3s VM test instead.

@@ -219,6 +219,18 @@ def product_config(spec, version):
             "User": spec["user"], "Labels": labels}
 
 
+# Cargo.toml's profile of what ships (thin LTO), as nix/package.nix's `buildType`.
+PROFILE = "dist"
+
+
+def default_target_dir():
+    """`static/` in cargo's target directory: target/static, or under CARGO_TARGET_DIR when that is
+    set (as .ci/run does, to keep compiled dependencies between runs). The image does not depend
+    on it: tests/image.rs builds again in a fresh directory and compares digests."""
+    base = os.environ.get("CARGO_TARGET_DIR")
+    return (Path(base).resolve() if base else ROOT / "target") / "static"
+
+
 def cmd_product(args):
     spec = product_spec()
     version = args.version or workspace_version()
@@ -226,15 +238,15 @@ def cmd_product(args):
     # the image); musl reads /etc/resolv.conf and /etc/hosts itself.
     target = musl_target()
     env = build_env()
-    cmd = ["cargo", "build", "--release", "--locked", "--target", target]
+    cmd = ["cargo", "build", "--profile", PROFILE, "--locked", "--target", target]
     for b in spec["binaries"]:
         cmd += ["--bin", b]
-    target_dir = Path(args.target_dir).resolve() if args.target_dir else ROOT / "target" / "static"
+    target_dir = Path(args.target_dir).resolve() if args.target_dir else default_target_dir()
     cmd += ["--target-dir", str(target_dir)]
     run(cmd, env)
     files = {}
     for b in spec["binaries"]:
-        data = (target_dir / target / "release" / b).read_bytes()
+        data = (target_dir / target / PROFILE / b).read_bytes()
         files[f"{spec['binDir']}/{b}"] = (0o755, data)
     dirs = {d["path"]: int(d["mode"], 8) for d in spec["directories"]}
     config = product_config(spec, version)
@@ -276,7 +288,9 @@ def main():
     prod.add_argument("--tag", help="image tag (default: the version)")
     prod.add_argument("--version", help="the version label (default: the workspace version; the "
                       "OLM test builds the next version's image, which differs by it alone)")
-    prod.add_argument("--target-dir", help="cargo target directory (default: target/static)")
+    prod.add_argument("--target-dir",
+                      help="cargo target directory (default: target/static, or "
+                      "$CARGO_TARGET_DIR/static)")
     pause = sub.add_parser("pause", help="the real test nodes' sandbox image")
     olm = sub.add_parser("olm", help="the images of OLM's bundle-unpack Jobs on the test nodes")
     olm.add_argument("--bin", required=True, help="OLM's binaries (scripts/testenv.sh olm-bin)")

@@ -12,12 +12,18 @@ fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Builds the image from the sources in `src` into `out`; returns the printed digest.
-fn build(src: &Path, out: &Path) -> String {
-    let status = Command::new("python3")
-        .arg(src.join("scripts/image.py"))
+/// Builds the image from the sources in `src` into `out`, in cargo target directory
+/// `target_dir` (image.py's default when `None`: `static/` in the checkout's, or in
+/// `CARGO_TARGET_DIR`); returns the printed digest.
+fn build(src: &Path, out: &Path, target_dir: Option<&Path>) -> String {
+    let mut cmd = Command::new("python3");
+    cmd.arg(src.join("scripts/image.py"))
         .args(["product", "--tag", "e2e", "--out"])
-        .arg(out)
+        .arg(out);
+    if let Some(dir) = target_dir {
+        cmd.arg("--target-dir").arg(dir);
+    }
+    let status = cmd
         .stdin(Stdio::null())
         .status()
         .expect("run python3 scripts/image.py");
@@ -90,7 +96,7 @@ fn copy_sources(to: &Path) {
 #[test]
 fn the_image_is_minimal_configured_from_image_json_and_reproducible() {
     let out1 = root().join("target/image");
-    let digest1 = build(root(), &out1);
+    let digest1 = build(root(), &out1, None);
     let archive = out1.join("file-integrity-operator.oci.tar");
 
     // -- what is inside: the two binaries and /tmp, nothing else (no shell, no libc) ----------
@@ -176,7 +182,13 @@ fn the_image_is_minimal_configured_from_image_json_and_reproducible() {
     let _ = std::fs::remove_dir_all(&copy);
     std::fs::create_dir_all(&copy).unwrap();
     copy_sources(&copy);
-    let digest2 = build(&copy, &copy.join("target/image"));
+    // Its own target directory, given explicitly: the default follows CARGO_TARGET_DIR, which
+    // would be the first build's.
+    let digest2 = build(
+        &copy,
+        &copy.join("target/image"),
+        Some(&copy.join("target/static")),
+    );
     let kept: PathBuf = copy.clone();
     let same = digest1 == digest2;
     if same {
