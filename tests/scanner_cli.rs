@@ -289,7 +289,13 @@ fn scanner_as_nobody(s: &Setup, args: &[&str]) -> (i32, String) {
         .uid(65534)
         .gid(65534)
         .output()
-        .expect("run fio-scanner as nobody");
+        .unwrap_or_else(|e| {
+            panic!(
+                "run {} as nobody: {e} (nobody must reach the binary: a target directory \
+                 under a private home such as /root is out of its reach)",
+                env!("CARGO_BIN_EXE_fio-scanner")
+            )
+        });
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stderr).into_owned(),
