@@ -226,7 +226,7 @@ PROFILE = "dist"
 def default_target_dir():
     """`static/` in cargo's target directory: target/static, or under CARGO_TARGET_DIR when that is
     set (as .ci/run does, to keep compiled dependencies between runs). The image does not depend
-    on it: tests/image.rs builds again in a fresh directory and compares digests."""
+    on it: tests/image.rs builds again in another directory and compares digests."""
     base = os.environ.get("CARGO_TARGET_DIR")
     return (Path(base).resolve() if base else ROOT / "target") / "static"
 

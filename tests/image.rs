@@ -4,7 +4,7 @@
 //! The second build compiles the workspace again (~4 min on 2 cores; ~6 min on a fresh machine,
 //! where it compiles every crate).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
@@ -195,15 +195,14 @@ fn the_image_is_minimal_configured_from_image_json_and_reproducible() {
         &copy.join("target/image"),
         Some(&tmp.join("image-repro-target")),
     );
-    let kept: PathBuf = copy.clone();
     let same = digest1 == digest2;
     if same {
-        let _ = std::fs::remove_dir_all(&kept);
+        let _ = std::fs::remove_dir_all(&copy);
     }
     assert!(
         same,
         "two builds, two digests: {digest1} here, {digest2} in {} (kept)",
-        kept.display()
+        copy.display()
     );
     eprintln!("image digest {digest1}, twice");
 }
