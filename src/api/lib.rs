@@ -28,7 +28,7 @@ pub use fileintegrity::{
 };
 pub use holdoff::{Holdoff, NodePause};
 pub use nodestatus::{
-    FileIntegrityNodeCondition, FileIntegrityNodeStatus, FileIntegrityNodeStatusFields,
+    AttributeChange, ChangeKind, FileChange, FileIntegrityNodeCondition, FileIntegrityNodeStatus, FileIntegrityNodeStatusFields,
     FileIntegrityScanResult, NodeBaseline,
 };
 pub use reinit::ReinitRequests;
@@ -249,6 +249,7 @@ mod tests {
                 ("Changed", ".lastResult.filesChanged"),
                 ("Removed", ".lastResult.filesRemoved"),
                 ("Last Probe", ".lastResult.lastProbeTime"),
+                ("First Change", ".lastResult.changes[0].path"),
                 ("Age", ".metadata.creationTimestamp"),
             ]
         );

@@ -90,6 +90,12 @@ pub const FILES_CHANGED_ANNOTATION: &str = "file-integrity.openshift.io/files-ch
 pub const FILES_REMOVED_ANNOTATION: &str = "file-integrity.openshift.io/files-removed";
 /// Data key of a result ConfigMap holding the scan report.
 pub const INTEGRITY_LOG_KEY: &str = "integritylog";
+/// Data key of a result ConfigMap (not in upstream): the full change list of a Failed result,
+/// as AIDE 0.18's JSON report, packed like [`INTEGRITY_LOG_KEY`] (gzip + base64 with it).
+pub const CHANGES_JSON_KEY: &str = "changes.json";
+/// Annotation on a result ConfigMap (not in upstream): the first changes of a Failed result,
+/// their total and the digest of the full list, as JSON (`fio_api::result::ChangeSummary`).
+pub const CHANGES_ANNOTATION: &str = "file-integrity.openshift.io/changes";
 
 // ---- ConfigMaps, DaemonSets ------------------------------------------------------------------
 

@@ -70,6 +70,13 @@ use crate::fileintegrity::is_zero;
         priority = 1
     ),
     printcolumn(
+        name = "First Change",
+        type_ = "string",
+        json_path = ".lastResult.changes[0].path",
+        description = "The first changed path (by path order) of a Failed last result",
+        priority = 1
+    ),
+    printcolumn(
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
@@ -185,6 +192,97 @@ pub struct FileIntegrityScanResult {
     /// the covering content), at most 10, then how many more (ours).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub covered_files: Vec<String>,
+    /// A Failed result's changes, sorted by path: the first ones (at most 50, fewer when their
+    /// text would make the object large); the full list is in the result ConfigMap (ours).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<FileChange>,
+    /// How many changes of the result are not in `changes` (ours).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub changes_truncated: i64,
+    /// SHA-256 of the result's full change list: equal digests, same changes (ours).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub changes_sha256: String,
+}
+
+/// One changed entry of a node (ours).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FileChange {
+    /// The path as on the node (`/etc/passwd`), escaped as AIDE's report escapes it (control
+    /// characters and bytes that are not UTF-8 as `\ooo`); cut with `...` past 1024 bytes.
+    pub path: String,
+    pub kind: ChangeKind,
+    /// For a changed entry: the attributes that changed (AIDE's JSON report names).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attributes: Vec<String>,
+    /// For a changed entry: old and new value of the changed attributes that have a short
+    /// one (type, permissions, owner, group, size, link target, mtime, inode, link count) and
+    /// the first 16 hex digits of changed digests.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<AttributeChange>,
+    /// When the first scan that reported this change ran; kept across scans until the node's
+    /// baseline is initialised again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Time>,
+}
+
+/// Old and new value of one attribute of a changed entry.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AttributeChange {
+    pub attribute: String,
+    pub old: String,
+    pub new: String,
+}
+
+/// What happened to an entry, as AIDE's report lists it.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeKind {
+    Added,
+    Removed,
+    Changed,
+}
+
+impl ChangeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Added => "added",
+            ChangeKind::Removed => "removed",
+            ChangeKind::Changed => "changed",
+        }
+    }
+}
+
+impl From<fio_core::changes::ChangeKind> for ChangeKind {
+    fn from(k: fio_core::changes::ChangeKind) -> Self {
+        use fio_core::changes::ChangeKind as K;
+        match k {
+            K::Added => ChangeKind::Added,
+            K::Removed => ChangeKind::Removed,
+            K::Changed => ChangeKind::Changed,
+        }
+    }
+}
+
+impl From<&fio_core::changes::Change> for FileChange {
+    fn from(c: &fio_core::changes::Change) -> Self {
+        FileChange {
+            path: c.path.clone(),
+            kind: c.kind.into(),
+            attributes: c.attributes.iter().map(|a| (*a).to_owned()).collect(),
+            details: c
+                .details
+                .iter()
+                .map(|d| AttributeChange {
+                    attribute: d.attribute.to_owned(),
+                    old: d.old.clone(),
+                    new: d.new.clone(),
+                })
+                .collect(),
+            since: None,
+        }
+    }
 }
 
 impl FileIntegrityScanResult {
@@ -201,6 +299,9 @@ impl FileIntegrityScanResult {
             files_removed: 0,
             mounts_sha256: String::new(),
             covered_files: Vec::new(),
+            changes: Vec::new(),
+            changes_truncated: 0,
+            changes_sha256: String::new(),
         }
     }
 }

@@ -9,6 +9,8 @@
 //!   `.../log=""`; owner reference to the FileIntegrity;
 //! - Failed: annotations `files-added`, `files-changed`, `files-removed` (decimal), data
 //!   `integritylog` with the report, `compressed` (annotation) when it is gzip+base64;
+//!   `changes`* (annotation: the first changes, their total, the digest of the full list) and
+//!   data `changes.json`* (the full list as AIDE's JSON report, compressed with the report);
 //! - Errored: annotation `log-errormsg` (upstream's "AIDE error: 18 IO error: ..." text),
 //!   `exit-code`* (AIDE's status, absent when the daemon refused to scan);
 //! - `reinit-id`*, `db-sha256`*/`db-size`*/`db-entries`*, `db-initialized`*,
@@ -30,6 +32,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
 use crate::names;
+use crate::nodestatus::FileChange;
 
 /// Upstream's `configMapMaxSize`: a little under the 1 MiB ConfigMap limit.
 pub const CONFIGMAP_MAX: usize = 1_048_570;
@@ -79,6 +82,8 @@ pub enum ScanCondition {
     Failed {
         counts: FileCounts,
         log: Log,
+        /// Absent in results of upstream's daemons.
+        changes: Option<Changes>,
     },
     Errored {
         /// AIDE's status; `None` when the daemon refused to run the scan (baseline mismatch,
@@ -86,6 +91,75 @@ pub enum ScanCondition {
         exit: Option<Exit>,
         message: String,
     },
+}
+
+/// The changes of a Failed result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Changes {
+    pub summary: ChangeSummary,
+    /// The full list as AIDE 0.18's JSON report, packed as the log is (compressed when it is):
+    /// `None` when it did not fit beside the log.
+    pub json: Option<String>,
+}
+
+/// The first changes, how many there are and the digest of the full list: the `changes`
+/// annotation. Read strictly (bounds below): it is the node's word about its own verdict.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeSummary {
+    pub total: u64,
+    pub sha256: String,
+    pub listed: Vec<FileChange>,
+}
+
+/// The longest `changes` annotation read.
+pub const MAX_CHANGES_ANNOTATION: usize = 128 * 1024;
+/// The most listed changes a result may carry.
+pub const MAX_LISTED_CHANGES: usize = fio_core::runner::LISTED_CHANGES;
+const MAX_PATH: usize = fio_core::changes::MAX_SHOWN_PATH + 3;
+const MAX_VALUE: usize = fio_core::changes::MAX_SHOWN_VALUE + 3;
+const MAX_ATTRIBUTES: usize = 48;
+const MAX_ATTRIBUTE_NAME: usize = 32;
+
+impl ChangeSummary {
+    pub fn of(list: &fio_core::changes::ChangeList) -> ChangeSummary {
+        ChangeSummary {
+            total: list.total,
+            sha256: list.sha256.clone(),
+            listed: list.listed.iter().map(FileChange::from).collect(),
+        }
+    }
+
+    /// Why this summary is not one a daemon writes, if it is not.
+    fn malformed(&self, counts: &FileCounts) -> Option<&'static str> {
+        let counted = counts.added.saturating_add(counts.changed).saturating_add(counts.removed);
+        if self.total != counted {
+            return Some("total differs from the counts");
+        }
+        if self.listed.len() > MAX_LISTED_CHANGES || self.listed.len() as u64 > self.total {
+            return Some("more listed changes than allowed or counted");
+        }
+        if !is_sha256_hex(&self.sha256) {
+            return Some("sha256 is not 64 lowercase hex digits");
+        }
+        let bad = |c: &FileChange| {
+            c.path.is_empty()
+                || c.path.len() > MAX_PATH
+                || c.since.is_some()
+                || c.attributes.len() > MAX_ATTRIBUTES
+                || c.details.len() > MAX_ATTRIBUTES
+                || c.attributes.iter().any(|a| a.len() > MAX_ATTRIBUTE_NAME)
+                || c.details.iter().any(|d| {
+                    d.attribute.len() > MAX_ATTRIBUTE_NAME
+                        || d.old.len() > MAX_VALUE
+                        || d.new.len() > MAX_VALUE
+                })
+        };
+        self.listed
+            .iter()
+            .any(bad)
+            .then_some("a listed change exceeds its bounds")
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -141,13 +215,12 @@ impl Log {
     /// full log is on the node (upstream's behaviour).
     pub fn pack(log: &[u8], node: &str, force_compress: bool) -> Log {
         if log.len() <= CONFIGMAP_MAX && !force_compress {
-            return Log::Text(String::from_utf8_lossy(log).into_owned());
+            // A report that is not UTF-8 (a file name's bytes) is compressed, not mangled.
+            if let Ok(text) = std::str::from_utf8(log) {
+                return Log::Text(text.to_owned());
+            }
         }
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        // Writing to a Vec cannot fail.
-        let _ = gz.write_all(log);
-        let zipped = gz.finish().unwrap_or_default();
-        let encoded = base64::engine::general_purpose::STANDARD.encode(&zipped);
+        let encoded = gzip_base64(log);
         if encoded.len() <= CONFIGMAP_MAX {
             return Log::Compressed(encoded);
         }
@@ -157,12 +230,58 @@ impl Log {
         ))
     }
 
+    /// The report and the change list's JSON, packed together: both as text when both are
+    /// UTF-8 and fit (and `force_compress` is off), else both gzip + base64 (one annotation
+    /// says so for both); the JSON is left out when only the report fits.
+    pub fn pack_with(
+        log: &[u8],
+        json: &[u8],
+        node: &str,
+        force_compress: bool,
+    ) -> (Log, Option<String>) {
+        let text = |b: &[u8]| std::str::from_utf8(b).ok().map(str::to_owned);
+        if !force_compress && log.len() + json.len() <= CONFIGMAP_MAX {
+            if let (Some(l), Some(j)) = (text(log), text(json)) {
+                return (Log::Text(l), Some(j));
+            }
+        }
+        let log = Log::pack(log, node, true);
+        let json = gzip_base64(json);
+        if log.data().len() + json.len() <= CONFIGMAP_MAX {
+            (log, Some(json))
+        } else {
+            (log, None)
+        }
+    }
+
     /// The text as stored in the ConfigMap.
     pub fn data(&self) -> &str {
         match self {
             Log::Text(s) | Log::Compressed(s) => s,
         }
     }
+}
+
+/// A reader of a kept report's or change list's text, as packed: as is, or gunzipped from its
+/// base64 when the ConfigMap says it is compressed. A compressed value that is not base64 is
+/// upstream's placeholder for a report too large even compressed: read as is. The reader
+/// streams: a report that decompresses to gigabytes is never held.
+pub fn unpacked(data: &str, compressed: bool) -> Box<dyn std::io::Read + Send + '_> {
+    if compressed {
+        if let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(data.trim()) {
+            return Box::new(flate2::read::GzDecoder::new(std::io::Cursor::new(raw)));
+        }
+    }
+    Box::new(data.as_bytes())
+}
+
+/// gzip, then base64: upstream's packing of a report.
+fn gzip_base64(data: &[u8]) -> String {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    // Writing to a Vec cannot fail.
+    let _ = gz.write_all(data);
+    let zipped = gz.finish().unwrap_or_default();
+    base64::engine::general_purpose::STANDARD.encode(&zipped)
 }
 
 impl ScanCondition {
@@ -176,19 +295,26 @@ impl ScanCondition {
                 removed,
                 changed,
                 log,
+                changes,
+                changes_json,
             } => {
                 let log: &[u8] = if log.is_empty() {
                     b"differences found; the configuration has no report_url=file, so no report was kept\n"
                 } else {
                     log
                 };
+                let (log, json) = Log::pack_with(log, changes_json, node, force_compress);
                 ScanCondition::Failed {
                     counts: FileCounts {
                         added: *added,
                         changed: *changed,
                         removed: *removed,
                     },
-                    log: Log::pack(log, node, force_compress),
+                    log,
+                    changes: Some(Changes {
+                        summary: ChangeSummary::of(changes),
+                        json,
+                    }),
                 }
             }
             Verdict::Errored { exit, message } => ScanCondition::Errored {
@@ -246,17 +372,30 @@ impl ScanReport {
         let mut data = None;
         match &self.condition {
             ScanCondition::Succeeded => {}
-            ScanCondition::Failed { counts, log } => {
+            ScanCondition::Failed {
+                counts,
+                log,
+                changes,
+            } => {
                 put(names::FILES_ADDED_ANNOTATION, counts.added.to_string());
                 put(names::FILES_CHANGED_ANNOTATION, counts.changed.to_string());
                 put(names::FILES_REMOVED_ANNOTATION, counts.removed.to_string());
                 if let Log::Compressed(_) = log {
                     put(names::COMPRESSED_ANNOTATION, String::new());
                 }
-                data = Some(BTreeMap::from([(
+                let mut d = BTreeMap::from([(
                     names::INTEGRITY_LOG_KEY.to_owned(),
                     log.data().to_owned(),
-                )]));
+                )]);
+                if let Some(c) = changes {
+                    // Serialising plain strings and numbers cannot fail.
+                    let summary = serde_json::to_string(&c.summary).unwrap_or_default();
+                    put(names::CHANGES_ANNOTATION, summary);
+                    if let Some(json) = &c.json {
+                        d.insert(names::CHANGES_JSON_KEY.to_owned(), json.clone());
+                    }
+                }
+                data = Some(d);
             }
             ScanCondition::Errored { exit, message } => {
                 put(names::LOG_ERROR_ANNOTATION, message.clone());
@@ -350,21 +489,56 @@ impl ScanReport {
             },
             (None, Some(log)) => {
                 let with = names::INTEGRITY_LOG_KEY;
+                let counts = FileCounts {
+                    added: required(names::FILES_ADDED_ANNOTATION, with)?,
+                    changed: required(names::FILES_CHANGED_ANNOTATION, with)?,
+                    removed: required(names::FILES_REMOVED_ANNOTATION, with)?,
+                };
+                let json = cm
+                    .data
+                    .as_ref()
+                    .and_then(|d| d.get(names::CHANGES_JSON_KEY))
+                    .cloned();
+                let changes = match ann.get(names::CHANGES_ANNOTATION) {
+                    None if json.is_some() => {
+                        return Err(ContractError::Missing {
+                            cm: name.clone(),
+                            annotation: names::CHANGES_ANNOTATION,
+                            with: names::CHANGES_JSON_KEY,
+                        })
+                    }
+                    None => None,
+                    Some(v) if v.len() > MAX_CHANGES_ANNOTATION => {
+                        return Err(field(names::CHANGES_ANNOTATION, "longer than 128 KiB"))
+                    }
+                    Some(v) => {
+                        let summary: ChangeSummary = serde_json::from_str(v)
+                            .map_err(|_| field(names::CHANGES_ANNOTATION, "not a change summary"))?;
+                        if let Some(why) = summary.malformed(&counts) {
+                            return Err(field(names::CHANGES_ANNOTATION, why));
+                        }
+                        Some(Changes { summary, json })
+                    }
+                };
                 ScanCondition::Failed {
-                    counts: FileCounts {
-                        added: required(names::FILES_ADDED_ANNOTATION, with)?,
-                        changed: required(names::FILES_CHANGED_ANNOTATION, with)?,
-                        removed: required(names::FILES_REMOVED_ANNOTATION, with)?,
-                    },
+                    counts,
                     log: if ann.contains_key(names::COMPRESSED_ANNOTATION) {
                         Log::Compressed(log.clone())
                     } else {
                         Log::Text(log.clone())
                     },
+                    changes,
                 }
             }
             (None, None) => ScanCondition::Succeeded,
         };
+        if !matches!(condition, ScanCondition::Failed { .. }) {
+            let stray = ann.contains_key(names::CHANGES_ANNOTATION)
+                || cm.data.as_ref().is_some_and(|d| d.contains_key(names::CHANGES_JSON_KEY));
+            if stray {
+                return Err(field(names::CHANGES_ANNOTATION, "changes without a report"));
+            }
+        }
         let reinit_id = number(names::REINIT_ID_ANNOTATION)?
             .map(|n| i64::try_from(n).map_err(|_| field(names::REINIT_ID_ANNOTATION, "too large")))
             .transpose()?;
@@ -486,7 +660,8 @@ pub const MAX_VERDICT_VALUE: usize = 64;
 /// admission policy admits creates only, so its metadata is the whole of what it says, but for a
 /// log in its data, which a Succeeded result never has.)
 pub fn decided_by_annotations(annotations: &BTreeMap<String, String>) -> bool {
-    const UNDECIDED: [&str; 7] = [
+    const UNDECIDED: [&str; 8] = [
+        names::CHANGES_ANNOTATION,
         names::LOG_ERROR_ANNOTATION,
         names::EXIT_CODE_ANNOTATION,
         names::FILES_ADDED_ANNOTATION,

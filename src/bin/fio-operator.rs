@@ -4,6 +4,8 @@
 //! - `run`: the operator.
 //! - `daemon --owner=FI --namespace=NS ...`: the daemon of a FileIntegrity's DaemonSet pods
 //!   (upstream's binary also carries both: `file-integrity-operator daemon`).
+//! - `kubectl-fio ...`, or the binary run under the name `kubectl-fio` (a link in `PATH`): the
+//!   kubectl plugin, `kubectl fio changes|report` (`fio_operator::kubectl`).
 //! - `crds [--out DIR]`: print both CustomResourceDefinitions as multi-document YAML, or write
 //!   `DIR/<group>_<plural>.yaml` (how `deploy/crds/` is generated:
 //!   `cargo run --bin fio-operator -- crds --out deploy/crds`).
@@ -60,6 +62,8 @@ Commands:
                                is a plain directory)
       --probe                  Liveness probe: exit 0 while the daemon with these options
                                keeps its heartbeat, 1 when it is late or missing
+  kubectl-fio ...    The kubectl plugin (also: this binary linked as kubectl-fio in
+                     PATH, then `kubectl fio`): kubectl-fio --help
   crds [--out DIR]   Print the CustomResourceDefinitions as multi-document YAML,
                      or write one file per CRD into DIR (deploy/crds is generated
                      by: cargo run --bin fio-operator -- crds --out deploy/crds)
@@ -94,7 +98,17 @@ const DEFAULT_PLAIN_METRICS_ADDR: &str = "0.0.0.0:8383";
 const DEFAULT_SERVING_CERT_DIR: &str = "/var/run/secrets/serving-cert";
 
 fn main() -> ExitCode {
-    let command = match parse(std::env::args_os().skip(1).collect()) {
+    let mut args = std::env::args_os();
+    let argv0 = args.next().map(PathBuf::from).unwrap_or_default();
+    let mut args: Vec<OsString> = args.collect();
+    if argv0.file_name().is_some_and(|n| n == "kubectl-fio") {
+        return kubectl_plugin(args);
+    }
+    if args.first().is_some_and(|a| a == "kubectl-fio") {
+        args.remove(0);
+        return kubectl_plugin(args);
+    }
+    let command = match parse(args) {
         Ok(command) => command,
         Err(msg) => {
             eprintln!("fio-operator: {msg}\n\n{USAGE}");
@@ -289,6 +303,42 @@ fn watch_namespace() -> Result<String, String> {
                 api::names::ENV_WATCH_NAMESPACE
             )
         })
+}
+
+/// `kubectl fio ...`: exit 0, 1 on failure, 2 on a usage error (as kubectl).
+fn kubectl_plugin(args: Vec<OsString>) -> ExitCode {
+    use fio_operator::kubectl;
+    let command = match kubectl::parse(args) {
+        Ok(c) => c,
+        Err(msg) => {
+            eprintln!("kubectl-fio: {msg}\n\n{}", kubectl::USAGE);
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("kubectl-fio: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(kubectl::run(command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        // A closed pipe (`kubectl fio report N | head`) is not a failure.
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("kubectl-fio: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn run(

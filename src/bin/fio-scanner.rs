@@ -276,6 +276,7 @@ fn run_daemon(args: &Args) -> Exit {
         max_backups: args.max_backups,
         node_name: std::env::var("NODE_NAME").unwrap_or_else(|_| "localhost".into()),
         own: None,
+        node_root: None,
     };
     // Upstream clamps the interval to at least 10 seconds.
     let interval = std::time::Duration::from_secs(args.interval.max(10));

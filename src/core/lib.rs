@@ -6,6 +6,7 @@
 pub mod atomic;
 pub mod attr;
 pub mod backups;
+pub mod changes;
 pub mod compare;
 pub mod config;
 pub mod database;

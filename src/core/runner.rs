@@ -3,6 +3,7 @@
 //! and turns every scan into a [`Verdict`], logging upstream's lines so that
 //! `oc logs` reads as users know it.
 
+use crate::changes::ChangeList;
 use crate::config::host::{Confined, System};
 use crate::config::{Config, ConfigError, LoadOptions, Origin};
 use crate::exit::Exit;
@@ -17,6 +18,9 @@ pub const LOG_INIT: &str = "initializing AIDE db";
 pub const LOG_REINIT: &str = "re-initializing AIDE db";
 pub const LOG_INIT_DONE: &str = "initialization finished";
 pub const LOG_CHECK: &str = "running aide check";
+
+/// How many changes a verdict lists (the rest are counted and digested).
+pub const LISTED_CHANGES: usize = 50;
 
 /// The identity of a database file: what the operator anchors off the node, so that a
 /// database rewritten on the node is detected.
@@ -39,6 +43,11 @@ pub enum Verdict {
         changed: u64,
         /// The report (`aide.log`); may be empty when the configuration writes none.
         log: Vec<u8>,
+        /// The changes, paths as on the node, the first [`LISTED_CHANGES`] listed.
+        changes: ChangeList,
+        /// The full list as AIDE 0.18's JSON report (level `changed_attributes`, paths as on
+        /// the node, `root_prefix` naming the root they are below in this process's view).
+        changes_json: Vec<u8>,
     },
     Errored {
         /// AIDE's status for the failure; `None` when the daemon refused to scan itself.
@@ -83,6 +92,9 @@ pub struct NodeScanner {
     /// once it is kept as `aide.log` (the seed's listing). When not set (the scanner's own
     /// `daemon` command), the configuration is the user's and used as AIDE would.
     pub own: Option<OwnFiles>,
+    /// Where the node's root is in this process's view (the daemon's `/hostroot`): the change
+    /// list shows paths below it as on the node. `None`: as scanned.
+    pub node_root: Option<PathBuf>,
 }
 
 /// The only files a cluster daemon writes on its node (besides backups and `aide.log` beside
@@ -360,12 +372,43 @@ impl NodeScanner {
             );
         }
         let (added, removed, changed) = report::counts(&rep);
+        let (changes, changes_json) = self.changes(&rep);
         Verdict::Failed {
             added,
             removed,
             changed,
             log,
+            changes,
+            changes_json,
         }
+    }
+}
+
+impl NodeScanner {
+    /// The change list of a check's report, and the full list as AIDE's JSON report would
+    /// show it with `root_prefix` set to the node's root.
+    fn changes(&self, rep: &report::Report) -> (ChangeList, Vec<u8>) {
+        use std::os::unix::ffi::OsStrExt;
+        let root = self
+            .node_root
+            .as_deref()
+            .map_or(&b""[..], |p| p.as_os_str().as_bytes());
+        let Some(cmp) = rep.comparison else {
+            return (ChangeList::default(), Vec::new());
+        };
+        let list = crate::changes::list(cmp, rep.options, root, LISTED_CHANGES);
+        let on_node = crate::changes::as_on_node(cmp, root);
+        let mut json = rep.clone();
+        json.comparison = Some(&on_node);
+        if !root.is_empty() {
+            json.root_prefix = Some(String::from_utf8_lossy(root).into_owned());
+        }
+        let url = crate::options::ReportUrl {
+            url: Url::Stdout,
+            level: crate::options::ReportLevel::ChangedAttributes,
+            format: crate::options::ReportFormat::Json,
+        };
+        (list, report::render(&json, &url))
     }
 }
 

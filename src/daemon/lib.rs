@@ -250,6 +250,7 @@ impl Daemon {
             max_backups: opts.max_backups,
             node_name: opts.node_name.clone(),
             own: Some(OwnFiles::in_dir(&node::db_dir(&opts.hostroot))),
+            node_root: Some(opts.hostroot.clone()),
         };
         let hb = liveness::Heartbeat::in_dir(&state);
         hb.expect_within(liveness::SLACK);

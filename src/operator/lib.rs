@@ -4,5 +4,6 @@
 #![forbid(unsafe_code)]
 
 pub mod controller;
+pub mod kubectl;
 pub mod lease;
 pub mod metrics;

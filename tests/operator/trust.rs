@@ -251,6 +251,7 @@ async fn a_node_cannot_flood_etcd_or_the_operator() {
                     removed: 0,
                 },
                 log: fio_api::result::Log::Text("x".repeat(bytes)),
+                changes: None,
             },
             ..forged(&n1, 0, false)
         };

@@ -1,4 +1,5 @@
 use super::*;
+use kube::ResourceExt;
 use std::io::Read;
 
 fn failed() -> ScanReport {
@@ -12,6 +13,7 @@ fn failed() -> ScanReport {
                 removed: 0,
             },
             log: Log::Text("AIDE found differences between database and filesystem!!\n".into()),
+            changes: None,
         },
         reinit_id: Some(4),
         database: Some(DatabaseId {
@@ -74,6 +76,7 @@ fn every_condition_round_trips() {
         condition: ScanCondition::Failed {
             counts: FileCounts::default(),
             log: Log::pack(b"report", "node-1", true),
+            changes: None,
         },
         ..failed()
     };
@@ -284,8 +287,10 @@ fn a_failure_without_a_report_still_carries_one() {
         removed: 0,
         changed: 0,
         log: Vec::new(),
+        changes: fio_core::changes::ChangeList::default(),
+        changes_json: Vec::new(),
     };
-    let ScanCondition::Failed { log, counts } = ScanCondition::from_verdict(&v, "n", false) else {
+    let ScanCondition::Failed { log, counts, .. } = ScanCondition::from_verdict(&v, "n", false) else {
         panic!()
     };
     assert_eq!(counts.added, 1);
@@ -318,4 +323,125 @@ fn the_view_must_be_a_digest_and_a_bounded_list() {
         r.view.map(|v| v.covered_files.len()),
         Some(MAX_COVERED_LINES)
     );
+}
+
+fn summary(total: u64, paths: &[&str]) -> ChangeSummary {
+    ChangeSummary {
+        total,
+        sha256: "ab".repeat(32),
+        listed: paths
+            .iter()
+            .map(|p| crate::FileChange {
+                path: (*p).to_owned(),
+                kind: crate::ChangeKind::Added,
+                attributes: Vec::new(),
+                details: Vec::new(),
+                since: None,
+            })
+            .collect(),
+    }
+}
+
+fn with_changes(summary: ChangeSummary, json: Option<&str>) -> ScanReport {
+    ScanReport {
+        condition: ScanCondition::Failed {
+            counts: FileCounts {
+                added: 3,
+                changed: 1,
+                removed: 0,
+            },
+            log: Log::Text("report".into()),
+            changes: Some(Changes {
+                summary,
+                json: json.map(str::to_owned),
+            }),
+        },
+        ..failed()
+    }
+}
+
+#[test]
+fn changes_travel_beside_the_report() {
+    let r = with_changes(summary(4, &["/etc/a", "/etc/b"]), Some("{}\n"));
+    let cm = r.to_config_map("ns", "uid");
+    let data = cm.data.as_ref().unwrap();
+    assert_eq!(data[names::CHANGES_JSON_KEY], "{}\n");
+    assert!(cm.annotations()[names::CHANGES_ANNOTATION].contains("/etc/b"));
+    assert_eq!(round_trip(&r), r);
+    assert!(!decided_by_annotations(cm.annotations()));
+}
+
+#[test]
+fn a_malformed_change_summary_is_named() {
+    let long = "/".repeat(2000);
+    let mut bad_sha = summary(4, &[]);
+    bad_sha.sha256 = "XY".into();
+    let mut since = summary(4, &["/etc/a"]);
+    since.listed[0].since = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        "2026-01-01T00:00:00Z".parse().unwrap(),
+    ));
+    for (s, why) in [
+        (summary(5, &[]), "total differs"),
+        (summary(4, &["/a"; 5]), "more listed"),
+        (summary(4, &[long.as_str()]), "exceeds its bounds"),
+        (bad_sha, "sha256"),
+        (since, "exceeds its bounds"),
+    ] {
+        let cm = with_changes(s, None).to_config_map("ns", "uid");
+        let err = ScanReport::from_config_map(&cm).unwrap_err().to_string();
+        assert!(err.contains(names::CHANGES_ANNOTATION) && err.contains(why), "{err}");
+    }
+    let mut cm = with_changes(summary(4, &[]), None).to_config_map("ns", "uid");
+    cm.annotations_mut()
+        .insert(names::CHANGES_ANNOTATION.into(), "{\"total\": 4}".into());
+    let err = ScanReport::from_config_map(&cm).unwrap_err().to_string();
+    assert!(err.contains("not a change summary"), "{err}");
+    cm.annotations_mut().insert(
+        names::CHANGES_ANNOTATION.into(),
+        "x".repeat(MAX_CHANGES_ANNOTATION + 1),
+    );
+    let err = ScanReport::from_config_map(&cm).unwrap_err().to_string();
+    assert!(err.contains("longer than 128 KiB"), "{err}");
+}
+
+#[test]
+fn changes_without_a_failure_are_malformed() {
+    let mut cm = ScanReport {
+        condition: ScanCondition::Succeeded,
+        ..failed()
+    }
+    .to_config_map("ns", "uid");
+    cm.annotations_mut()
+        .insert(names::CHANGES_ANNOTATION.into(), "{}".into());
+    let err = ScanReport::from_config_map(&cm).unwrap_err().to_string();
+    assert!(err.contains("changes without a report"), "{err}");
+}
+
+#[test]
+fn report_and_change_list_are_packed_together() {
+    let (log, json) = Log::pack_with(b"report", b"{}", "n", false);
+    assert_eq!((log, json.as_deref()), (Log::Text("report".into()), Some("{}")));
+
+    // A name that is not UTF-8: both compressed, nothing mangled.
+    let (log, json) = Log::pack_with(b"report \xff", b"{\"\xff\"}", "n", false);
+    let unpack = |s: &str| {
+        let raw = base64::engine::general_purpose::STANDARD.decode(s).unwrap();
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&raw[..]).read_to_end(&mut out).unwrap();
+        out
+    };
+    let Log::Compressed(l) = log else { panic!("{log:?}") };
+    assert_eq!(unpack(&l), b"report \xff");
+    assert_eq!(unpack(&json.unwrap()), b"{\"\xff\"}");
+
+    // Together too large as text: both compressed.
+    let big = vec![b'a'; CONFIGMAP_MAX];
+    let (log, json) = Log::pack_with(&big, &big, "n", false);
+    assert!(matches!(log, Log::Compressed(_)) && json.is_some());
+
+    // The list does not fit beside the report: the report wins.
+    let noise: Vec<u8> = (0..800_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 7) as u8).collect();
+    let (log, json) = Log::pack_with(b"report", &noise, "n", true);
+    assert!(matches!(log, Log::Compressed(_)));
+    assert!(json.is_none());
 }

@@ -418,7 +418,7 @@ impl<'a> Model<'a> {
 
 /// The detail lines' attribute order (`report_attrs_order` with `H` expanded to the hashes in
 /// `hashsums[]` order and `Size (>)` after `Size`).
-fn detail_order(attrs: AttrSet) -> Vec<Attr> {
+pub(crate) fn detail_order(attrs: AttrSet) -> Vec<Attr> {
     let mut out = Vec::new();
     for a in std::iter::once(Attr::Ftype).chain(SUMMARY_ORDER) {
         match a {

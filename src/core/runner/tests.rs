@@ -40,6 +40,7 @@ fn node(conf: &str) -> Node {
         max_backups: 5,
         node_name: "node-1".into(),
         own: Some(OwnFiles::in_dir(&kube)),
+        node_root: None,
     };
     Node {
         _dir: dir,

@@ -155,6 +155,10 @@ pub fn follow_node_failed(metrics: &Metrics, ev: &watcher::Event<FileIntegrityNo
             let last = &st.spec.last_result;
             let failed = last.condition == FileIntegrityNodeCondition::Failed;
             metrics.set_failed(&owner(st), &st.spec.node_name, failed);
+            let changes = super::results::first_changes(last)
+                .filter(|_| failed)
+                .map(|first| (first, last.changes.len() as i64 + last.changes_truncated));
+            metrics.set_changes(&owner(st), &st.spec.node_name, changes);
             let at = last.last_probe_time.0.as_millisecond() as f64 / 1000.0;
             let silent = super::silence::is_silence(last);
             metrics.set_liveness(&owner(st), &st.spec.node_name, at, silent);
@@ -331,6 +335,7 @@ mod tests {
                     removed: 0,
                 },
                 log: Log::Text("report".into()),
+                changes: None,
             },
             ..succeeded.clone()
         };

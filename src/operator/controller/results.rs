@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use fio_api::result::{ScanCondition, ScanFigures, ScanReport};
 use fio_api::{
-    names, FileIntegrity, FileIntegrityNodeCondition as Condition, FileIntegrityNodeStatus,
+    names, FileChange, FileIntegrity, FileIntegrityNodeCondition as Condition, FileIntegrityNodeStatus,
     FileIntegrityNodeStatusFields, FileIntegrityScanResult, ReinitRequests,
 };
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -134,7 +134,7 @@ pub fn plan(
         }
         match &r.condition {
             ScanCondition::Succeeded => {}
-            ScanCondition::Failed { counts, .. } => {
+            ScanCondition::Failed { counts, changes, .. } => {
                 let kept = kept_copy(cm, namespace);
                 result.condition = Condition::Failed;
                 result.result_config_map_name = kept.name_any();
@@ -142,6 +142,12 @@ pub fn plan(
                 result.files_added = saturating(counts.added);
                 result.files_changed = saturating(counts.changed);
                 result.files_removed = saturating(counts.removed);
+                if let Some(c) = changes {
+                    let (listed, truncated) = listed_changes(&c.summary.listed, c.summary.total);
+                    result.changes = listed;
+                    result.changes_truncated = truncated;
+                    result.changes_sha256 = c.summary.sha256.clone();
+                }
                 kept_report = Some(kept);
             }
             ScanCondition::Errored { exit, message } => {
@@ -167,7 +173,12 @@ pub fn plan(
         result.condition = Condition::Errored;
         result.error_message = why.to_string();
         error_kind = Some(why.metric_label().to_owned());
+        result.changes.clear();
+        result.changes_truncated = 0;
+        result.changes_sha256.clear();
     }
+    let initialized = report.as_ref().is_some_and(|r| r.initialized);
+    first_seen(&mut result, prev, anchor.as_ref(), initialized);
 
     let mut fields = FileIntegrityNodeStatusFields {
         node_name: node.clone(),
@@ -226,17 +237,7 @@ fn shown_covered(reported: &[String]) -> Vec<String> {
     let mut shown: Vec<String> = reported
         .iter()
         .take(MAX_COVERED_SHOWN)
-        .map(|p| {
-            let mut end = p.len().min(MAX_COVERED_PATH);
-            while !p.is_char_boundary(end) {
-                end -= 1;
-            }
-            if end < p.len() {
-                format!("{}...", &p[..end])
-            } else {
-                p.clone()
-            }
-        })
+        .map(|p| cut(p, MAX_COVERED_PATH))
         .collect();
     if reported.len() > MAX_COVERED_SHOWN {
         shown.push(format!(
@@ -245,6 +246,83 @@ fn shown_covered(reported: &[String]) -> Vec<String> {
         ));
     }
     shown
+}
+
+/// The most bytes of listed changes one result of a node status holds (as JSON): the status
+/// carries them twice (`results` and `lastResult`) and stays under 16 KiB whatever a node sends.
+pub const CHANGES_BUDGET: usize = 6 * 1024;
+
+/// The changes a result shows: the node's listed ones in its order, as many as fit in
+/// [`CHANGES_BUDGET`]; and how many of `total` are not shown.
+fn listed_changes(listed: &[FileChange], total: u64) -> (Vec<FileChange>, i64) {
+    let mut used = 2; // `[]`
+    let shown: Vec<FileChange> = listed
+        .iter()
+        .take_while(|c| {
+            // Serialising strings cannot fail; a failure would show nothing, not too much.
+            used += serde_json::to_vec(c).map_or(usize::MAX / 2, |v| v.len() + 1);
+            used <= CHANGES_BUDGET
+        })
+        .cloned()
+        .collect();
+    let hidden = total.saturating_sub(shown.len() as u64);
+    (shown, saturating(hidden))
+}
+
+/// When each listed change was first reported: as in the node's previous Failed result when
+/// that result listed the same path with the same kind and came after the baseline was
+/// (re-)initialised; otherwise this result's time. A result made right after an
+/// initialisation starts afresh.
+fn first_seen(
+    result: &mut FileIntegrityScanResult,
+    prev: Option<&FileIntegrityNodeStatusFields>,
+    anchor: Option<&fio_api::NodeBaseline>,
+    initialized: bool,
+) {
+    let earlier = prev
+        .and_then(|p| p.results.iter().find(|r| r.condition == Condition::Failed))
+        .filter(|_| !initialized)
+        .filter(|r| anchor.is_none_or(|a| r.last_probe_time.0 >= a.recorded_at.0));
+    let probe = result.last_probe_time.clone();
+    for c in &mut result.changes {
+        c.since = earlier
+            .and_then(|r| r.changes.iter().find(|e| e.path == c.path && e.kind == c.kind))
+            .and_then(|e| e.since.clone())
+            .filter(|t| t.0 <= probe.0)
+            .or_else(|| Some(probe.clone()));
+    }
+}
+
+/// The first changed paths of a Failed result, for an Event or an alert: at most three, each
+/// cut to 256 bytes, then how many more.
+pub fn first_changes(result: &FileIntegrityScanResult) -> Option<String> {
+    if result.changes.is_empty() {
+        return None;
+    }
+    let mut shown: Vec<String> = result
+        .changes
+        .iter()
+        .take(3)
+        .map(|c| cut(&c.path, MAX_COVERED_PATH))
+        .collect();
+    let more = result.changes.len().saturating_sub(3) as i64 + result.changes_truncated;
+    if more > 0 {
+        shown.push(format!("and {more} more"));
+    }
+    Some(shown.join(", "))
+}
+
+/// `s` cut to `max` bytes at a character boundary, `...` added when cut.
+fn cut(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    if end < s.len() {
+        format!("{}...", &s[..end])
+    } else {
+        s.to_owned()
+    }
 }
 
 /// The most of a daemon's error text copied into a node status and its Event: a node may say
@@ -278,12 +356,13 @@ fn event_note(node: &str, last: &FileIntegrityScanResult) -> (bool, String) {
         Condition::Failed => (
             true,
             format!(
-                "node {node} has changed! a:{},c:{},r:{} log:{}/{}",
+                "node {node} has changed! a:{},c:{},r:{} log:{}/{}{}",
                 last.files_added,
                 last.files_changed,
                 last.files_removed,
                 last.result_config_map_namespace,
-                last.result_config_map_name
+                last.result_config_map_name,
+                first_changes(last).map_or(String::new(), |f| format!(" changed: {f}"))
             ),
         ),
         Condition::Errored => (
@@ -294,13 +373,14 @@ fn event_note(node: &str, last: &FileIntegrityScanResult) -> (bool, String) {
 }
 
 /// A condition change, or a failure with different counts (upstream's
-/// `conditionIsNewFailureOrTransition`, without its metrics part).
+/// `conditionIsNewFailureOrTransition`, without its metrics part) or different changes.
 fn is_news(prev: Option<&FileIntegrityScanResult>, new: &FileIntegrityScanResult) -> bool {
     let Some(p) = prev else { return true };
     p.condition != new.condition
         || (new.condition == Condition::Failed
-            && (p.files_added, p.files_changed, p.files_removed)
-                != (new.files_added, new.files_changed, new.files_removed))
+            && ((p.files_added, p.files_changed, p.files_removed)
+                != (new.files_added, new.files_changed, new.files_removed)
+                || p.changes_sha256 != new.changes_sha256))
 }
 
 /// The persistent copy of a failure report, `<name>-failed`: the log label dropped (so it is

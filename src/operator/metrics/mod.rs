@@ -84,6 +84,14 @@ struct ScanLabels {
     node: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ChangesLabels {
+    fileintegrity: String,
+    node: String,
+    /// The first changed paths (at most three, then how many more): for alert texts.
+    first: String,
+}
+
 type DurationFamily = Family<ControllerLabels, Histogram, fn() -> Histogram>;
 
 fn reconcile_histogram() -> Histogram {
@@ -142,6 +150,10 @@ pub struct Metrics {
     /// Failed or not, per (FileIntegrity, node): `node_failed{node}` is 1 while any
     /// FileIntegrity has an unresolved failure on the node.
     failed: Mutex<BTreeMap<(String, String), bool>>,
+    node_changes: Family<ChangesLabels, Gauge>,
+    /// The `first` label of each (FileIntegrity, node)'s `node_changes` sample, so that a new
+    /// one replaces it (one sample per node status).
+    first_changes: Mutex<BTreeMap<(String, String), String>>,
 }
 
 impl Default for Metrics {
@@ -177,6 +189,8 @@ impl Metrics {
             paused_since: Family::default(),
             paused: Mutex::new(BTreeMap::new()),
             failed: Mutex::new(BTreeMap::new()),
+            node_changes: Family::default(),
+            first_changes: Mutex::new(BTreeMap::new()),
             registry: Registry::default(),
         };
         // Counters get their `_total` suffix from the encoder.
@@ -214,6 +228,11 @@ impl Metrics {
             "node_failed",
             "1 while a node has an unresolved integrity failure, 0 otherwise",
             m.node_failed.clone(),
+        );
+        registry.register(
+            "node_changes",
+            "The changes of a node's Failed last result, with its first changed paths in the label first",
+            m.node_changes.clone(),
         );
         registry.register(
             "node_status_error",
@@ -383,8 +402,28 @@ impl Metrics {
         self.update_node_failed(&map, node);
     }
 
+    /// The changes of `fi`'s last result on `node`: `Some((first paths, total))` while it is
+    /// Failed with changes listed, else `None` (the sample goes).
+    pub fn set_changes(&self, fi: &str, node: &str, changes: Option<(String, i64)>) {
+        let mut map = self.first_changes.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (fi.to_owned(), node.to_owned());
+        let labels = |first: String| ChangesLabels {
+            fileintegrity: fi.into(),
+            node: node.into(),
+            first,
+        };
+        if let Some(old) = map.remove(&key) {
+            self.node_changes.remove(&labels(old));
+        }
+        if let Some((first, total)) = changes {
+            self.node_changes.get_or_create(&labels(first.clone())).set(total);
+            map.insert(key, first);
+        }
+    }
+
     /// `fi` no longer scans `node` (node or FileIntegrity deleted).
     pub fn forget(&self, fi: &str, node: &str) {
+        self.set_changes(fi, node, None);
         let mut map = self.failed.lock().unwrap_or_else(|p| p.into_inner());
         map.remove(&(fi.to_owned(), node.to_owned()));
         self.update_node_failed(&map, node);

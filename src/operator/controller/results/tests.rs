@@ -51,6 +51,7 @@ fn failed(added: u64) -> ScanCondition {
             removed: 0,
         },
         log: Log::Text("AIDE found differences".into()),
+        changes: None,
     }
 }
 
@@ -393,4 +394,123 @@ fn covered_files_are_shown_and_told_once_per_change() {
     assert_eq!(last(4).covered_files[0].len(), 256 + 3);
     assert!(last(5).covered_files.is_empty());
     assert_eq!(plans[5].covered_event, None);
+}
+
+fn change(path: &str, kind: fio_api::ChangeKind) -> FileChange {
+    FileChange {
+        path: path.into(),
+        kind,
+        attributes: Vec::new(),
+        details: Vec::new(),
+        since: None,
+    }
+}
+
+/// A Failed result of `added` added entries listing `paths`.
+fn failed_listing(added: u64, paths: &[&str]) -> ScanCondition {
+    ScanCondition::Failed {
+        counts: FileCounts {
+            added,
+            changed: 0,
+            removed: 0,
+        },
+        log: Log::Text("AIDE found differences".into()),
+        changes: Some(fio_api::result::Changes {
+            summary: fio_api::result::ChangeSummary {
+                total: added,
+                sha256: format!("{:064x}", added),
+                listed: paths
+                    .iter()
+                    .map(|p| change(p, fio_api::ChangeKind::Added))
+                    .collect(),
+            },
+            json: Some("{}".into()),
+        }),
+    }
+}
+
+fn since(p: &ResultPlan) -> Vec<(String, i64)> {
+    p.status
+        .spec
+        .last_result
+        .changes
+        .iter()
+        .map(|c| (c.path.clone(), c.since.as_ref().unwrap().0.as_second()))
+        .collect()
+}
+
+/// The node's changes are in its status, each with the time of the first scan that reported
+/// it, kept over later scans and started afresh after a re-init; the kept report carries the
+/// full list; the Event names the first paths after upstream's text.
+#[test]
+fn changes_are_listed_with_the_time_they_were_first_seen() {
+    let plans = sequence_of(
+        &fi_requested(1),
+        &[
+            cm_at(&report(ScanCondition::Succeeded, 'a', true, 0), 10),
+            cm_at(&report(failed_listing(1, &["/etc/a"]), 'a', false, 0), 20),
+            cm_at(&report(failed_listing(2, &["/etc/a", "/etc/b"]), 'a', false, 0), 30),
+            cm_at(&report(failed_listing(2, &["/etc/a", "/etc/b"]), 'a', false, 0), 40),
+            // Re-initialised (request 1): the same paths changed again are new.
+            cm_at(&report(ScanCondition::Succeeded, 'c', true, 1), 50),
+            cm_at(&report(failed_listing(1, &["/etc/a"]), 'c', false, 1), 60),
+        ],
+    );
+    assert_eq!(since(&plans[1]), [("/etc/a".into(), 20)]);
+    assert_eq!(
+        since(&plans[2]),
+        [("/etc/a".into(), 20), ("/etc/b".into(), 30)]
+    );
+    assert_eq!(
+        since(&plans[3]),
+        [("/etc/a".into(), 20), ("/etc/b".into(), 30)]
+    );
+    assert!(plans[4].status.spec.last_result.changes.is_empty());
+    assert_eq!(since(&plans[5]), [("/etc/a".into(), 60)]);
+
+    let last = &plans[2].status.spec.last_result;
+    assert_eq!(last.changes_sha256, format!("{:064x}", 2));
+    assert_eq!(last.changes_truncated, 0);
+    let kept = plans[2].kept_report.as_ref().unwrap();
+    assert_eq!(kept.data.as_ref().unwrap()[names::CHANGES_JSON_KEY], "{}");
+    // Same counts, other paths: news.
+    let (_, note) = plans[2].event.clone().unwrap();
+    assert!(
+        note.starts_with("node node-1 has changed! a:2,c:0,r:0 log:openshift-file-integrity/")
+            && note.ends_with(" changed: /etc/a, /etc/b"),
+        "{note}"
+    );
+    assert!(plans[3].event.is_none(), "the same changes again are not news");
+}
+
+/// Whatever a node lists, its status stays small: entries beyond the byte budget are counted,
+/// not shown.
+#[test]
+fn a_node_status_stays_small_whatever_the_node_lists() {
+    let long = format!("/{}", "x".repeat(1024));
+    let paths: Vec<&str> = std::iter::repeat_n(long.as_str(), 50).collect();
+    let plans = sequence(&[
+        cm_at(&report(ScanCondition::Succeeded, 'a', true, 0), 10),
+        cm_at(&report(failed_listing(100_000, &paths), 'a', false, 0), 20),
+    ]);
+    let st = &plans[1].status;
+    let last = &st.spec.last_result;
+    assert!(last.changes.len() < 10, "{}", last.changes.len());
+    assert_eq!(last.changes_truncated, 100_000 - last.changes.len() as i64);
+    let size = serde_json::to_vec(st).unwrap().len();
+    assert!(size < 16 * 1024, "{size} bytes");
+
+    let short: Vec<String> = (0..50).map(|i| format!("/etc/many/f{i:04}")).collect();
+    let short: Vec<&str> = short.iter().map(String::as_str).collect();
+    let plans = sequence(&[
+        cm_at(&report(ScanCondition::Succeeded, 'a', true, 0), 10),
+        cm_at(&report(failed_listing(1000, &short), 'a', false, 0), 20),
+    ]);
+    let last = &plans[1].status.spec.last_result;
+    assert_eq!((last.changes.len(), last.changes_truncated), (50, 950));
+    let (_, note) = plans[1].event.clone().unwrap();
+    assert!(
+        note.ends_with(" changed: /etc/many/f0000, /etc/many/f0001, /etc/many/f0002, and 997 more"),
+        "{note}"
+    );
 }
