@@ -28,8 +28,8 @@ pub use fileintegrity::{
 };
 pub use holdoff::{Holdoff, NodePause};
 pub use nodestatus::{
-    AttributeChange, ChangeKind, FileChange, FileIntegrityNodeCondition, FileIntegrityNodeStatus, FileIntegrityNodeStatusFields,
-    FileIntegrityScanResult, NodeBaseline,
+    AttributeChange, ChangeKind, FileChange, FileIntegrityNodeCondition, FileIntegrityNodeStatus,
+    FileIntegrityNodeStatusFields, FileIntegrityScanResult, NodeBaseline,
 };
 pub use reinit::ReinitRequests;
 pub use result::{ContractError, DatabaseId, FileCounts, Log, ScanCondition, ScanReport};

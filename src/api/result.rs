@@ -132,7 +132,10 @@ impl ChangeSummary {
 
     /// Why this summary is not one a daemon writes, if it is not.
     fn malformed(&self, counts: &FileCounts) -> Option<&'static str> {
-        let counted = counts.added.saturating_add(counts.changed).saturating_add(counts.removed);
+        let counted = counts
+            .added
+            .saturating_add(counts.changed)
+            .saturating_add(counts.removed);
         if self.total != counted {
             return Some("total differs from the counts");
         }
@@ -383,10 +386,8 @@ impl ScanReport {
                 if let Log::Compressed(_) = log {
                     put(names::COMPRESSED_ANNOTATION, String::new());
                 }
-                let mut d = BTreeMap::from([(
-                    names::INTEGRITY_LOG_KEY.to_owned(),
-                    log.data().to_owned(),
-                )]);
+                let mut d =
+                    BTreeMap::from([(names::INTEGRITY_LOG_KEY.to_owned(), log.data().to_owned())]);
                 if let Some(c) = changes {
                     // Serialising plain strings and numbers cannot fail.
                     let summary = serde_json::to_string(&c.summary).unwrap_or_default();
@@ -512,8 +513,9 @@ impl ScanReport {
                         return Err(field(names::CHANGES_ANNOTATION, "longer than 128 KiB"))
                     }
                     Some(v) => {
-                        let summary: ChangeSummary = serde_json::from_str(v)
-                            .map_err(|_| field(names::CHANGES_ANNOTATION, "not a change summary"))?;
+                        let summary: ChangeSummary = serde_json::from_str(v).map_err(|_| {
+                            field(names::CHANGES_ANNOTATION, "not a change summary")
+                        })?;
                         if let Some(why) = summary.malformed(&counts) {
                             return Err(field(names::CHANGES_ANNOTATION, why));
                         }
@@ -534,7 +536,10 @@ impl ScanReport {
         };
         if !matches!(condition, ScanCondition::Failed { .. }) {
             let stray = ann.contains_key(names::CHANGES_ANNOTATION)
-                || cm.data.as_ref().is_some_and(|d| d.contains_key(names::CHANGES_JSON_KEY));
+                || cm
+                    .data
+                    .as_ref()
+                    .is_some_and(|d| d.contains_key(names::CHANGES_JSON_KEY));
             if stray {
                 return Err(field(names::CHANGES_ANNOTATION, "changes without a report"));
             }

@@ -114,7 +114,7 @@ fn on_node<'a>(name: &'a [u8], root: &[u8]) -> &'a [u8] {
         return name;
     }
     match name.strip_prefix(root) {
-        Some(rest) if rest.is_empty() => b"/",
+        Some(b"") => b"/",
         Some(rest) if rest.starts_with(b"/") => rest,
         _ => name,
     }
@@ -231,7 +231,9 @@ impl Change {
     pub fn shortened(mut self) -> Change {
         self.path = cut(&self.path, MAX_SHOWN_PATH);
         for d in &mut self.details {
-            let digest = !DETAILED.iter().any(|a| values::json_name(*a) == d.attribute);
+            let digest = !DETAILED
+                .iter()
+                .any(|a| values::json_name(*a) == d.attribute);
             let max = if digest {
                 DIGEST_PREFIX
             } else {

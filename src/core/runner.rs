@@ -44,7 +44,7 @@ pub enum Verdict {
         /// The report (`aide.log`); may be empty when the configuration writes none.
         log: Vec<u8>,
         /// The changes, paths as on the node, the first [`LISTED_CHANGES`] listed.
-        changes: ChangeList,
+        changes: Box<ChangeList>,
         /// The full list as AIDE 0.18's JSON report (level `changed_attributes`, paths as on
         /// the node, `root_prefix` naming the root they are below in this process's view).
         changes_json: Vec<u8>,
@@ -387,14 +387,14 @@ impl NodeScanner {
 impl NodeScanner {
     /// The change list of a check's report, and the full list as AIDE's JSON report would
     /// show it with `root_prefix` set to the node's root.
-    fn changes(&self, rep: &report::Report) -> (ChangeList, Vec<u8>) {
+    fn changes(&self, rep: &report::Report) -> (Box<ChangeList>, Vec<u8>) {
         use std::os::unix::ffi::OsStrExt;
         let root = self
             .node_root
             .as_deref()
             .map_or(&b""[..], |p| p.as_os_str().as_bytes());
         let Some(cmp) = rep.comparison else {
-            return (ChangeList::default(), Vec::new());
+            return (Box::default(), Vec::new());
         };
         let list = crate::changes::list(cmp, rep.options, root, LISTED_CHANGES);
         let on_node = crate::changes::as_on_node(cmp, root);
@@ -408,7 +408,7 @@ impl NodeScanner {
             level: crate::options::ReportLevel::ChangedAttributes,
             format: crate::options::ReportFormat::Json,
         };
-        (list, report::render(&json, &url))
+        (Box::new(list), report::render(&json, &url))
     }
 }
 

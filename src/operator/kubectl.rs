@@ -168,7 +168,9 @@ async fn connect(conn: &Connection) -> anyhow::Result<(Client, String)> {
         Some(kc) => Config::from_custom_kubeconfig(kc.clone(), &options)
             .await
             .context("loading the kubeconfig")?,
-        None => Config::infer().await.context("no kubeconfig and not in a cluster")?,
+        None => Config::infer()
+            .await
+            .context("no kubeconfig and not in a cluster")?,
     };
     // The context's namespace only when it names one (kube's default would be `default`).
     let context_ns = kubeconfig.as_ref().and_then(|kc| {
@@ -221,7 +223,15 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             conn,
         } => {
             let (client, ns) = connect(&conn).await?;
-            report(&client, &ns, &node, fileintegrity.as_deref(), json, &mut out).await?;
+            report(
+                &client,
+                &ns,
+                &node,
+                fileintegrity.as_deref(),
+                json,
+                &mut out,
+            )
+            .await?;
         }
     }
     out.flush()?;
@@ -259,7 +269,9 @@ async fn report(
         .await?
         .into_iter()
         .filter(|st| st.spec.node_name == node)
-        .filter(|st| fi.is_none_or(|f| st.labels().get(names::OWNER_LABEL).map(String::as_str) == Some(f)))
+        .filter(|st| {
+            fi.is_none_or(|f| st.labels().get(names::OWNER_LABEL).map(String::as_str) == Some(f))
+        })
         .collect();
     let st = match statuses.as_slice() {
         [] => bail!("no FileIntegrityNodeStatus for node {node} in namespace {ns}"),
@@ -281,7 +293,12 @@ async fn report(
         .iter()
         .filter(|r| r.condition == FileIntegrityNodeCondition::Failed)
         .max_by_key(|r| r.last_probe_time.0)
-        .ok_or_else(|| anyhow!("node {node} has no failure report (its last result is {})", st.spec.last_result.condition))?;
+        .ok_or_else(|| {
+            anyhow!(
+                "node {node} has no failure report (its last result is {})",
+                st.spec.last_result.condition
+            )
+        })?;
     if st.spec.last_result.condition != FileIntegrityNodeCondition::Failed {
         eprintln!(
             "kubectl-fio: node {node} is {} now; its last failure report, of {}:",

@@ -287,10 +287,11 @@ fn a_failure_without_a_report_still_carries_one() {
         removed: 0,
         changed: 0,
         log: Vec::new(),
-        changes: fio_core::changes::ChangeList::default(),
+        changes: Box::default(),
         changes_json: Vec::new(),
     };
-    let ScanCondition::Failed { log, counts, .. } = ScanCondition::from_verdict(&v, "n", false) else {
+    let ScanCondition::Failed { log, counts, .. } = ScanCondition::from_verdict(&v, "n", false)
+    else {
         panic!()
     };
     assert_eq!(counts.added, 1);
@@ -389,7 +390,10 @@ fn a_malformed_change_summary_is_named() {
     ] {
         let cm = with_changes(s, None).to_config_map("ns", "uid");
         let err = ScanReport::from_config_map(&cm).unwrap_err().to_string();
-        assert!(err.contains(names::CHANGES_ANNOTATION) && err.contains(why), "{err}");
+        assert!(
+            err.contains(names::CHANGES_ANNOTATION) && err.contains(why),
+            "{err}"
+        );
     }
     let mut cm = with_changes(summary(4, &[]), None).to_config_map("ns", "uid");
     cm.annotations_mut()
@@ -420,17 +424,24 @@ fn changes_without_a_failure_are_malformed() {
 #[test]
 fn report_and_change_list_are_packed_together() {
     let (log, json) = Log::pack_with(b"report", b"{}", "n", false);
-    assert_eq!((log, json.as_deref()), (Log::Text("report".into()), Some("{}")));
+    assert_eq!(
+        (log, json.as_deref()),
+        (Log::Text("report".into()), Some("{}"))
+    );
 
     // A name that is not UTF-8: both compressed, nothing mangled.
     let (log, json) = Log::pack_with(b"report \xff", b"{\"\xff\"}", "n", false);
     let unpack = |s: &str| {
         let raw = base64::engine::general_purpose::STANDARD.decode(s).unwrap();
         let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&raw[..]).read_to_end(&mut out).unwrap();
+        flate2::read::GzDecoder::new(&raw[..])
+            .read_to_end(&mut out)
+            .unwrap();
         out
     };
-    let Log::Compressed(l) = log else { panic!("{log:?}") };
+    let Log::Compressed(l) = log else {
+        panic!("{log:?}")
+    };
     assert_eq!(unpack(&l), b"report \xff");
     assert_eq!(unpack(&json.unwrap()), b"{\"\xff\"}");
 
@@ -440,7 +451,9 @@ fn report_and_change_list_are_packed_together() {
     assert!(matches!(log, Log::Compressed(_)) && json.is_some());
 
     // The list does not fit beside the report: the report wins.
-    let noise: Vec<u8> = (0..800_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 7) as u8).collect();
+    let noise: Vec<u8> = (0..800_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 7) as u8)
+        .collect();
     let (log, json) = Log::pack_with(b"report", &noise, "n", true);
     assert!(matches!(log, Log::Compressed(_)));
     assert!(json.is_none());

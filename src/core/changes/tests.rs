@@ -93,7 +93,10 @@ fn every_change_is_listed_in_path_order_as_on_the_node() {
         detail("modify_time"),
         ("2025-12-06T05:46:40Z", "2025-12-06T05:47:40Z")
     );
-    assert_eq!(detail("sha256"), ("abababababababab...", "cdcdcdcdcdcdcdcd..."));
+    assert_eq!(
+        detail("sha256"),
+        ("abababababababab...", "cdcdcdcdcdcdcdcd...")
+    );
     // ctime changes with everything: named, not detailed.
     assert!(edit.details.iter().all(|d| d.attribute != "change_time"));
     assert!(list.listed[0].attributes.is_empty() && list.listed[0].details.is_empty());
@@ -113,7 +116,10 @@ fn the_first_entries_are_kept_and_all_are_counted_and_digested() {
     other.added[0].name = b"/hostroot/etc/zz-other".to_vec();
     let o = list(&other, &ReportOptions::default(), b"/hostroot", 2);
     assert_eq!(o.listed, two.listed);
-    assert_ne!(o.sha256, two.sha256, "a change beyond the listed ones moves the digest");
+    assert_ne!(
+        o.sha256, two.sha256,
+        "a change beyond the listed ones moves the digest"
+    );
 
     let none = list(&Comparison::default(), &ReportOptions::default(), b"", 50);
     assert_eq!((none.total, none.listed.len()), (0, 0));
@@ -133,10 +139,16 @@ fn ignored_attributes_are_neither_counted_nor_shown() {
 #[test]
 fn paths_are_escaped_like_aides_report_and_valid_utf8() {
     assert_eq!(escape_path(b"/etc/new\nline"), "/etc/new\\012line");
-    assert_eq!(escape_path(b"/etc/bad\xffname\xc3"), "/etc/bad\\377name\\303");
+    assert_eq!(
+        escape_path(b"/etc/bad\xffname\xc3"),
+        "/etc/bad\\377name\\303"
+    );
     assert_eq!(escape_path("/etc/caf\u{e9}".as_bytes()), "/etc/caf\u{e9}");
     assert_eq!(escape_path(b"/etc/a\\123b"), "/etc/a\\134123b");
-    assert_eq!(escape_path(b"/etc/unit\x1fsep\x7f"), "/etc/unit\\037sep\\177");
+    assert_eq!(
+        escape_path(b"/etc/unit\x1fsep\x7f"),
+        "/etc/unit\\037sep\\177"
+    );
 
     let mut cmp = Comparison::default();
     cmp.added.push(file("/hostroot/etc/new\nline", 0o644));

@@ -178,3 +178,41 @@ fn a_check_is_judged_by_the_database_bytes_it_read_before_any_report() {
     );
     assert_ne!(files(), before);
 }
+
+/// A failed check lists its changes as on the node (below the node's root) and carries the
+/// full list as AIDE's JSON report with `root_prefix` set to that root.
+#[test]
+fn a_failed_check_lists_its_changes_as_on_the_node() {
+    let mut n = node("report_url=file:@ROOT@/etc/kubernetes/aide.log.new");
+    n.scanner.node_root = Some(n.root.clone());
+    n.scanner.init(false).unwrap();
+    fs::write(n.root.join("usr/bin/tool"), b"changed").unwrap();
+    fs::write(n.root.join("usr/bin/new"), b"new").unwrap();
+    let Verdict::Failed {
+        changes,
+        changes_json,
+        ..
+    } = n.scanner.check()
+    else {
+        panic!("no failure");
+    };
+    let listed: Vec<(&str, &str)> = changes
+        .listed
+        .iter()
+        .map(|c| (c.path.as_str(), c.kind.as_str()))
+        .collect();
+    assert_eq!(
+        listed,
+        [("/usr/bin/new", "added"), ("/usr/bin/tool", "changed")]
+    );
+    assert_eq!(changes.total, 2);
+    assert_eq!(changes.listed[1].attributes, ["sha256"]);
+    let json = String::from_utf8(changes_json).unwrap();
+    assert!(
+        json.contains("\"/usr/bin/new\": \"f+++++++++++++++++\""),
+        "{json}"
+    );
+    assert!(json.contains("\"/usr/bin/tool\": "), "{json}");
+    let root = format!("\"root_prefix\": \"{}\"", n.root.display());
+    assert!(json.contains(&root), "{json}");
+}

@@ -18,8 +18,9 @@ use std::sync::Arc;
 
 use fio_api::result::{ScanCondition, ScanFigures, ScanReport};
 use fio_api::{
-    names, FileChange, FileIntegrity, FileIntegrityNodeCondition as Condition, FileIntegrityNodeStatus,
-    FileIntegrityNodeStatusFields, FileIntegrityScanResult, ReinitRequests,
+    names, FileChange, FileIntegrity, FileIntegrityNodeCondition as Condition,
+    FileIntegrityNodeStatus, FileIntegrityNodeStatusFields, FileIntegrityScanResult,
+    ReinitRequests,
 };
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
@@ -134,7 +135,9 @@ pub fn plan(
         }
         match &r.condition {
             ScanCondition::Succeeded => {}
-            ScanCondition::Failed { counts, changes, .. } => {
+            ScanCondition::Failed {
+                counts, changes, ..
+            } => {
                 let kept = kept_copy(cm, namespace);
                 result.condition = Condition::Failed;
                 result.result_config_map_name = kept.name_any();
@@ -286,7 +289,11 @@ fn first_seen(
     let probe = result.last_probe_time.clone();
     for c in &mut result.changes {
         c.since = earlier
-            .and_then(|r| r.changes.iter().find(|e| e.path == c.path && e.kind == c.kind))
+            .and_then(|r| {
+                r.changes
+                    .iter()
+                    .find(|e| e.path == c.path && e.kind == c.kind)
+            })
             .and_then(|e| e.since.clone())
             .filter(|t| t.0 <= probe.0)
             .or_else(|| Some(probe.clone()));

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use fio_api::{
-    AttributeChange, ChangeKind, FileIntegrityNodeCondition, FileIntegrityNodeStatus, names,
+    names, AttributeChange, ChangeKind, FileIntegrityNodeCondition, FileIntegrityNodeStatus,
 };
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;

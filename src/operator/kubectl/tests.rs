@@ -35,7 +35,12 @@ fn change(path: &str, kind: ChangeKind, since: i64) -> FileChange {
     }
 }
 
-fn status(fi: &str, node: &str, changes: Vec<FileChange>, truncated: i64) -> FileIntegrityNodeStatus {
+fn status(
+    fi: &str,
+    node: &str,
+    changes: Vec<FileChange>,
+    truncated: i64,
+) -> FileIntegrityNodeStatus {
     let condition = if changes.is_empty() {
         FileIntegrityNodeCondition::Succeeded
     } else {
@@ -103,7 +108,10 @@ fn changes_are_grouped_by_path_with_the_nodes_that_share_them() {
         ]
     );
     assert_eq!(c.not_listed.len(), 1);
-    assert_eq!((c.not_listed[0].node.as_str(), c.not_listed[0].count), ("node-2", 950));
+    assert_eq!(
+        (c.not_listed[0].node.as_str(), c.not_listed[0].count),
+        ("node-2", 950)
+    );
 
     let one = group(&cluster(), Some("workers"), Some("node-2"));
     assert_eq!(one.items.len(), 1);
@@ -121,32 +129,66 @@ fn the_table_fits_a_terminal() {
     };
     let text = table(&c, at(400), plain);
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines[0].split_whitespace().collect::<Vec<_>>(), ["PATH", "CHANGE", "NODES", "SINCE", "DETAILS"]);
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        ["PATH", "CHANGE", "NODES", "SINCE", "DETAILS"]
+    );
     assert_eq!(
         lines[1].split_whitespace().collect::<Vec<_>>(),
         ["/etc/own", "added", "1/3", "node-1", "5m"]
     );
     assert_eq!(
         lines[2].split_whitespace().collect::<Vec<_>>(),
-        ["/etc/shared", "changed", "2/3", "node-1,node-2", "3m", "perm", "-rw-r--r--", "->", "-rw-------"]
+        [
+            "/etc/shared",
+            "changed",
+            "2/3",
+            "node-1,node-2",
+            "3m",
+            "perm",
+            "-rw-r--r--",
+            "->",
+            "-rw-------"
+        ]
     );
     assert!(lines[3].starts_with("node-2: 950 more changes"), "{text}");
     assert!(!text.contains('\x1b'), "no colour off a terminal");
 
-    let tty = table(&c, at(400), Style { colour: true, width: Some(60), wide: false });
+    let tty = table(
+        &c,
+        at(400),
+        Style {
+            colour: true,
+            width: Some(60),
+            wide: false,
+        },
+    );
     assert!(tty.contains("\x1b[33mchanged\x1b[0m"), "{tty}");
     for line in tty.lines().take(3) {
-        let visible = line.replace("\x1b[33m", "").replace("\x1b[32m", "").replace("\x1b[0m", "");
+        let visible = line
+            .replace("\x1b[33m", "")
+            .replace("\x1b[32m", "")
+            .replace("\x1b[0m", "");
         assert!(visible.chars().count() <= 60, "{visible:?}");
     }
 
     let many: Vec<FileIntegrityNodeStatus> = (1..=12)
-        .map(|i| status("workers", &format!("w{i:02}"), vec![change("/etc/x", ChangeKind::Added, 1)], 0))
+        .map(|i| {
+            status(
+                "workers",
+                &format!("w{i:02}"),
+                vec![change("/etc/x", ChangeKind::Added, 1)],
+                0,
+            )
+        })
         .collect();
     let text = table(&group(&many, None, None), at(7201), plain);
     assert!(text.contains("12/12 w01,w02,w03,+9"), "{text}");
     assert!(text.lines().nth(1).unwrap().ends_with(" 2h"), "{text}");
-    assert_eq!(table(&group(&[], None, None), at(0), plain), "No changes.\n");
+    assert_eq!(
+        table(&group(&[], None, None), at(0), plain),
+        "No changes.\n"
+    );
 }
 
 #[test]
@@ -185,5 +227,7 @@ fn the_command_line_is_kubectls() {
     assert_eq!(parse(args("")), Ok(Command::Help));
     assert!(parse(args("report")).unwrap_err().contains("which node"));
     assert!(parse(args("changes -o xml")).unwrap_err().contains("xml"));
-    assert!(parse(args("frobnicate")).unwrap_err().contains("frobnicate"));
+    assert!(parse(args("frobnicate"))
+        .unwrap_err()
+        .contains("frobnicate"));
 }

@@ -416,7 +416,9 @@ impl Metrics {
             self.node_changes.remove(&labels(old));
         }
         if let Some((first, total)) = changes {
-            self.node_changes.get_or_create(&labels(first.clone())).set(total);
+            self.node_changes
+                .get_or_create(&labels(first.clone()))
+                .set(total);
             map.insert(key, first);
         }
     }

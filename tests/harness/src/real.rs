@@ -325,8 +325,23 @@ pub fn cmdline(pid: u32) -> Vec<String> {
 
 /// `kubectl ARGS` as the cluster admin: stdout, or Err with the command and its stderr.
 pub fn kubectl_try(args: &[&str]) -> Result<String, String> {
+    kubectl_in_path(None, args)
+}
+
+/// `kubectl ARGS` with `dir` first in `PATH`: how kubectl finds a plugin (`kubectl-<name>`).
+pub fn kubectl_in_path(dir: Option<&Path>, args: &[&str]) -> Result<String, String> {
     let env = env();
-    let out = Command::new(env.bin.join("kubectl"))
+    let mut cmd = Command::new(env.bin.join("kubectl"));
+    if let Some(dir) = dir {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let mut dirs = vec![dir.to_path_buf()];
+        dirs.extend(std::env::split_paths(&path));
+        cmd.env(
+            "PATH",
+            std::env::join_paths(dirs).map_err(|e| e.to_string())?,
+        );
+    }
+    let out = cmd
         .args(args)
         .env("KUBECONFIG", &env.admin_kubeconfig)
         .stdin(Stdio::null())

@@ -449,8 +449,14 @@ fn changes_are_listed_with_the_time_they_were_first_seen() {
         &[
             cm_at(&report(ScanCondition::Succeeded, 'a', true, 0), 10),
             cm_at(&report(failed_listing(1, &["/etc/a"]), 'a', false, 0), 20),
-            cm_at(&report(failed_listing(2, &["/etc/a", "/etc/b"]), 'a', false, 0), 30),
-            cm_at(&report(failed_listing(2, &["/etc/a", "/etc/b"]), 'a', false, 0), 40),
+            cm_at(
+                &report(failed_listing(2, &["/etc/a", "/etc/b"]), 'a', false, 0),
+                30,
+            ),
+            cm_at(
+                &report(failed_listing(2, &["/etc/a", "/etc/b"]), 'a', false, 0),
+                40,
+            ),
             // Re-initialised (request 1): the same paths changed again are new.
             cm_at(&report(ScanCondition::Succeeded, 'c', true, 1), 50),
             cm_at(&report(failed_listing(1, &["/etc/a"]), 'c', false, 1), 60),
@@ -480,7 +486,10 @@ fn changes_are_listed_with_the_time_they_were_first_seen() {
             && note.ends_with(" changed: /etc/a, /etc/b"),
         "{note}"
     );
-    assert!(plans[3].event.is_none(), "the same changes again are not news");
+    assert!(
+        plans[3].event.is_none(),
+        "the same changes again are not news"
+    );
 }
 
 /// Whatever a node lists, its status stays small: entries beyond the byte budget are counted,
