@@ -119,6 +119,16 @@ async fn a_node_cannot_speak_for_another() {
         cm.metadata.name = Some(name.clone());
         refused(&name, cm).await;
     }
+    // 5. Its own result with data beside the report and the change list (issue 26).
+    let mut cm = forged(&n1, 0, false).to_config_map(&t.ns, &uid);
+    cm.data
+        .get_or_insert_with(Default::default)
+        .insert("payload".into(), "x".into());
+    let msgs = refused("data beside the report", cm).await;
+    assert!(
+        msgs[0].contains("sends only its report and change list"),
+        "{msgs:?}"
+    );
     // Reads: its FileIntegrity's configuration (a Role per FileIntegrity, by name), nothing
     // else: not node-2's kept report, not the configuration of another FileIntegrity.
     as_node1

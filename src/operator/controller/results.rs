@@ -321,12 +321,9 @@ pub fn first_changes(result: &FileIntegrityScanResult) -> Option<String> {
 
 /// `s` cut to `max` bytes at a character boundary, `...` added when cut.
 fn cut(s: &str, max: usize) -> String {
-    let mut end = s.len().min(max);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    if end < s.len() {
-        format!("{}...", &s[..end])
+    let head = super::events::cut(s, max);
+    if head.len() < s.len() {
+        format!("{head}...")
     } else {
         s.to_owned()
     }
