@@ -532,10 +532,13 @@ fn a_scanner_killed_anywhere_leaves_the_old_or_the_new_baseline_and_whole_backup
         c.arg("--log").arg(&log);
         c
     };
-    // How long a whole run takes here, so that the kill delays span it.
+    // How long a whole run takes here, so that the kill delays span it. A first run measured
+    // while other builds load the machine can take ten times a later one: the span adapts below
+    // (shorter after a run that finished, longer after one that was killed).
     let t0 = std::time::Instant::now();
     assert!(reinit().output().unwrap().status.success());
-    let span = t0.elapsed().as_micros().max(1000) as u64 * 2;
+    let measured = t0.elapsed().as_micros().max(1000) as u64 * 2;
+    let mut span = measured;
     let seed = std::env::var("FIO_KILL_SEED")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -568,10 +571,14 @@ fn a_scanner_killed_anywhere_leaves_the_old_or_the_new_baseline_and_whole_backup
             .unwrap();
         std::thread::sleep(std::time::Duration::from_micros(next() % span));
         match child.try_wait().unwrap() {
-            Some(_) => finished += 1,
+            Some(_) => {
+                finished += 1;
+                span = (span * 3 / 4).max(1000);
+            }
             None => {
                 child.kill().unwrap();
                 killed += 1;
+                span = (span * 5 / 4).min(measured * 4);
             }
         }
         child.wait().unwrap();
@@ -603,7 +610,7 @@ fn a_scanner_killed_anywhere_leaves_the_old_or_the_new_baseline_and_whole_backup
     }
     // The kills did land while runs were in progress (every step of a rotation is also stopped
     // deterministically in fio-core's reinit tests), and runs also completed.
-    eprintln!("killed {killed}, finished {finished}");
+    eprintln!("killed {killed}, finished {finished}, last span {span} us");
     assert!(
         killed >= 20 && finished >= 1,
         "killed {killed}, finished {finished}"

@@ -451,8 +451,14 @@ fn report_and_change_list_are_packed_together() {
     assert!(matches!(log, Log::Compressed(_)) && json.is_some());
 
     // The list does not fit beside the report: the report wins.
-    let noise: Vec<u8> = (0..800_000u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 7) as u8)
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let noise: Vec<u8> = (0..800_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
         .collect();
     let (log, json) = Log::pack_with(b"report", &noise, "n", true);
     assert!(matches!(log, Log::Compressed(_)));

@@ -231,3 +231,16 @@ fn the_command_line_is_kubectls() {
         .unwrap_err()
         .contains("frobnicate"));
 }
+
+#[test]
+fn json_and_yaml_carry_the_same_groups() {
+    let c = group(&cluster(), None, None);
+    let json: serde_json::Value = serde_json::to_value(&c).unwrap();
+    assert_eq!(json["items"][1]["path"], "/etc/shared");
+    assert_eq!(json["items"][1]["ofNodes"], 3);
+    assert_eq!(json["items"][1]["since"], "1970-01-01T00:03:20Z");
+    assert_eq!(json["notListed"][0]["count"], 950);
+    let yaml = serde_saphyr::to_string(&c).unwrap();
+    let back: serde_json::Value = serde_saphyr::from_str(&yaml).unwrap();
+    assert_eq!(back, json, "{yaml}");
+}
