@@ -174,8 +174,7 @@ fn value(a: Attr, e: &Entry) -> String {
 /// The attributes of a changed entry that count (as the report counts them), in report order.
 fn changed_attrs(c: &crate::compare::Changed, opts: &ReportOptions) -> AttrSet {
     let mut set = c.changed.minus(opts.ignore_changed_attrs);
-    // As the report: an e2fsattrs change counts only if a flag outside the ignored ones changed.
-    if (c.old.e2fsattrs ^ c.new.e2fsattrs) & !opts.ignore_e2fsattrs == 0 {
+    if !crate::report::e2fs_really_changed(&c.old, &c.new, opts) {
         set.remove(Attr::E2fsattrs);
     }
     set
@@ -247,7 +246,7 @@ impl Change {
 }
 
 /// `s` cut to at most `max` bytes at a character boundary, `...` added when cut.
-fn cut(s: &str, max: usize) -> String {
+pub fn cut(s: &str, max: usize) -> String {
     if s.len() <= max {
         return s.to_owned();
     }

@@ -49,38 +49,27 @@ fn status(node: &str) -> Value {
     serde_json::from_str(&text).expect("a node status in JSON")
 }
 
-/// `(path, kind)` of the listed changes of `node`'s last result.
-fn listed(st: &Value) -> Vec<(String, String)> {
+/// `(path, field)` of each listed change of a node status's last result.
+fn field_of_listed(st: &Value, field: &str) -> Vec<(String, String)> {
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
     st["lastResult"]["changes"]
         .as_array()
         .map(|a| {
             a.iter()
-                .map(|c| {
-                    (
-                        c["path"].as_str().unwrap_or_default().to_owned(),
-                        c["kind"].as_str().unwrap_or_default().to_owned(),
-                    )
-                })
+                .map(|c| (text(&c["path"]), text(&c[field])))
                 .collect()
         })
         .unwrap_or_default()
 }
 
+/// `(path, kind)` of the listed changes.
+fn listed(st: &Value) -> Vec<(String, String)> {
+    field_of_listed(st, "kind")
+}
+
 /// path -> since of the listed changes.
 fn since(st: &Value) -> BTreeMap<String, String> {
-    st["lastResult"]["changes"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|c| {
-                    (
-                        c["path"].as_str().unwrap_or_default().to_owned(),
-                        c["since"].as_str().unwrap_or_default().to_owned(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+    field_of_listed(st, "since").into_iter().collect()
 }
 
 fn change<'a>(st: &'a Value, path: &str) -> &'a Value {

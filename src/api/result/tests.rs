@@ -259,18 +259,23 @@ fn small_logs_stay_text_large_ones_are_gzip_base64() {
     assert_eq!(out, big);
 }
 
-#[test]
-fn incompressible_huge_logs_become_a_placeholder() {
-    // Random-looking bytes do not compress: 2 MiB of them cannot fit even gzip'd.
+/// `n` random-looking (incompressible) bytes (xorshift).
+fn noise(n: usize) -> Vec<u8> {
     let mut x: u64 = 88172645463325252;
-    let noise: Vec<u8> = (0..2 * 1024 * 1024)
+    (0..n)
         .map(|_| {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
             x as u8
         })
-        .collect();
+        .collect()
+}
+
+#[test]
+fn incompressible_huge_logs_become_a_placeholder() {
+    // Random-looking bytes do not compress: 2 MiB of them cannot fit even gzip'd.
+    let noise = noise(2 * 1024 * 1024);
     let Log::Compressed(data) = Log::pack(&noise, "node-2", false) else {
         panic!("not compressed")
     };
@@ -451,15 +456,7 @@ fn report_and_change_list_are_packed_together() {
     assert!(matches!(log, Log::Compressed(_)) && json.is_some());
 
     // The list does not fit beside the report: the report wins.
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    let noise: Vec<u8> = (0..800_000)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    let noise = noise(800_000);
     let (log, json) = Log::pack_with(b"report", &noise, "n", true);
     assert!(matches!(log, Log::Compressed(_)));
     assert!(json.is_none());

@@ -108,7 +108,7 @@ pub(crate) use crate::timefmt::epoch_secs;
 const E2FS: AttrSet = AttrSet::of(&[Attr::E2fsattrs]);
 
 /// Whether the e2fsattrs change of an entry survives `report_ignore_e2fsattrs`.
-fn e2fs_really_changed(old: &Entry, new: &Entry, opts: &ReportOptions) -> bool {
+pub(crate) fn e2fs_really_changed(old: &Entry, new: &Entry, opts: &ReportOptions) -> bool {
     !opts.ignore_e2fsattrs & (old.e2fsattrs ^ new.e2fsattrs) != 0
 }
 

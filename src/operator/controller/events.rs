@@ -256,8 +256,7 @@ fn bound<K: Clone + Eq + Hash, V>(
     map.retain(|_, v| now.saturating_duration_since(last(v)) < keep);
 }
 
-/// `s` cut to at most `max` bytes, at a character boundary.
-pub(crate) fn cut(s: &str, max: usize) -> &str {
+fn cut(s: &str, max: usize) -> &str {
     if s.len() <= max {
         return s;
     }

@@ -240,7 +240,7 @@ fn shown_covered(reported: &[String]) -> Vec<String> {
     let mut shown: Vec<String> = reported
         .iter()
         .take(MAX_COVERED_SHOWN)
-        .map(|p| cut(p, MAX_COVERED_PATH))
+        .map(|p| fio_core::changes::cut(p, MAX_COVERED_PATH))
         .collect();
     if reported.len() > MAX_COVERED_SHOWN {
         shown.push(format!(
@@ -310,23 +310,13 @@ pub fn first_changes(result: &FileIntegrityScanResult) -> Option<String> {
         .changes
         .iter()
         .take(3)
-        .map(|c| cut(&c.path, MAX_COVERED_PATH))
+        .map(|c| fio_core::changes::cut(&c.path, MAX_COVERED_PATH))
         .collect();
     let more = result.changes.len().saturating_sub(3) as i64 + result.changes_truncated;
     if more > 0 {
         shown.push(format!("and {more} more"));
     }
     Some(shown.join(", "))
-}
-
-/// `s` cut to `max` bytes at a character boundary, `...` added when cut.
-fn cut(s: &str, max: usize) -> String {
-    let head = super::events::cut(s, max);
-    if head.len() < s.len() {
-        format!("{head}...")
-    } else {
-        s.to_owned()
-    }
 }
 
 /// The most of a daemon's error text copied into a node status and its Event: a node may say

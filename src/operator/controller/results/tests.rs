@@ -408,22 +408,23 @@ fn change(path: &str, kind: fio_api::ChangeKind) -> FileChange {
 
 /// A Failed result of `added` added entries listing `paths`.
 fn failed_listing(added: u64, paths: &[&str]) -> ScanCondition {
+    let ScanCondition::Failed { counts, log, .. } = failed(added) else {
+        unreachable!("failed() is a failure")
+    };
+    let listed = paths
+        .iter()
+        .map(|p| change(p, fio_api::ChangeKind::Added))
+        .collect();
+    let summary = fio_api::result::ChangeSummary {
+        total: added,
+        sha256: format!("{added:064x}"),
+        listed,
+    };
     ScanCondition::Failed {
-        counts: FileCounts {
-            added,
-            changed: 0,
-            removed: 0,
-        },
-        log: Log::Text("AIDE found differences".into()),
+        counts,
+        log,
         changes: Some(fio_api::result::Changes {
-            summary: fio_api::result::ChangeSummary {
-                total: added,
-                sha256: format!("{:064x}", added),
-                listed: paths
-                    .iter()
-                    .map(|p| change(p, fio_api::ChangeKind::Added))
-                    .collect(),
-            },
+            summary,
             json: Some("{}".into()),
         }),
     }
