@@ -2,7 +2,8 @@
 //! merge of two streams in AIDE order, so neither side is held in memory whole.
 
 use crate::attr::{Attr, AttrSet, HASHES};
-use crate::entry::{Entry, Xattrs};
+use crate::entry::{path_order, Entry, Xattrs};
+use crate::focus::Focus;
 
 /// An entry present in both baseline and disk whose reported attributes differ.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +23,33 @@ pub struct Comparison {
     pub removed: Vec<Entry>,
     /// Entries with changed values or a different attribute set.
     pub changed: Vec<Changed>,
+}
+
+impl Comparison {
+    /// Entries the baseline holds (selected by the rules): what the disk side has, less what
+    /// was added, plus what was removed.
+    pub fn baseline_entries(&self) -> u64 {
+        (self.total + self.removed.len() as u64).saturating_sub(self.added.len() as u64)
+    }
+
+    /// This comparison with what `focus` covers replaced by `fresh`, a comparison of the same
+    /// baseline focused on it: the state of the whole tree after a focused check, provided
+    /// nothing outside the focus changed since this one was made.
+    pub fn refocus(&mut self, focus: &Focus, fresh: Comparison) {
+        let baseline = self.baseline_entries();
+        let outside = |name: &[u8]| !focus.covers(name);
+        self.added.retain(|e| outside(&e.name));
+        self.removed.retain(|e| outside(&e.name));
+        self.changed.retain(|c| outside(&c.new.name));
+        let by_name = |a: &Entry, b: &Entry| path_order(&a.name, &b.name);
+        self.added.extend(fresh.added);
+        self.added.sort_by(by_name);
+        self.removed.extend(fresh.removed);
+        self.removed.sort_by(by_name);
+        self.changed.extend(fresh.changed);
+        self.changed.sort_by(|a, b| by_name(&a.new, &b.new));
+        self.total = (baseline + self.added.len() as u64).saturating_sub(self.removed.len() as u64);
+    }
 }
 
 /// The attributes whose values differ, compared only where both entries recorded them.

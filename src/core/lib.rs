@@ -12,6 +12,7 @@ pub mod config;
 pub mod database;
 pub mod entry;
 pub mod exit;
+pub mod focus;
 pub mod hash;
 pub mod measure;
 pub mod mode;

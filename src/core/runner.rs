@@ -4,13 +4,16 @@
 //! `oc logs` reads as users know it.
 
 use crate::changes::ChangeList;
+use crate::compare::Comparison;
 use crate::config::host::{Confined, System};
 use crate::config::{Config, ConfigError, LoadOptions, Origin};
 use crate::exit::Exit;
+use crate::focus::Focus;
 use crate::options::Url;
 use crate::report::{self, ReportOutputs};
 use crate::scan::{self, Mode};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The daemon's lines, as upstream's daemon prints them (the seed's `oc logs` sample).
 pub const LOG_START: &str = "Starting the AIDE runner daemon";
@@ -173,6 +176,9 @@ pub struct Checked {
     pub files: Option<u64>,
     /// The database the comparison read, when it got that far.
     pub database: Option<DatabaseId>,
+    /// The whole comparison behind a Succeeded or Failed verdict: what a later focused check
+    /// of the same baseline starts from ([`NodeScanner::check_focused`]).
+    pub comparison: Option<Comparison>,
 }
 
 /// Paths the configuration names: database_in, database_out, the persistent log beside
@@ -282,8 +288,30 @@ impl NodeScanner {
             verdict: Verdict::Succeeded,
             files: None,
             database: None,
+            comparison: None,
         };
-        c.verdict = self.check_inner(&mut c, verify);
+        c.verdict = self.check_inner(&mut c, verify, None);
+        c
+    }
+
+    /// A focused check ([`Focus`]): only the focused paths re-measured, the rest of the
+    /// comparison taken from `standing`, the whole comparison of the previous check of the same
+    /// baseline. The verdict, report and change list are those of the whole tree, as a full
+    /// check would give them if nothing outside the focus changed since `standing` was made.
+    /// The database is read (and sealed) whole, as by a full check.
+    pub fn check_focused(
+        &self,
+        focus: Arc<Focus>,
+        standing: Comparison,
+        verify: &dyn Fn(&DatabaseId) -> Result<(), String>,
+    ) -> Checked {
+        let mut c = Checked {
+            verdict: Verdict::Succeeded,
+            files: None,
+            database: None,
+            comparison: None,
+        };
+        c.verdict = self.check_inner(&mut c, verify, Some((focus, standing)));
         c
     }
 
@@ -291,16 +319,24 @@ impl NodeScanner {
         &self,
         c: &mut Checked,
         verify: &dyn Fn(&DatabaseId) -> Result<(), String>,
+        refocus: Option<(Arc<Focus>, Comparison)>,
     ) -> Verdict {
         say(LOG_CHECK);
         let (cfg, f) = match self.config() {
             Ok(c) => c,
             Err(r) => return r,
         };
-        let out = match scan::run(&cfg, Mode::Check) {
+        let focus = refocus.as_ref().map(|(f, _)| f.clone());
+        let mut out = match scan::run_focused(&cfg, Mode::Check, focus) {
             Ok(o) => o,
             Err(e) => return errored(e.exit(), &e),
         };
+        if let Some((focus, mut standing)) = refocus {
+            if let Some(fresh) = out.comparison.take() {
+                standing.refocus(&focus, fresh);
+                out.comparison = Some(standing);
+            }
+        }
         let db = out.sealed.as_ref().map(|s| DatabaseId {
             sha256: s.sha256.clone(),
             size: s.size,
@@ -317,13 +353,22 @@ impl NodeScanner {
             }
         }
         c.database = db;
+        c.files = out.comparison.as_ref().map(|c| c.total);
+        let verdict = self.judge(&cfg, &f, &out);
+        if matches!(verdict, Verdict::Succeeded | Verdict::Failed { .. }) {
+            c.comparison = out.comparison;
+        }
+        verdict
+    }
+
+    /// The verdict on a check's outcome: its report written and kept as `aide.log`.
+    fn judge(&self, cfg: &Config, f: &Files, out: &scan::Outcome) -> Verdict {
         // Opened only now (AIDE opens them first): a refused result leaves no report behind.
         let mut outputs = match ReportOutputs::open(&cfg.options.report, false) {
             Ok(o) => o,
             Err(e) => return errored(e.exit(), &e),
         };
-        c.files = out.comparison.as_ref().map(|c| c.total);
-        let rep = out.report(&cfg);
+        let rep = out.report(cfg);
         if let Err(e) = outputs.write(&rep) {
             return errored(e.exit(), &e);
         }

@@ -6,6 +6,7 @@ use crate::config::Config;
 use crate::database::{DbError, DbReader, DbWriter, FileSeal, RawEntry, Spec, WriteOptions};
 use crate::entry::{path_order, Entry, FileType};
 use crate::exit::Exit;
+use crate::focus::Focus;
 use crate::measure::MeasureOptions;
 use crate::options::Url;
 use crate::select::{RuleSet, Selection};
@@ -150,6 +151,8 @@ struct OldEntries {
     /// The selected lines in AIDE order, when the file is not in that order.
     sorted: Option<std::vec::IntoIter<RawEntry>>,
     rules: RuleSet,
+    /// Only these entries are compared (a focused check).
+    focus: Option<Arc<Focus>>,
     prev: Option<Vec<u8>>,
     peeked: Option<RawEntry>,
 }
@@ -177,7 +180,7 @@ impl OldEntries {
                 }
             }
             self.prev = Some(raw.name.clone());
-            if selected(&self.rules, &raw.name, raw.perm) {
+            if in_focus(&self.focus, &raw.name) && selected(&self.rules, &raw.name, raw.perm) {
                 return Ok(Some(raw));
             }
         }
@@ -226,7 +229,16 @@ impl OldEntries {
     }
 }
 
-fn open_old(path: &Path, cfg: &Config, stream: bool) -> Result<OldEntries, DbError> {
+fn in_focus(focus: &Option<Arc<Focus>>, name: &[u8]) -> bool {
+    focus.as_ref().is_none_or(|f| f.covers(name))
+}
+
+fn open_old(
+    path: &Path,
+    cfg: &Config,
+    stream: bool,
+    focus: Option<Arc<Focus>>,
+) -> Result<OldEntries, DbError> {
     let mut reader = DbReader::open(path, cfg.options.report.database_attrs)?;
     let rules = cfg.rules.clone();
     if stream {
@@ -234,6 +246,7 @@ fn open_old(path: &Path, cfg: &Config, stream: bool) -> Result<OldEntries, DbErr
             reader,
             sorted: None,
             rules,
+            focus,
             prev: None,
             peeked: None,
         });
@@ -245,7 +258,7 @@ fn open_old(path: &Path, cfg: &Config, stream: bool) -> Result<OldEntries, DbErr
     let mut all = Vec::new();
     let mut held = 0u64;
     while let Some(r) = reader.next_raw()? {
-        if selected(&cfg.rules, &r.name, r.perm) {
+        if in_focus(&focus, &r.name) && selected(&cfg.rules, &r.name, r.perm) {
             held += (r.line.len() + r.name.len() + std::mem::size_of::<RawEntry>()) as u64;
             if held > MAX_SORTED {
                 return Err(DbError::Format {
@@ -266,6 +279,7 @@ fn open_old(path: &Path, cfg: &Config, stream: bool) -> Result<OldEntries, DbErr
         reader,
         sorted: Some(all.into_iter()),
         rules,
+        focus,
         prev: None,
         peeked: None,
     })
@@ -273,14 +287,30 @@ fn open_old(path: &Path, cfg: &Config, stream: bool) -> Result<OldEntries, DbErr
 
 /// Run one mode of the scanner.
 pub fn run(cfg: &Config, mode: Mode) -> Result<Outcome, ScanError> {
-    match run_once(cfg, mode, true) {
+    run_focused(cfg, mode, None)
+}
+
+/// Run one mode of the scanner on the focused paths only (`None`: everything). Only a check
+/// can be focused: init, update and compare write or compare whole databases.
+pub fn run_focused(
+    cfg: &Config,
+    mode: Mode,
+    focus: Option<Arc<Focus>>,
+) -> Result<Outcome, ScanError> {
+    let focus = focus.filter(|_| mode == Mode::Check);
+    match run_once(cfg, mode, true, &focus) {
         // Rare (databases of AIDE < 0.16): start over with the database sorted in memory.
-        Err(ScanError::Db(DbError::Unsorted { .. })) => run_once(cfg, mode, false),
+        Err(ScanError::Db(DbError::Unsorted { .. })) => run_once(cfg, mode, false, &focus),
         r => r,
     }
 }
 
-fn run_once(cfg: &Config, mode: Mode, stream: bool) -> Result<Outcome, ScanError> {
+fn run_once(
+    cfg: &Config,
+    mode: Mode,
+    stream: bool,
+    focus: &Option<Arc<Focus>>,
+) -> Result<Outcome, ScanError> {
     let start = SystemTime::now();
     check_hashes(&cfg.rules)?;
     let mut out = Outcome {
@@ -308,7 +338,7 @@ fn run_once(cfg: &Config, mode: Mode, stream: bool) -> Result<Outcome, ScanError
         }
         Mode::Check | Mode::Update => {
             let db_in = file_url(&cfg.options.database_in, "database_in")?;
-            let mut old = open_old(&db_in, cfg, stream)?;
+            let mut old = open_old(&db_in, cfg, stream, focus.clone())?;
             let mut writer = if mode == Mode::Update {
                 let db_out = file_url(&cfg.options.database_out, "database_out")?;
                 out.new_database = Some(db_out.clone());
@@ -318,7 +348,11 @@ fn run_once(cfg: &Config, mode: Mode, stream: bool) -> Result<Outcome, ScanError
             };
             let mut merger = Merger::new();
             let mut buf = String::new();
-            let walked = walker(cfg).run(|e| -> Result<(), ScanError> {
+            let mut walk = walker(cfg);
+            if let Some(f) = focus {
+                walk = walk.focus(f.clone());
+            }
+            let walked = walk.run(|e| -> Result<(), ScanError> {
                 if let Some(w) = writer.as_mut() {
                     w.write(&e)?;
                 }
@@ -341,8 +375,8 @@ fn run_once(cfg: &Config, mode: Mode, stream: bool) -> Result<Outcome, ScanError
         Mode::Compare => {
             let db_in = file_url(&cfg.options.database_in, "database_in")?;
             let db_new = file_url(&cfg.options.database_new, "database_new")?;
-            let mut old = open_old(&db_in, cfg, stream)?;
-            let mut new = open_old(&db_new, cfg, stream)?;
+            let mut old = open_old(&db_in, cfg, stream, None)?;
+            let mut new = open_old(&db_new, cfg, stream, None)?;
             let mut merger = Merger::new();
             let mut buf = String::new();
             while let Some(n) = new.next_old()? {
@@ -389,7 +423,7 @@ mod tests {
         }
         w.finish().unwrap();
         for stream in [true, false] {
-            let mut old = open_old(&db, &cfg, stream).unwrap();
+            let mut old = open_old(&db, &cfg, stream, None).unwrap();
             let (mut m, mut buf) = (Merger::new(), String::new());
             for new in [e("/a", 0o100600), e("/a.b", 0o100644), e("/c", 0o100644)] {
                 old.merge(&mut m, new, &mut buf).unwrap();

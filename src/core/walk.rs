@@ -10,6 +10,7 @@
 //! read, the walker thread panicked) is a [`WalkFailed`], never a short walk.
 
 use crate::entry::{path_order, Entry, FileType};
+use crate::focus::Focus;
 use crate::measure::{measure, show, MeasureOptions};
 use crate::select::{RuleSet, Selection};
 use std::collections::BTreeMap;
@@ -28,6 +29,7 @@ pub struct WalkBuilder {
     measure: MeasureOptions,
     window: usize,
     cross_mounts: bool,
+    focus: Option<Arc<Focus>>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -111,7 +113,20 @@ impl WalkBuilder {
             measure: MeasureOptions::default(),
             window: 128,
             cross_mounts: false,
+            focus: None,
         }
+    }
+
+    /// Walk only the focused paths and what is below them ([`Focus`]): the directories on the
+    /// way are read for the names leading there only, and not recorded.
+    pub fn focus(mut self, focus: Arc<Focus>) -> Self {
+        self.focus = Some(focus);
+        self
+    }
+
+    /// `name` is recorded and read in full (no focus, or focused).
+    fn covered(&self, name: &[u8]) -> bool {
+        self.focus.as_ref().is_none_or(|f| f.covers(name))
     }
 
     pub fn measure_options(mut self, m: MeasureOptions) -> Self {
@@ -224,6 +239,7 @@ impl WalkBuilder {
         let enter_root = match sel {
             Selection::Skip => false,
             Selection::Descend => true,
+            Selection::Record { recurse, .. } if !self.covered(b"/") => recurse,
             Selection::Record { attrs, recurse } => {
                 if !batches.push(Job {
                     path: root_path.clone(),
@@ -271,25 +287,18 @@ impl WalkBuilder {
             let parent_dev = top.dev;
             let ftype = FileType::from_mode(meta.mode());
             let sel = self.rules.select(&name, ftype);
-            let mut descend = match sel {
-                Selection::Skip => false,
-                Selection::Descend => true,
-                Selection::Record { recurse, .. } => recurse,
-            };
-            descend &= ftype == FileType::Directory;
-            if descend
-                && meta.dev() != parent_dev
-                && !self.cross_mounts
-                && sel != Selection::Descend
-                && !self.rules.names_inside(&name)
+            let descend = self.descends(&name, sel, ftype, meta.dev() != parent_dev);
+            let covered = self.covered(&name);
+            if !covered
+                && self
+                    .focus
+                    .as_ref()
+                    .is_some_and(|f| f.next_names(&name).is_empty())
             {
-                tracing::info!(
-                    "not descending into mount point {} (no rule names a path inside it)",
-                    show(&name)
-                );
-                descend = false;
+                // Neither focused nor on the way to a focused path.
+                continue;
             }
-            if let Selection::Record { attrs, .. } = sel {
+            if let (true, Selection::Record { attrs, .. }) = (covered, sel) {
                 let mut path = self.root_prefix.clone();
                 path.extend_from_slice(&name);
                 if !batches.push(Job {
@@ -315,6 +324,72 @@ impl WalkBuilder {
         Ok(batches.produced(st))
     }
 
+    /// Whether the walk enters `name`, selected as `sel`, of type `ftype`, on another
+    /// filesystem than its parent when `mount_point`.
+    fn descends(&self, name: &[u8], sel: Selection, ftype: FileType, mount_point: bool) -> bool {
+        let descend = match sel {
+            Selection::Skip => false,
+            Selection::Descend => true,
+            Selection::Record { recurse, .. } => recurse,
+        };
+        if !descend || ftype != FileType::Directory {
+            return false;
+        }
+        if mount_point
+            && !self.cross_mounts
+            && sel != Selection::Descend
+            && !self.rules.names_inside(name)
+        {
+            tracing::info!(
+                "not descending into mount point {} (no rule names a path inside it)",
+                show(name)
+            );
+            return false;
+        }
+        true
+    }
+
+    /// Every directory the walk would enter, each after its parent, with its `lstat` (the root
+    /// first, when it is entered): what a watcher of the walked tree watches. Nothing is measured; entries
+    /// that cannot be read are skipped as the walk skips them. Stops when `sink` says false.
+    pub fn directories(&self, mut sink: impl FnMut(&[u8], &Metadata) -> bool) {
+        let root_path = if self.root_prefix.is_empty() {
+            b"/".to_vec()
+        } else {
+            self.root_prefix.clone()
+        };
+        let Ok(meta) = std::fs::symlink_metadata(OsStr::from_bytes(&root_path)) else {
+            return;
+        };
+        if !meta.is_dir()
+            || self.rules.select(b"/", FileType::Directory) == Selection::Skip
+            || !sink(&root_path, &meta)
+        {
+            return;
+        }
+        let mut st = WalkStats::default();
+        let mut stack = vec![(b"/".to_vec(), meta.dev())];
+        while let Some((dir, dev)) = stack.pop() {
+            for (child, meta) in self.read_children(&dir, &mut st) {
+                let mut name = dir.clone();
+                if name != b"/" {
+                    name.push(b'/');
+                }
+                name.extend_from_slice(&child);
+                let ftype = FileType::from_mode(meta.mode());
+                let sel = self.rules.select(&name, ftype);
+                if self.descends(&name, sel, ftype, meta.dev() != dev) {
+                    let mut path = self.root_prefix.clone();
+                    path.extend_from_slice(&name);
+                    if !sink(&path, &meta) {
+                        return;
+                    }
+                    stack.push((name, meta.dev()));
+                }
+            }
+        }
+    }
+
     /// The children of a directory, sorted by name, each with its `lstat`.
     fn read_children(&self, name: &[u8], st: &mut WalkStats) -> Vec<(Vec<u8>, Metadata)> {
         let mut path = self.root_prefix.clone();
@@ -328,6 +403,32 @@ impl WalkBuilder {
             tracing::warn!("{err}");
             st.errors.push(err);
         };
+        if let Some(names) = self
+            .focus
+            .as_ref()
+            .filter(|f| !f.covers(name))
+            .map(|f| f.next_names(name))
+        {
+            return names
+                .into_iter()
+                .filter_map(|child| {
+                    let mut p = path.clone();
+                    if p.last() != Some(&b'/') {
+                        p.push(b'/');
+                    }
+                    p.extend_from_slice(&child);
+                    match std::fs::symlink_metadata(OsStr::from_bytes(&p)) {
+                        Ok(m) => Some((child, m)),
+                        // Gone: the comparison reports it removed.
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                        Err(e) => {
+                            error(p, WalkErrorKind::Lstat, e);
+                            None
+                        }
+                    }
+                })
+                .collect();
+        }
         let rd = match std::fs::read_dir(OsStr::from_bytes(&path)) {
             Ok(rd) => rd,
             Err(e) => {
@@ -424,5 +525,55 @@ impl Batcher {
             let _ = results.send((seq, out));
         });
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, LoadOptions};
+    use std::path::Path;
+
+    /// The directories a watcher watches are the ones the walk enters: excluded ones and
+    /// their subtrees are not among them; a focused walk records only the focused subtree.
+    #[test]
+    fn directories_and_a_focused_walk_follow_the_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for d in ["etc/a/b", "etc/skip/deep", "usr/x"] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        std::fs::write(root.join("etc/a/b/f"), b"f").unwrap();
+        std::fs::write(root.join("etc/a/g"), b"g").unwrap();
+        let r = root.display();
+        let cfg = Config::parse_str(
+            &format!("{r}/etc p\n!{r}/etc/skip\n"),
+            Path::new("aide.conf"),
+            &LoadOptions::default(),
+        )
+        .unwrap();
+        let walk = WalkBuilder::new(b"", Arc::new(cfg.rules.clone()));
+        let mut dirs = Vec::new();
+        walk.directories(|p, _| {
+            dirs.push(String::from_utf8_lossy(p).into_owned());
+            true
+        });
+        let at = |s: &str| format!("{r}{s}");
+        for want in ["/etc", "/etc/a", "/etc/a/b"] {
+            assert!(dirs.contains(&at(want)), "{want} in {dirs:?}");
+        }
+        assert!(!dirs
+            .iter()
+            .any(|d| d.contains("skip") || d.ends_with("/usr/x")));
+
+        let focus = Focus::new([at("/etc/a/b").into_bytes()]);
+        let mut names = Vec::new();
+        walk.focus(Arc::new(focus))
+            .run(|e| -> Result<(), WalkFailed> {
+                names.push(String::from_utf8_lossy(&e.name).into_owned());
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(names, [at("/etc/a/b"), at("/etc/a/b/f")]);
     }
 }

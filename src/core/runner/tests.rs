@@ -216,3 +216,59 @@ fn a_failed_check_lists_its_changes_as_on_the_node() {
     let root = format!("\"root_prefix\": \"{}\"", n.root.display());
     assert!(json.contains(&root), "{json}");
 }
+
+/// A focused check on the paths that changed since the last check gives what a full check
+/// gives: the same comparison, counts and change list (added below a new directory, removed,
+/// changed back); one whose focus misses a change keeps the old state of that path.
+#[test]
+fn a_focused_check_on_what_changed_equals_a_full_check() {
+    let mut n = node("report_url=file:@ROOT@/etc/kubernetes/aide.log.new");
+    n.scanner.node_root = Some(n.root.clone());
+    n.scanner.init(false).unwrap();
+    let bin = n.root.join("usr/bin");
+    fs::write(bin.join("tool"), b"changed").unwrap();
+    fs::write(bin.join("new"), b"new").unwrap();
+    let first = n.scanner.check_sealed(&|_| Ok(()));
+    assert_eq!(first.verdict.condition(), "Failed");
+    let standing = first
+        .comparison
+        .expect("a Failed check keeps its comparison");
+
+    fs::remove_file(bin.join("new")).unwrap();
+    fs::create_dir_all(bin.join("sub/dir")).unwrap();
+    fs::write(bin.join("sub/dir/file"), b"f").unwrap();
+    fs::write(bin.join("tool"), b"tool").unwrap();
+    fs::write(bin.join("other"), b"missed").unwrap();
+    let at = |name: &str| bin.join(name).as_os_str().as_encoded_bytes().to_vec();
+    let focus = Arc::new(Focus::new(["new", "sub", "tool"].map(at)));
+    let focused = n
+        .scanner
+        .check_focused(focus, standing.clone(), &|_| Ok(()));
+    let names = |c: &Checked| -> Vec<String> {
+        let Verdict::Failed { changes, .. } = &c.verdict else {
+            panic!("not Failed: {:?}", c.verdict);
+        };
+        changes
+            .listed
+            .iter()
+            .map(|c| format!("{} {}", c.kind.as_str(), c.path))
+            .collect()
+    };
+    assert_eq!(
+        names(&focused),
+        [
+            "added /usr/bin/sub",
+            "added /usr/bin/sub/dir",
+            "added /usr/bin/sub/dir/file",
+        ],
+        "`other` is outside the focus: not seen yet"
+    );
+    let all = Arc::new(Focus::new(["new", "sub", "tool", "other"].map(at)));
+    let focused = n.scanner.check_focused(all, standing, &|_| Ok(()));
+    let full = n.scanner.check_sealed(&|_| Ok(()));
+    assert_eq!(names(&focused).len(), 4);
+    assert_eq!(names(&focused), names(&full));
+    assert_eq!(focused.comparison, full.comparison);
+    assert_eq!(focused.files, full.files);
+    assert_eq!(focused.database, full.database);
+}
