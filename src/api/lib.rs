@@ -29,7 +29,8 @@ pub use fileintegrity::{
 pub use holdoff::{Holdoff, NodePause};
 pub use nodestatus::{
     AttributeChange, ChangeKind, FileChange, FileIntegrityNodeCondition, FileIntegrityNodeStatus,
-    FileIntegrityNodeStatusFields, FileIntegrityScanResult, NodeBaseline,
+    FileIntegrityNodeStatusFields, FileIntegrityScanResult, FoundBy, NodeBaseline, Writer,
+    WriterPod, WriterState, MAX_WRITERS,
 };
 pub use reinit::ReinitRequests;
 pub use result::{ContractError, DatabaseId, FileCounts, Log, ScanCondition, ScanReport};

@@ -224,6 +224,130 @@ pub struct FileChange {
     /// baseline is initialised again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since: Option<Time>,
+    /// What found the change first: the realtime watcher, or a scan (ours).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub found_by: Option<FoundBy>,
+    /// Who wrote it, as the kernel named the writers of the events that led to it (at most
+    /// [`MAX_WRITERS`], the first ones); empty when a scan found it (ours).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub writers: Vec<Writer>,
+}
+
+/// The most writers a change names.
+pub const MAX_WRITERS: usize = 4;
+
+/// What found a change first.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FoundBy {
+    /// The realtime watcher, seconds after the write.
+    Realtime,
+    /// A scan (scheduled, or after a gap in realtime coverage).
+    Scan,
+}
+
+/// A process that wrote a changed entry, as the daemon read it when the kernel reported the
+/// write (ours).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Writer {
+    pub state: WriterState,
+    /// In the host's pid namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<i64>,
+    /// `/proc/<pid>/comm`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub comm: String,
+    /// `/proc/<pid>/exe` when the daemon may read it, else the first word of its command line.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub exe: String,
+    /// A host process: its systemd unit (`kubelet.service`), or its cgroup when it is in none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub unit: String,
+    /// A container's process: its pod and container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<WriterPod>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum WriterState {
+    /// Read while the process ran (its pid could not have been reused: checked with its pidfd).
+    Attributed,
+    /// The process had exited before it could be read: nothing is guessed.
+    Exited,
+    /// Not named: attribution is off, or the writer is not visible from the daemon.
+    #[default]
+    Unattributed,
+}
+
+/// The pod and container of a writer, from its cgroup and the node's pod log directories.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WriterPod {
+    pub uid: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub namespace: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub container: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub container_id: String,
+}
+
+impl Writer {
+    /// The longest text of a writer's field the operator accepts.
+    pub const MAX_FIELD: usize = 256;
+
+    /// Whether every field is within its bounds.
+    pub fn bounded(&self) -> bool {
+        let ok = |s: &str| s.len() <= Self::MAX_FIELD;
+        ok(&self.comm)
+            && ok(&self.exe)
+            && ok(&self.unit)
+            && self.pod.as_ref().is_none_or(|p| {
+                ok(&p.uid)
+                    && ok(&p.namespace)
+                    && ok(&p.name)
+                    && ok(&p.container)
+                    && ok(&p.container_id)
+            })
+    }
+
+    /// One line for Events and tables: `pod ns/name (container)`, `unit kubelet.service`,
+    /// `pid 42 (sh)`, `exited`, `unattributed`.
+    pub fn describe(&self) -> String {
+        match self.state {
+            WriterState::Exited => return "exited before attribution".into(),
+            WriterState::Unattributed => return "unattributed".into(),
+            WriterState::Attributed => {}
+        }
+        let who = match (&self.pod, self.unit.is_empty()) {
+            (Some(p), _) if !p.name.is_empty() => {
+                let c = if p.container.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", p.container)
+                };
+                format!("pod {}/{}{c}", p.namespace, p.name)
+            }
+            (Some(p), _) => format!("pod uid {}", p.uid),
+            (None, false) => format!("unit {}", self.unit),
+            (None, true) => String::new(),
+        };
+        let pid = self.pid.map(|p| format!("pid {p}")).unwrap_or_default();
+        let comm = if self.comm.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", self.comm)
+        };
+        [who, format!("{pid}{comm}")]
+            .into_iter()
+            .filter(|s| !s.trim().is_empty())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 /// Old and new value of one attribute of a changed entry.
@@ -283,6 +407,8 @@ impl From<&fio_core::changes::Change> for FileChange {
                 })
                 .collect(),
             since: None,
+            found_by: None,
+            writers: Vec::new(),
         }
     }
 }

@@ -149,6 +149,8 @@ impl ChangeSummary {
             c.path.is_empty()
                 || c.path.len() > MAX_PATH
                 || c.since.is_some()
+                || c.writers.len() > crate::nodestatus::MAX_WRITERS
+                || !c.writers.iter().all(crate::nodestatus::Writer::bounded)
                 || c.attributes.len() > MAX_ATTRIBUTES
                 || c.details.len() > MAX_ATTRIBUTES
                 || c.attributes.iter().any(|a| a.len() > MAX_ATTRIBUTE_NAME)

@@ -13,6 +13,7 @@ pub mod harden;
 pub mod liveness;
 pub mod node;
 pub mod outbox;
+pub mod realtime;
 pub mod view;
 
 use std::fs;

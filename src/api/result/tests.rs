@@ -343,6 +343,8 @@ fn summary(total: u64, paths: &[&str]) -> ChangeSummary {
                 attributes: Vec::new(),
                 details: Vec::new(),
                 since: None,
+                found_by: None,
+                writers: Vec::new(),
             })
             .collect(),
     }

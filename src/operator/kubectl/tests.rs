@@ -32,6 +32,8 @@ fn change(path: &str, kind: ChangeKind, since: i64) -> FileChange {
             Vec::new()
         },
         since: Some(Time(at(since))),
+        found_by: None,
+        writers: Vec::new(),
     }
 }
 

@@ -403,6 +403,8 @@ fn change(path: &str, kind: fio_api::ChangeKind) -> FileChange {
         attributes: Vec::new(),
         details: Vec::new(),
         since: None,
+        found_by: None,
+        writers: Vec::new(),
     }
 }
 
