@@ -36,6 +36,10 @@ pub struct DaemonArgs {
     pub insecure_no_view_check: bool,
     /// Only run the liveness probe of the daemon these options describe.
     pub probe: bool,
+    /// No realtime detection: scheduled scans only (ours).
+    pub no_realtime: bool,
+    /// Realtime detection without naming writers (ours).
+    pub no_attribution: bool,
 }
 
 /// A command line the daemon cannot run with.
@@ -70,6 +74,8 @@ impl DaemonArgs {
             insecure_no_harden: false,
             insecure_no_view_check: false,
             probe: false,
+            no_realtime: false,
+            no_attribution: false,
         }
     }
 
@@ -95,6 +101,8 @@ impl DaemonArgs {
             (self.insecure_no_harden, "--insecure-no-harden"),
             (self.insecure_no_view_check, "--insecure-no-view-check"),
             (self.probe, "--probe"),
+            (self.no_realtime, "--no-realtime"),
+            (self.no_attribution, "--no-attribution"),
         ] {
             if set {
                 argv.push(flag.to_owned());
@@ -130,6 +138,8 @@ impl DaemonArgs {
                 "insecure-no-harden" => a.insecure_no_harden = true,
                 "insecure-no-view-check" => a.insecure_no_view_check = true,
                 "probe" => a.probe = true,
+                "no-realtime" => a.no_realtime = true,
+                "no-attribution" => a.no_attribution = true,
                 "owner" => owner = Some(text(&name, p.value().map_err(syntax)?)?),
                 "namespace" => namespace = Some(text(&name, p.value().map_err(syntax)?)?),
                 "config-map" => a.config_map = Some(text(&name, p.value().map_err(syntax)?)?),
@@ -192,6 +202,8 @@ mod tests {
                 insecure_no_harden: true,
                 insecure_no_view_check: true,
                 probe: true,
+                no_realtime: true,
+                no_attribution: true,
                 ..base.clone()
             },
         ];

@@ -60,6 +60,44 @@ pub struct FileIntegritySpec {
     /// PriorityClass of the scan pods (a name that does not exist is ignored, with an event).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub priority_class_name: String,
+    /// Realtime detection of changes and naming of their writers (ours; on by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub realtime: Option<RealtimeSpec>,
+}
+
+/// Realtime detection: the daemon watches the scanned trees through the kernel (fanotify) and
+/// checks what changed within seconds; scheduled scans go on (ours).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RealtimeSpec {
+    /// Watch for changes between scans (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Name the process, pod or host unit that made each change (default true). Needs the
+    /// scan pods in the host's pid namespace (hostPID); off, they are not, and writers read
+    /// "unattributed".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribution: Option<bool>,
+}
+
+impl FileIntegritySpec {
+    /// Realtime detection is on.
+    pub fn realtime_enabled(&self) -> bool {
+        self.realtime
+            .as_ref()
+            .and_then(|r| r.enabled)
+            .unwrap_or(true)
+    }
+
+    /// Writers are named (realtime detection on, attribution not turned off).
+    pub fn attribution(&self) -> bool {
+        self.realtime_enabled()
+            && self
+                .realtime
+                .as_ref()
+                .and_then(|r| r.attribution)
+                .unwrap_or(true)
+    }
 }
 
 impl Default for FileIntegritySpec {
@@ -71,6 +109,7 @@ impl Default for FileIntegritySpec {
             debug: false,
             tolerations: default_tolerations(),
             priority_class_name: String::new(),
+            realtime: None,
         }
     }
 }

@@ -24,7 +24,7 @@ pub mod result;
 
 pub use fileintegrity::{
     default_tolerations, FileIntegrity, FileIntegrityConfig, FileIntegritySpec,
-    FileIntegrityStatus, FileIntegrityStatusPhase,
+    FileIntegrityStatus, FileIntegrityStatusPhase, RealtimeSpec,
 };
 pub use holdoff::{Holdoff, NodePause};
 pub use nodestatus::{

@@ -109,7 +109,7 @@ pub fn escape_path(raw: &[u8]) -> String {
 }
 
 /// `name` as on the node: without `root` when it is below it.
-fn on_node<'a>(name: &'a [u8], root: &[u8]) -> &'a [u8] {
+pub fn on_node<'a>(name: &'a [u8], root: &[u8]) -> &'a [u8] {
     if root.is_empty() || root == b"/" {
         return name;
     }

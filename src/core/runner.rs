@@ -232,6 +232,12 @@ impl NodeScanner {
         ))
     }
 
+    /// The walk a check makes, and its rules: what a watcher of the scanned tree watches.
+    pub fn walk(&self) -> Result<(crate::walk::WalkBuilder, Arc<crate::select::RuleSet>), Verdict> {
+        let (cfg, _) = self.config()?;
+        Ok((scan::walker(&cfg), Arc::new(cfg.rules.clone())))
+    }
+
     /// True when there is no usable baseline yet (missing or empty `database_in`).
     pub fn needs_init(&self) -> bool {
         match self.config() {

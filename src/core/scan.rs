@@ -115,7 +115,8 @@ fn check_hashes(rules: &RuleSet) -> Result<(), ScanError> {
     )))
 }
 
-fn walker(cfg: &Config) -> WalkBuilder {
+/// The walk a scan of `cfg` makes.
+pub fn walker(cfg: &Config) -> WalkBuilder {
     let o = &cfg.options;
     WalkBuilder::new(&o.root_prefix, Arc::new(cfg.rules.clone())).measure_options(MeasureOptions {
         acl_on_symlinks: o.acl_no_symlink_follow,

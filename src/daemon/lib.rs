@@ -9,6 +9,7 @@
 
 pub mod claim;
 pub mod cycle;
+pub mod found;
 pub mod harden;
 pub mod liveness;
 pub mod node;
@@ -32,9 +33,11 @@ use tokio::sync::watch;
 
 use fio_api::daemon_args::{DaemonArgs, MIN_INTERVAL};
 use fio_api::result::{DatabaseId, ScanCondition, ScanFigures, ScanReport};
-use fio_api::{aideconf, names, FileIntegrity, Holdoff, ReinitRequests};
+use fio_api::{aideconf, names, FileIntegrity, Holdoff, ReinitRequests, Writer};
 use fio_core::atomic::replace_file;
+use fio_core::compare::Comparison;
 use fio_core::config::LoadOptions;
+use fio_core::focus::Focus;
 use fio_core::runner::{self, say, NodeScanner, OwnFiles, Verdict};
 
 use cycle::{Init, Ownership, Step};
@@ -57,6 +60,9 @@ pub struct Options {
     /// Compare the daemon's view of the host with the node's around every scan ([`view`]).
     /// Off only for simulated nodes whose root is a plain directory (`--insecure-no-view-check`).
     pub check_view: bool,
+    /// Realtime detection ([`realtime`]), and whether it names writers.
+    pub realtime: bool,
+    pub attribution: bool,
 }
 
 impl Options {
@@ -74,6 +80,8 @@ impl Options {
             node_name,
             force_compress: args.compress,
             check_view: !args.insecure_no_view_check,
+            realtime: !args.no_realtime,
+            attribution: !args.no_attribution,
         }
     }
 }
@@ -201,11 +209,15 @@ fn follow(fis: Api<FileIntegrity>, name: &str) -> Followed {
 }
 
 /// Run until the process is stopped. Errors only when the cluster cannot be reached at all.
-pub async fn run(opts: Options, checker: Option<view::Checker>) -> anyhow::Result<()> {
+pub async fn run(
+    opts: Options,
+    checker: Option<view::Checker>,
+    watcher: Option<realtime::Watcher>,
+) -> anyhow::Result<()> {
     say(runner::LOG_START);
     node::remove_legacy_reinit_trigger(&opts.hostroot);
     let client = client_with_retry().await?;
-    let mut daemon = Daemon::new(opts, client, checker)?;
+    let mut daemon = Daemon::new(opts, client, checker, watcher)?;
     daemon.wait_for_static_pod_resources().await?;
     loop {
         daemon.cycle().await?;
@@ -224,6 +236,25 @@ struct Daemon {
     followed: Followed,
     /// Paused by the holdoff annotation in the previous cycle (to say so once).
     paused: bool,
+    watcher: Option<realtime::Watcher>,
+    /// The comparison behind the last verdict, which a focused check starts from; `None`: the
+    /// next check is a full scan.
+    standing: Option<Comparison>,
+    /// How each listed change of the last result was found, by path as listed.
+    found: found::Found,
+    /// The re-init id this node completed, as the last scan reported it.
+    completed: i64,
+    /// The last result sent: its condition and change digest (a focused check that changes
+    /// neither sends nothing).
+    last_sent: Option<(&'static str, String)>,
+}
+
+/// The most differences kept for focused checks; with more, every event leads to a full scan
+/// (a node that far from its baseline is being re-installed, or needs a re-init).
+const MAX_STANDING: usize = 20_000;
+
+fn small(c: &Comparison) -> bool {
+    c.added.len() + c.removed.len() + c.changed.len() <= MAX_STANDING
 }
 
 /// What the initialisation before a scan did.
@@ -241,6 +272,7 @@ impl Daemon {
         opts: Options,
         client: Client,
         checker: Option<view::Checker>,
+        watcher: Option<realtime::Watcher>,
     ) -> anyhow::Result<Daemon> {
         let fis: Api<FileIntegrity> = Api::namespaced(client.clone(), &opts.namespace);
         let cms: Api<ConfigMap> = Api::namespaced(client, &opts.namespace);
@@ -265,6 +297,11 @@ impl Daemon {
             checker,
             hb,
             paused: false,
+            watcher,
+            standing: None,
+            found: found::Found::new(),
+            completed: 0,
+            last_sent: None,
         })
     }
 
@@ -429,11 +466,21 @@ impl Daemon {
             return self.refuse(fi, message, Some(scan.completed)).await;
         }
         let uid = fi.uid().unwrap_or_default();
+        // This scan looks at everything: what the watcher saw so far is in it.
+        if let Some(w) = &self.watcher {
+            w.clear();
+        }
         let init = self.initialise(&uid, &scan).await?;
         let started = Instant::now();
-        let (verdict, database, files) = self.check(&init).await?;
+        let (verdict, database, files, comparison) = self.check(&init).await?;
         let node = self.opts.node_name.clone();
         let initialized = init.database.is_some();
+        if initialized {
+            self.found.clear();
+        }
+        self.standing = comparison.filter(small);
+        self.completed = init.completed;
+        self.rewatch().await?;
         if !cycle::keeps_result(self.followed.borrow().as_deref(), &node, initialized) {
             say(&format!(
                 "scan result for node {node} discarded: scans were paused while it ran"
@@ -444,13 +491,133 @@ impl Daemon {
             seconds: started.elapsed().as_secs_f64(),
             files,
         });
-        self.report(fi, verdict, database, figures, &init).await?;
-        // Sleep for the interval, but wake for a new re-init request for this node.
+        self.report(fi, verdict, database, figures, &init, None)
+            .await?;
+        // Sleep for the interval, but wake for a new re-init request for this node; check what
+        // the watcher reports meanwhile.
         let completed = init.completed;
-        self.wait(self.opts.interval, move |fi| {
+        self.watch(fi, self.opts.interval, move |fi| {
             cycle::wakes_for_reinit(fi, &node, completed)
         })
         .await
+    }
+
+    /// Map the directories the scan enters for the watcher (after each full scan: its walk
+    /// is what the map must follow).
+    async fn rewatch(&self) -> anyhow::Result<()> {
+        let Some(w) = self.watcher.clone() else {
+            return Ok(());
+        };
+        let s = self.scanner.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Ok((walk, rules)) = s.walk() {
+                let n = w.watch(&walk, rules);
+                tracing::debug!("realtime: {n} directories watched");
+            }
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// [`Daemon::wait`], checking at once what the watcher reports: a focused check of the
+    /// paths it named, or, after a gap, an early return (the next cycle scans everything).
+    async fn watch(
+        &mut self,
+        fi: &FileIntegrity,
+        timeout: Duration,
+        wake: impl Fn(&FileIntegrity) -> bool,
+    ) -> anyhow::Result<()> {
+        let Some(watcher) = self.watcher.clone() else {
+            return self.wait(timeout, wake).await;
+        };
+        self.hb.expect_within(timeout + liveness::SLACK);
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if watcher.has_pending() {
+                tokio::time::sleep(realtime::DEBOUNCE).await;
+                let pending = watcher.take();
+                if let Some((_, cause)) = &pending.gap {
+                    say(&format!(
+                        "node {}: realtime gap ({cause}): scanning everything",
+                        self.opts.node_name
+                    ));
+                    return Ok(());
+                }
+                if pending.rebuild {
+                    self.rewatch().await?;
+                }
+                if !pending.paths.is_empty() && !self.realtime_check(fi, pending).await? {
+                    return Ok(());
+                }
+                self.hb.expect_within(
+                    deadline.saturating_duration_since(tokio::time::Instant::now())
+                        + liveness::SLACK,
+                );
+                continue;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => return Ok(()),
+                _ = watcher.changed() => {}
+                changed = self.followed.changed() => {
+                    changed.context("the FileIntegrity watch ended")?;
+                    if self.followed.borrow_and_update().as_deref().is_some_and(&wake) {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
+    /// A focused check of the paths the watcher named, reported when its verdict or changes
+    /// differ from the last result. False: no comparison to start from, scan everything.
+    async fn realtime_check(
+        &mut self,
+        fi: &FileIntegrity,
+        pending: realtime::Pending,
+    ) -> anyhow::Result<bool> {
+        let Some(standing) = self.standing.take() else {
+            return Ok(false);
+        };
+        if !cycle::keeps_result(
+            self.followed.borrow().as_deref(),
+            &self.opts.node_name,
+            false,
+        ) {
+            self.standing = Some(standing);
+            return Ok(true);
+        }
+        let focus = Arc::new(Focus::new(pending.paths.keys().cloned()));
+        let (s, f) = (self.scanner.clone(), focus.clone());
+        let started = Instant::now();
+        let c =
+            tokio::task::spawn_blocking(move || s.check_focused(f, standing, &|_| Ok(()))).await?;
+        self.standing = c.comparison.filter(small);
+        let key = (c.verdict.condition(), changes_sha(&c.verdict));
+        if self.last_sent.as_ref() == Some(&key) {
+            tracing::debug!("realtime check of {} paths: nothing new", focus.len());
+            return Ok(true);
+        }
+        let figures = c.files.map(|files| ScanFigures {
+            seconds: started.elapsed().as_secs_f64(),
+            files,
+        });
+        let init = Initialised {
+            failed: None,
+            database: None,
+            completed: self.completed,
+        };
+        let root = self.opts.hostroot.as_os_str().as_encoded_bytes().to_vec();
+        let written: Vec<(String, Vec<Writer>)> = pending
+            .paths
+            .into_iter()
+            .map(|(p, w)| {
+                let shown = fio_core::changes::escape_path(fio_core::changes::on_node(&p, &root));
+                (shown, w)
+            })
+            .collect();
+        self.report(fi, c.verdict, c.database, figures, &init, Some(&written))
+            .await?;
+        Ok(true)
     }
 
     /// The initialisation [`Init`] asks for, recording a completed re-init.
@@ -530,9 +697,9 @@ impl Daemon {
     async fn check(
         &self,
         init: &Initialised,
-    ) -> anyhow::Result<(Verdict, Option<DatabaseId>, Option<u64>)> {
+    ) -> anyhow::Result<(Verdict, Option<DatabaseId>, Option<u64>, Option<Comparison>)> {
         if let Some(failed) = &init.failed {
-            return Ok((failed.clone(), None, None));
+            return Ok((failed.clone(), None, None, None));
         }
         let s = self.scanner.clone();
         let fresh = init.database.clone();
@@ -547,7 +714,7 @@ impl Daemon {
                 (_, Some(d)) => Some(d),
                 (f, None) => f,
             };
-            (c.verdict, db, c.files)
+            (c.verdict, db, c.files, c.comparison)
         })
         .await?)
     }
@@ -560,6 +727,7 @@ impl Daemon {
         database: Option<DatabaseId>,
         figures: Option<ScanFigures>,
         init: &Initialised,
+        realtime: Option<&[(String, Vec<Writer>)]>,
     ) -> anyhow::Result<()> {
         let node = &self.opts.node_name;
         // Checked again after the scan: a mount made while it ran.
@@ -573,14 +741,27 @@ impl Daemon {
                 None
             }
         };
+        let by = if realtime.is_some() {
+            "realtime check"
+        } else {
+            "scan"
+        };
         say(&format!(
-            "scan result for node {node}: {}",
+            "{by} result for node {node}: {}",
             verdict.condition()
         ));
+        self.last_sent = Some((verdict.condition(), changes_sha(&verdict)));
+        let mut condition = ScanCondition::from_verdict(&verdict, node, self.opts.force_compress);
+        if let ScanCondition::Failed {
+            changes: Some(c), ..
+        } = &mut condition
+        {
+            found::mark(&mut self.found, &mut c.summary.listed, realtime);
+        }
         let result = ScanReport {
             owner: self.opts.owner.clone(),
             node: node.clone(),
-            condition: ScanCondition::from_verdict(&verdict, node, self.opts.force_compress),
+            condition,
             reinit_id: Some(init.completed),
             database,
             initialized: init.database.is_some(),
@@ -654,6 +835,14 @@ impl Daemon {
     }
 }
 
+/// The digest of a Failed verdict's change list (empty otherwise).
+fn changes_sha(v: &Verdict) -> String {
+    match v {
+        Verdict::Failed { changes, .. } => changes.sha256.clone(),
+        _ => String::new(),
+    }
+}
+
 /// The liveness probe of the daemon `opts` describes (run by the kubelet in its container):
 /// 0 while its heartbeat is on time, 1 with the reason otherwise.
 pub fn probe(opts: &Options) -> std::process::ExitCode {
@@ -673,6 +862,23 @@ pub fn probe(opts: &Options) -> std::process::ExitCode {
 pub fn main(opts: Options, insecure_no_harden: bool) -> std::process::ExitCode {
     use std::process::ExitCode;
     node::remove_upstream_reinit_trigger(&opts.hostroot);
+    // While the process still has CAP_SYS_ADMIN: the only moment the marks can be taken.
+    let prepared = if opts.realtime {
+        match realtime::prepare(&opts.hostroot) {
+            Ok(p) => {
+                for u in &p.unmarked {
+                    tracing::warn!("realtime: {u}");
+                }
+                Some(p)
+            }
+            Err(e) => {
+                tracing::warn!("realtime detection off: {e}; scans go on");
+                None
+            }
+        }
+    } else {
+        None
+    };
     let checker = match confine_or_not(&opts, insecure_no_harden).and_then(|writable| {
         checker(&opts, &writable).map_err(|e| format!("reading the daemon's mount table: {e}"))
     }) {
@@ -693,9 +899,14 @@ pub fn main(opts: Options, insecure_no_harden: bool) -> std::process::ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let watcher = prepared.and_then(|p| {
+        realtime::Watcher::start(p, &opts.hostroot, opts.attribution)
+            .map_err(|e| tracing::warn!("realtime detection off: starting its thread: {e}"))
+            .ok()
+    });
     let result = runtime.block_on(async {
         tokio::select! {
-            r = run(opts, checker) => r,
+            r = run(opts, checker, watcher) => r,
             _ = shutdown_signal() => Ok(()),
         }
     });

@@ -638,9 +638,9 @@ async fn the_operators_token_runs_only_the_products_daemonsets() {
             "no environment but NODE_NAME",
         ),
         (
-            "the host's pid namespace",
-            |d| pod(d)["hostPID"] = json!(true),
-            "without host PID",
+            "the host's IPC namespace",
+            |d| pod(d)["hostIPC"] = json!(true),
+            "without host IPC or network",
         ),
         (
             "another service account",

@@ -75,6 +75,8 @@ pub fn daemon_args(fi: &FileIntegrity, namespace: &str) -> DaemonArgs {
         interval: u64::try_from(c.scan_interval()).unwrap_or(DEFAULT_INTERVAL),
         max_backups: u64::try_from(c.max_backups).unwrap_or(0),
         debug: fi.spec.debug,
+        no_realtime: !fi.spec.realtime_enabled(),
+        no_attribution: !fi.spec.attribution(),
         ..DaemonArgs::new(&fi.name_any(), namespace)
     }
 }
@@ -185,6 +187,8 @@ pub fn build(
                     node_selector: (!spec.node_selector.is_empty()).then_some(spec.node_selector),
                     tolerations: Some(spec.tolerations),
                     priority_class_name: priority_class,
+                    // Naming the writer of a change needs the host's pids (issue 27).
+                    host_pid: fi.spec.attribution().then_some(true),
                     containers: vec![container],
                     volumes: Some(vec![
                         Volume {

@@ -363,6 +363,9 @@ impl Daemon {
             // A simulated node's root is a directory of this machine: no kubelet has it as
             // its root (the real-node tests check the view).
             insecure_no_view_check: true,
+            // Simulated nodes share this machine's filesystem: a watcher each would see every
+            // write of the machine (the real-node tests check realtime detection).
+            no_realtime: true,
             ..DaemonArgs::new(fi, &t.ns)
         }
         .to_argv();
