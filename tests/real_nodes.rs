@@ -14,6 +14,8 @@ use fio_harness as cluster;
 
 #[path = "real_nodes/changes.rs"]
 mod changes;
+#[path = "real_nodes/realtime.rs"]
+mod realtime;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -505,6 +507,9 @@ fn the_product_runs_from_its_image_on_real_nodes() {
     // -- maxBackups lowered to 1: after two re-inits real-2 keeps exactly one backup pair ---
     max_backups_pruned(real);
 
+    // -- realtime (issue 27): writes on real-2 in its status within seconds, writers named ---
+    realtime::detection(real);
+
     // -- memory: after several scans of a tree larger than the limit (while real-1 also
     // scans 1,000 new changes and real-2 100,101, checked below) ------------------------
     changes::many(real);
@@ -945,7 +950,9 @@ fn backup_names(real: &RealNodes, node: &str) -> (Vec<String>, Vec<String>) {
 
 /// Upstream's e2e `TestFileIntegrityPruneBackup`: `spec.config.maxBackups` set to 1 reaches the
 /// daemons (the DaemonSet rolls with the new argument), and after two re-inits of real-2 exactly
-/// one database backup and one log backup are left there, the newest.
+/// one database backup and one log backup are left there, the newest. Scans are set 15 minutes
+/// apart in the same roll (re-inits are requested, not scheduled): the realtime section after
+/// it must not be helped by a scan.
 fn max_backups_pruned(real: &RealNodes) {
     kn(&[
         "patch",
@@ -953,7 +960,7 @@ fn max_backups_pruned(real: &RealNodes) {
         FI,
         "--type=merge",
         "-p",
-        r#"{"spec":{"config":{"maxBackups":1}}}"#,
+        r#"{"spec":{"config":{"maxBackups":1,"gracePeriod":900}}}"#,
     ]);
     wait_until("the daemons run with --max-backups=1", secs(180), || {
         let args = kn(&[

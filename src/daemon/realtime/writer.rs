@@ -21,31 +21,39 @@ pub enum Origin {
     Cgroup(String),
 }
 
-/// The origin a cgroup file describes: cgroup v2 (`0::/path`) or v1 (`N:controllers:/path`,
-/// the first line naming kubepods, else the `pids`, `memory` or `name=systemd` one), with the
-/// paths of the cgroupfs driver (`/kubepods/burstable/pod<uid>/<id>`) and of the systemd driver
-/// (`/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod<uid_>.slice/
-/// cri-containerd-<id>.scope`), under any prefix (nested node cgroups).
+/// The origin a cgroup file describes: the line naming kubepods, else, in this order, the
+/// cgroup v2 line (`0::/path`) unless it is the root (a hybrid host's unused hierarchy), the
+/// v1 `name=systemd`, `pids` and `memory` lines. Paths of the cgroupfs driver
+/// (`/kubepods/burstable/pod<uid>/<id>`) and of the systemd driver (`/kubepods.slice/
+/// kubepods-burstable.slice/kubepods-burstable-pod<uid_>.slice/cri-containerd-<id>.scope`) are
+/// read under any prefix (nested node cgroups).
 pub fn origin(cgroup_file: &str) -> Option<Origin> {
-    let paths: Vec<&str> = cgroup_file
+    let lines: Vec<(&str, &str)> = cgroup_file
         .lines()
         .filter_map(|l| {
             let mut parts = l.splitn(3, ':');
             let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
             Some((controllers, path))
         })
-        .filter(|(c, _)| {
-            c.is_empty()
-                || c.split(',')
-                    .any(|c| matches!(c, "pids" | "memory" | "name=systemd"))
-        })
-        .map(|(_, p)| p)
         .collect();
-    let path = paths
+    if let Some((_, p)) = lines.iter().find(|(_, p)| p.contains("kubepods")) {
+        return Some(origin_of_path(p));
+    }
+    let rank = |(c, p): &(&str, &str)| -> Option<u8> {
+        match *c {
+            "" if *p != "/" => Some(0),
+            c if c.split(',').any(|c| c == "name=systemd") => Some(1),
+            c if c.split(',').any(|c| c == "pids") => Some(2),
+            c if c.split(',').any(|c| c == "memory") => Some(3),
+            "" => Some(4),
+            _ => None,
+        }
+    };
+    let best = lines
         .iter()
-        .find(|p| p.contains("kubepods"))
-        .or_else(|| paths.first())?;
-    Some(origin_of_path(path))
+        .filter_map(|l| Some((rank(l)?, l.1)))
+        .min_by_key(|(r, _)| *r)?;
+    Some(origin_of_path(best.1))
 }
 
 fn origin_of_path(path: &str) -> Origin {
@@ -296,6 +304,11 @@ mod tests {
         assert_eq!(
             origin("12:pids:/fio1-10-1/node\n"),
             Some(Origin::Cgroup("/fio1-10-1/node".into()))
+        );
+        // A hybrid host: the v2 hierarchy unused (root), the v1 ones say where it runs.
+        assert_eq!(
+            origin("9:name=systemd:/system.slice/kubelet.service\n4:memory:/x\n0::/\n"),
+            Some(Origin::Unit("kubelet.service".into()))
         );
         assert_eq!(origin("garbage"), None);
     }

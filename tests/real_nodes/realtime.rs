@@ -1,0 +1,154 @@
+//! Realtime detection (issue 27), on the real nodes: with scans 15 minutes apart, a write to a
+//! selected file is in its node's status within seconds, found by the realtime watcher and with
+//! its writer named; the other node, whose root shares the filesystem, never lists it.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::{kn, wait_condition, DS, FI, N1, N2};
+use fio_harness::real::{wait_until, RealNodes};
+use fio_harness::secs;
+
+/// The file written on real-2 (selected by `/etc/ CONTENT_EX`).
+const FILE: &str = "etc/fio-e2e-rt.conf";
+const WRITES: usize = 20;
+
+fn status(node: &str) -> Value {
+    let text = kn(&[
+        "get",
+        "fileintegritynodestatuses",
+        &format!("{FI}-{node}"),
+        "-o",
+        "json",
+    ]);
+    serde_json::from_str(&text).expect("a node status in JSON")
+}
+
+/// The listed change of `path` in a status's last result.
+fn listed<'a>(st: &'a Value, path: &str) -> Option<&'a Value> {
+    st["lastResult"]["changes"]
+        .as_array()?
+        .iter()
+        .find(|c| c["path"] == path)
+}
+
+fn sha(st: &Value) -> String {
+    st["lastResult"]["changesSha256"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn set_grace_period(seconds: u64) {
+    kn(&[
+        "patch",
+        "fileintegrity",
+        FI,
+        "--type=merge",
+        "-p",
+        &format!("{{\"spec\":{{\"config\":{{\"gracePeriod\":{seconds}}}}}}}"),
+    ]);
+    kn(&[
+        "rollout",
+        "status",
+        &format!("ds/{DS}"),
+        "--timeout=240s",
+    ]);
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i]
+}
+
+/// The whole section, with scans 15 minutes apart (set by `max_backups_pruned`, whose
+/// re-inits run on request): the writes, then scans back to every 10 s.
+pub fn detection(real: &RealNodes) {
+    wait_condition(N2, "Succeeded", 60);
+    let path = format!("/{FILE}");
+    let file = real.root(N2).join(FILE);
+    let before_other = sha(&status(N1));
+    let me = std::process::id() as i64;
+
+    // -- 20 writes, one every 2 s: each in the status within seconds, found by realtime --------
+    let mut latencies = Vec::new();
+    for i in 0..WRITES {
+        let prev = sha(&status(N2));
+        let started = Instant::now();
+        std::fs::write(&file, format!("realtime write {i}\n")).expect("write on real-2");
+        let st = wait_until(&format!("write {i} in {N2}'s status"), secs(60), || {
+            let st = status(N2);
+            let c = listed(&st, &path).ok_or("not listed yet".to_owned())?;
+            if sha(&st) == prev {
+                return Err(format!("same change list as before the write: {c}"));
+            }
+            Ok(st)
+        });
+        latencies.push(started.elapsed());
+        let c = listed(&st, &path).expect("listed");
+        assert_eq!(st["lastResult"]["condition"], "Failed");
+        assert_eq!(c["foundBy"], "realtime", "{c}");
+        let writer = &c["writers"][0];
+        assert_eq!(writer["state"], "attributed", "{c}");
+        assert_eq!(writer["pid"].as_i64(), Some(me), "this test process wrote it: {c}");
+        std::thread::sleep(Duration::from_secs(2).saturating_sub(started.elapsed()));
+    }
+    latencies.sort();
+    let (p50, p95, max) = (
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.95),
+        latencies[latencies.len() - 1],
+    );
+    eprintln!(
+        "[real nodes] realtime: {WRITES} writes on {N2}, write -> status: p50 {p50:?}, p95 {p95:?}, max {max:?}"
+    );
+    assert!(p95 < Duration::from_secs(5), "p95 {p95:?} (all: {latencies:?})");
+
+    // -- a process in the node's own cgroup (where its kubelet runs) is named by it -----------
+    let cgroup = format!("{}/node", real.cgroup(N2));
+    let mut sh = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "for h in /sys/fs/cgroup/*/; do [ -f \"$h{cgroup}/cgroup.procs\" ] && echo $$ > \"$h{cgroup}/cgroup.procs\"; done; \
+             echo from-the-node >> '{}'; sleep 20",
+            file.display()
+        ))
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("run sh");
+    let sh_pid = i64::from(sh.id());
+    let st = wait_until("the node process's write named", secs(30), || {
+        let st = status(N2);
+        let c = listed(&st, &path).ok_or("not listed".to_owned())?;
+        let named = c["writers"]
+            .as_array()
+            .is_some_and(|w| w.iter().any(|w| w["pid"].as_i64() == Some(sh_pid)));
+        named.then_some(st.clone()).ok_or(format!("{c}"))
+    });
+    let _ = sh.kill();
+    let _ = sh.wait();
+    let c = listed(&st, &path).expect("listed");
+    let w = c["writers"]
+        .as_array()
+        .and_then(|w| w.iter().find(|w| w["pid"].as_i64() == Some(sh_pid)))
+        .expect("the writer");
+    assert_eq!(w["comm"], "sh", "{w}");
+    assert_eq!(w["unit"], format!("/{cgroup}"), "the node's cgroup: {w}");
+
+    // -- the other node, whose root is on the same filesystem, saw nothing of it --------------
+    let other = status(N1);
+    assert!(listed(&other, &path).is_none(), "{N1} lists {path}");
+    assert_eq!(sha(&other), before_other, "{N1}'s change list moved");
+
+    // -- the file removed: realtime sees the node back at its baseline -----------------------
+    let started = Instant::now();
+    std::fs::remove_file(&file).expect("remove the realtime file");
+    wait_condition(N2, "Succeeded", 30);
+    eprintln!(
+        "[real nodes] realtime: the removal -> Succeeded after {:?}",
+        started.elapsed()
+    );
+    set_grace_period(10);
+}
