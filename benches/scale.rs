@@ -161,6 +161,7 @@ async fn report(
                     }),
                     superseded: 0,
                     view: None,
+                    realtime: None,
                 };
                 let cm = scan.to_config_map(&t.ns, &fi.uid().unwrap_or_default());
                 loop {

@@ -984,6 +984,27 @@ fn monitoring_alert_and_scrape_match_the_metrics() {
         "{exported}"
     );
 
+    // Ours: realtime detection partial or off for longer than a scan interval (issue 27).
+    let groups = rule.data["spec"]["groups"].as_array().expect("groups");
+    let realtime = groups
+        .iter()
+        .find(|g| g["name"] == "node-realtime")
+        .map(|g| &g["rules"][0])
+        .expect("the node-realtime group");
+    assert_eq!(realtime["alert"], "NodeRealtimeCoverageLost");
+    assert_eq!(
+        realtime["expr"],
+        "file_integrity_operator_node_realtime_covered == 0"
+    );
+    metrics.set_realtime_covered("fi", "node-1", Some(false));
+    assert!(
+        metrics.encode().contains(
+            "file_integrity_operator_node_realtime_covered{fileintegrity=\"fi\",node=\"node-1\"} 0"
+        ),
+        "{}",
+        metrics.encode()
+    );
+
     // Upstream's two scrape targets: plain /metrics on 8383, HTTPS /metrics-fio on 8585.
     let monitor = kind("ServiceMonitor");
     let eps = &monitor.data["spec"]["endpoints"];

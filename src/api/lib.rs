@@ -28,9 +28,10 @@ pub use fileintegrity::{
 };
 pub use holdoff::{Holdoff, NodePause};
 pub use nodestatus::{
-    AttributeChange, ChangeKind, FileChange, FileIntegrityNodeCondition, FileIntegrityNodeStatus,
-    FileIntegrityNodeStatusFields, FileIntegrityScanResult, FoundBy, NodeBaseline, Writer,
-    WriterPod, WriterState, MAX_WRITERS,
+    AttributeChange, ChangeKind, CoverageState, FileChange, FileIntegrityNodeCondition,
+    FileIntegrityNodeStatus, FileIntegrityNodeStatusFields, FileIntegrityScanResult, FoundBy,
+    NodeBaseline, RealtimeCoverage, RealtimeGap, Writer, WriterPod, WriterState, MAX_GAPS,
+    MAX_WRITERS,
 };
 pub use reinit::ReinitRequests;
 pub use result::{ContractError, DatabaseId, FileCounts, Log, ScanCondition, ScanReport};

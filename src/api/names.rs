@@ -96,6 +96,11 @@ pub const CHANGES_JSON_KEY: &str = "changes.json";
 /// Annotation on a result ConfigMap (not in upstream): the first changes of a Failed result,
 /// their total and the digest of the full list, as JSON (`fio_api::result::ChangeSummary`).
 pub const CHANGES_ANNOTATION: &str = "file-integrity.openshift.io/changes";
+/// Annotation on a result ConfigMap (not in upstream): the realtime watcher's coverage when the
+/// daemon reported, as JSON (`fio_api::RealtimeCoverage`).
+pub const REALTIME_ANNOTATION: &str = "file-integrity.openshift.io/realtime";
+/// The cause of the realtime gap every daemon starts with.
+pub const REALTIME_START_GAP: &str = "daemon started";
 
 // ---- ConfigMaps, DaemonSets ------------------------------------------------------------------
 

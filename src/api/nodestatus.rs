@@ -202,6 +202,64 @@ pub struct FileIntegrityScanResult {
     /// SHA-256 of the result's full change list: equal digests, same changes (ours).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub changes_sha256: String,
+    /// What the realtime watcher covered when the daemon reported: whether it watches, why
+    /// not everything, and the gaps during which it saw nothing (ours; absent: the daemon
+    /// does not watch, or predates realtime detection).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub realtime: Option<RealtimeCoverage>,
+}
+
+/// The realtime watcher's coverage of a node (ours).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RealtimeCoverage {
+    pub state: CoverageState,
+    /// Why the coverage is partial or off.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    /// The latest gaps, newest first (at most [`MAX_GAPS`]): times during which changes were
+    /// not seen as they happened. Each is followed by a full scan, whose result closes it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gaps: Vec<RealtimeGap>,
+}
+
+/// The most gaps a result lists.
+pub const MAX_GAPS: usize = 8;
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum CoverageState {
+    /// Every filesystem of the scanned trees is watched; no gap is open.
+    Full,
+    /// Watching, but not everything (a filesystem not watched, too many directories) or a gap
+    /// is open: scans cover the rest.
+    Partial,
+    /// Not watching (turned off, or the kernel cannot): scans only.
+    Off,
+}
+
+/// A time during which the watcher saw nothing, and why.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RealtimeGap {
+    pub from: Time,
+    /// When the full scan that followed reported (absent: still open).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<Time>,
+    /// The daemon started (the time since the node's previous result), the kernel's event
+    /// queue overflowed, an event could not be read, too many changes at once.
+    pub cause: String,
+}
+
+impl RealtimeCoverage {
+    /// The longest reason or cause the operator accepts.
+    pub const MAX_TEXT: usize = 512;
+
+    /// Whether it is within the bounds a daemon writes.
+    pub fn bounded(&self) -> bool {
+        self.reason.len() <= Self::MAX_TEXT
+            && self.gaps.len() <= MAX_GAPS
+            && self.gaps.iter().all(|g| g.cause.len() <= Self::MAX_TEXT)
+    }
 }
 
 /// One changed entry of a node (ours).
@@ -430,6 +488,7 @@ impl FileIntegrityScanResult {
             changes: Vec::new(),
             changes_truncated: 0,
             changes_sha256: String::new(),
+            realtime: None,
         }
     }
 }

@@ -57,6 +57,8 @@ pub struct ScanReport {
     pub superseded: u64,
     /// The daemon's view of the host, when it checked it.
     pub view: Option<HostView>,
+    /// The realtime watcher's coverage (absent: a daemon without one).
+    pub realtime: Option<crate::RealtimeCoverage>,
 }
 
 /// What the daemon saw of the host's mounts (see the daemon's `view` module).
@@ -114,6 +116,8 @@ pub struct ChangeSummary {
 
 /// The longest `changes` annotation read.
 pub const MAX_CHANGES_ANNOTATION: usize = 128 * 1024;
+/// The longest `realtime` annotation read.
+pub const MAX_REALTIME_ANNOTATION: usize = 16 * 1024;
 /// The most listed changes a result may carry.
 pub const MAX_LISTED_CHANGES: usize = fio_core::runner::LISTED_CHANGES;
 const MAX_PATH: usize = fio_core::changes::MAX_SHOWN_PATH + 3;
@@ -370,6 +374,13 @@ impl ScanReport {
                 put(names::COVERED_FILES_ANNOTATION, v.covered_files.join("\n"));
             }
         }
+        if let Some(r) = &self.realtime {
+            // Serialising plain strings and times cannot fail.
+            put(
+                names::REALTIME_ANNOTATION,
+                serde_json::to_string(r).unwrap_or_default(),
+            );
+        }
         if let Some(f) = &self.figures {
             put(names::SCAN_SECONDS_ANNOTATION, format!("{:.3}", f.seconds));
             put(names::FILES_SCANNED_ANNOTATION, f.files.to_string());
@@ -610,6 +621,23 @@ impl ScanReport {
                 })
             }
         };
+        let realtime = match ann.get(names::REALTIME_ANNOTATION) {
+            None => None,
+            Some(v) if v.len() > MAX_REALTIME_ANNOTATION => {
+                return Err(field(names::REALTIME_ANNOTATION, "longer than 16 KiB"))
+            }
+            Some(v) => {
+                let r: crate::RealtimeCoverage = serde_json::from_str(v)
+                    .map_err(|_| field(names::REALTIME_ANNOTATION, "not a realtime coverage"))?;
+                if !r.bounded() {
+                    return Err(field(
+                        names::REALTIME_ANNOTATION,
+                        "more than 8 gaps or a text longer than 512 bytes",
+                    ));
+                }
+                Some(r)
+            }
+        };
         let figures = match (seconds, files) {
             (Some(seconds), Some(files)) => Some(ScanFigures { seconds, files }),
             (None, None) => None,
@@ -638,6 +666,7 @@ impl ScanReport {
             figures,
             superseded,
             view,
+            realtime,
         })
     }
 }
@@ -667,8 +696,9 @@ pub const MAX_VERDICT_VALUE: usize = 64;
 /// admission policy admits creates only, so its metadata is the whole of what it says, but for a
 /// log in its data, which a Succeeded result never has.)
 pub fn decided_by_annotations(annotations: &BTreeMap<String, String>) -> bool {
-    const UNDECIDED: [&str; 8] = [
+    const UNDECIDED: [&str; 9] = [
         names::CHANGES_ANNOTATION,
+        names::REALTIME_ANNOTATION,
         names::LOG_ERROR_ANNOTATION,
         names::EXIT_CODE_ANNOTATION,
         names::FILES_ADDED_ANNOTATION,

@@ -145,6 +145,7 @@ pub fn refused(
         figures: None,
         superseded: 0,
         view: None,
+        realtime: None,
     }
 }
 

@@ -8,6 +8,7 @@
 //! runtime, results through the outbox).
 
 pub mod claim;
+pub mod coverage;
 pub mod cycle;
 pub mod found;
 pub mod harden;
@@ -212,7 +213,7 @@ fn follow(fis: Api<FileIntegrity>, name: &str) -> Followed {
 pub async fn run(
     opts: Options,
     checker: Option<view::Checker>,
-    watcher: Option<realtime::Watcher>,
+    watcher: Realtime,
 ) -> anyhow::Result<()> {
     say(runner::LOG_START);
     node::remove_legacy_reinit_trigger(&opts.hostroot);
@@ -222,6 +223,14 @@ pub async fn run(
     loop {
         daemon.cycle().await?;
     }
+}
+
+/// Realtime detection as the process could set it up: `Off` by the spec, or the watcher, or
+/// why there is none.
+pub enum Realtime {
+    Off,
+    On(realtime::Watcher),
+    Unavailable(String),
 }
 
 /// The daemon's I/O: what it reads and writes, and its state between cycles.
@@ -237,6 +246,8 @@ struct Daemon {
     /// Paused by the holdoff annotation in the previous cycle (to say so once).
     paused: bool,
     watcher: Option<realtime::Watcher>,
+    /// What the watcher covers (`None`: realtime detection is off by the spec).
+    coverage: Option<coverage::Coverage>,
     /// The comparison behind the last verdict, which a focused check starts from; `None`: the
     /// next check is a full scan.
     standing: Option<Comparison>,
@@ -272,8 +283,20 @@ impl Daemon {
         opts: Options,
         client: Client,
         checker: Option<view::Checker>,
-        watcher: Option<realtime::Watcher>,
+        realtime: Realtime,
     ) -> anyhow::Result<Daemon> {
+        let started = k8s_openapi::jiff::Timestamp::now();
+        let (watcher, coverage) = match realtime {
+            Realtime::Off => (None, None),
+            Realtime::On(w) => {
+                let c = coverage::Coverage::new(None, w.unmarked.to_vec(), started);
+                (Some(w), Some(c))
+            }
+            Realtime::Unavailable(why) => (
+                None,
+                Some(coverage::Coverage::new(Some(why), Vec::new(), started)),
+            ),
+        };
         let fis: Api<FileIntegrity> = Api::namespaced(client.clone(), &opts.namespace);
         let cms: Api<ConfigMap> = Api::namespaced(client, &opts.namespace);
         let state = state_dir(&opts)?;
@@ -298,6 +321,7 @@ impl Daemon {
             hb,
             paused: false,
             watcher,
+            coverage,
             standing: None,
             found: found::Found::new(),
             completed: 0,
@@ -504,18 +528,26 @@ impl Daemon {
 
     /// Map the directories the scan enters for the watcher (after each full scan: its walk
     /// is what the map must follow).
-    async fn rewatch(&self) -> anyhow::Result<()> {
+    async fn rewatch(&mut self) -> anyhow::Result<()> {
         let Some(w) = self.watcher.clone() else {
             return Ok(());
         };
         let s = self.scanner.clone();
-        tokio::task::spawn_blocking(move || {
-            if let Ok((walk, rules)) = s.walk() {
-                let n = w.watch(&walk, rules);
-                tracing::debug!("realtime: {n} directories watched");
-            }
+        let seen = tokio::task::spawn_blocking(move || {
+            s.walk().ok().map(|(walk, rules)| w.watch(&walk, rules))
         })
         .await?;
+        if let (Some((n, all)), Some(c), Some(w)) = (seen, &mut self.coverage, &self.watcher) {
+            tracing::debug!("realtime: {n} directories watched");
+            let mut partial = w.unmarked.to_vec();
+            if !all {
+                partial.push(format!(
+                    "more than {} directories: the rest is covered by scans only",
+                    realtime::MAX_DIRS
+                ));
+            }
+            c.set_partial(partial);
+        }
         Ok(())
     }
 
@@ -536,7 +568,13 @@ impl Daemon {
             if watcher.has_pending() {
                 tokio::time::sleep(realtime::DEBOUNCE).await;
                 let pending = watcher.take();
-                if let Some((_, cause)) = &pending.gap {
+                if let Some((from, cause)) = &pending.gap {
+                    if let (Some(c), Ok(from)) = (
+                        &mut self.coverage,
+                        k8s_openapi::jiff::Timestamp::try_from(*from),
+                    ) {
+                        c.open(from, cause.clone());
+                    }
                     say(&format!(
                         "node {}: realtime gap ({cause}): scanning everything",
                         self.opts.node_name
@@ -751,6 +789,14 @@ impl Daemon {
             verdict.condition()
         ));
         self.last_sent = Some((verdict.condition(), changes_sha(&verdict)));
+        let checked = matches!(verdict, Verdict::Succeeded | Verdict::Failed { .. });
+        if let Some(c) = self
+            .coverage
+            .as_mut()
+            .filter(|_| realtime.is_none() && checked)
+        {
+            c.scanned(k8s_openapi::jiff::Timestamp::now());
+        }
         let mut condition = ScanCondition::from_verdict(&verdict, node, self.opts.force_compress);
         if let ScanCondition::Failed {
             changes: Some(c), ..
@@ -768,6 +814,7 @@ impl Daemon {
             figures,
             superseded: 0,
             view: seen.map(|o| o.host_view()),
+            realtime: self.coverage.as_ref().map(coverage::Coverage::report),
         };
         self.outbox.send(result, fi.uid().unwrap_or_default());
         Ok(())
@@ -863,22 +910,17 @@ pub fn main(opts: Options, insecure_no_harden: bool) -> std::process::ExitCode {
     use std::process::ExitCode;
     node::remove_upstream_reinit_trigger(&opts.hostroot);
     // While the process still has CAP_SYS_ADMIN: the only moment the marks can be taken.
-    let prepared = if opts.realtime {
-        match realtime::prepare(&opts.hostroot) {
-            Ok(p) => {
-                for u in &p.unmarked {
-                    tracing::warn!("realtime: {u}");
-                }
-                Some(p)
-            }
-            Err(e) => {
-                tracing::warn!("realtime detection off: {e}; scans go on");
-                None
-            }
+    let prepared = opts.realtime.then(|| {
+        let p = realtime::prepare(&opts.hostroot);
+        match &p {
+            Ok(p) => p
+                .unmarked
+                .iter()
+                .for_each(|u| tracing::warn!("realtime: {u}")),
+            Err(e) => tracing::warn!("realtime detection unavailable: {e}; scans go on"),
         }
-    } else {
-        None
-    };
+        p
+    });
     let checker = match confine_or_not(&opts, insecure_no_harden).and_then(|writable| {
         checker(&opts, &writable).map_err(|e| format!("reading the daemon's mount table: {e}"))
     }) {
@@ -899,11 +941,14 @@ pub fn main(opts: Options, insecure_no_harden: bool) -> std::process::ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let watcher = prepared.and_then(|p| {
-        realtime::Watcher::start(p, &opts.hostroot, opts.attribution)
-            .map_err(|e| tracing::warn!("realtime detection off: starting its thread: {e}"))
-            .ok()
-    });
+    let watcher = match prepared {
+        None => Realtime::Off,
+        Some(Err(why)) => Realtime::Unavailable(why),
+        Some(Ok(p)) => match realtime::Watcher::start(p, &opts.hostroot, opts.attribution) {
+            Ok(w) => Realtime::On(w),
+            Err(e) => Realtime::Unavailable(format!("starting the watcher's thread: {e}")),
+        },
+    };
     let result = runtime.block_on(async {
         tokio::select! {
             r = run(opts, checker, watcher) => r,

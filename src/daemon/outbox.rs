@@ -143,6 +143,7 @@ mod tests {
                 figures: None,
                 superseded: 0,
                 view: None,
+                realtime: None,
             },
             owner_uid: "uid".into(),
         }

@@ -267,14 +267,15 @@ impl Watcher {
         })
     }
 
-    /// Map the directories `walk` enters (blocking: run off the runtime). Returns how many.
-    pub fn watch(&self, walk: &WalkBuilder, rules: Arc<RuleSet>) -> usize {
+    /// Map the directories `walk` enters (blocking: run off the runtime). Returns how many,
+    /// and whether that is all of them ([`MAX_DIRS`]).
+    pub fn watch(&self, walk: &WalkBuilder, rules: Arc<RuleSet>) -> (usize, bool) {
         let dirs = Dirs::build(walk, rules);
-        let n = dirs.len();
+        let seen = (dirs.len(), !dirs.incomplete);
         let mut inner = self.shared.lock();
         inner.dirs = dirs;
         inner.pending.rebuild = false;
-        n
+        seen
     }
 
     /// Wait until something is pending.

@@ -31,6 +31,7 @@ fn forged(node: &str, reinit_id: i64, initialized: bool) -> ScanReport {
         figures: None,
         superseded: 0,
         view: None,
+        realtime: None,
     }
 }
 

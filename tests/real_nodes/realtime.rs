@@ -50,12 +50,7 @@ fn set_grace_period(seconds: u64) {
         "-p",
         &format!("{{\"spec\":{{\"config\":{{\"gracePeriod\":{seconds}}}}}}}"),
     ]);
-    kn(&[
-        "rollout",
-        "status",
-        &format!("ds/{DS}"),
-        "--timeout=240s",
-    ]);
+    kn(&["rollout", "status", &format!("ds/{DS}"), "--timeout=240s"]);
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -92,7 +87,11 @@ pub fn detection(real: &RealNodes) {
         assert_eq!(c["foundBy"], "realtime", "{c}");
         let writer = &c["writers"][0];
         assert_eq!(writer["state"], "attributed", "{c}");
-        assert_eq!(writer["pid"].as_i64(), Some(me), "this test process wrote it: {c}");
+        assert_eq!(
+            writer["pid"].as_i64(),
+            Some(me),
+            "this test process wrote it: {c}"
+        );
         std::thread::sleep(Duration::from_secs(2).saturating_sub(started.elapsed()));
     }
     latencies.sort();
@@ -104,7 +103,20 @@ pub fn detection(real: &RealNodes) {
     eprintln!(
         "[real nodes] realtime: {WRITES} writes on {N2}, write -> status: p50 {p50:?}, p95 {p95:?}, max {max:?}"
     );
-    assert!(p95 < Duration::from_secs(5), "p95 {p95:?} (all: {latencies:?})");
+    assert!(
+        p95 < Duration::from_secs(5),
+        "p95 {p95:?} (all: {latencies:?})"
+    );
+
+    // -- coverage: everything watched, the daemon's start a closed gap ------------------------
+    let st = status(N2);
+    let rt = &st["lastResult"]["realtime"];
+    assert_eq!(rt["state"], "Full", "{rt}");
+    let start = rt["gaps"]
+        .as_array()
+        .and_then(|g| g.iter().find(|g| g["cause"] == "daemon started"))
+        .unwrap_or_else(|| panic!("no start gap: {rt}"));
+    assert!(start["to"].is_string(), "closed by the first scan: {start}");
 
     // -- a process in the node's own cgroup (where its kubelet runs) is named by it -----------
     let cgroup = format!("{}/node", real.cgroup(N2));

@@ -31,7 +31,41 @@ fn failed() -> ScanReport {
             digest: "cd".repeat(32),
             covered_files: vec!["/etc/resolv.conf".into(), "/etc/hosts".into()],
         }),
+        realtime: Some(crate::RealtimeCoverage {
+            state: crate::CoverageState::Partial,
+            reason: "/hostroot/boot: filesystem not watched".into(),
+            gaps: vec![crate::RealtimeGap {
+                from: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                    k8s_openapi::jiff::Timestamp::from_second(1_700_000_000).unwrap(),
+                ),
+                to: None,
+                cause: "the kernel's event queue overflowed".into(),
+            }],
+        }),
     }
+}
+
+/// A node's coverage is read strictly: bounded, well-formed, or the result is refused.
+#[test]
+fn a_malformed_or_oversized_coverage_is_refused() {
+    let mut cm = failed().to_config_map("openshift-file-integrity", "uid-1");
+    let good = cm.annotations()[names::REALTIME_ANNOTATION].clone();
+    for bad in [
+        "{".to_owned(),
+        good.replace("Partial", "Everything"),
+        good.replace("overflowed", &"x".repeat(600)),
+    ] {
+        let mut cm = cm.clone();
+        cm.metadata
+            .annotations
+            .as_mut()
+            .unwrap()
+            .insert(names::REALTIME_ANNOTATION.into(), bad.clone());
+        let e = ScanReport::from_config_map(&cm).expect_err(&bad);
+        assert!(e.to_string().contains(names::REALTIME_ANNOTATION), "{e}");
+    }
+    cm.annotations_mut().remove(names::REALTIME_ANNOTATION);
+    assert_eq!(ScanReport::from_config_map(&cm).unwrap().realtime, None);
 }
 
 fn round_trip(r: &ScanReport) -> ScanReport {
@@ -51,6 +85,7 @@ fn every_condition_round_trips() {
         figures: None,
         superseded: 0,
         view: None,
+        realtime: None,
         ..failed()
     };
     assert_eq!(round_trip(&ok), ok);

@@ -159,6 +159,11 @@ pub fn follow_node_failed(metrics: &Metrics, ev: &watcher::Event<FileIntegrityNo
                 .filter(|_| failed)
                 .map(|first| (first, last.changes.len() as i64 + last.changes_truncated));
             metrics.set_changes(&owner(st), &st.spec.node_name, changes);
+            let covered = last
+                .realtime
+                .as_ref()
+                .map(|r| r.state == fio_api::CoverageState::Full);
+            metrics.set_realtime_covered(&owner(st), &st.spec.node_name, covered);
             let at = last.last_probe_time.0.as_millisecond() as f64 / 1000.0;
             let silent = super::silence::is_silence(last);
             metrics.set_liveness(&owner(st), &st.spec.node_name, at, silent);
@@ -316,6 +321,7 @@ mod tests {
                 digest: "cd".repeat(32),
                 covered_files: Vec::new(),
             }),
+            realtime: None,
         };
         // Read back from what the store keeps, it is the report the daemon wrote.
         let meta = kept_of(&succeeded);
@@ -351,6 +357,7 @@ mod tests {
                 digest: "cd".repeat(32),
                 covered_files: vec!["/etc/passwd".into()],
             }),
+            realtime: None,
             ..succeeded.clone()
         };
         for r in [&failed, &errored, &covered] {

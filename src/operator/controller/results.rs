@@ -52,6 +52,8 @@ pub struct ResultPlan {
     pub superseded: u64,
     /// The Warning Event's note when the node's covered files changed and some are covered.
     pub covered_event: Option<String>,
+    /// The causes of realtime gaps this result reports for the first time.
+    pub new_gaps: Vec<String>,
 }
 
 /// A result ConfigMap that cannot be attributed to a node: no owner or node label, or a name
@@ -133,6 +135,7 @@ pub fn plan(
             result.mounts_sha256 = v.digest.clone();
             result.covered_files = shown_covered(&v.covered_files);
         }
+        result.realtime = r.realtime.clone().map(|c| dated_from_previous(c, prev));
         match &r.condition {
             ScanCondition::Succeeded => {}
             ScanCondition::Failed {
@@ -215,7 +218,9 @@ pub fn plan(
                 last.covered_files.join(", ")
             )
         });
+    let new_gaps = new_gaps(&last, prev_last);
     Ok(ResultPlan {
+        new_gaps,
         condition_changed: prev_last.map(|p| p.condition) != Some(last.condition),
         owner,
         node,
@@ -228,6 +233,24 @@ pub fn plan(
         superseded,
         covered_event,
     })
+}
+
+/// The causes of the realtime gaps of `last` that `prev` did not list (by cause and start: the
+/// operator may date a start gap earlier, so a start gap counts once per daemon by its end).
+fn new_gaps(last: &FileIntegrityScanResult, prev: Option<&FileIntegrityScanResult>) -> Vec<String> {
+    let known = |g: &fio_api::RealtimeGap| {
+        prev.and_then(|p| p.realtime.as_ref()).is_some_and(|r| {
+            r.gaps.iter().any(|k| {
+                k.cause == g.cause && (k.from == g.from || (k.to.is_some() && k.to == g.to))
+            })
+        })
+    };
+    last.realtime
+        .iter()
+        .flat_map(|r| &r.gaps)
+        .filter(|g| !known(g))
+        .map(|g| g.cause.clone())
+        .collect()
 }
 
 /// The most covered files a node status lists, and the longest path it shows whole.
@@ -276,6 +299,42 @@ fn listed_changes(listed: &[FileChange], total: u64) -> (Vec<FileChange>, i64) {
 /// that result listed the same path with the same kind and came after the baseline was
 /// (re-)initialised; otherwise this result's time. A result made right after an
 /// initialisation starts afresh.
+/// The realtime coverage a daemon reported, its start gap dated from the node's previous
+/// result when that is earlier: nothing was watched between the previous daemon's last result
+/// and this daemon's start either (a daemon killed, a node rebooted). Later results of the same
+/// daemon repeat the gap as the daemon dates it: the date given before is kept.
+fn dated_from_previous(
+    mut c: fio_api::RealtimeCoverage,
+    prev: Option<&FileIntegrityNodeStatusFields>,
+) -> fio_api::RealtimeCoverage {
+    let start = fio_api::names::REALTIME_START_GAP;
+    let Some((gap, last)) = c
+        .gaps
+        .iter_mut()
+        .find(|g| g.cause == start)
+        .zip(prev.map(|p| &p.last_result))
+    else {
+        return c;
+    };
+    let dated_before = last.realtime.as_ref().and_then(|r| {
+        r.gaps
+            .iter()
+            .find(|g| g.cause == start && g.to == gap.to && g.from.0 <= gap.from.0)
+            .or_else(|| {
+                // The previous result was the first of this daemon: its gap still open.
+                r.gaps
+                    .iter()
+                    .find(|g| g.cause == start && g.to.is_none() && g.from.0 <= gap.from.0)
+            })
+    });
+    if let Some(before) = dated_before {
+        gap.from = before.from.clone();
+    } else if last.last_probe_time.0 < gap.from.0 {
+        gap.from = last.last_probe_time.clone();
+    }
+    c
+}
+
 fn first_seen(
     result: &mut FileIntegrityScanResult,
     prev: Option<&FileIntegrityNodeStatusFields>,
@@ -612,6 +671,9 @@ async fn apply(
             plan.superseded
         );
         m.results_superseded(&plan.node, plan.superseded);
+    }
+    for cause in &plan.new_gaps {
+        m.realtime_gap(&plan.node, cause);
     }
     delete_processed(&cm.metadata, ctx).await
 }

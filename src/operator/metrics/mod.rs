@@ -85,6 +85,13 @@ struct ScanLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GapLabels {
+    node: String,
+    /// The kind of gap: `start`, `overflow`, `flood`, `read` or `other`.
+    cause: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ChangesLabels {
     fileintegrity: String,
     node: String,
@@ -151,6 +158,8 @@ pub struct Metrics {
     /// FileIntegrity has an unresolved failure on the node.
     failed: Mutex<BTreeMap<(String, String), bool>>,
     node_changes: Family<ChangesLabels, Gauge>,
+    realtime_gaps: Family<GapLabels, Counter>,
+    realtime_covered: Family<ScanLabels, Gauge>,
     /// The `first` label of each (FileIntegrity, node)'s `node_changes` sample, so that a new
     /// one replaces it (one sample per node status).
     first_changes: Mutex<BTreeMap<(String, String), String>>,
@@ -190,6 +199,8 @@ impl Metrics {
             paused: Mutex::new(BTreeMap::new()),
             failed: Mutex::new(BTreeMap::new()),
             node_changes: Family::default(),
+            realtime_gaps: Family::default(),
+            realtime_covered: Family::default(),
             first_changes: Mutex::new(BTreeMap::new()),
             registry: Registry::default(),
         };
@@ -233,6 +244,16 @@ impl Metrics {
             "node_changes",
             "The changes of a node's Failed last result, with its first changed paths in the label first",
             m.node_changes.clone(),
+        );
+        registry.register(
+            "node_realtime_gaps",
+            "The number of gaps in a node's realtime detection (each followed by a full scan), per node and cause",
+            m.realtime_gaps.clone(),
+        );
+        registry.register(
+            "node_realtime_covered",
+            "1 while a node's realtime detection watches everything with no gap open, 0 while it is partial or off; absent when turned off by the spec",
+            m.realtime_covered.clone(),
         );
         registry.register(
             "node_status_error",
@@ -437,6 +458,7 @@ impl Metrics {
         self.scan_files.remove(&scan);
         self.last_result.remove(&scan);
         self.silent.remove(&scan);
+        self.realtime_covered.remove(&scan);
     }
 
     fn update_node_failed(&self, map: &BTreeMap<(String, String), bool>, node: &str) {
@@ -485,6 +507,46 @@ impl Metrics {
         self.results_superseded
             .get_or_create(&node_labels(node))
             .inc_by(n);
+    }
+
+    /// A realtime gap a node reported for the first time.
+    pub fn realtime_gap(&self, node: &str, cause: &str) {
+        let kind = if cause == fio_api::names::REALTIME_START_GAP {
+            "start"
+        } else if cause.contains("overflow") {
+            "overflow"
+        } else if cause.contains("before they could be checked") {
+            "flood"
+        } else if cause.contains("fanotify") {
+            "read"
+        } else {
+            "other"
+        };
+        self.realtime_gaps
+            .get_or_create(&GapLabels {
+                node: node.into(),
+                cause: kind.into(),
+            })
+            .inc();
+    }
+
+    /// Whether `fi`'s daemon on `node` watches everything (`None`: it does not report
+    /// realtime coverage).
+    pub fn set_realtime_covered(&self, fi: &str, node: &str, covered: Option<bool>) {
+        let labels = ScanLabels {
+            fileintegrity: fi.into(),
+            node: node.into(),
+        };
+        match covered {
+            Some(c) => {
+                self.realtime_covered
+                    .get_or_create(&labels)
+                    .set(i64::from(c));
+            }
+            None => {
+                self.realtime_covered.remove(&labels);
+            }
+        }
     }
 
     pub fn event_dropped(&self) {

@@ -138,6 +138,7 @@ mod tests {
             figures: None,
             superseded: 0,
             view: None,
+            realtime: None,
         }
     }
 

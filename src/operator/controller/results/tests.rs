@@ -33,6 +33,7 @@ fn report(condition: ScanCondition, sha: char, initialized: bool, reinit_id: i64
         figures: None,
         superseded: 0,
         view: None,
+        realtime: None,
     }
 }
 
@@ -524,5 +525,76 @@ fn a_node_status_stays_small_whatever_the_node_lists() {
     assert!(
         note.ends_with(" changed: /etc/many/f0000, /etc/many/f0001, /etc/many/f0002, and 997 more"),
         "{note}"
+    );
+}
+
+fn covered(gaps: &[(i64, Option<i64>, &str)]) -> fio_api::RealtimeCoverage {
+    fio_api::RealtimeCoverage {
+        state: fio_api::CoverageState::Full,
+        reason: String::new(),
+        gaps: gaps
+            .iter()
+            .map(|(from, to, cause)| fio_api::RealtimeGap {
+                from: t(*from),
+                to: to.map(t),
+                cause: (*cause).to_owned(),
+            })
+            .collect(),
+    }
+}
+
+/// A restarted daemon's start gap runs from the node's previous result (nothing was watched in
+/// between), and keeps that date in the daemon's later results; other gaps are as reported.
+#[test]
+fn a_restarted_daemons_gap_runs_from_the_previous_result() {
+    let start = names::REALTIME_START_GAP;
+    let mut first = report(ScanCondition::Succeeded, 'a', false, 0);
+    first.realtime = Some(covered(&[(100, Some(101), start)]));
+    // The daemon restarts at 300: its first result closes its start gap at 302.
+    let mut restarted = first.clone();
+    restarted.realtime = Some(covered(&[(300, Some(302), start)]));
+    // It overflows later; its next result repeats the start gap as it dates it.
+    let mut later = first.clone();
+    later.realtime = Some(covered(&[
+        (400, Some(405), "the kernel's event queue overflowed"),
+        (300, Some(302), start),
+    ]));
+    let plans = sequence(&[
+        cm_at(&first, 102),
+        cm_at(&restarted, 302),
+        cm_at(&later, 405),
+    ]);
+    let gaps = |p: &ResultPlan| -> Vec<(i64, Option<i64>)> {
+        p.status
+            .spec
+            .last_result
+            .realtime
+            .as_ref()
+            .unwrap()
+            .gaps
+            .iter()
+            .map(|g| (g.from.0.as_second(), g.to.as_ref().map(|t| t.0.as_second())))
+            .collect()
+    };
+    assert_eq!(
+        gaps(&plans[0]),
+        [(100, Some(101))],
+        "no previous result: as reported"
+    );
+    assert_eq!(
+        gaps(&plans[1]),
+        [(102, Some(302))],
+        "from the previous result at 102"
+    );
+    assert_eq!(gaps(&plans[2]), [(400, Some(405)), (102, Some(302))]);
+    let new: Vec<&[String]> = plans.iter().map(|p| p.new_gaps.as_slice()).collect();
+    assert_eq!(
+        new,
+        [
+            &[start.to_owned()][..],
+            &[start.to_owned()][..],
+            &["the kernel's event queue overflowed".to_owned()][..]
+        ],
+        "each gap counted once"
     );
 }
