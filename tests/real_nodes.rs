@@ -105,6 +105,7 @@ fn backups(real: &RealNodes, node: &str) -> usize {
 fn clean(real: &RealNodes) {
     clear_real_nodes(real);
     changes::seed(real);
+    realtime::seed(real);
     for node in &real.names {
         for f in ["etc/fio-e2e-changed.conf", "etc/fio-e2e-update.conf"] {
             let _ = std::fs::remove_file(real.root(node).join(f));

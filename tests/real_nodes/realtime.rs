@@ -11,9 +11,18 @@ use super::{kn, wait_condition, DS, FI, N1, N2};
 use fio_harness::real::{wait_until, RealNodes};
 use fio_harness::secs;
 
-/// The file written on real-2 (selected by `/etc/ CONTENT_EX`).
+/// The file written on real-2 (selected by `/etc/ CONTENT_EX`, in every baseline: see
+/// [`seed`]), and its baselined content.
 const FILE: &str = "etc/fio-e2e-rt.conf";
+const BASELINE: &str = "baseline\n";
 const WRITES: usize = 20;
+
+/// The file on both workers, before their first baseline.
+pub fn seed(real: &RealNodes) {
+    for node in &real.names {
+        std::fs::write(real.root(node).join(FILE), BASELINE).expect("write the realtime file");
+    }
+}
 
 fn status(node: &str) -> Value {
     let text = kn(&[
@@ -154,12 +163,12 @@ pub fn detection(real: &RealNodes) {
     assert!(listed(&other, &path).is_none(), "{N1} lists {path}");
     assert_eq!(sha(&other), before_other, "{N1}'s change list moved");
 
-    // -- the file removed: realtime sees the node back at its baseline -----------------------
+    // -- the file back as baselined: realtime sees the node back at its baseline --------------
     let started = Instant::now();
-    std::fs::remove_file(&file).expect("remove the realtime file");
+    std::fs::write(&file, BASELINE).expect("restore the realtime file");
     wait_condition(N2, "Succeeded", 30);
     eprintln!(
-        "[real nodes] realtime: the removal -> Succeeded after {:?}",
+        "[real nodes] realtime: the file restored -> Succeeded after {:?}",
         started.elapsed()
     );
     set_grace_period(10);
