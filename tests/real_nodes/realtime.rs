@@ -132,7 +132,7 @@ pub fn detection(real: &RealNodes) {
     let mut sh = Command::new("sh")
         .arg("-c")
         .arg(format!(
-            "for h in /sys/fs/cgroup/*/; do [ -f \"$h{cgroup}/cgroup.procs\" ] && echo $$ > \"$h{cgroup}/cgroup.procs\"; done; \
+            "for h in /sys/fs/cgroup/*/; do [ -f \"${{h}}{cgroup}/cgroup.procs\" ] && echo $$ > \"${{h}}{cgroup}/cgroup.procs\"; done; \
              echo from-the-node >> '{}'; sleep 20",
             file.display()
         ))
