@@ -169,6 +169,51 @@ pub fn detection(real: &RealNodes) {
     assert!(listed(&other, &path).is_none(), "{N1} lists {path}");
     assert_eq!(sha(&other), before_other, "{N1}'s change list moved");
 
+    // -- a write, and the daemon killed at once: the change is reported by the restarted
+    // daemon, and the time no daemon watched is a closed gap dated from the last result -------
+    let last = status(N2)["lastResult"]["lastProbeTime"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let prev = sha(&status(N2));
+    let pid = real.daemon_pid(N2).expect("the daemon on real-2");
+    std::fs::write(&file, "written, then the daemon killed\n").expect("write on real-2");
+    let written = Instant::now();
+    // SAFETY: plain kill(2) of the daemon's pid.
+    let killed = unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    assert_eq!(killed, 0, "kill -9 {pid}");
+    let within = written.elapsed();
+    assert!(
+        within < Duration::from_millis(100),
+        "killed {within:?} after the write"
+    );
+    let st = wait_until(
+        "the restarted daemon's report of the write",
+        secs(180),
+        || {
+            let st = status(N2);
+            let c = listed(&st, &path).ok_or("not listed".to_owned())?;
+            (sha(&st) != prev)
+                .then_some(st.clone())
+                .ok_or(format!("not reported yet: {c}"))
+        },
+    );
+    let gap = st["lastResult"]["realtime"]["gaps"]
+        .as_array()
+        .and_then(|g| g.iter().find(|g| g["cause"] == "daemon started"))
+        .cloned()
+        .unwrap_or_else(|| panic!("no start gap: {}", st["lastResult"]));
+    assert_eq!(
+        gap["from"],
+        last.as_str(),
+        "dated from the last result before the kill: {gap}"
+    );
+    assert!(
+        gap["to"].is_string(),
+        "closed by the restarted daemon's scan: {gap}"
+    );
+    eprintln!("[real nodes] realtime: killed {within:?} after a write; reported with gap {gap}");
+
     // -- the file back as baselined: realtime sees the node back at its baseline --------------
     let started = Instant::now();
     std::fs::write(&file, BASELINE).expect("restore the realtime file");
