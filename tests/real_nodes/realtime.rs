@@ -214,6 +214,10 @@ pub fn detection(real: &RealNodes) {
     );
     eprintln!("[real nodes] realtime: killed {within:?} after a write; reported with gap {gap}");
 
+    // -- the kernel's queue overflows (lowered while the daemon restarts: a group's limit is
+    // set when it is made), 5,000 files created at once: a gap, a full scan, none lost --------
+    overflow(real);
+
     // -- the file back as baselined: realtime sees the node back at its baseline --------------
     let started = Instant::now();
     std::fs::write(&file, BASELINE).expect("restore the realtime file");
@@ -223,4 +227,70 @@ pub fn detection(real: &RealNodes) {
         started.elapsed()
     );
     set_grace_period(10);
+}
+
+const QUEUE_SYSCTL: &str = "/proc/sys/fs/fanotify/max_queued_events";
+const BURST: usize = 5_000;
+
+fn overflow(real: &RealNodes) {
+    let saved = std::fs::read_to_string(QUEUE_SYSCTL).expect("read max_queued_events");
+    let restarts = || {
+        kn(&[
+            "get",
+            "pods",
+            &format!("-lapp={DS}"),
+            "--field-selector",
+            &format!("spec.nodeName={N2}"),
+            "-o",
+            "jsonpath={.items[0].status.containerStatuses[0].restartCount}",
+        ])
+    };
+    let before = restarts();
+    std::fs::write(QUEUE_SYSCTL, "64").expect("lower max_queued_events");
+    let pid = real.daemon_pid(N2).expect("the daemon on real-2");
+    // SAFETY: plain kill(2) of the daemon's pid.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGKILL) }, 0);
+    wait_until("the daemon on real-2 restarted", secs(120), || {
+        let now = restarts();
+        let running = real.daemon_pid(N2).is_some_and(|p| p != pid);
+        (now != before && running)
+            .then_some(())
+            .ok_or(format!("restarts {before} -> {now}"))
+    });
+    // Its group is made before it hardens, at once: give it a moment, then put the limit back.
+    std::thread::sleep(Duration::from_secs(2));
+    std::fs::write(QUEUE_SYSCTL, saved.trim()).expect("restore max_queued_events");
+    let restarted = wait_until("the restarted daemon's first result", secs(120), || {
+        let st = status(N2);
+        let gaps = st["lastResult"]["realtime"]["gaps"].clone();
+        let closed = gaps
+            .as_array()
+            .and_then(|g| g.first())
+            .is_some_and(|g| g["cause"] == "daemon started" && g["to"].is_string());
+        closed.then_some(st).ok_or(format!("gaps {gaps}"))
+    });
+    let dir = real.root(N2).join("etc/fio-e2e-burst");
+    std::fs::create_dir_all(&dir).expect("create the burst directory");
+    for i in 0..BURST {
+        std::fs::write(dir.join(format!("f{i:05}")), b"x").expect("write a burst file");
+    }
+    let prev = sha(&restarted);
+    let st = wait_until("the burst reported after its gap", secs(120), || {
+        let st = status(N2);
+        let added = st["lastResult"]["filesAdded"].as_u64().unwrap_or(0);
+        let gap = st["lastResult"]["realtime"]["gaps"]
+            .as_array()
+            .and_then(|g| g.first())
+            .cloned()
+            .unwrap_or_default();
+        let closed = gap["cause"] == "the kernel's event queue overflowed" && gap["to"].is_string();
+        (sha(&st) != prev && closed && added > BURST as u64)
+            .then_some(st.clone())
+            .ok_or(format!("filesAdded {added}, newest gap {gap}"))
+    });
+    eprintln!(
+        "[real nodes] realtime: {BURST} files at once with a queue of 64: {} added, gap {}",
+        st["lastResult"]["filesAdded"], st["lastResult"]["realtime"]["gaps"][0]
+    );
+    std::fs::remove_dir_all(&dir).expect("remove the burst");
 }
