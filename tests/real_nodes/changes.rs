@@ -38,7 +38,7 @@ pub fn seed(real: &RealNodes) {
     }
 }
 
-fn status(node: &str) -> Value {
+pub fn status(node: &str) -> Value {
     let text = kn(&[
         "get",
         "fileintegritynodestatuses",

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use super::changes::status;
 use super::{kn, wait_condition, DS, FI, N1, N2};
 use fio_harness::real::{wait_until, RealNodes};
 use fio_harness::secs;
@@ -22,17 +23,6 @@ pub fn seed(real: &RealNodes) {
     for node in &real.names {
         std::fs::write(real.root(node).join(FILE), BASELINE).expect("write the realtime file");
     }
-}
-
-fn status(node: &str) -> Value {
-    let text = kn(&[
-        "get",
-        "fileintegritynodestatuses",
-        &format!("{FI}-{node}"),
-        "-o",
-        "json",
-    ]);
-    serde_json::from_str(&text).expect("a node status in JSON")
 }
 
 /// The listed change of `path` in a status's last result.
