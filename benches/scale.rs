@@ -162,6 +162,7 @@ async fn report(
                     superseded: 0,
                     view: None,
                     realtime: None,
+                    accepted: None,
                 };
                 let cm = scan.to_config_map(&t.ns, &fi.uid().unwrap_or_default());
                 loop {

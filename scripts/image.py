@@ -3,13 +3,15 @@
 
     scripts/image.py product [--out DIR] [--tag TAG] [--version V] [--target-dir DIR]
     scripts/image.py pause   [--out DIR]
+    scripts/image.py writer  [--out DIR]
     scripts/image.py olm     --bin DIR [--out DIR]
 
 `product`: fio-operator and fio-scanner built static with musl (as nix/package.nix builds them:
 host names resolve without NSS), stripped, with source paths remapped so that the checkout's location does not
 reach the binaries; one layer with /bin/<binaries> and /tmp, the entrypoint, user and labels of
 nix/image.json, the configuration nix/image.nix reads too. `pause`: testenv/pause/pause.rs, the
-sandbox image of the real test nodes (scripts/realnodes.sh). `olm`: the two images of OLM's
+sandbox image of the real test nodes (scripts/realnodes.sh). `writer`: testenv/writer/writer.rs,
+a pod of the real-node tests that appends to a host file (the realtime writer named). `olm`: the two images of OLM's
 bundle-unpack Jobs on the real test nodes (scripts/testenv-olm.sh), from the Go-built binaries in
 DIR (scripts/testenv.sh olm-bin): opm's, and the util image (cpb, and testenv/olm-util/cp.rs).
 
@@ -37,6 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 EPOCH = "1970-01-01T00:00:00Z"
 PAUSE_NAME = "localhost/fio-testenv/pause"
 PAUSE_TAG = "1"
+WRITER_IMAGE = "localhost/fio-testenv/writer:1"
 # scripts/testenv-olm.sh passes these to the catalog-operator.
 OLM_UTIL_IMAGE = "localhost/fio-testenv/olm-util:1"
 OLM_OPM_IMAGE = "localhost/fio-testenv/opm:1"
@@ -254,23 +257,38 @@ def cmd_product(args):
                 files, dirs, config, created=spec["created"])
 
 
+def rustc_one(source, binary):
+    """A one-file, std-only test program built static (no crate: rustc alone, in a second)."""
+    run(["rustc", "--edition", "2021", "-O", *static_rustflags(), "-o", str(binary),
+         str(ROOT / source)], build_env())
+    return binary.read_bytes()
+
+
 def cmd_pause(args):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     binary = out / "pause"
-    run(["rustc", "--edition", "2021", "-O", *static_rustflags(), "-o", str(binary),
-         str(ROOT / "testenv" / "pause" / "pause.rs")], build_env())
-    files = {"pause": (0o755, binary.read_bytes())}
+    files = {"pause": (0o755, rustc_one("testenv/pause/pause.rs", binary))}
     config = {"Entrypoint": ["/pause"], "User": "65535:65535"}
     write_image(out, "pause", PAUSE_NAME, PAUSE_TAG, files, {}, config)
+
+
+def cmd_writer(args):
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    binary = out / "writer"
+    data = rustc_one("testenv/writer/writer.rs", binary)
+    name, tag = WRITER_IMAGE.rsplit(":", 1)
+    write_image(out, "writer", name, tag, {"writer": (0o755, data)}, {},
+                {"Entrypoint": ["/writer"], "User": "0:0"})
+    binary.unlink()
 
 
 def cmd_olm(args):
     out, bindir = Path(args.out), Path(args.bin)
     out.mkdir(parents=True, exist_ok=True)
     cp = out / "cp"
-    run(["rustc", "--edition", "2021", "-O", *static_rustflags(), "-o", str(cp),
-         str(ROOT / "testenv" / "olm-util" / "cp.rs")], build_env())
+    rustc_one("testenv/olm-util/cp.rs", cp)
     binary = lambda p: (0o755, Path(p).read_bytes())
     user = "65532:65532"
     name, tag = OLM_UTIL_IMAGE.rsplit(":", 1)
@@ -292,13 +310,15 @@ def main():
                       help="cargo target directory (default: target/static, or "
                       "$CARGO_TARGET_DIR/static)")
     pause = sub.add_parser("pause", help="the real test nodes' sandbox image")
+    writer = sub.add_parser("writer", help="the real node tests' pod that writes a host file")
     olm = sub.add_parser("olm", help="the images of OLM's bundle-unpack Jobs on the test nodes")
     olm.add_argument("--bin", required=True, help="OLM's binaries (scripts/testenv.sh olm-bin)")
-    for s in (prod, pause, olm):
+    for s in (prod, pause, writer, olm):
         s.add_argument("--out", default=str(ROOT / "target" / "image"), help="output directory")
     args = p.parse_args()
     try:
-        {"product": cmd_product, "pause": cmd_pause, "olm": cmd_olm}[args.what](args)
+        {"product": cmd_product, "pause": cmd_pause, "writer": cmd_writer,
+         "olm": cmd_olm}[args.what](args)
     except subprocess.CalledProcessError as e:
         fail(f"{e.cmd[0]} failed with exit code {e.returncode}")
 

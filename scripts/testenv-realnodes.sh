@@ -126,7 +126,9 @@ EOF
 real_node_main() { # index name root kubelet-bin-dir images-dir
     local i=$1 name=$2 r=$3 bindir=$4 images=$5 h net
     net=$(real_net "$i")
-    for h in $(cgroup_hierarchies); do echo $$ >"$h/$(real_cgroup "$i")/node/cgroup.procs"; done
+    # The kubelet (and this supervisor) in kubelet.service, containerd and its shims in
+    # containerd.service: a node's host processes are named by their unit, as under systemd.
+    for h in $(cgroup_hierarchies); do echo $$ >"$h/$(real_cgroup "$i")/kubelet.service/cgroup.procs"; done
     mount --bind "$r" "$r"
     mount --rbind /usr "$r/usr"
     mount -o remount,bind,ro "$r/usr"
@@ -143,7 +145,10 @@ real_node_main() { # index name root kubelet-bin-dir images-dir
     umount -l /.oldroot
     rmdir /.oldroot
     mount --make-rshared /
-    containerd --config /etc/containerd/config.toml >/var/log/containerd.log 2>&1 &
+    (
+        for h in $(cgroup_hierarchies); do echo "$BASHPID" >"$h/$(real_cgroup "$i")/containerd.service/cgroup.procs"; done
+        exec containerd --config /etc/containerd/config.toml
+    ) >/var/log/containerd.log 2>&1 &
     local ctr_pid=$!
     local n=0
     until ctr --address /run/containerd/containerd.sock version >/dev/null 2>&1; do
@@ -232,14 +237,15 @@ cmd_real_nodes() { # N
         ip link add "$(real_bridge "$i")" type bridge
         ip addr add "$net.1/24" dev "$(real_bridge "$i")"
         ip link set "$(real_bridge "$i")" up
+        local unit
         for h in $(cgroup_hierarchies); do
-            mkdir -p "$h/$(real_cgroup "$i")/node"
-            if [[ -f $h/cpuset.cpus ]]; then
-                cat "$h/cpuset.cpus" >"$h/$(real_cgroup "$i")/cpuset.cpus"
-                cat "$h/cpuset.mems" >"$h/$(real_cgroup "$i")/cpuset.mems"
-                cat "$h/cpuset.cpus" >"$h/$(real_cgroup "$i")/node/cpuset.cpus"
-                cat "$h/cpuset.mems" >"$h/$(real_cgroup "$i")/node/cpuset.mems"
-            fi
+            for unit in "" kubelet.service containerd.service; do
+                mkdir -p "$h/$(real_cgroup "$i")/$unit"
+                if [[ -f $h/cpuset.cpus ]]; then
+                    cat "$h/cpuset.cpus" >"$h/$(real_cgroup "$i")/$unit/cpuset.cpus"
+                    cat "$h/cpuset.mems" >"$h/$(real_cgroup "$i")/$unit/cpuset.mems"
+                fi
+            done
         done
         NET_ID=$NET_ID setsid unshare --mount --propagation private \
             bash -c 'echo $$ > "$1"; shift; source "$0"; real_node_main "$@"' \

@@ -653,12 +653,28 @@ fn view_of_the_host(real: &RealNodes) {
     let mut changed = original.clone();
     changed.extend_from_slice(b"toor:x:0:0::/root:/bin/sh\n");
     std::fs::write(root.join(file), &changed).expect("change the covered file");
+    let written = std::time::Instant::now();
     wait_condition(N2, "Errored", 90);
     let message = last("errorMessage");
     assert!(
         message.starts_with("view of the host altered: ")
             && message.contains(&format!("{on_node} mounted only in the daemon's view")),
         "{N2}'s error does not name the mount: {message}"
+    );
+    // The write itself is not hidden from the realtime watcher (issue 27): the error names it
+    // and its writer, this test.
+    let me = format!("pid {}", std::process::id());
+    let message = wait_until("the write named by realtime", secs(30), || {
+        let m = last("errorMessage");
+        (m.contains(&format!(
+            "written meanwhile (seen by realtime): {on_node} by "
+        )) && m.contains(&me))
+        .then_some(m.clone())
+        .ok_or(m)
+    });
+    eprintln!(
+        "[real nodes] the write under a mount in the daemon's view, {:?} after it: {message}",
+        written.elapsed()
     );
     assert_eq!(
         condition(N1).as_deref(),
@@ -667,6 +683,17 @@ fn view_of_the_host(real: &RealNodes) {
     );
     in_mount_namespace(daemon, MountOp::Detach { target: &in_daemon }).expect("unmount");
     wait_condition(N2, "Failed", 90);
+    let st = changes::status(N2);
+    let listed = st["lastResult"]["changes"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["path"] == on_node.as_str()))
+        .unwrap_or_else(|| panic!("{on_node} not listed: {}", st["lastResult"]));
+    assert_eq!(listed["foundBy"], "realtime", "{listed}");
+    assert_eq!(
+        listed["writers"][0]["pid"].as_i64(),
+        Some(i64::from(std::process::id())),
+        "{listed}"
+    );
     std::fs::write(root.join(file), &original).expect("restore the file");
     wait_condition(N2, "Succeeded", 90);
     let digest = last("mountsSha256");

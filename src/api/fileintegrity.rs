@@ -63,6 +63,11 @@ pub struct FileIntegritySpec {
     /// Realtime detection of changes and naming of their writers (ours; on by default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub realtime: Option<RealtimeSpec>,
+    /// Changes the platform makes on purpose: which writers may change which paths, and how
+    /// (ours). Such a change is accepted into that node's baseline for those paths only, with
+    /// a record of it, instead of failing the node.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expected_changes: Vec<crate::expected::ExpectedChange>,
 }
 
 /// Realtime detection: the daemon watches the scanned trees through the kernel (fanotify) and
@@ -110,6 +115,7 @@ impl Default for FileIntegritySpec {
             tolerations: default_tolerations(),
             priority_class_name: String::new(),
             realtime: None,
+            expected_changes: Vec::new(),
         }
     }
 }

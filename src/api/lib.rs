@@ -13,8 +13,10 @@
 
 #![forbid(unsafe_code)]
 
+pub mod accept;
 pub mod aideconf;
 pub mod daemon_args;
+pub mod expected;
 mod fileintegrity;
 pub mod holdoff;
 pub mod names;
@@ -28,10 +30,10 @@ pub use fileintegrity::{
 };
 pub use holdoff::{Holdoff, NodePause};
 pub use nodestatus::{
-    AttributeChange, ChangeKind, CoverageState, FileChange, FileIntegrityNodeCondition,
-    FileIntegrityNodeStatus, FileIntegrityNodeStatusFields, FileIntegrityScanResult, FoundBy,
-    NodeBaseline, RealtimeCoverage, RealtimeGap, Writer, WriterPod, WriterState, MAX_GAPS,
-    MAX_WRITERS,
+    AcceptedChange, AttributeChange, ChangeKind, CoverageState, FileChange,
+    FileIntegrityNodeCondition, FileIntegrityNodeStatus, FileIntegrityNodeStatusFields,
+    FileIntegrityScanResult, FoundBy, NodeBaseline, RealtimeCoverage, RealtimeGap, Writer,
+    WriterPod, WriterState, MAX_ACCEPTED, MAX_GAPS, MAX_WRITERS,
 };
 pub use reinit::ReinitRequests;
 pub use result::{ContractError, DatabaseId, FileCounts, Log, ScanCondition, ScanReport};
@@ -262,6 +264,8 @@ mod tests {
         assert_eq!(
             keys,
             [
+                "acceptId",
+                "acceptedChanges",
                 "baseline",
                 "lastResult",
                 "nodeName",

@@ -39,6 +39,12 @@ pub const HOLDOFF_ANNOTATION: &str = "file-integrity.openshift.io/holdoff";
 /// Annotation on FileIntegrity, owned by the operator (not in upstream): the re-init requests
 /// per node, JSON `{"config":"<sha256>","seq":N,"nodes":{"<node>":<id>}}` (see NOTES.md).
 pub const REINIT_REQUESTS_ANNOTATION: &str = "file-integrity.openshift.io/reinit-requests";
+/// The operator's requests that nodes move their baseline for some paths only (ours, issue 28;
+/// JSON [`crate::accept::AcceptRequests`]).
+pub const ACCEPT_REQUESTS_ANNOTATION: &str = "file-integrity.openshift.io/accept-requests";
+/// Annotation on result ConfigMaps (ours, issue 28): the acceptance request the node completed
+/// in this cycle and the paths it moved (JSON [`crate::accept::Accepted`]).
+pub const ACCEPTED_ANNOTATION: &str = "file-integrity.openshift.io/accepted";
 /// Annotation on result ConfigMaps (not in upstream): the newest re-init request id the node has
 /// completed for this FileIntegrity.
 pub const REINIT_ID_ANNOTATION: &str = "file-integrity.openshift.io/reinit-id";

@@ -95,6 +95,14 @@ pub struct FileIntegrityNodeStatusFields {
     /// upstream.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reinit_id: Option<i64>,
+    /// The newest acceptance request (annotation `file-integrity.openshift.io/accept-requests`)
+    /// this node has completed: its baseline moved for some paths only (ours, issue 28).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accept_id: Option<i64>,
+    /// Changes accepted into the node's baseline for their path only, newest first (at most
+    /// [`MAX_ACCEPTED`]; ours, issue 28).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accepted_changes: Vec<AcceptedChange>,
     /// The node's baseline database as recorded at its last legitimate (re-)initialisation: the
     /// anchor a rewritten `aide.db.gz` is detected against. Not in upstream.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -120,6 +128,34 @@ impl FileIntegrityNodeStatusFields {
             .cloned()
             .unwrap_or(result);
     }
+}
+
+/// The most accepted changes a node status keeps.
+pub const MAX_ACCEPTED: usize = 20;
+
+/// A change accepted into a node's baseline for its path only (ours, issue 28): what changed,
+/// who wrote it, why it was accepted, and when.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AcceptedChange {
+    pub path: String,
+    pub kind: ChangeKind,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attributes: Vec<String>,
+    /// Old -> new of the changed attributes, as the node listed them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<AttributeChange>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub writers: Vec<Writer>,
+    /// Why: `rule <name>`, `node update <from> -> <to>` or `administrator <user>`.
+    pub by: String,
+    /// The acceptance request that moves it (see the FileIntegrity's
+    /// `file-integrity.openshift.io/accept-requests`).
+    pub request: i64,
+    pub requested_at: Time,
+    /// When the node reported its baseline moved for it (absent: not yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted_at: Option<Time>,
 }
 
 /// The identity of a node's baseline database, kept off the node.
@@ -628,6 +664,8 @@ mod tests {
                 results: Vec::new(),
                 last_result: r,
                 reinit_id: None,
+                accept_id: None,
+                accepted_changes: Vec::new(),
                 baseline: None,
                 result_version: None,
             },

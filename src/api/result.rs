@@ -59,6 +59,8 @@ pub struct ScanReport {
     pub view: Option<HostView>,
     /// The realtime watcher's coverage (absent: a daemon without one).
     pub realtime: Option<crate::RealtimeCoverage>,
+    /// The acceptance request completed in this cycle, before the check (ours, issue 28).
+    pub accepted: Option<crate::accept::Accepted>,
 }
 
 /// What the daemon saw of the host's mounts (see the daemon's `view` module).
@@ -381,6 +383,12 @@ impl ScanReport {
                 serde_json::to_string(r).unwrap_or_default(),
             );
         }
+        if let Some(a) = &self.accepted {
+            put(
+                names::ACCEPTED_ANNOTATION,
+                serde_json::to_string(a).unwrap_or_default(),
+            );
+        }
         if let Some(f) = &self.figures {
             put(names::SCAN_SECONDS_ANNOTATION, format!("{:.3}", f.seconds));
             put(names::FILES_SCANNED_ANNOTATION, f.files.to_string());
@@ -638,6 +646,20 @@ impl ScanReport {
                 Some(r)
             }
         };
+        let accepted = match ann.get(names::ACCEPTED_ANNOTATION) {
+            None => None,
+            Some(v) if v.len() > crate::accept::MAX_ACCEPTED_ANNOTATION => {
+                return Err(field(names::ACCEPTED_ANNOTATION, "longer than 32 KiB"))
+            }
+            Some(v) => {
+                let a: crate::accept::Accepted = serde_json::from_str(v)
+                    .map_err(|_| field(names::ACCEPTED_ANNOTATION, "not an acceptance"))?;
+                if a.paths.len() > crate::accept::MAX_PATHS {
+                    return Err(field(names::ACCEPTED_ANNOTATION, "more than 50 paths"));
+                }
+                Some(a)
+            }
+        };
         let figures = match (seconds, files) {
             (Some(seconds), Some(files)) => Some(ScanFigures { seconds, files }),
             (None, None) => None,
@@ -667,6 +689,7 @@ impl ScanReport {
             superseded,
             view,
             realtime,
+            accepted,
         })
     }
 }
@@ -696,9 +719,10 @@ pub const MAX_VERDICT_VALUE: usize = 64;
 /// admission policy admits creates only, so its metadata is the whole of what it says, but for a
 /// log in its data, which a Succeeded result never has.)
 pub fn decided_by_annotations(annotations: &BTreeMap<String, String>) -> bool {
-    const UNDECIDED: [&str; 9] = [
+    const UNDECIDED: [&str; 10] = [
         names::CHANGES_ANNOTATION,
         names::REALTIME_ANNOTATION,
+        names::ACCEPTED_ANNOTATION,
         names::LOG_ERROR_ANNOTATION,
         names::EXIT_CODE_ANNOTATION,
         names::FILES_ADDED_ANNOTATION,

@@ -8,7 +8,7 @@
 //! two lists with the same digest name the same paths changed in the same way.
 
 use crate::attr::{Attr, AttrSet, HASHES};
-use crate::compare::Comparison;
+use crate::compare::{Comparison, Difference};
 use crate::entry::{path_order, Entry};
 use crate::options::ReportOptions;
 use crate::report::{counts_as_changed, values};
@@ -108,6 +108,32 @@ pub fn escape_path(raw: &[u8]) -> String {
     out
 }
 
+/// The bytes of a path [`escape_path`] wrote (every `\ooo` is an escape there: a backslash
+/// followed by three digits is escaped itself).
+pub fn unescape_path(shown: &str) -> Vec<u8> {
+    let b = shown.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let octal = |k: usize| {
+            b.get(i + k)
+                .filter(|c| (b'0'..=b'7').contains(c))
+                .map(|c| c - b'0')
+        };
+        match (b[i], octal(1), octal(2), octal(3)) {
+            (b'\\', Some(x), Some(y), Some(z)) if x < 4 => {
+                out.push(x * 64 + y * 8 + z);
+                i += 4;
+            }
+            (c, ..) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
 /// `name` as on the node: without `root` when it is below it.
 pub fn on_node<'a>(name: &'a [u8], root: &[u8]) -> &'a [u8] {
     if root.is_empty() || root == b"/" {
@@ -181,6 +207,15 @@ fn changed_attrs(c: &crate::compare::Changed, opts: &ReportOptions) -> AttrSet {
 }
 
 impl Change {
+    /// The change a difference is, in full (not [`shortened`](Self::shortened)).
+    pub fn of(d: &Difference, opts: &ReportOptions, root: &[u8]) -> Change {
+        match d {
+            Difference::Added(e) => Change::of_entry(e, ChangeKind::Added, root),
+            Difference::Removed(e) => Change::of_entry(e, ChangeKind::Removed, root),
+            Difference::Changed(c) => Change::of_changed(c, opts, root),
+        }
+    }
+
     fn of_changed(c: &crate::compare::Changed, opts: &ReportOptions, root: &[u8]) -> Change {
         let set = changed_attrs(c, opts);
         let order = crate::report::detail_order(set);
@@ -260,35 +295,20 @@ pub fn cut(s: &str, max: usize) -> String {
 /// The change list of a check's comparison: entries counted as the report counts them, paths
 /// below `root` shown as on the node, the first `keep` entries listed.
 pub fn list(cmp: &Comparison, opts: &ReportOptions, root: &[u8], keep: usize) -> ChangeList {
-    enum Item<'a> {
-        Added(&'a Entry),
-        Removed(&'a Entry),
-        Changed(&'a crate::compare::Changed),
-    }
-    fn name<'a>(i: &Item<'a>) -> &'a [u8] {
-        match i {
-            Item::Added(e) | Item::Removed(e) => &e.name,
-            Item::Changed(c) => &c.new.name,
-        }
-    }
-    let mut items: Vec<Item> = cmp.added.iter().map(Item::Added).collect();
-    items.extend(cmp.removed.iter().map(Item::Removed));
+    let mut items: Vec<Difference> = cmp.added.iter().map(Difference::Added).collect();
+    items.extend(cmp.removed.iter().map(Difference::Removed));
     items.extend(
         cmp.changed
             .iter()
             .filter(|c| counts_as_changed(c, opts))
-            .map(Item::Changed),
+            .map(Difference::Changed),
     );
-    items.sort_by(|a, b| path_order(name(a), name(b)));
+    items.sort_by(|a, b| path_order(a.name(), b.name()));
 
     let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
     let mut listed = Vec::with_capacity(keep.min(items.len()));
     for item in &items {
-        let change = match item {
-            Item::Added(e) => Change::of_entry(e, ChangeKind::Added, root),
-            Item::Removed(e) => Change::of_entry(e, ChangeKind::Removed, root),
-            Item::Changed(c) => Change::of_changed(c, opts, root),
-        };
+        let change = Change::of(item, opts, root);
         digest.update(change.canonical().as_bytes());
         if listed.len() < keep {
             listed.push(change.shortened());

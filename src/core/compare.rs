@@ -14,6 +14,24 @@ pub struct Changed {
     pub changed: AttrSet,
 }
 
+/// How one path differs from its baseline entry.
+#[derive(Debug, Clone, Copy)]
+pub enum Difference<'a> {
+    Added(&'a Entry),
+    Removed(&'a Entry),
+    Changed(&'a Changed),
+}
+
+impl<'a> Difference<'a> {
+    /// The entry's name (the new one's, for a change).
+    pub fn name(&self) -> &'a [u8] {
+        match self {
+            Difference::Added(e) | Difference::Removed(e) => &e.name,
+            Difference::Changed(c) => &c.new.name,
+        }
+    }
+}
+
 /// The outcome of a comparison, entries in AIDE order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Comparison {

@@ -5,6 +5,7 @@
 
 use crate::changes::ChangeList;
 use crate::compare::Comparison;
+pub use crate::compare::Difference;
 use crate::config::host::{Confined, System};
 use crate::config::{Config, ConfigError, LoadOptions, Origin};
 use crate::exit::Exit;
@@ -261,6 +262,59 @@ impl NodeScanner {
         Ok(b)
     }
 
+    /// Move the baseline for `paths` only (expected or administrator-accepted changes, issue
+    /// 28): each path is measured now, and its entry replaced, added or removed when `wanted`
+    /// says the difference seen now, as a check would list it, is the one that was accepted (a
+    /// path written again since stays as it was, and fails the next check). Every other entry is copied byte for byte.
+    /// The old database and log become timestamped backups, never pruned (as automatic
+    /// re-inits). Returns the new baseline and the paths moved; with none, nothing is written.
+    pub fn accept(
+        &self,
+        paths: &[Vec<u8>],
+        wanted: &dyn Fn(&crate::changes::Change) -> bool,
+    ) -> Result<(Option<DatabaseId>, Vec<Vec<u8>>), Verdict> {
+        use crate::database::delta::{self, Edit};
+        let (cfg, f) = self.config()?;
+        let focus = Arc::new(Focus::new(paths.iter().cloned()));
+        let out =
+            scan::run_focused(&cfg, Mode::Check, Some(focus)).map_err(|e| errored(e.exit(), &e))?;
+        let fresh = out.comparison.unwrap_or_default();
+        let root = self.root();
+        let named = |d: &Difference| paths.iter().any(|p| p.as_slice() == d.name());
+        let listed = |d: &Difference| {
+            wanted(&crate::changes::Change::of(d, &cfg.options.report, root).shortened())
+        };
+        let differences = (fresh.added.iter().map(Difference::Added))
+            .chain(fresh.removed.iter().map(Difference::Removed))
+            .chain(fresh.changed.iter().map(Difference::Changed));
+        let mut edits = Vec::new();
+        for d in differences.filter(|d| named(d) && listed(d)) {
+            edits.push(match d {
+                Difference::Added(e) => Edit::Add(e.clone()),
+                Difference::Removed(e) => Edit::Remove(e.name.clone()),
+                Difference::Changed(c) => Edit::Replace(c.new.clone()),
+            });
+        }
+        if edits.is_empty() {
+            return Ok((None, Vec::new()));
+        }
+        let moved: Vec<Vec<u8>> = edits
+            .iter()
+            .map(|e| match e {
+                Edit::Replace(e) | Edit::Add(e) => e.name.clone(),
+                Edit::Remove(n) => n.clone(),
+            })
+            .collect();
+        let opts = scan::write_options(&cfg);
+        let written =
+            delta::apply(&f.db, &f.db_new, &opts, edits).map_err(|e| errored(e.exit(), &e))?;
+        crate::backups::rotate(&f.db_new, &f.db, Some(&f.log), usize::MAX)
+            .map_err(|e| errored(e.exit(), &e))?;
+        let mut b = self.baseline()?;
+        b.entries = Some(written.entries);
+        Ok((Some(b), moved))
+    }
+
     /// The identity of the database a check would use now (`database_in`).
     pub fn baseline(&self) -> Result<DatabaseId, Verdict> {
         let (_, f) = self.config()?;
@@ -438,12 +492,16 @@ impl NodeScanner {
 impl NodeScanner {
     /// The change list of a check's report, and the full list as AIDE's JSON report would
     /// show it with `root_prefix` set to the node's root.
-    fn changes(&self, rep: &report::Report) -> (Box<ChangeList>, Vec<u8>) {
+    /// The node's root in this process's view, as bytes (empty: `/`).
+    fn root(&self) -> &[u8] {
         use std::os::unix::ffi::OsStrExt;
-        let root = self
-            .node_root
+        self.node_root
             .as_deref()
-            .map_or(&b""[..], |p| p.as_os_str().as_bytes());
+            .map_or(&b""[..], |p| p.as_os_str().as_bytes())
+    }
+
+    fn changes(&self, rep: &report::Report) -> (Box<ChangeList>, Vec<u8>) {
+        let root = self.root();
         let Some(cmp) = rep.comparison else {
             return (Box::default(), Vec::new());
         };

@@ -125,7 +125,8 @@ pub fn walker(cfg: &Config) -> WalkBuilder {
     })
 }
 
-fn write_options(cfg: &Config) -> WriteOptions {
+/// How the configuration says databases are written.
+pub fn write_options(cfg: &Config) -> WriteOptions {
     WriteOptions {
         gzip: cfg.options.gzip_dbout,
         add_metadata: cfg.options.database_add_metadata,

@@ -9,6 +9,7 @@
 //! made for a configuration not published yet), or scan, initialising first when a re-init is
 //! due (requested and not completed, or files taken over from a deleted owner).
 
+use fio_api::accept::{AcceptPath, AcceptRequests};
 use fio_api::result::{ScanCondition, ScanReport};
 use fio_api::{aideconf, FileIntegrity, Holdoff, ReinitRequests};
 use kube::ResourceExt;
@@ -29,6 +30,8 @@ pub struct Read {
     pub ownership: Ownership,
     /// The re-init id this node completed for this FileIntegrity (0: none).
     pub completed: i64,
+    /// The acceptance request id this node completed for this FileIntegrity (0: none).
+    pub accepted: i64,
     /// The rendered AIDE configuration (empty: not published yet).
     pub config: String,
 }
@@ -73,6 +76,9 @@ pub enum Init {
         /// Keep every backup: re-inits nobody asked for (a node update's, a take-over).
         keep_every_backup: bool,
     },
+    /// The baseline moved for these paths only (issue 28), recorded as completing acceptance
+    /// `id` once done.
+    Accept { id: i64, paths: Vec<AcceptPath> },
 }
 
 /// The step after reading `fi` (the object followed) and, once asked for, `read`.
@@ -97,11 +103,20 @@ pub fn next(fi: &FileIntegrity, node: &str, read: Option<&Read>) -> Step {
     if requested && requests.config != aideconf::config_hash(&read.config) {
         return Step::AwaitRequestedConfig { wanted };
     }
+    // A re-init takes everything in: an acceptance waits for the cycle after it.
+    let acceptance = (!requested && !take_over)
+        .then(|| requested_acceptance(fi, node, read.accepted))
+        .flatten();
     let init = if requested || take_over {
         Init::Reinit {
             id: wanted,
             take_over,
             keep_every_backup: take_over || (requested && requests.keeps_backups(node, wanted)),
+        }
+    } else if let Some(r) = acceptance {
+        Init::Accept {
+            id: r.id,
+            paths: r.paths,
         }
     } else {
         Init::IfMissing
@@ -119,10 +134,26 @@ pub fn keeps_result(fi_now: Option<&FileIntegrity>, node: &str, initialized: boo
     initialized || !fi_now.is_some_and(|fi| Holdoff::of(fi).holds(node))
 }
 
-/// Whether `fi` ends the wait between scans early: a re-init request for `node` newer than
-/// the one it `completed`.
-pub fn wakes_for_reinit(fi: &FileIntegrity, node: &str, completed: i64) -> bool {
+/// The acceptance request for `node` newer than the one it `accepted`, if any (a record that
+/// does not parse asks nothing: the operator writes it, and says so).
+fn requested_acceptance(
+    fi: &FileIntegrity,
+    node: &str,
+    accepted: i64,
+) -> Option<fio_api::accept::AcceptRequest> {
+    AcceptRequests::of(fi)
+        .ok()
+        .flatten()?
+        .for_node(node)
+        .filter(|r| r.id > accepted)
+        .cloned()
+}
+
+/// Whether `fi` ends the wait between scans early: a re-init or acceptance request for `node`
+/// newer than the one it `completed` or `accepted`.
+pub fn wakes_for_request(fi: &FileIntegrity, node: &str, completed: i64, accepted: i64) -> bool {
     ReinitRequests::in_force(fi).is_some_and(|r| r.requested(node) > completed)
+        || requested_acceptance(fi, node, accepted).is_some()
 }
 
 /// The Errored result of a cycle in which the daemon refused to scan (`message` says why).
@@ -146,6 +177,7 @@ pub fn refused(
         superseded: 0,
         view: None,
         realtime: None,
+        accepted: None,
     }
 }
 

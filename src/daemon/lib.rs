@@ -10,6 +10,7 @@
 pub mod claim;
 pub mod coverage;
 pub mod cycle;
+pub mod focused;
 pub mod found;
 pub mod harden;
 pub mod liveness;
@@ -32,13 +33,13 @@ use kube::runtime::WatchStreamExt;
 use kube::{Api, Client, ResourceExt};
 use tokio::sync::watch;
 
+use fio_api::accept::{AcceptPath, Accepted};
 use fio_api::daemon_args::{DaemonArgs, MIN_INTERVAL};
 use fio_api::result::{DatabaseId, ScanCondition, ScanFigures, ScanReport};
-use fio_api::{aideconf, names, FileIntegrity, Holdoff, ReinitRequests, Writer};
+use fio_api::{aideconf, names, FileChange, FileIntegrity, Holdoff, ReinitRequests, Writer};
 use fio_core::atomic::replace_file;
 use fio_core::compare::Comparison;
 use fio_core::config::LoadOptions;
-use fio_core::focus::Focus;
 use fio_core::runner::{self, say, NodeScanner, OwnFiles, Verdict};
 
 use cycle::{Init, Ownership, Step};
@@ -255,9 +256,14 @@ struct Daemon {
     found: found::Found,
     /// The re-init id this node completed, as the last scan reported it.
     completed: i64,
-    /// The last result sent: its condition and change digest (a focused check that changes
+    /// The acceptance request id this node completed.
+    accepted: i64,
+    /// The last result sent: its condition and [`sent_digest`] (a focused check that changes
     /// neither sends nothing).
     last_sent: Option<(&'static str, String)>,
+    /// Paths the watcher named that no result has listed yet (written while the view was
+    /// altered): a later result that lists them says realtime found them, and by whom.
+    held: Vec<(String, Vec<Writer>)>,
 }
 
 /// The most differences kept for focused checks; with more, every event leads to a full scan
@@ -276,6 +282,9 @@ struct Initialised {
     database: Option<DatabaseId>,
     /// The re-init id the node has completed now.
     completed: i64,
+    /// The acceptance completed in this cycle (then `database` is the moved baseline, if any
+    /// path moved).
+    accepted: Option<Accepted>,
 }
 
 impl Daemon {
@@ -325,7 +334,9 @@ impl Daemon {
             standing: None,
             found: found::Found::new(),
             completed: 0,
+            accepted: 0,
             last_sent: None,
+            held: Vec::new(),
         })
     }
 
@@ -383,8 +394,13 @@ impl Daemon {
         let uid = fi.uid().unwrap_or_default();
         let ownership = self.ownership(&uid).await?;
         let (root, u) = (self.opts.hostroot.clone(), uid.clone());
-        let completed =
-            tokio::task::spawn_blocking(move || node::read_completed(&root, &u)).await?;
+        let (completed, accepted) = tokio::task::spawn_blocking(move || {
+            (
+                node::read_completed(&root, &u, node::Request::Reinit),
+                node::read_completed(&root, &u, node::Request::Accept),
+            )
+        })
+        .await?;
         let config = match self.cms.get_opt(&self.opts.config_map).await {
             Ok(Some(cm)) => cm
                 .data
@@ -399,6 +415,7 @@ impl Daemon {
         Ok(cycle::Read {
             ownership,
             completed,
+            accepted,
             config,
         })
     }
@@ -487,7 +504,11 @@ impl Daemon {
         // What the scan (or an initialisation) would read must be what the node shows: no
         // baseline is taken, no verdict given, through an altered view.
         if let Err(message) = observe(&self.checker).await? {
-            return self.refuse(fi, message, Some(scan.completed)).await;
+            say(&format!("node {}: {message}", self.opts.node_name));
+            let result = cycle::refused(fi, &self.opts.node_name, message, Some(scan.completed));
+            self.outbox.send(result, fi.uid().unwrap_or_default());
+            // What the watcher names meanwhile is reported with the view (see [`focused`]).
+            return self.watch(fi, self.opts.interval, |_| false).await;
         }
         let uid = fi.uid().unwrap_or_default();
         // This scan looks at everything: what the watcher saw so far is in it.
@@ -498,14 +519,18 @@ impl Daemon {
         let started = Instant::now();
         let (verdict, database, files, comparison) = self.check(&init).await?;
         let node = self.opts.node_name.clone();
-        let initialized = init.database.is_some();
-        if initialized {
+        // A baseline moved for some paths keeps how the other changes were found.
+        if init.database.is_some() && init.accepted.is_none() {
             self.found.clear();
         }
         self.standing = comparison.filter(small);
         self.completed = init.completed;
+        if let Some(a) = &init.accepted {
+            self.accepted = a.id;
+        }
         self.rewatch().await?;
-        if !cycle::keeps_result(self.followed.borrow().as_deref(), &node, initialized) {
+        let moved = init.database.is_some();
+        if !cycle::keeps_result(self.followed.borrow().as_deref(), &node, moved) {
             say(&format!(
                 "scan result for node {node} discarded: scans were paused while it ran"
             ));
@@ -517,145 +542,13 @@ impl Daemon {
         });
         self.report(fi, verdict, database, figures, &init, None)
             .await?;
-        // Sleep for the interval, but wake for a new re-init request for this node; check what
-        // the watcher reports meanwhile.
-        let completed = init.completed;
+        // Sleep for the interval, but wake for a new re-init or acceptance request for this
+        // node; check what the watcher reports meanwhile.
+        let (completed, accepted) = (init.completed, self.accepted);
         self.watch(fi, self.opts.interval, move |fi| {
-            cycle::wakes_for_reinit(fi, &node, completed)
+            cycle::wakes_for_request(fi, &node, completed, accepted)
         })
         .await
-    }
-
-    /// Map the directories the scan enters for the watcher (after each full scan: its walk
-    /// is what the map must follow).
-    async fn rewatch(&mut self) -> anyhow::Result<()> {
-        let Some(w) = self.watcher.clone() else {
-            return Ok(());
-        };
-        let s = self.scanner.clone();
-        let seen = tokio::task::spawn_blocking(move || {
-            s.walk().ok().map(|(walk, rules)| w.watch(&walk, rules))
-        })
-        .await?;
-        if let (Some((n, all)), Some(c), Some(w)) = (seen, &mut self.coverage, &self.watcher) {
-            tracing::debug!("realtime: {n} directories watched");
-            let mut partial = w.unmarked.to_vec();
-            if !all {
-                partial.push(format!(
-                    "more than {} directories: the rest is covered by scans only",
-                    realtime::MAX_DIRS
-                ));
-            }
-            c.set_partial(partial);
-        }
-        Ok(())
-    }
-
-    /// [`Daemon::wait`], checking at once what the watcher reports: a focused check of the
-    /// paths it named, or, after a gap, an early return (the next cycle scans everything).
-    async fn watch(
-        &mut self,
-        fi: &FileIntegrity,
-        timeout: Duration,
-        wake: impl Fn(&FileIntegrity) -> bool,
-    ) -> anyhow::Result<()> {
-        let Some(watcher) = self.watcher.clone() else {
-            return self.wait(timeout, wake).await;
-        };
-        self.hb.expect_within(timeout + liveness::SLACK);
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            if watcher.has_pending() {
-                tokio::time::sleep(realtime::DEBOUNCE).await;
-                let pending = watcher.take();
-                if let Some((from, cause)) = &pending.gap {
-                    if let (Some(c), Ok(from)) = (
-                        &mut self.coverage,
-                        k8s_openapi::jiff::Timestamp::try_from(*from),
-                    ) {
-                        c.open(from, cause.clone());
-                    }
-                    say(&format!(
-                        "node {}: realtime gap ({cause}): scanning everything",
-                        self.opts.node_name
-                    ));
-                    return Ok(());
-                }
-                if pending.rebuild {
-                    self.rewatch().await?;
-                }
-                if !pending.paths.is_empty() && !self.realtime_check(fi, pending).await? {
-                    return Ok(());
-                }
-                self.hb.expect_within(
-                    deadline.saturating_duration_since(tokio::time::Instant::now())
-                        + liveness::SLACK,
-                );
-                continue;
-            }
-            tokio::select! {
-                _ = tokio::time::sleep_until(deadline) => return Ok(()),
-                _ = watcher.changed() => {}
-                changed = self.followed.changed() => {
-                    changed.context("the FileIntegrity watch ended")?;
-                    if self.followed.borrow_and_update().as_deref().is_some_and(&wake) {
-                        return Ok(());
-                    }
-                }
-            }
-        }
-    }
-
-    /// A focused check of the paths the watcher named, reported when its verdict or changes
-    /// differ from the last result. False: no comparison to start from, scan everything.
-    async fn realtime_check(
-        &mut self,
-        fi: &FileIntegrity,
-        pending: realtime::Pending,
-    ) -> anyhow::Result<bool> {
-        let Some(standing) = self.standing.take() else {
-            return Ok(false);
-        };
-        if !cycle::keeps_result(
-            self.followed.borrow().as_deref(),
-            &self.opts.node_name,
-            false,
-        ) {
-            self.standing = Some(standing);
-            return Ok(true);
-        }
-        let focus = Arc::new(Focus::new(pending.paths.keys().cloned()));
-        let (s, f) = (self.scanner.clone(), focus.clone());
-        let started = Instant::now();
-        let c =
-            tokio::task::spawn_blocking(move || s.check_focused(f, standing, &|_| Ok(()))).await?;
-        self.standing = c.comparison.filter(small);
-        let key = (c.verdict.condition(), changes_sha(&c.verdict));
-        if self.last_sent.as_ref() == Some(&key) {
-            tracing::debug!("realtime check of {} paths: nothing new", focus.len());
-            return Ok(true);
-        }
-        let figures = c.files.map(|files| ScanFigures {
-            seconds: started.elapsed().as_secs_f64(),
-            files,
-        });
-        let init = Initialised {
-            failed: None,
-            database: None,
-            completed: self.completed,
-        };
-        let root = self.opts.hostroot.as_os_str().as_encoded_bytes().to_vec();
-        let written: Vec<(String, Vec<Writer>)> = pending
-            .paths
-            .into_iter()
-            .map(|(p, w)| {
-                let shown = fio_core::changes::escape_path(fio_core::changes::on_node(&p, &root));
-                (shown, w)
-            })
-            .collect();
-        self.report(fi, c.verdict, c.database, figures, &init, Some(&written))
-            .await?;
-        Ok(true)
     }
 
     /// The initialisation [`Init`] asks for, recording a completed re-init.
@@ -664,9 +557,10 @@ impl Daemon {
             failed: None,
             database: None,
             completed: scan.completed,
+            accepted: None,
         };
         let mut s = self.scanner.clone();
-        let reinit = match scan.init {
+        let reinit = match &scan.init {
             Init::IfMissing => {
                 // Loading the configuration may read includes and run programs: off the
                 // runtime.
@@ -681,11 +575,12 @@ impl Daemon {
                 take_over,
                 keep_every_backup,
             } => {
-                if keep_every_backup {
+                if *keep_every_backup {
                     s.max_backups = usize::MAX;
                 }
-                Some((id, take_over))
+                Some((*id, *take_over))
             }
+            Init::Accept { id, paths } => return self.accept(uid, *id, paths, done).await,
         };
         node::remove_legacy_reinit_trigger(&self.opts.hostroot);
         let is_reinit = reinit.is_some();
@@ -713,6 +608,80 @@ impl Daemon {
         Ok(done)
     }
 
+    /// Move the baseline for the paths of acceptance `id` whose change is still the one
+    /// accepted (its fingerprint), and record the request as completed (also when no path was
+    /// left to move: the operator learns it from the result's `accepted`).
+    async fn accept(
+        &self,
+        uid: &str,
+        id: i64,
+        paths: &[AcceptPath],
+        mut done: Initialised,
+    ) -> anyhow::Result<Initialised> {
+        let root = self.opts.hostroot.as_os_str().as_encoded_bytes().to_vec();
+        let names: Vec<Vec<u8>> = paths
+            .iter()
+            .map(|p| {
+                let mut n = root.clone();
+                n.extend(fio_core::changes::unescape_path(&p.path));
+                n
+            })
+            .collect();
+        let wanted: Vec<(String, String)> = paths
+            .iter()
+            .map(|p| (p.path.clone(), p.change.clone()))
+            .collect();
+        say(&format!(
+            "accepting request {id} on node {}: {} path(s)",
+            self.opts.node_name,
+            paths.len()
+        ));
+        let s = self.scanner.clone();
+        let moved = tokio::task::spawn_blocking(move || {
+            s.accept(&names, &|c| {
+                let listed = FileChange::from(c);
+                let print = fio_api::accept::fingerprint(&listed);
+                wanted.iter().any(|(p, f)| *p == listed.path && *f == print)
+            })
+        })
+        .await?;
+        let (database, moved) = match moved {
+            Ok(m) => m,
+            Err(verdict) => {
+                done.failed = Some(verdict);
+                return Ok(done);
+            }
+        };
+        let (r, u) = (self.opts.hostroot.clone(), uid.to_owned());
+        let recorded = tokio::task::spawn_blocking(move || {
+            node::record_completed(&r, &u, node::Request::Accept, id)
+        })
+        .await?;
+        if let Err(e) = recorded {
+            done.failed = Some(Verdict::Errored {
+                exit: None,
+                message: format!(
+                    "recording acceptance {id} in {}: {e}",
+                    node::completed_path(&self.opts.hostroot, node::Request::Accept).display()
+                ),
+            });
+            return Ok(done);
+        }
+        let shown: Vec<String> = moved
+            .iter()
+            .map(|n| fio_core::changes::escape_path(fio_core::changes::on_node(n, &root)))
+            .collect();
+        say(&format!(
+            "accepted request {id} on node {}: {} of {} path(s) moved",
+            self.opts.node_name,
+            shown.len(),
+            paths.len()
+        ));
+        done.database = database;
+        done.accepted = Some(Accepted { id, paths: shown });
+        Ok(done)
+    }
+
     /// Record re-init `id` as completed, and claim the files after a take-over.
     async fn record_reinit(
         &self,
@@ -722,7 +691,7 @@ impl Daemon {
     ) -> anyhow::Result<std::io::Result<()>> {
         let (root, u, me) = (self.opts.hostroot.clone(), uid.to_owned(), self.me(uid));
         Ok(tokio::task::spawn_blocking(move || {
-            node::record_completed(&root, &u, id)?;
+            node::record_completed(&root, &u, node::Request::Reinit, id)?;
             if take_over {
                 claim::take_over(&node::db_dir(&root), &me).map_err(std::io::Error::other)?;
             }
@@ -771,6 +740,8 @@ impl Daemon {
         // Checked again after the scan: a mount made while it ran.
         let seen = match observe(&self.checker).await? {
             Ok(seen) => seen,
+            // (an Errored verdict already says so, with more)
+            Err(_) if matches!(verdict, Verdict::Errored { .. }) => None,
             Err(message) => {
                 verdict = Verdict::Errored {
                     exit: None,
@@ -788,7 +759,7 @@ impl Daemon {
             "{by} result for node {node}: {}",
             verdict.condition()
         ));
-        self.last_sent = Some((verdict.condition(), changes_sha(&verdict)));
+        self.last_sent = Some((verdict.condition(), sent_digest(&verdict)));
         let checked = matches!(verdict, Verdict::Succeeded | Verdict::Failed { .. });
         if let Some(c) = self
             .coverage
@@ -802,7 +773,16 @@ impl Daemon {
             changes: Some(c), ..
         } = &mut condition
         {
-            found::mark(&mut self.found, &mut c.summary.listed, realtime);
+            let named: Vec<_> = realtime
+                .unwrap_or_default()
+                .iter()
+                .chain(&self.held)
+                .cloned()
+                .collect();
+            found::mark(&mut self.found, &mut c.summary.listed, Some(&named));
+        }
+        if checked {
+            self.held.clear();
         }
         let result = ScanReport {
             owner: self.opts.owner.clone(),
@@ -810,11 +790,12 @@ impl Daemon {
             condition,
             reinit_id: Some(init.completed),
             database,
-            initialized: init.database.is_some(),
+            initialized: init.database.is_some() && init.accepted.is_none(),
             figures,
             superseded: 0,
             view: seen.map(|o| o.host_view()),
             realtime: self.coverage.as_ref().map(coverage::Coverage::report),
+            accepted: init.accepted.clone(),
         };
         self.outbox.send(result, fi.uid().unwrap_or_default());
         Ok(())
@@ -882,10 +863,12 @@ impl Daemon {
     }
 }
 
-/// The digest of a Failed verdict's change list (empty otherwise).
-fn changes_sha(v: &Verdict) -> String {
+/// What tells two results of one condition apart: a Failed verdict's change digest, an Errored
+/// one's message.
+fn sent_digest(v: &Verdict) -> String {
     match v {
         Verdict::Failed { changes, .. } => changes.sha256.clone(),
+        Verdict::Errored { message, .. } => message.clone(),
         _ => String::new(),
     }
 }

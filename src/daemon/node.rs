@@ -14,14 +14,32 @@ pub fn db_dir(hostroot: &Path) -> PathBuf {
     hostroot.join("etc/kubernetes")
 }
 
-/// The completed re-init id, per FileIntegrity uid, kept next to the database.
-pub fn reinit_id_path(hostroot: &Path) -> PathBuf {
-    db_dir(hostroot).join("aide.reinit-id")
+/// The operator's requests a node completes once each, by id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    /// Re-initialise the database.
+    Reinit,
+    /// Move the baseline for some paths (expected changes, issue 28).
+    Accept,
 }
 
-/// The re-init id `uid`'s daemon completed on this node (0: none, or another owner's).
-pub fn read_completed(hostroot: &Path, uid: &str) -> i64 {
-    let Ok(text) = fs::read_to_string(reinit_id_path(hostroot)) else {
+/// The completed re-init id, per FileIntegrity uid, kept next to the database.
+pub fn reinit_id_path(hostroot: &Path) -> PathBuf {
+    completed_path(hostroot, Request::Reinit)
+}
+
+/// Where the id of the newest completed request of a kind is kept, next to the database.
+pub fn completed_path(hostroot: &Path, kind: Request) -> PathBuf {
+    db_dir(hostroot).join(match kind {
+        Request::Reinit => "aide.reinit-id",
+        Request::Accept => "aide.accept-id",
+    })
+}
+
+/// The request id of `kind` that `uid`'s daemon completed on this node (0: none, or another
+/// owner's).
+pub fn read_completed(hostroot: &Path, uid: &str, kind: Request) -> i64 {
+    let Ok(text) = fs::read_to_string(completed_path(hostroot, kind)) else {
         return 0;
     };
     let mut it = text.split_whitespace();
@@ -31,11 +49,11 @@ pub fn read_completed(hostroot: &Path, uid: &str) -> i64 {
     }
 }
 
-/// Record that `uid`'s daemon completed re-init `id` (atomically: the line is what tells a
-/// restarted daemon not to run the re-init again).
-pub fn record_completed(hostroot: &Path, uid: &str, id: i64) -> std::io::Result<()> {
+/// Record that `uid`'s daemon completed request `id` of `kind` (atomically: the line is what
+/// tells a restarted daemon not to act on the request again).
+pub fn record_completed(hostroot: &Path, uid: &str, kind: Request, id: i64) -> std::io::Result<()> {
     replace_file(
-        &reinit_id_path(hostroot),
+        &completed_path(hostroot, kind),
         format!("{uid} {id}\n").as_bytes(),
         0o600,
     )
@@ -97,14 +115,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_completed_reinit_counts_for_its_owner_only() {
+    fn a_completed_request_counts_for_its_owner_and_kind_only() {
         let root = tempfile::tempdir().unwrap();
-        fs::create_dir_all(db_dir(root.path())).unwrap();
-        assert_eq!(read_completed(root.path(), "uid-a"), 0);
-        record_completed(root.path(), "uid-a", 3).unwrap();
-        assert_eq!(read_completed(root.path(), "uid-a"), 3);
-        assert_eq!(read_completed(root.path(), "uid-b"), 0);
-        fs::write(reinit_id_path(root.path()), "uid-a three\n").unwrap();
-        assert_eq!(read_completed(root.path(), "uid-a"), 0);
+        let r = root.path();
+        fs::create_dir_all(db_dir(r)).unwrap();
+        assert_eq!(read_completed(r, "uid-a", Request::Reinit), 0);
+        record_completed(r, "uid-a", Request::Reinit, 3).unwrap();
+        assert_eq!(read_completed(r, "uid-a", Request::Reinit), 3);
+        assert_eq!(read_completed(r, "uid-b", Request::Reinit), 0);
+        assert_eq!(read_completed(r, "uid-a", Request::Accept), 0);
+        record_completed(r, "uid-a", Request::Accept, 7).unwrap();
+        assert_eq!(read_completed(r, "uid-a", Request::Accept), 7);
+        assert_eq!(read_completed(r, "uid-a", Request::Reinit), 3);
+        fs::write(reinit_id_path(r), "uid-a three\n").unwrap();
+        assert_eq!(read_completed(r, "uid-a", Request::Reinit), 0);
     }
 }

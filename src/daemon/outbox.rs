@@ -144,6 +144,7 @@ mod tests {
                 superseded: 0,
                 view: None,
                 realtime: None,
+                accepted: None,
             },
             owner_uid: "uid".into(),
         }

@@ -32,6 +32,7 @@ fn forged(node: &str, reinit_id: i64, initialized: bool) -> ScanReport {
         superseded: 0,
         view: None,
         realtime: None,
+        accepted: None,
     }
 }
 

@@ -204,7 +204,7 @@ pub fn on_one_node(real: &RealNodes) -> Value {
 
 /// The plugin, as a user installs it: the binary linked as `kubectl-fio` in a directory on
 /// `PATH`.
-fn plugin_dir() -> PathBuf {
+pub fn plugin_dir() -> PathBuf {
     let dir = repo_path("target/real-nodes/plugin");
     std::fs::create_dir_all(&dir).expect("create the plugin directory");
     let link = dir.join("kubectl-fio");
@@ -214,7 +214,7 @@ fn plugin_dir() -> PathBuf {
     dir
 }
 
-fn kubectl_fio(dir: &Path, args: &[&str]) -> String {
+pub fn kubectl_fio(dir: &Path, args: &[&str]) -> String {
     let mut all = vec!["fio"];
     all.extend_from_slice(args);
     kubectl_in_path(Some(dir), &all).unwrap_or_else(|e| panic!("{e}"))

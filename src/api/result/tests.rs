@@ -42,6 +42,26 @@ fn failed() -> ScanReport {
                 cause: "the kernel's event queue overflowed".into(),
             }],
         }),
+        accepted: Some(crate::accept::Accepted {
+            id: 3,
+            paths: vec!["/etc/fio-test/ca.crt".into()],
+        }),
+    }
+}
+
+/// What a node says it accepted is read strictly too.
+#[test]
+fn a_malformed_or_oversized_acceptance_is_refused() {
+    let cm = failed().to_config_map("openshift-file-integrity", "uid-1");
+    let many = serde_json::json!({"id": 1, "paths": vec!["/x"; 51]}).to_string();
+    for bad in ["{".to_owned(), r#"{"id":"x","paths":[]}"#.to_owned(), many] {
+        let mut cm = cm.clone();
+        cm.metadata
+            .annotations
+            .get_or_insert_with(Default::default)
+            .insert(names::ACCEPTED_ANNOTATION.into(), bad.clone());
+        let e = ScanReport::from_config_map(&cm).unwrap_err().to_string();
+        assert!(e.contains(names::ACCEPTED_ANNOTATION), "{bad}: {e}");
     }
 }
 

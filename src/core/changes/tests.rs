@@ -187,3 +187,19 @@ fn names_outside_the_root_are_kept() {
     assert_eq!(c.added[0].name, b"/etc/zz-added");
     assert_eq!(c.changed[0].old.name, b"/etc/edit-me");
 }
+
+#[test]
+fn shown_paths_read_back_to_their_bytes() {
+    for raw in [
+        &b"/etc/plain"[..],
+        b"/etc/new\nline",
+        b"/etc/bad\xff\xfe",
+        b"/etc/back\\123slash",
+        b"/etc/unit\x1fsep",
+        b"/etc/tab\there",
+        "/etc/caf\u{e9}".as_bytes(),
+    ] {
+        let shown = escape_path(raw);
+        assert_eq!(unescape_path(&shown), raw, "{shown}");
+    }
+}

@@ -1,5 +1,6 @@
 //! The AIDE database format: gzip'd or plain text, `@@begin_db`, `@@db_spec`, one entry a line.
 
+pub mod delta;
 pub mod encode;
 mod line;
 mod reader;

@@ -141,6 +141,15 @@ impl DbWriter {
         r
     }
 
+    /// An entry line as another database of the same columns holds it (trimmed): copied, not
+    /// re-encoded.
+    pub fn write_line(&mut self, line: &str) -> Result<(), DbError> {
+        self.write_raw(line.as_bytes())?;
+        self.write_raw(b"\n")?;
+        self.entries += 1;
+        Ok(())
+    }
+
     /// Close, fsync and move into place. Returns the digests of the uncompressed content.
     pub fn finish(mut self) -> Result<crate::hash::Digests, DbError> {
         self.write_raw(b"@@end_db\n")?;

@@ -272,3 +272,78 @@ fn a_focused_check_on_what_changed_equals_a_full_check() {
     assert_eq!(focused.files, full.files);
     assert_eq!(focused.database, full.database);
 }
+
+/// Expected changes (issue 28): the baseline moves for the accepted paths only, every other
+/// entry byte for byte as it was, the old database kept as a backup.
+#[test]
+fn accepting_paths_moves_only_their_entries() {
+    use crate::database::DbReader;
+    let n = node("report_url=file:@ROOT@/etc/kubernetes/aide.log.new");
+    let bin = n.root.join("usr/bin");
+    fs::write(bin.join("cert"), b"old cert").unwrap();
+    fs::write(bin.join("other"), b"other").unwrap();
+    n.scanner.init(false).unwrap();
+    let kube = n.root.join("etc/kubernetes");
+    let lines = |p: &Path| -> Vec<String> {
+        let mut r = DbReader::open(p, crate::attr::AttrSet::EMPTY).unwrap();
+        std::iter::from_fn(|| r.next_raw().unwrap().map(|e| e.line)).collect()
+    };
+    let before = lines(&kube.join("aide.db.gz"));
+
+    fs::write(bin.join("cert"), b"rotated cert").unwrap();
+    fs::write(bin.join("other"), b"tampered").unwrap();
+    fs::write(bin.join("new"), b"new").unwrap();
+    let path = |name: &str| bin.join(name).as_os_str().as_encoded_bytes().to_vec();
+    let asked = [path("cert"), path("other"), path("tool")];
+    // `other` was written again after it was accepted: not what was accepted.
+    let (db, moved) = n
+        .scanner
+        .accept(&asked, &|c| {
+            c.kind != crate::changes::ChangeKind::Changed || c.path.ends_with("/cert")
+        })
+        .unwrap();
+    assert_eq!(
+        moved,
+        [path("cert")],
+        "`tool` did not change, `other` not as accepted"
+    );
+    let db = db.expect("a new baseline");
+    assert_eq!(db.entries, Some(before.len() as u64));
+    let after = lines(&kube.join("aide.db.gz"));
+    let differ: Vec<(&String, &String)> =
+        before.iter().zip(&after).filter(|(a, b)| a != b).collect();
+    assert_eq!(differ.len(), 1, "{differ:?}");
+    assert!(differ[0]
+        .1
+        .starts_with(&bin.join("cert").display().to_string()));
+    let backups = fs::read_dir(&kube)
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("aide.db.gz.backup-")
+        })
+        .count();
+    assert_eq!(backups, 1, "the old baseline kept");
+
+    // The check now lists what was not accepted, and only that.
+    let Verdict::Failed { changes, .. } = n.scanner.check() else {
+        panic!("not Failed");
+    };
+    let listed: Vec<String> = changes
+        .listed
+        .iter()
+        .map(|c| format!("{} {}", c.kind.as_str(), c.path))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            format!("added {}", bin.join("new").display()),
+            format!("changed {}", bin.join("other").display()),
+        ]
+    );
+    // Nothing left to accept: nothing written.
+    let (db, moved) = n.scanner.accept(&[path("cert")], &|_| true).unwrap();
+    assert!(db.is_none() && moved.is_empty());
+}

@@ -41,6 +41,7 @@ fn ours(completed: i64) -> Read {
     Read {
         ownership: Ownership::Ours,
         completed,
+        accepted: 0,
         config: CONF.into(),
     }
 }
@@ -75,20 +76,20 @@ fn a_reinit_runs_exactly_once_and_only_on_the_nodes_requested() {
     };
     assert_eq!(next(&fi, NODE, Some(&ours(0))), scan(reinit, 0));
     // The wait after the result ends early for a request not completed yet, not for one done.
-    assert!(wakes_for_reinit(&fi, NODE, 0));
-    assert!(!wakes_for_reinit(&fi, NODE, 1));
+    assert!(wakes_for_request(&fi, NODE, 0, 0));
+    assert!(!wakes_for_request(&fi, NODE, 1, 0));
     // Completed (the id is recorded beside the database): later cycles only scan.
     for _ in 0..3 {
         assert_eq!(next(&fi, NODE, Some(&ours(1))), scan(Init::IfMissing, 1));
     }
     assert_eq!(next(&fi, OTHER, Some(&ours(0))), scan(Init::IfMissing, 0));
-    assert!(!wakes_for_reinit(&fi, OTHER, 0));
+    assert!(!wakes_for_request(&fi, OTHER, 0, 0));
 
     // A second request gets a new id, and runs once more.
     let mut r = requests_for(CONF, &[NODE]);
     r.request([NODE]);
     let fi = with_requests(fi, &r);
-    assert!(wakes_for_reinit(&fi, NODE, 1));
+    assert!(wakes_for_request(&fi, NODE, 1, 0));
     assert_eq!(
         next(&fi, NODE, Some(&ours(1))),
         scan(
@@ -218,4 +219,53 @@ fn files_another_file_integrity_holds_give_an_errored_result_and_no_scan() {
         fio_api::ScanCondition::Errored { message: m, .. } if m == message
     ));
     assert!(!result.initialized && result.database.is_none());
+}
+
+#[test]
+fn an_acceptance_runs_once_after_any_reinit() {
+    let path = |p: &str| AcceptPath {
+        path: p.into(),
+        change: "f".repeat(64),
+        by: "rule kubelet-ca".into(),
+    };
+    let mut accept = AcceptRequests::default();
+    let id = accept.request(NODE, vec![path("/etc/fio-test/ca.crt")], 0);
+    let asked = annotated(
+        fi(),
+        names::ACCEPT_REQUESTS_ANNOTATION,
+        &accept.to_annotation(),
+    );
+    let moved = Init::Accept {
+        id,
+        paths: vec![path("/etc/fio-test/ca.crt")],
+    };
+    assert_eq!(next(&asked, NODE, Some(&ours(0))), scan(moved, 0));
+    assert!(wakes_for_request(&asked, NODE, 0, 0));
+    // Completed: only scans, no wake; another node has nothing to accept.
+    let done = Read {
+        accepted: id,
+        ..ours(0)
+    };
+    assert_eq!(next(&asked, NODE, Some(&done)), scan(Init::IfMissing, 0));
+    assert!(!wakes_for_request(&asked, NODE, 0, id));
+    assert_eq!(
+        next(&asked, OTHER, Some(&ours(0))),
+        scan(Init::IfMissing, 0)
+    );
+
+    // A re-init requested as well goes first: the acceptance waits for the next cycle.
+    let both = with_requests(asked.clone(), &requests_for(CONF, &[NODE]));
+    assert!(matches!(
+        next(&both, NODE, Some(&ours(0))),
+        Step::Scan(Scan {
+            init: Init::Reinit { id: 1, .. },
+            ..
+        })
+    ));
+    // A record that does not parse asks nothing.
+    let broken = annotated(fi(), names::ACCEPT_REQUESTS_ANNOTATION, "{");
+    assert_eq!(
+        next(&broken, NODE, Some(&ours(0))),
+        scan(Init::IfMissing, 0)
+    );
 }

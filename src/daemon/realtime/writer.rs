@@ -113,10 +113,34 @@ fn container_log_name(file: &str) -> Option<(String, String)> {
 /// How many pods and containers are remembered (then the memory starts afresh).
 const REMEMBERED: usize = 1024;
 
+/// Where the container runtimes keep a running container's OCI bundle, below the host root:
+/// containerd's (CRI namespace `k8s.io`) and CRI-O's.
+const BUNDLES: [&str; 2] = [
+    "run/containerd/io.containerd.runtime.v2.task/k8s.io/{id}/config.json",
+    "run/containers/storage/overlay-containers/{id}/userdata/config.json",
+];
+/// The largest bundle configuration read (they are tens of KiB).
+const MAX_BUNDLE: u64 = 1 << 20;
+
+/// The container name a bundle's annotations give (containerd's CRI plugin and CRI-O each
+/// write it).
+fn bundle_container(config: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(config).ok()?;
+    let a = v.get("annotations")?;
+    [
+        "io.kubernetes.cri.container-name",
+        "io.kubernetes.container.name",
+    ]
+    .iter()
+    .find_map(|k| a.get(*k)?.as_str())
+    .map(str::to_owned)
+}
+
 /// Reads writers: `/proc` of the host's pid namespace, and the node's `/var/log` (kubelet's
 /// pod and container log directories name pods and containers by UID and id).
 pub struct Namer {
     proc: PathBuf,
+    root: PathBuf,
     var_log: PathBuf,
     pods: HashMap<String, (String, String)>,
     containers: HashMap<String, String>,
@@ -126,6 +150,7 @@ impl Namer {
     pub fn new(proc: &Path, hostroot: &Path) -> Namer {
         Namer {
             proc: proc.to_owned(),
+            root: hostroot.to_owned(),
             var_log: hostroot.join("var/log"),
             pods: HashMap::new(),
             containers: HashMap::new(),
@@ -228,14 +253,26 @@ impl Namer {
             })
     }
 
+    /// The container's log link names it once the kubelet made it, which is after the
+    /// container started: a write at its start is named from the runtime's bundle instead.
     fn find_container(&self, id: &str) -> Option<String> {
-        std::fs::read_dir(self.var_log.join("containers"))
-            .ok()?
-            .flatten()
-            .find_map(|e| {
-                let (container, i) = container_log_name(e.file_name().to_str()?)?;
-                (i == id).then_some(container)
+        let linked = std::fs::read_dir(self.var_log.join("containers"))
+            .ok()
+            .and_then(|rd| {
+                rd.flatten().find_map(|e| {
+                    let (container, i) = container_log_name(e.file_name().to_str()?)?;
+                    (i == id).then_some(container)
+                })
+            });
+        linked.or_else(|| {
+            BUNDLES.iter().find_map(|b| {
+                let f = std::fs::File::open(self.root.join(b.replace("{id}", id))).ok()?;
+                let mut config = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::Read::take(f, MAX_BUNDLE), &mut config)
+                    .ok()?;
+                bundle_container(&config)
             })
+        })
     }
 }
 
@@ -324,6 +361,20 @@ mod tests {
             Some(("app".into(), ID.into()))
         );
         assert_eq!(container_log_name("nolog"), None);
+    }
+
+    #[test]
+    fn bundle_annotations_of_both_runtimes() {
+        let containerd = br#"{"ociVersion":"1.1.0","annotations":{
+            "io.kubernetes.cri.container-type":"container",
+            "io.kubernetes.cri.container-name":"appender",
+            "io.kubernetes.cri.sandbox-name":"writer","io.kubernetes.cri.sandbox-namespace":"ns"}}"#;
+        assert_eq!(bundle_container(containerd), Some("appender".into()));
+        let crio = br#"{"annotations":{"io.kubernetes.container.name":"c",
+            "io.kubernetes.pod.name":"p","io.kubernetes.pod.namespace":"n"}}"#;
+        assert_eq!(bundle_container(crio), Some("c".into()));
+        assert_eq!(bundle_container(br#"{"annotations":{}}"#), None);
+        assert_eq!(bundle_container(b"\xff not json"), None);
     }
 
     /// This test's own process: attributed, named by its cgroup; a pid that does not exist:

@@ -405,6 +405,8 @@ mod tests {
                 results: vec![r.clone()],
                 last_result: r,
                 reinit_id: None,
+                accept_id: None,
+                accepted_changes: Vec::new(),
                 baseline: None,
                 result_version: None,
             },

@@ -253,6 +253,8 @@ mod tests {
                 results: vec![r.clone()],
                 last_result: r,
                 reinit_id: None,
+                accept_id: None,
+                accepted_changes: Vec::new(),
                 baseline: None,
                 result_version: None,
             },
@@ -322,6 +324,7 @@ mod tests {
                 covered_files: Vec::new(),
             }),
             realtime: None,
+            accepted: None,
         };
         // Read back from what the store keeps, it is the report the daemon wrote.
         let meta = kept_of(&succeeded);

@@ -54,6 +54,9 @@ pub struct ResultPlan {
     pub covered_event: Option<String>,
     /// The causes of realtime gaps this result reports for the first time.
     pub new_gaps: Vec<String>,
+    /// The FileIntegrity's acceptance record with a new request for this node (written before
+    /// the status: the node moves its baseline for the expected changes, issue 28).
+    pub accept_requests: Option<fio_api::accept::AcceptRequests>,
 }
 
 /// A result ConfigMap that cannot be attributed to a node: no owner or node label, or a name
@@ -108,10 +111,23 @@ pub fn plan(
     namespace: &str,
     now: Time,
 ) -> Result<ResultPlan, Unattributable> {
+    plan_with(cm, fi, prev, namespace, now, &acceptance::Pods::new())
+}
+
+/// [`plan`], with the pods the operator read for the writers the result names (a pod writer
+/// is expected only when its pod was read with the same uid).
+pub fn plan_with(
+    cm: &ConfigMap,
+    fi: &FileIntegrity,
+    prev: Option<&FileIntegrityNodeStatusFields>,
+    namespace: &str,
+    now: Time,
+    pods: &acceptance::Pods,
+) -> Result<ResultPlan, Unattributable> {
     let (owner, node) = attribution(&cm.metadata)?;
     // When the daemon created it, by the API server's clock (each result is a new object).
     let probe = cm.metadata.creation_timestamp.clone().unwrap_or(now);
-    let mut result = FileIntegrityScanResult::new(probe, Condition::Succeeded);
+    let mut result = FileIntegrityScanResult::new(probe.clone(), Condition::Succeeded);
     let mut kept_report = None;
     let mut error_kind = None;
     let (report, reported_reinit) = match ScanReport::from_config_map(cm) {
@@ -169,9 +185,21 @@ pub fn plan(
 
     let anchored = prev.and_then(|p| p.baseline.as_ref());
     let completed = prev.and_then(|p| p.reinit_id);
-    let requested = ReinitRequests::in_force(fi).map_or(0, |r| r.requested(&node));
+    let reinit = baseline::Asked {
+        completed: completed.unwrap_or(0),
+        requested: ReinitRequests::in_force(fi).map_or(0, |r| r.requested(&node)),
+    };
+    let accept_completed = prev.and_then(|p| p.accept_id);
+    let accept = baseline::Asked {
+        completed: accept_completed.unwrap_or(0),
+        requested: fio_api::accept::AcceptRequests::of(fi)
+            .ok()
+            .flatten()
+            .and_then(|r| r.for_node(&node).map(|q| q.id))
+            .unwrap_or(0),
+    };
     let (anchor, mismatch) = match &report {
-        Some(r) => baseline::judge(anchored, completed, requested, r, &result.last_probe_time),
+        Some(r) => baseline::judge(anchored, reinit, accept, r, &result.last_probe_time),
         None => (anchored.cloned(), None),
     };
     let mismatched = mismatch.is_some();
@@ -186,6 +214,36 @@ pub fn plan(
     let initialized = report.as_ref().is_some_and(|r| r.initialized);
     first_seen(&mut result, prev, anchor.as_ref(), initialized);
 
+    // Expected changes (issue 28): requested per path; with nothing else, the node stays
+    // Succeeded while it moves them.
+    let accepting = if mismatched {
+        None
+    } else {
+        let completed = report
+            .as_ref()
+            .and_then(|r| r.accepted.as_ref())
+            .map(|a| a.id);
+        let completed = completed.max(accept_completed).unwrap_or(0);
+        acceptance::expected(fi, &node, completed, &result, pods, &probe)
+    };
+    if accepting.as_ref().is_some_and(|a| a.all) {
+        let mut ok = FileIntegrityScanResult::new(probe.clone(), Condition::Succeeded);
+        ok.mounts_sha256 = std::mem::take(&mut result.mounts_sha256);
+        ok.covered_files = std::mem::take(&mut result.covered_files);
+        ok.realtime = result.realtime.take();
+        result = ok;
+        kept_report = None;
+    }
+    let accepted_changes = acceptance::records(
+        prev.map_or(&[][..], |p| &p.accepted_changes[..]),
+        accepting
+            .as_ref()
+            .map(|a| a.records.clone())
+            .unwrap_or_default(),
+        report.as_ref().and_then(|r| r.accepted.as_ref()),
+        &probe,
+    );
+
     let mut fields = FileIntegrityNodeStatusFields {
         node_name: node.clone(),
         results: prev.map(|p| p.results.clone()).unwrap_or_default(),
@@ -196,6 +254,15 @@ pub fn plan(
         } else {
             reported_reinit.max(completed)
         },
+        accept_id: if mismatched {
+            accept_completed
+        } else {
+            report
+                .as_ref()
+                .and_then(|r| r.accepted.as_ref().map(|a| a.id))
+                .max(accept_completed)
+        },
+        accepted_changes,
         baseline: anchor,
         result_version: cm.metadata.resource_version.clone(),
     };
@@ -220,6 +287,7 @@ pub fn plan(
         });
     let new_gaps = new_gaps(&last, prev_last);
     Ok(ResultPlan {
+        accept_requests: accepting.and_then(|a| a.requests),
         new_gaps,
         condition_changed: prev_last.map(|p| p.condition) != Some(last.condition),
         owner,
@@ -611,6 +679,24 @@ async fn apply(
     ctx: &Context,
 ) -> Result<(), Error> {
     let ns = ctx.namespace.as_str();
+    if let Some(requests) = &plan.accept_requests {
+        // Conditional on the FileIntegrity read (409 when it moved: planned again).
+        let patch = serde_json::json!({"metadata": {
+            "resourceVersion": fi.resource_version(),
+            "annotations": {names::ACCEPT_REQUESTS_ANNOTATION: requests.to_annotation()},
+        }});
+        let name = fi.name_any();
+        ctx.api::<FileIntegrity>()
+            .patch(
+                &name,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(&patch),
+            )
+            .await
+            .ctx(Step::RecordAccept, || {
+                format!("recording acceptance requests on FileIntegrity {ns}/{name}")
+            })?;
+    }
     if let Some(kept) = &plan.kept_report {
         ctx.apply(kept).await.ctx(Step::WriteFailureReport, || {
             format!("writing failure report {ns}/{}", kept.name_any())
@@ -678,6 +764,7 @@ async fn apply(
     delete_processed(&cm.metadata, ctx).await
 }
 
+pub mod acceptance;
 mod baseline;
 
 #[cfg(test)]

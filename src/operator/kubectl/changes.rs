@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use fio_api::{
     names, AttributeChange, ChangeKind, FileIntegrityNodeCondition, FileIntegrityNodeStatus,
+    FoundBy, Writer,
 };
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
@@ -37,6 +38,10 @@ pub struct NodeChange {
     pub attributes: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub details: Vec<AttributeChange>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub found_by: Option<FoundBy>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub writers: Vec<Writer>,
 }
 
 /// A node whose status lists fewer changes than it has.
@@ -96,6 +101,8 @@ pub fn group(
                     since: c.since.as_ref().map(|t| t.0),
                     attributes: c.attributes.clone(),
                     details: c.details.clone(),
+                    found_by: c.found_by,
+                    writers: c.writers.clone(),
                 });
         }
         if last.changes_truncated > 0 {
@@ -204,6 +211,23 @@ fn details(p: &PathChanges) -> String {
     }
 }
 
+/// Who made the change, on every node that lists it: each writer named once (a change names
+/// at most 4 per node), `scan` when only scans found it, `-` when nothing says.
+fn by(p: &PathChanges) -> String {
+    let mut named: Vec<String> = Vec::new();
+    for w in p.nodes.iter().flat_map(|n| &n.writers) {
+        let d = w.describe();
+        if !named.contains(&d) {
+            named.push(d);
+        }
+    }
+    match named.len() {
+        0 if p.nodes.iter().all(|n| n.found_by == Some(FoundBy::Scan)) => "scan".to_owned(),
+        0 => "-".to_owned(),
+        _ => named.join("; "),
+    }
+}
+
 fn coloured(kind: &str, colour: bool) -> String {
     if !colour {
         return kind.to_owned();
@@ -216,7 +240,7 @@ fn coloured(kind: &str, colour: bool) -> String {
     format!("\x1b[{code}m{kind}\x1b[0m")
 }
 
-/// The table: `[FILEINTEGRITY] PATH CHANGE NODES SINCE DETAILS`, then a line per node whose
+/// The table: `[FILEINTEGRITY] PATH CHANGE NODES SINCE BY DETAILS`, then a line per node whose
 /// status does not list all its changes.
 pub fn table(c: &Changes, now: Timestamp, style: Style) -> String {
     if c.items.is_empty() && c.not_listed.is_empty() {
@@ -230,7 +254,7 @@ pub fn table(c: &Changes, now: Timestamp, style: Style) -> String {
         .collect::<std::collections::BTreeSet<_>>()
         .len()
         > 1;
-    let mut rows: Vec<Vec<String>> = vec![["PATH", "CHANGE", "NODES", "SINCE", "DETAILS"]
+    let mut rows: Vec<Vec<String>> = vec![["PATH", "CHANGE", "NODES", "SINCE", "BY", "DETAILS"]
         .map(str::to_owned)
         .to_vec()];
     for i in &c.items {
@@ -239,6 +263,7 @@ pub fn table(c: &Changes, now: Timestamp, style: Style) -> String {
             kinds(i),
             node_list(i, style.wide),
             i.since.map_or("-".to_owned(), |s| age(s, now)),
+            by(i),
             details(i),
         ]);
     }
@@ -252,7 +277,7 @@ pub fn table(c: &Changes, now: Timestamp, style: Style) -> String {
     let widths: Vec<usize> = (0..columns)
         .map(|k| rows.iter().map(|r| r[k].chars().count()).max().unwrap_or(0))
         .collect();
-    let change_col = columns - 4;
+    let change_col = columns - 5;
     let mut out = String::new();
     for (n, row) in rows.iter().enumerate() {
         let mut line = String::new();

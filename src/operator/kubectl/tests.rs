@@ -58,6 +58,8 @@ fn status(
             results: vec![last.clone()],
             last_result: last,
             reinit_id: None,
+            accept_id: None,
+            accepted_changes: Vec::new(),
             baseline: None,
             result_version: None,
         },
@@ -133,11 +135,11 @@ fn the_table_fits_a_terminal() {
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(
         lines[0].split_whitespace().collect::<Vec<_>>(),
-        ["PATH", "CHANGE", "NODES", "SINCE", "DETAILS"]
+        ["PATH", "CHANGE", "NODES", "SINCE", "BY", "DETAILS"]
     );
     assert_eq!(
         lines[1].split_whitespace().collect::<Vec<_>>(),
-        ["/etc/own", "added", "1/3", "node-1", "5m"]
+        ["/etc/own", "added", "1/3", "node-1", "5m", "-"]
     );
     assert_eq!(
         lines[2].split_whitespace().collect::<Vec<_>>(),
@@ -147,6 +149,7 @@ fn the_table_fits_a_terminal() {
             "2/3",
             "node-1,node-2",
             "3m",
+            "-",
             "perm",
             "-rw-r--r--",
             "->",
@@ -186,10 +189,78 @@ fn the_table_fits_a_terminal() {
         .collect();
     let text = table(&group(&many, None, None), at(7201), plain);
     assert!(text.contains("12/12 w01,w02,w03,+9"), "{text}");
-    assert!(text.lines().nth(1).unwrap().ends_with(" 2h"), "{text}");
+    let row: Vec<&str> = text.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(row[row.len() - 2..], ["2h", "-"], "{text}");
     assert_eq!(
         table(&group(&[], None, None), at(0), plain),
         "No changes.\n"
+    );
+}
+
+#[test]
+fn the_writers_are_shown_by_path() {
+    use fio_api::{FoundBy, Writer, WriterPod, WriterState};
+    let pod = Writer {
+        state: WriterState::Attributed,
+        pid: Some(4242),
+        comm: "writer".into(),
+        pod: Some(WriterPod {
+            uid: "u".into(),
+            namespace: "ns".into(),
+            name: "app-1".into(),
+            container: "main".into(),
+            container_id: String::new(),
+        }),
+        ..Writer::default()
+    };
+    let unit = Writer {
+        state: WriterState::Attributed,
+        pid: Some(7),
+        comm: "kubelet".into(),
+        unit: "kubelet.service".into(),
+        ..Writer::default()
+    };
+    let written = |w: Vec<Writer>| {
+        let mut c = change("/etc/x", ChangeKind::Changed, 1);
+        c.found_by = Some(FoundBy::Realtime);
+        c.writers = w;
+        c
+    };
+    let mut scanned = change("/etc/y", ChangeKind::Added, 1);
+    scanned.found_by = Some(FoundBy::Scan);
+    let statuses = vec![
+        status(
+            "workers",
+            "w1",
+            vec![written(vec![pod.clone()]), scanned],
+            0,
+        ),
+        status("workers", "w2", vec![written(vec![unit, pod])], 0),
+    ];
+    let c = group(&statuses, None, None);
+    let plain = Style {
+        colour: false,
+        width: None,
+        wide: false,
+    };
+    let text = table(&c, at(100), plain);
+    let row = |path: &str| {
+        text.lines()
+            .find(|l| l.starts_with(path))
+            .unwrap_or_else(|| panic!("{path} in {text}"))
+            .to_owned()
+    };
+    assert!(
+        row("/etc/x").contains(
+            "pod ns/app-1 (main), pid 4242 writer; unit kubelet.service, pid 7 kubelet   perm"
+        ),
+        "{text}"
+    );
+    assert!(row("/etc/y").ends_with(" scan"), "{text}");
+    let json = serde_json::to_value(&c).unwrap();
+    assert_eq!(
+        json["items"][0]["nodes"][1]["writers"][0]["unit"],
+        "kubelet.service"
     );
 }
 

@@ -17,6 +17,9 @@ use super::{env, repo};
 pub const IMAGE_TAG: &str = "e2e";
 /// Real nodes the tests use.
 pub const REAL_NODES: usize = 2;
+/// The image of a pod that appends lines to a host file (`scripts/image.py writer`): `writer
+/// <file> <line>...`, then it stays until stopped.
+pub const WRITER_IMAGE: &str = "localhost/fio-testenv/writer:1";
 
 #[derive(Debug)]
 pub struct RealNodes {
@@ -67,7 +70,14 @@ fn init() -> Result<RealNodes, String> {
         "scripts/image.py product",
     )?;
     let image = repo().join("target/image/file-integrity-operator.oci.tar");
-    eprintln!("[real nodes] image ready after {:?}", t0.elapsed());
+    run_loud(
+        Command::new("python3")
+            .arg(repo().join("scripts/image.py"))
+            .arg("writer"),
+        "scripts/image.py writer",
+    )?;
+    let writer = repo().join("target/image/writer.oci.tar");
+    eprintln!("[real nodes] images ready after {:?}", t0.elapsed());
     let names: Vec<String> = (1..=REAL_NODES).map(|i| format!("real-{i}")).collect();
     // Starts the missing ones (running nodes are kept): the script says what to install when
     // containerd, runc or the CNI plugins are missing.
@@ -84,20 +94,20 @@ fn init() -> Result<RealNodes, String> {
         control_plane: "real-0".to_owned(),
         image,
     };
-    for node in real.all() {
+    for (node, archive) in real.all().flat_map(|n| [(n, &real.image), (n, &writer)]) {
         // Nodes that already ran have an older image under the tag: import again.
         let sock = real.root(node).join("run/containerd/containerd.sock");
         let out = Command::new("ctr")
             .arg("--address")
             .arg(&sock)
             .args(["-n", "k8s.io", "images", "import", "--no-unpack"])
-            .arg(&real.image)
+            .arg(archive)
             .output()
             .map_err(|e| format!("ctr (Debian's containerd package): {e}"))?;
         if !out.status.success() {
             return Err(format!(
                 "importing {} into {node}: {}",
-                real.image.display(),
+                archive.display(),
                 String::from_utf8_lossy(&out.stderr)
             ));
         }
@@ -150,6 +160,12 @@ impl RealNodes {
             }
         }
         pids
+    }
+
+    /// The cgroup (below the node's root, in every hierarchy) its kubelet runs in, as a
+    /// systemd unit's would be named.
+    pub fn kubelet_cgroup(&self, node: &str) -> String {
+        format!("{}/kubelet.service", self.cgroup(node))
     }
 
     /// The scanning daemon's process on `node` (not a liveness probe's).

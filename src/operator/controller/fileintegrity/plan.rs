@@ -164,6 +164,14 @@ pub fn plan(o: &Observed) -> Plan {
         },
         Wanted::Keep => kept(),
     };
+    // Rules that cannot be used accept nothing, visibly (the phase names the rule).
+    let mut config_error_kind = "InvalidConfig";
+    if config_error.is_none() {
+        if let Err(e) = fio_api::expected::Rules::compile(&fi.spec.expected_changes) {
+            config_error = Some(format!("invalid expected changes: {e}"));
+            config_error_kind = "InvalidExpectedChanges";
+        }
+    }
     let config_map = (o.deployed != Some(config.as_str()) || !o.deployed_labelled)
         .then(|| config_map(fi, o.namespace, &config));
 
@@ -178,7 +186,7 @@ pub fn plan(o: &Observed) -> Plan {
         if let Some(wait) = initial_delay_left(fi, o.now) {
             let pending = (Phase::Pending, Some("waiting for initialDelay".to_owned()));
             let kind = if config_error.is_some() {
-                "InvalidConfig"
+                config_error_kind
             } else {
                 "NodeErrored"
             };
@@ -298,7 +306,7 @@ pub fn plan(o: &Observed) -> Plan {
     let has_config_error = config_error.is_some();
     let admission_error = o.admission.verdict(&selected, o.statuses);
     let error_kind = match (&config_error, &admission_error) {
-        (Some(_), _) => "InvalidConfig",
+        (Some(_), _) => config_error_kind,
         (None, Some(_)) => "AdmissionPolicy",
         (None, None) => "NodeErrored",
     };

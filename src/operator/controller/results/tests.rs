@@ -34,6 +34,7 @@ fn report(condition: ScanCondition, sha: char, initialized: bool, reinit_id: i64
         superseded: 0,
         view: None,
         realtime: None,
+        accepted: None,
     }
 }
 
@@ -597,4 +598,136 @@ fn a_restarted_daemons_gap_runs_from_the_previous_result() {
         ],
         "each gap counted once"
     );
+}
+
+/// Expected changes (issue 28): a rotation by the allowed unit is requested for its path only
+/// and the node reads Succeeded meanwhile; the node's result completing the request moves the
+/// anchor and records the change as accepted; another change keeps the node Failed.
+#[test]
+fn an_expected_change_is_requested_then_accepted_and_the_anchor_moves() {
+    use fio_api::expected::{ExpectedChange, ExpectedWriter};
+    let mut fi = fi();
+    fi.spec.expected_changes = vec![ExpectedChange {
+        name: "kubelet-ca".into(),
+        paths: vec!["/etc/fio-test/*.crt".into()],
+        writers: vec![ExpectedWriter {
+            kind: "unit".into(),
+            name: "kubelet.service".into(),
+            ..ExpectedWriter::default()
+        }],
+        attributes: Vec::new(),
+    }];
+    let rotated = |path: &str, unit: &str| FileChange {
+        path: path.into(),
+        kind: fio_api::ChangeKind::Changed,
+        attributes: vec!["sha512".into()],
+        details: vec![fio_api::AttributeChange {
+            attribute: "sha512".into(),
+            old: "aa".into(),
+            new: "bb".into(),
+        }],
+        since: None,
+        found_by: Some(fio_api::FoundBy::Realtime),
+        writers: vec![fio_api::Writer {
+            state: fio_api::WriterState::Attributed,
+            pid: Some(9),
+            unit: unit.into(),
+            ..fio_api::Writer::default()
+        }],
+    };
+    let failing = |listed: Vec<FileChange>| ScanCondition::Failed {
+        counts: FileCounts {
+            added: 0,
+            changed: listed.len() as u64,
+            removed: 0,
+        },
+        log: Log::Text("AIDE found differences".into()),
+        changes: Some(fio_api::result::Changes {
+            summary: fio_api::result::ChangeSummary {
+                total: listed.len() as u64,
+                sha256: "c".repeat(64),
+                listed,
+            },
+            json: Some("{}".into()),
+        }),
+    };
+    let first = plan(
+        &cm_at(&report(ScanCondition::Succeeded, 'a', true, 0), 1),
+        &fi,
+        None,
+        NS,
+        t(0),
+    )
+    .unwrap();
+    let ca = rotated("/etc/fio-test/ca.crt", "kubelet.service");
+    let p = plan(
+        &cm_at(&report(failing(vec![ca.clone()]), 'a', false, 0), 10),
+        &fi,
+        Some(&first.status.spec),
+        NS,
+        t(0),
+    )
+    .unwrap();
+    assert_eq!(p.status.spec.last_result.condition, Condition::Succeeded);
+    assert!(p.kept_report.is_none());
+    assert!(p.event.is_none(), "no news: it stays Succeeded");
+    let requests = p.accept_requests.clone().expect("a request");
+    assert_eq!(requests.for_node("node-1").map(|q| q.id), Some(1));
+    let rec = &p.status.spec.accepted_changes[0];
+    assert_eq!(
+        (rec.path.as_str(), rec.by.as_str(), rec.request),
+        ("/etc/fio-test/ca.crt", "rule kubelet-ca", 1)
+    );
+    assert_eq!(rec.accepted_at, None);
+
+    // The node moved its baseline for it (a new database) and reports so.
+    let mut fi = fi.clone();
+    fi.annotations_mut().insert(
+        names::ACCEPT_REQUESTS_ANNOTATION.into(),
+        requests.to_annotation(),
+    );
+    let mut moved = report(ScanCondition::Succeeded, 'b', false, 0);
+    moved.accepted = Some(fio_api::accept::Accepted {
+        id: 1,
+        paths: vec!["/etc/fio-test/ca.crt".into()],
+    });
+    let p2 = plan(&cm_at(&moved, 20), &fi, Some(&p.status.spec), NS, t(0)).unwrap();
+    assert!(!p2.mismatched);
+    assert_eq!(p2.status.spec.last_result.condition, Condition::Succeeded);
+    assert_eq!(
+        p2.status.spec.baseline.as_ref().map(|b| b.sha256.clone()),
+        Some("b".repeat(64))
+    );
+    assert_eq!(p2.status.spec.accept_id, Some(1));
+    assert_eq!(p2.status.spec.accepted_changes[0].accepted_at, Some(t(20)));
+
+    // The same write by another unit, beside it: Failed, both listed; only the expected one
+    // is requested.
+    let other = rotated("/etc/passwd", "sshd.service");
+    let mut again = rotated("/etc/fio-test/ca.crt", "kubelet.service");
+    again.details[0].old = "bb".into();
+    again.details[0].new = "cc".into();
+    let p3 = plan(
+        &cm_at(&report(failing(vec![again, other]), 'b', false, 0), 30),
+        &fi,
+        Some(&p2.status.spec),
+        NS,
+        t(0),
+    )
+    .unwrap();
+    assert_eq!(p3.status.spec.last_result.condition, Condition::Failed);
+    assert_eq!(p3.status.spec.last_result.changes.len(), 2);
+    let q = p3.accept_requests.expect("a second request");
+    assert_eq!(
+        q.for_node("node-1").map(|r| (r.id, r.paths.len())),
+        Some((2, 1))
+    );
+    // A replayed acceptance (already completed) does not move the anchor again.
+    let mut replay = report(ScanCondition::Succeeded, 'c', false, 0);
+    replay.accepted = Some(fio_api::accept::Accepted {
+        id: 1,
+        paths: vec!["/etc/fio-test/ca.crt".into()],
+    });
+    let p4 = plan(&cm_at(&replay, 40), &fi, Some(&p2.status.spec), NS, t(0)).unwrap();
+    assert!(p4.mismatched);
 }

@@ -41,6 +41,8 @@ fn status(
             results: vec![r.clone()],
             last_result: r,
             reinit_id: Some(reinit),
+            accept_id: None,
+            accepted_changes: Vec::new(),
             baseline: None,
             result_version: None,
         },
@@ -364,6 +366,41 @@ fn an_invalid_config_is_not_rolled_out_and_names_its_line() {
         "{message}"
     );
     assert_eq!(p.phase_changed, Some((Phase::Error, "InvalidConfig")));
+}
+
+#[test]
+fn a_bad_expected_change_rule_is_the_error_phase_naming_it() {
+    let (mut fi, nodes) = (fi_at(0), two_nodes());
+    fi.spec.expected_changes = vec![fio_api::expected::ExpectedChange {
+        name: "kubelet-ca".into(),
+        paths: vec!["/etc/fio-test/*.crt".into()],
+        writers: vec![fio_api::expected::ExpectedWriter {
+            kind: "daemon".into(),
+            name: "kubelet.service".into(),
+            ..Default::default()
+        }],
+        attributes: Vec::new(),
+    }];
+    let p = plan(&observe(&fi, &nodes, &[], None, None, default_config()));
+    let st = p.status.unwrap();
+    assert_eq!(st.phase, Some(Phase::Error));
+    assert_eq!(
+        st.message.as_deref(),
+        Some(
+            "invalid expected changes: expectedChanges[kubelet-ca].writers[0].kind: unknown \
+             writer kind \"daemon\" (unit, pod or machineConfigDaemon)"
+        )
+    );
+    assert_eq!(
+        p.phase_changed,
+        Some((Phase::Error, "InvalidExpectedChanges"))
+    );
+    assert!(p.daemonset.is_some(), "scans go on");
+
+    // Fixed: no error.
+    fi.spec.expected_changes[0].writers[0].kind = "unit".into();
+    let p = plan(&observe(&fi, &nodes, &[], None, None, default_config()));
+    assert_ne!(p.status.and_then(|s| s.phase), Some(Phase::Error));
 }
 
 #[test]

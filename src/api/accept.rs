@@ -1,0 +1,217 @@
+//! Acceptances (ours, issue 28): the operator's requests that a node move its baseline for
+//! some paths only (expected changes, node updates, administrators), kept in one annotation of
+//! the FileIntegrity that only the operator writes and the daemons read, as re-init requests
+//! are ([`crate::reinit`]).
+//!
+//! A request names each path with the [`fingerprint`] of the change accepted: the daemon moves
+//! a path only while the difference it measures is still that change, so a write between the
+//! report and the acceptance is never swallowed. Ids only grow; a daemon acts on a request
+//! whose id is above the one it completed, once.
+
+use std::collections::BTreeMap;
+
+use kube::ResourceExt;
+use serde::{Deserialize, Serialize};
+
+use crate::{names, FileChange, FileIntegrity};
+
+/// The most paths one node's request names (a result lists at most this many changes).
+pub const MAX_PATHS: usize = crate::result::MAX_LISTED_CHANGES;
+/// The longest annotation read or written.
+pub const MAX_ANNOTATION: usize = 64 * 1024;
+
+/// The value of the `file-integrity.openshift.io/accept-requests` annotation.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct AcceptRequests {
+    /// The newest id handed out.
+    #[serde(default)]
+    pub seq: i64,
+    /// Per node, its newest request.
+    #[serde(default)]
+    pub nodes: BTreeMap<String, AcceptRequest>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct AcceptRequest {
+    pub id: i64,
+    pub paths: Vec<AcceptPath>,
+}
+
+/// One path to move, the change accepted, and why.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct AcceptPath {
+    /// As the node status lists it.
+    pub path: String,
+    /// [`fingerprint`] of the change accepted.
+    pub change: String,
+    /// `rule <name>`, `node update <from> -> <to>` or `administrator <user>`.
+    pub by: String,
+}
+
+/// What a node reports it moved: the request completed and the paths moved (those whose
+/// change was still the one accepted; the others stay changed).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Accepted {
+    pub id: i64,
+    pub paths: Vec<String>,
+}
+
+/// The longest `accepted` annotation of a result read.
+pub const MAX_ACCEPTED_ANNOTATION: usize = 32 * 1024;
+
+/// The annotation does not hold a request record, or is too long.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "annotation {} of FileIntegrity {fi}: {why}",
+    names::ACCEPT_REQUESTS_ANNOTATION
+)]
+pub struct AcceptParseError {
+    fi: String,
+    why: String,
+}
+
+/// What identifies a listed change: its path, kind, changed attributes and their old and new
+/// values (digests in full), as the node reported them.
+pub fn fingerprint(c: &FileChange) -> String {
+    let key = serde_json::json!([c.path, c.kind, c.attributes, c.details]);
+    fio_core::hash::sha256_hex(key.to_string().as_bytes())
+}
+
+impl AcceptRequests {
+    /// The record on `fi` (`None` when there is none).
+    pub fn of(fi: &FileIntegrity) -> Result<Option<Self>, AcceptParseError> {
+        let Some(text) = fi.annotations().get(names::ACCEPT_REQUESTS_ANNOTATION) else {
+            return Ok(None);
+        };
+        let err = |why: String| AcceptParseError {
+            fi: fi.name_any(),
+            why,
+        };
+        if text.len() > MAX_ANNOTATION {
+            return Err(err(format!("longer than {MAX_ANNOTATION} bytes")));
+        }
+        let r: Self = serde_json::from_str(text).map_err(|e| err(e.to_string()))?;
+        if let Some((n, _)) = r.nodes.iter().find(|(_, q)| q.paths.len() > MAX_PATHS) {
+            return Err(err(format!("node {n}: more than {MAX_PATHS} paths")));
+        }
+        Ok(Some(r))
+    }
+
+    /// `node`'s newest request.
+    pub fn for_node(&self, node: &str) -> Option<&AcceptRequest> {
+        self.nodes.get(node)
+    }
+
+    /// A new request for `node`: `paths` (at most [`MAX_PATHS`], the first kept) under the
+    /// next id, unless the node's newest request, not `completed` yet, asks for exactly these
+    /// already. Returns the id in force for them.
+    pub fn request(&mut self, node: &str, mut paths: Vec<AcceptPath>, completed: i64) -> i64 {
+        paths.truncate(MAX_PATHS);
+        if let Some(r) = self
+            .nodes
+            .get(node)
+            .filter(|r| r.paths == paths && r.id > completed)
+        {
+            return r.id;
+        }
+        self.seq += 1;
+        self.nodes.insert(
+            node.to_owned(),
+            AcceptRequest {
+                id: self.seq,
+                paths,
+            },
+        );
+        self.seq
+    }
+
+    /// Drop the requests of nodes `keep` says are gone.
+    pub fn retain_nodes(&mut self, keep: impl Fn(&str) -> bool) {
+        self.nodes.retain(|n, _| keep(n));
+    }
+
+    pub fn to_annotation(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{AttributeChange, ChangeKind, FileIntegritySpec};
+
+    fn change(new: &str) -> FileChange {
+        FileChange {
+            path: "/etc/fio-test/ca.crt".into(),
+            kind: ChangeKind::Changed,
+            attributes: vec!["sha512".into()],
+            details: vec![AttributeChange {
+                attribute: "sha512".into(),
+                old: "aa".into(),
+                new: new.into(),
+            }],
+            since: None,
+            found_by: None,
+            writers: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_change_written_again_has_another_fingerprint() {
+        let first = change("bb");
+        let mut listed_later = first.clone();
+        listed_later.since = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+        ));
+        assert_eq!(
+            fingerprint(&first),
+            fingerprint(&listed_later),
+            "when and by whom are not the change"
+        );
+        assert_ne!(fingerprint(&first), fingerprint(&change("cc")));
+        assert_eq!(fingerprint(&first).len(), 64);
+    }
+
+    #[test]
+    fn requests_grow_once_per_new_set_of_paths() {
+        let p = |path: &str| AcceptPath {
+            path: path.into(),
+            change: "f".into(),
+            by: "rule r".into(),
+        };
+        let mut r = AcceptRequests::default();
+        assert_eq!(r.request("n1", vec![p("/a")], 0), 1);
+        assert_eq!(
+            r.request("n1", vec![p("/a")], 0),
+            1,
+            "the same request again"
+        );
+        assert_eq!(
+            r.request("n1", vec![p("/a")], 1),
+            2,
+            "completed: asked anew"
+        );
+        assert_eq!(r.request("n2", vec![p("/b")], 0), 3);
+        assert_eq!(r.request("n1", vec![p("/a"), p("/c")], 0), 4);
+        let many: Vec<AcceptPath> = (0..2 * MAX_PATHS).map(|i| p(&format!("/f{i}"))).collect();
+        r.request("n3", many, 0);
+        assert_eq!(r.for_node("n3").map(|q| q.paths.len()), Some(MAX_PATHS));
+
+        let mut fi = FileIntegrity::new("fi", FileIntegritySpec::default());
+        fi.annotations_mut()
+            .insert(names::ACCEPT_REQUESTS_ANNOTATION.into(), r.to_annotation());
+        assert_eq!(AcceptRequests::of(&fi).unwrap(), Some(r.clone()));
+        r.retain_nodes(|n| n != "n2");
+        assert!(r.for_node("n2").is_none());
+
+        fi.annotations_mut()
+            .insert(names::ACCEPT_REQUESTS_ANNOTATION.into(), "{not json".into());
+        let e = AcceptRequests::of(&fi).unwrap_err().to_string();
+        assert!(
+            e.starts_with(
+                "annotation file-integrity.openshift.io/accept-requests of FileIntegrity fi: "
+            ),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,131 @@
+//! Expected changes accepted per path (issue 28), as the results plan decides them: which
+//! listed changes of a Failed result the FileIntegrity's rules expect, the request that moves
+//! the node's baseline for those paths only, and the records the node status keeps. Pure.
+//!
+//! A rule can only accept: the result reads Succeeded only when every change it counts is
+//! listed and expected; otherwise it stays Failed (the expected ones are still requested, so
+//! the other changes are what remains once the node has moved them).
+
+use std::collections::BTreeMap;
+
+use fio_api::accept::{fingerprint, AcceptPath, AcceptRequests, Accepted};
+use fio_api::expected::Rules;
+use fio_api::{
+    AcceptedChange, FileIntegrity, FileIntegrityNodeCondition as Condition,
+    FileIntegrityScanResult, WriterPod, MAX_ACCEPTED,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+/// Pods the operator read, by namespace and name: their uid and labels.
+pub type Pods = BTreeMap<(String, String), (String, BTreeMap<String, String>)>;
+
+/// What the rules make of a Failed result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Accepting {
+    /// The FileIntegrity's acceptance record with this node's request, when it changes.
+    pub requests: Option<AcceptRequests>,
+    /// Every change the result counts is listed and expected.
+    pub all: bool,
+    /// The expected changes, as requested.
+    pub records: Vec<AcceptedChange>,
+}
+
+/// The expected changes of `result` (a Failed result of `node`, which completed acceptance
+/// request `completed`), or `None` when there are none (or the rules cannot be used: the
+/// FileIntegrity's phase says why).
+pub fn expected(
+    fi: &FileIntegrity,
+    node: &str,
+    completed: i64,
+    result: &FileIntegrityScanResult,
+    pods: &Pods,
+    now: &Time,
+) -> Option<Accepting> {
+    // (checked before compiling: this runs for every result the operator records)
+    if fi.spec.expected_changes.is_empty() || result.condition != Condition::Failed {
+        return None;
+    }
+    let rules = Rules::compile(&fi.spec.expected_changes).ok()?;
+    let labels = |p: &WriterPod| {
+        pods.get(&(p.namespace.clone(), p.name.clone()))
+            .filter(|(uid, _)| *uid == p.uid)
+            .map(|(_, l)| l.clone())
+    };
+    let expected: Vec<_> = result
+        .changes
+        .iter()
+        .filter_map(|c| rules.expects(c, &labels).map(|r| (c, format!("rule {r}"))))
+        .collect();
+    if expected.is_empty() {
+        return None;
+    }
+    let paths = expected
+        .iter()
+        .map(|(c, by)| AcceptPath {
+            path: c.path.clone(),
+            change: fingerprint(c),
+            by: by.clone(),
+        })
+        .collect();
+    let before = AcceptRequests::of(fi).ok().flatten().unwrap_or_default();
+    let mut requests = before.clone();
+    let id = requests.request(node, paths, completed);
+    let counted = result.files_added + result.files_changed + result.files_removed;
+    let all = result.changes_truncated == 0
+        && expected.len() == result.changes.len()
+        && i64::try_from(expected.len()).is_ok_and(|n| n == counted);
+    let records = expected
+        .into_iter()
+        .map(|(c, by)| AcceptedChange {
+            path: c.path.clone(),
+            kind: c.kind,
+            attributes: c.attributes.clone(),
+            details: c.details.clone(),
+            writers: c.writers.clone(),
+            by,
+            request: id,
+            requested_at: now.clone(),
+            accepted_at: None,
+        })
+        .collect();
+    Some(Accepting {
+        requests: (requests != before).then_some(requests),
+        all,
+        records,
+    })
+}
+
+/// The node status's records after a result: `new` requests first (replacing a pending record
+/// of the same path), then the earlier ones; the request the node `reported` completing marks
+/// the paths it moved accepted and drops those it did not (their change differed by then and
+/// is listed again); at most [`MAX_ACCEPTED`], newest first.
+pub fn records(
+    prev: &[AcceptedChange],
+    new: Vec<AcceptedChange>,
+    reported: Option<&Accepted>,
+    probe: &Time,
+) -> Vec<AcceptedChange> {
+    let pending_again =
+        |r: &AcceptedChange| r.accepted_at.is_none() && new.iter().any(|n| n.path == r.path);
+    let mut all: Vec<AcceptedChange> = prev.iter().filter(|r| !pending_again(r)).cloned().collect();
+    all.splice(0..0, new);
+    if let Some(done) = reported {
+        all.retain_mut(|r| {
+            if r.accepted_at.is_some() || r.request > done.id {
+                return true;
+            }
+            if r.request == done.id && done.paths.contains(&r.path) {
+                r.accepted_at = Some(probe.clone());
+                return true;
+            }
+            // Not moved (its change differed by then), or asked by a request the completed
+            // one replaced.
+            false
+        });
+    }
+    all.truncate(MAX_ACCEPTED);
+    all
+}
+
+#[cfg(test)]
+mod tests;

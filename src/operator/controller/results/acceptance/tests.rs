@@ -1,0 +1,136 @@
+use super::*;
+use fio_api::expected::{ExpectedChange, ExpectedWriter};
+use fio_api::{
+    AttributeChange, ChangeKind, FileChange, FileIntegritySpec, FoundBy, Writer, WriterState,
+};
+
+fn t(secs: i64) -> Time {
+    Time(k8s_openapi::jiff::Timestamp::from_second(secs).unwrap())
+}
+
+fn fi_with_rule() -> FileIntegrity {
+    let mut fi = FileIntegrity::new("fi", FileIntegritySpec::default());
+    fi.spec.expected_changes = vec![ExpectedChange {
+        name: "kubelet-ca".into(),
+        paths: vec!["/etc/fio-test/*.crt".into()],
+        writers: vec![ExpectedWriter {
+            kind: "unit".into(),
+            name: "kubelet.service".into(),
+            ..ExpectedWriter::default()
+        }],
+        attributes: Vec::new(),
+    }];
+    fi
+}
+
+fn change(path: &str, unit: &str) -> FileChange {
+    FileChange {
+        path: path.into(),
+        kind: ChangeKind::Changed,
+        attributes: vec!["sha512".into()],
+        details: vec![AttributeChange {
+            attribute: "sha512".into(),
+            old: "aa".into(),
+            new: "bb".into(),
+        }],
+        since: None,
+        found_by: Some(FoundBy::Realtime),
+        writers: vec![Writer {
+            state: WriterState::Attributed,
+            pid: Some(7),
+            unit: unit.into(),
+            ..Writer::default()
+        }],
+    }
+}
+
+fn failed(changes: Vec<FileChange>) -> FileIntegrityScanResult {
+    let mut r = FileIntegrityScanResult::new(t(100), Condition::Failed);
+    r.files_changed = changes.len() as i64;
+    r.changes = changes;
+    r
+}
+
+#[test]
+fn a_rotation_by_the_allowed_unit_is_requested_and_reads_succeeded() {
+    let fi = fi_with_rule();
+    let r = failed(vec![change("/etc/fio-test/ca.crt", "kubelet.service")]);
+    let a = expected(&fi, "n1", 0, &r, &Pods::new(), &t(100)).expect("expected");
+    assert!(a.all);
+    let requests = a.requests.expect("a new request");
+    let q = requests.for_node("n1").expect("for n1");
+    assert_eq!(q.id, 1);
+    assert_eq!(q.paths[0].path, "/etc/fio-test/ca.crt");
+    assert_eq!(q.paths[0].by, "rule kubelet-ca");
+    assert_eq!(q.paths[0].change, fingerprint(&r.changes[0]));
+    assert_eq!(a.records[0].request, 1);
+    assert_eq!(a.records[0].writers[0].unit, "kubelet.service");
+
+    // The same result again (the node reports before acting): the same request, no write.
+    let mut fi2 = fi.clone();
+    kube::ResourceExt::annotations_mut(&mut fi2).insert(
+        fio_api::names::ACCEPT_REQUESTS_ANNOTATION.into(),
+        requests.to_annotation(),
+    );
+    let again = expected(&fi2, "n1", 0, &r, &Pods::new(), &t(101)).unwrap();
+    assert_eq!(again.requests, None);
+    assert_eq!(again.records[0].request, 1);
+}
+
+#[test]
+fn another_change_beside_it_keeps_the_node_failed() {
+    let fi = fi_with_rule();
+    let r = failed(vec![
+        change("/etc/fio-test/ca.crt", "kubelet.service"),
+        change("/etc/passwd", "kubelet.service"),
+    ]);
+    let a = expected(&fi, "n1", 0, &r, &Pods::new(), &t(100)).unwrap();
+    assert!(!a.all, "/etc/passwd is no rule's");
+    assert_eq!(a.records.len(), 1);
+    // The same write by another unit: nothing expected.
+    let r = failed(vec![change("/etc/fio-test/ca.crt", "sshd.service")]);
+    assert_eq!(expected(&fi, "n1", 0, &r, &Pods::new(), &t(100)), None);
+    // Counted changes beyond the listed ones: not all.
+    let mut r = failed(vec![change("/etc/fio-test/ca.crt", "kubelet.service")]);
+    r.files_added = 1;
+    assert!(
+        !expected(&fi, "n1", 0, &r, &Pods::new(), &t(100))
+            .unwrap()
+            .all
+    );
+    // No rules, or rules that do not compile: nothing.
+    let mut bad = fi_with_rule();
+    bad.spec.expected_changes[0].writers[0].kind = "daemon".into();
+    let r = failed(vec![change("/etc/fio-test/ca.crt", "kubelet.service")]);
+    assert_eq!(expected(&bad, "n1", 0, &r, &Pods::new(), &t(100)), None);
+}
+
+#[test]
+fn the_completed_request_marks_what_moved_and_drops_the_rest() {
+    let fi = fi_with_rule();
+    let r = failed(vec![
+        change("/etc/fio-test/a.crt", "kubelet.service"),
+        change("/etc/fio-test/b.crt", "kubelet.service"),
+    ]);
+    let a = expected(&fi, "n1", 0, &r, &Pods::new(), &t(100)).unwrap();
+    let pending = records(&[], a.records, None, &t(100));
+    assert_eq!(pending.len(), 2);
+    // The node moved a.crt only (b.crt was written again meanwhile).
+    let done = Accepted {
+        id: 1,
+        paths: vec!["/etc/fio-test/a.crt".into()],
+    };
+    let after = records(&pending, Vec::new(), Some(&done), &t(110));
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0].path, "/etc/fio-test/a.crt");
+    assert_eq!(after[0].accepted_at, Some(t(110)));
+    // Bounded, newest first.
+    let mut many = after.clone();
+    for i in 0..30 {
+        let mut r = after[0].clone();
+        r.path = format!("/etc/fio-test/{i}.crt");
+        many = records(&many, vec![r], None, &t(120));
+    }
+    assert_eq!(many.len(), MAX_ACCEPTED);
+    assert_eq!(many[0].path, "/etc/fio-test/29.crt");
+}
