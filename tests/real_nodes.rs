@@ -4,8 +4,8 @@
 //! (`scripts/testenv.sh nodes --real 2`), driven with the seed's kubectl commands. One test,
 //! in the order an administrator meets things: install, first scans, what the daemon may do,
 //! what changed where and since when (`changes`),
-//! a changed file, a re-init, a node update, the kubelet CA rotated, fewer backups kept, memory
-//! after many scans.
+//! a changed file, a re-init, a node update, the kubelet CA rotated, fewer backups kept,
+//! realtime detection, expected changes accepted per path, memory after many scans.
 //!
 //! Needs root, Debian's containerd, runc, containernetworking-plugins and socat (`.ci/run`
 //! installs them); fails saying so when they are missing.
@@ -14,6 +14,8 @@ use fio_harness as cluster;
 
 #[path = "real_nodes/changes.rs"]
 mod changes;
+#[path = "real_nodes/expected.rs"]
+mod expected;
 #[path = "real_nodes/realtime.rs"]
 mod realtime;
 
@@ -106,6 +108,7 @@ fn clean(real: &RealNodes) {
     clear_real_nodes(real);
     changes::seed(real);
     realtime::seed(real);
+    expected::seed(real);
     for node in &real.names {
         for f in ["etc/fio-e2e-changed.conf", "etc/fio-e2e-update.conf"] {
             let _ = std::fs::remove_file(real.root(node).join(f));
@@ -510,6 +513,12 @@ fn the_product_runs_from_its_image_on_real_nodes() {
 
     // -- realtime (issue 27): writes on real-2 in its status within seconds, writers named ---
     realtime::detection(real);
+
+    // -- expected changes (issue 28): the kubelet's rotations accepted per path, a pod's not -
+    expected::rules(real);
+
+    // -- the realtime watcher's queue overflows; then scans every 10 s again ----------------
+    realtime::overflow_then_scans_resume(real);
 
     // -- memory: after several scans of a tree larger than the limit (while real-1 also
     // scans 1,000 new changes and real-2 100,101, checked below) ------------------------

@@ -205,6 +205,9 @@ pub const EVENT_REASON_PRIORITY_CLASS: &str = "PriorityClass";
 pub const EVENT_REASON_RESULT_REJECTED: &str = "ResultRejected";
 /// Ours: files on a node are covered by mounts (Warning, when the list changes).
 pub const EVENT_REASON_COVERED_FILES: &str = "FilesCoveredByMounts";
+/// Ours (issue 28): a node moved accepted changes into its baseline, per path (Normal; names
+/// the paths and who accepted them).
+pub const EVENT_REASON_CHANGES_ACCEPTED: &str = "ChangesAccepted";
 /// Ours: a node's MachineConfig update ended without its pool confirming it; scans resume
 /// without a re-init (Warning).
 pub const EVENT_REASON_UPDATE_UNCONFIRMED: &str = "NodeUpdateUnconfirmed";

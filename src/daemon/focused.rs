@@ -23,7 +23,10 @@ pub const MAX_HELD: usize = fio_core::runner::LISTED_CHANGES;
 const NAMED_IN_MESSAGE: usize = 4;
 
 /// Paths as the watcher named them (below the host root) -> as results list them.
-fn as_listed(paths: Vec<(Vec<u8>, Vec<Writer>)>, root: &[u8]) -> Vec<(String, Vec<Writer>)> {
+pub(super) fn as_listed(
+    paths: Vec<(Vec<u8>, Vec<Writer>)>,
+    root: &[u8],
+) -> Vec<(String, Vec<Writer>)> {
     paths
         .into_iter()
         .map(|(p, w)| {

@@ -32,7 +32,7 @@ pub fn seed(real: &RealNodes) {
 }
 
 /// The listed change of `path` in a status's last result.
-fn listed<'a>(st: &'a Value, path: &str) -> Option<&'a Value> {
+pub fn listed<'a>(st: &'a Value, path: &str) -> Option<&'a Value> {
     st["lastResult"]["changes"]
         .as_array()?
         .iter()
@@ -227,10 +227,13 @@ pub fn detection(real: &RealNodes) {
 
     // -- writes the configuration does not select cost the daemon little, and report nothing -
     unselected(real);
+}
 
-    // -- the kernel's queue overflows (lowered while the daemon restarts: a group's limit is
-    // set when it is made), 5,000 files created at once: a gap, a full scan, none lost. Last:
-    // the daemon keeps its small queue until the roll-out below replaces it ----------------
+/// The kernel's queue overflows (lowered while the daemon restarts: a group's limit is set
+/// when it is made), 5,000 files created at once: a gap, a full scan, none lost. Last of the
+/// sections with scans 15 minutes apart: the daemon keeps its small queue until the roll-out
+/// back to scans every 10 s replaces it.
+pub fn overflow_then_scans_resume(real: &RealNodes) {
     overflow(real);
     set_grace_period(10);
 }
@@ -280,7 +283,7 @@ fn unselected(real: &RealNodes) {
 const WRITER_POD: &str = "fio-e2e-writer";
 
 /// A pod on real-2 appending to the file through a hostPath mount of it.
-fn pod_writer(path: &str) {
+pub fn pod_writer(path: &str) {
     let pod = serde_json::json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": WRITER_POD, "namespace": NS},

@@ -57,6 +57,10 @@ pub struct ResultPlan {
     /// The FileIntegrity's acceptance record with a new request for this node (written before
     /// the status: the node moves its baseline for the expected changes, issue 28).
     pub accept_requests: Option<fio_api::accept::AcceptRequests>,
+    /// The changes this result reports moved into the baseline, by who accepted them
+    /// (`by` of the records), and the Event's note naming them.
+    pub accepted: Vec<(String, u64)>,
+    pub accepted_event: Option<String>,
 }
 
 /// A result ConfigMap that cannot be attributed to a node: no owner or node label, or a name
@@ -244,6 +248,36 @@ pub fn plan_with(
         &probe,
     );
 
+    let moved_now: Vec<&fio_api::AcceptedChange> = accepted_changes
+        .iter()
+        .filter(|r| r.accepted_at.as_ref() == Some(&probe))
+        .collect();
+    let mut accepted: Vec<(String, u64)> = Vec::new();
+    for r in &moved_now {
+        match accepted.iter_mut().find(|(by, _)| *by == r.by) {
+            Some((_, n)) => *n += 1,
+            None => accepted.push((r.by.clone(), 1)),
+        }
+    }
+    let accepted_event = (!moved_now.is_empty()).then(|| {
+        let paths: Vec<String> = moved_now
+            .iter()
+            .take(5)
+            .map(|r| format!("{} ({})", r.path, r.by))
+            .collect();
+        let more = moved_now.len().saturating_sub(paths.len());
+        format!(
+            "node {node}: {} change(s) accepted into the baseline: {}{}",
+            moved_now.len(),
+            paths.join(", "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        )
+    });
+
     let mut fields = FileIntegrityNodeStatusFields {
         node_name: node.clone(),
         results: prev.map(|p| p.results.clone()).unwrap_or_default(),
@@ -288,6 +322,8 @@ pub fn plan_with(
     let new_gaps = new_gaps(&last, prev_last);
     Ok(ResultPlan {
         accept_requests: accepting.and_then(|a| a.requests),
+        accepted,
+        accepted_event,
         new_gaps,
         condition_changed: prev_last.map(|p| p.condition) != Some(last.condition),
         owner,
@@ -591,7 +627,8 @@ pub async fn reconcile(
     let Some(cm) = cm else {
         return Ok(Action::await_change());
     };
-    match record(&cm, &fi, cached.as_ref(), &ctx).await {
+    let pods = writer_pods(&cm, &fi, &node, &ctx).await?;
+    match record(&cm, &fi, cached.as_ref(), &pods, &ctx).await {
         Err(e) if e.is_stale_write() => {
             let fresh = ctx
                 .api::<FileIntegrityNodeStatus>()
@@ -600,7 +637,7 @@ pub async fn reconcile(
                 .ctx(Step::ReadNodeStatus, || {
                     format!("reading node status {ns}/{st_name}")
                 })?;
-            record(&cm, &fi, fresh.as_ref(), &ctx).await
+            record(&cm, &fi, fresh.as_ref(), &pods, &ctx).await
         }
         r => r,
     }?;
@@ -614,6 +651,7 @@ async fn record(
     cm: &ConfigMap,
     fi: &FileIntegrity,
     previous: Option<&FileIntegrityNodeStatus>,
+    pods: &acceptance::Pods,
     ctx: &Context,
 ) -> Result<(), Error> {
     let prev = previous.map(|p| &p.spec);
@@ -621,7 +659,7 @@ async fn record(
         return delete_processed(&cm.metadata, ctx).await;
     }
     let now = Time(k8s_openapi::jiff::Timestamp::now());
-    let mut plan = match plan(cm, fi, prev, &ctx.namespace, now) {
+    let mut plan = match plan_with(cm, fi, prev, &ctx.namespace, now, pods) {
         Ok(p) => p,
         Err(e) => {
             tracing::warn!("{e}; cannot retry");
@@ -631,6 +669,36 @@ async fn record(
     plan.status.metadata.resource_version =
         previous.and_then(|p| p.metadata.resource_version.clone());
     apply(cm, fi, plan, ctx).await
+}
+
+/// The most pods one result's writers make the operator read.
+const MAX_WRITER_PODS: usize = 20;
+
+/// The pods a Failed result names as writers of its listed changes, read when a rule of `fi`
+/// allows pod writers: those that exist and run on `node` (a node names pods, and may name
+/// only its own: another node's pod is never its writer), at most [`MAX_WRITER_PODS`].
+async fn writer_pods(
+    cm: &ConfigMap,
+    fi: &FileIntegrity,
+    node: &str,
+    ctx: &Context,
+) -> Result<acceptance::Pods, Error> {
+    let mut pods = acceptance::Pods::new();
+    let wanted = acceptance::writer_pods(fi, cm);
+    for (ns, name) in wanted.into_iter().take(MAX_WRITER_PODS) {
+        let api: kube::Api<k8s_openapi::api::core::v1::Pod> =
+            kube::Api::namespaced(ctx.client.clone(), &ns);
+        let pod = api.get_opt(&name).await.ctx(Step::ReadWriterPod, || {
+            format!("reading pod {ns}/{name}, a writer node {node} names")
+        })?;
+        let Some(pod) = pod else { continue };
+        let on_node = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node);
+        if on_node {
+            let uid = pod.metadata.uid.clone().unwrap_or_default();
+            pods.insert((ns, name), (uid, pod.labels().clone()));
+        }
+    }
+    Ok(pods)
 }
 
 /// A result that claims another node's name (or a name that is no node's): an Event on its
@@ -760,6 +828,13 @@ async fn apply(
     }
     for cause in &plan.new_gaps {
         m.realtime_gap(&plan.node, cause);
+    }
+    for (by, n) in &plan.accepted {
+        m.accepted_changes(&plan.node, by, *n);
+    }
+    if let Some(note) = plan.accepted_event {
+        let reason = names::EVENT_REASON_CHANGES_ACCEPTED;
+        ctx.node_event(fi, &plan.node, false, reason, note).await;
     }
     delete_processed(&cm.metadata, ctx).await
 }

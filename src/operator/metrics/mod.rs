@@ -85,6 +85,13 @@ struct ScanLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AcceptedLabels {
+    node: String,
+    /// Who accepted: `rule`, `node update` or `administrator`.
+    by: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct GapLabels {
     node: String,
     /// The kind of gap: `start`, `overflow`, `flood`, `read` or `other`.
@@ -159,6 +166,7 @@ pub struct Metrics {
     failed: Mutex<BTreeMap<(String, String), bool>>,
     node_changes: Family<ChangesLabels, Gauge>,
     realtime_gaps: Family<GapLabels, Counter>,
+    accepted_changes: Family<AcceptedLabels, Counter>,
     realtime_covered: Family<ScanLabels, Gauge>,
     /// The `first` label of each (FileIntegrity, node)'s `node_changes` sample, so that a new
     /// one replaces it (one sample per node status).
@@ -200,6 +208,7 @@ impl Metrics {
             failed: Mutex::new(BTreeMap::new()),
             node_changes: Family::default(),
             realtime_gaps: Family::default(),
+            accepted_changes: Family::default(),
             realtime_covered: Family::default(),
             first_changes: Mutex::new(BTreeMap::new()),
             registry: Registry::default(),
@@ -249,6 +258,11 @@ impl Metrics {
             "node_realtime_gaps",
             "The number of gaps in a node's realtime detection (each followed by a full scan), per node and cause",
             m.realtime_gaps.clone(),
+        );
+        registry.register(
+            "node_accepted_changes",
+            "The number of changes a node moved into its baseline per path (expected changes, node updates, administrators), per node and who accepted",
+            m.accepted_changes.clone(),
         );
         registry.register(
             "node_realtime_covered",
@@ -530,6 +544,21 @@ impl Metrics {
             .inc();
     }
 
+    /// Changes `node` moved into its baseline, accepted by `by` (a record's `by`: `rule <name>`,
+    /// `node update <from> -> <to>` or `administrator <user>`; the label keeps the kind only).
+    pub fn accepted_changes(&self, node: &str, by: &str, n: u64) {
+        let kind = ["rule", "node update", "administrator"]
+            .into_iter()
+            .find(|k| by.starts_with(k))
+            .unwrap_or("other");
+        self.accepted_changes
+            .get_or_create(&AcceptedLabels {
+                node: node.into(),
+                by: kind.into(),
+            })
+            .inc_by(n);
+    }
+
     /// Whether `fi`'s daemon on `node` watches everything (`None`: it does not report
     /// realtime coverage).
     pub fn set_realtime_covered(&self, fi: &str, node: &str, covered: Option<bool>) {
@@ -681,5 +710,19 @@ mod tests {
             None,
             "a node nobody scans has no series"
         );
+    }
+
+    #[test]
+    fn accepted_changes_are_counted_by_the_kind_of_acceptance() {
+        let m = Metrics::new();
+        m.accepted_changes("node-1", "rule kubelet-ca", 2);
+        m.accepted_changes("node-1", "rule other", 1);
+        m.accepted_changes("node-1", "administrator alice", 1);
+        let text = m.encode();
+        let name = "file_integrity_operator_node_accepted_changes_total";
+        let s = |by| sample(&text, name, &[("by", by), ("node", "node-1")]);
+        assert_eq!(s("rule"), Some(3.0), "{text}");
+        assert_eq!(s("administrator"), Some(1.0));
+        assert_eq!(s("node update"), None);
     }
 }

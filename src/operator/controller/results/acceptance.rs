@@ -10,14 +10,52 @@ use std::collections::BTreeMap;
 
 use fio_api::accept::{fingerprint, AcceptPath, AcceptRequests, Accepted};
 use fio_api::expected::Rules;
+use fio_api::result::{ScanCondition, ScanReport};
 use fio_api::{
     AcceptedChange, FileIntegrity, FileIntegrityNodeCondition as Condition,
     FileIntegrityScanResult, WriterPod, MAX_ACCEPTED,
 };
+use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 /// Pods the operator read, by namespace and name: their uid and labels.
 pub type Pods = BTreeMap<(String, String), (String, BTreeMap<String, String>)>;
+
+/// The pods (namespace, name) a Failed result names as writers of its listed changes, when a
+/// rule of `fi` allows pod writers (otherwise none is worth reading), in order, once each.
+pub fn writer_pods(fi: &FileIntegrity, cm: &ConfigMap) -> Vec<(String, String)> {
+    let pod_rules = fi
+        .spec
+        .expected_changes
+        .iter()
+        .any(|r| r.writers.iter().any(|w| w.kind != "unit"));
+    if !pod_rules {
+        return Vec::new();
+    }
+    let Ok(report) = ScanReport::from_config_map(cm) else {
+        return Vec::new();
+    };
+    let ScanCondition::Failed {
+        changes: Some(c), ..
+    } = &report.condition
+    else {
+        return Vec::new();
+    };
+    let mut seen = Vec::new();
+    for p in c
+        .summary
+        .listed
+        .iter()
+        .flat_map(|c| &c.writers)
+        .filter_map(|w| w.pod.as_ref())
+    {
+        let key = (p.namespace.clone(), p.name.clone());
+        if !seen.contains(&key) {
+            seen.push(key);
+        }
+    }
+    seen
+}
 
 /// What the rules make of a Failed result.
 #[derive(Debug, Clone, PartialEq)]

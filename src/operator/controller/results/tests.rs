@@ -700,6 +700,14 @@ fn an_expected_change_is_requested_then_accepted_and_the_anchor_moves() {
     );
     assert_eq!(p2.status.spec.accept_id, Some(1));
     assert_eq!(p2.status.spec.accepted_changes[0].accepted_at, Some(t(20)));
+    assert_eq!(p2.accepted, vec![("rule kubelet-ca".to_owned(), 1)]);
+    assert_eq!(
+        p2.accepted_event.as_deref(),
+        Some(
+            "node node-1: 1 change(s) accepted into the baseline: /etc/fio-test/ca.crt (rule \
+             kubelet-ca)"
+        )
+    );
 
     // The same write by another unit, beside it: Failed, both listed; only the expected one
     // is requested.
@@ -717,6 +725,7 @@ fn an_expected_change_is_requested_then_accepted_and_the_anchor_moves() {
     .unwrap();
     assert_eq!(p3.status.spec.last_result.condition, Condition::Failed);
     assert_eq!(p3.status.spec.last_result.changes.len(), 2);
+    assert!(p3.accepted.is_empty() && p3.accepted_event.is_none());
     let q = p3.accept_requests.expect("a second request");
     assert_eq!(
         q.for_node("node-1").map(|r| (r.id, r.paths.len())),

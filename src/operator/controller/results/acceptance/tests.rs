@@ -134,3 +134,102 @@ fn the_completed_request_marks_what_moved_and_drops_the_rest() {
     assert_eq!(many.len(), MAX_ACCEPTED);
     assert_eq!(many[0].path, "/etc/fio-test/29.crt");
 }
+
+#[test]
+fn a_pod_writer_is_expected_only_as_the_pod_the_operator_read() {
+    let mut fi = fi_with_rule();
+    fi.spec.expected_changes[0].writers = vec![ExpectedWriter {
+        kind: "pod".into(),
+        namespace: "certs".into(),
+        selector: Some(
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector {
+                match_labels: Some(BTreeMap::from([("app".into(), "rotator".into())])),
+                match_expressions: None,
+            },
+        ),
+        ..ExpectedWriter::default()
+    }];
+    let mut c = change("/etc/fio-test/ca.crt", "");
+    c.writers[0].pod = Some(WriterPod {
+        namespace: "certs".into(),
+        name: "rotator-1".into(),
+        uid: "u1".into(),
+        ..WriterPod::default()
+    });
+    let r = failed(vec![c]);
+    let labelled = |app: &str, uid: &str| {
+        Pods::from([(
+            ("certs".to_owned(), "rotator-1".to_owned()),
+            (uid.to_owned(), BTreeMap::from([("app".into(), app.into())])),
+        )])
+    };
+    let read = labelled("rotator", "u1");
+    let a = expected(&fi, "n1", 0, &r, &read, &t(100)).expect("the pod read, labels matching");
+    assert!(a.all);
+    assert_eq!(a.records[0].by, "rule kubelet-ca");
+    for (pods, why) in [
+        (Pods::new(), "the pod not read (gone, or on another node)"),
+        (labelled("rotator", "u2"), "another pod under that name"),
+        (
+            labelled("other", "u1"),
+            "labels the selector does not match",
+        ),
+    ] {
+        assert_eq!(expected(&fi, "n1", 0, &r, &pods, &t(100)), None, "{why}");
+    }
+}
+
+#[test]
+fn pods_are_read_only_for_rules_that_allow_pod_writers() {
+    use fio_api::result::{ChangeSummary, Changes, FileCounts, Log};
+    let mut c = change("/etc/fio-test/ca.crt", "");
+    c.writers[0].pod = Some(WriterPod {
+        namespace: "certs".into(),
+        name: "rotator-1".into(),
+        uid: "u1".into(),
+        ..WriterPod::default()
+    });
+    let report = ScanReport {
+        owner: "fi".into(),
+        node: "n1".into(),
+        condition: ScanCondition::Failed {
+            counts: FileCounts {
+                added: 0,
+                changed: 2,
+                removed: 0,
+            },
+            log: Log::Text("AIDE found differences".into()),
+            changes: Some(Changes {
+                summary: ChangeSummary {
+                    total: 2,
+                    sha256: "c".repeat(64),
+                    listed: vec![c.clone(), c],
+                },
+                json: None,
+            }),
+        },
+        reinit_id: Some(0),
+        database: None,
+        initialized: false,
+        figures: None,
+        superseded: 0,
+        view: None,
+        realtime: None,
+        accepted: None,
+    };
+    let cm = report.to_config_map("ns", "fi-uid");
+    assert!(
+        writer_pods(&fi_with_rule(), &cm).is_empty(),
+        "unit rules only"
+    );
+    let mut fi = fi_with_rule();
+    fi.spec.expected_changes[0].writers[0] = ExpectedWriter {
+        kind: "machineConfigDaemon".into(),
+        ..ExpectedWriter::default()
+    };
+    assert_eq!(
+        writer_pods(&fi, &cm),
+        vec![("certs".to_owned(), "rotator-1".to_owned())],
+        "named once"
+    );
+}

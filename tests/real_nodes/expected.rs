@@ -1,0 +1,289 @@
+//! Expected changes (issue 28) on the real nodes: a rule lets the kubelet's unit rewrite the
+//! certificates under `/etc/fio-test`. Its rotations are accepted per path: the node stays
+//! Succeeded, its baseline moves for that entry only, nothing is re-initialised, rolled out or
+//! restarted. The same write from a pod fails the node, the pod named; a rule that cannot be
+//! used is an Error phase naming it.
+
+use std::io::BufRead;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::changes::status;
+use super::realtime::{listed, pod_writer};
+use super::{
+    backups, condition, daemon_pod, kn, kube_dir, wait_condition, wait_phase, DS, FI, N2, NS,
+};
+use fio_harness::real::RealNodes;
+use fio_harness::secs;
+
+/// The certificate the rule covers (selected by `/etc/ CONTENT_EX`, in every baseline).
+const DIR: &str = "etc/fio-test";
+const CA: &str = "etc/fio-test/ca.crt";
+const RULE: &str = "kubelet-ca";
+const ROTATIONS: usize = 10;
+
+/// The certificate on both workers, before their first baseline.
+pub fn seed(real: &RealNodes) {
+    for node in &real.names {
+        let dir = real.root(node).join(DIR);
+        std::fs::create_dir_all(&dir).expect("create /etc/fio-test");
+        std::fs::write(real.root(node).join(CA), "ca 0\n").expect("write the certificate");
+    }
+}
+
+fn set_rules(rules: Value) {
+    let patch = serde_json::json!({"spec": {"expectedChanges": rules}});
+    kn(&[
+        "patch",
+        "fileintegrity",
+        FI,
+        "--type=merge",
+        "-p",
+        &patch.to_string(),
+    ]);
+}
+
+fn rule(pattern: &str, kind: &str) -> Value {
+    serde_json::json!([{
+        "name": RULE,
+        "paths": [pattern],
+        "writers": [{"kind": kind, "name": "kubelet.service"}]
+    }])
+}
+
+/// A shell placed in real-2's kubelet cgroup writes `content` over the certificate in place
+/// and stays a while (a writer must still run when the daemon reads who it is, as the
+/// kubelet does).
+fn as_kubelet(real: &RealNodes, content: &str) -> Child {
+    let cgroup = real.kubelet_cgroup(N2);
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "for h in /sys/fs/cgroup/*/; do [ -f \"${{h}}{cgroup}/cgroup.procs\" ] && echo $$ > \"${{h}}{cgroup}/cgroup.procs\"; done; \
+             printf '%s\\n' '{content}' > '{}'; sleep 40",
+            real.root(N2).join(CA).display()
+        ))
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("run sh")
+}
+
+/// real-2's database, decompressed, as lines (its comments, which date it, aside).
+fn db_lines(real: &RealNodes) -> Vec<String> {
+    let path = kube_dir(real, N2).join("aide.db.gz");
+    let f = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    std::io::BufReader::new(flate2::read::GzDecoder::new(f))
+        .lines()
+        .map(|l| l.unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+        .filter(|l| !l.starts_with('#'))
+        .collect()
+}
+
+fn accepted(st: &Value) -> Vec<Value> {
+    st["acceptedChanges"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// What must not move while rotations are accepted: the completed re-init, the DaemonSet's
+/// generation, the daemon pod and its restarts, and the daemon's initialisations.
+fn fixed() -> (String, String, String, usize) {
+    let st = status(N2);
+    let ds = kn(&["get", "ds", DS, "-o", "jsonpath={.metadata.generation}"]);
+    let (pod, _) = daemon_pod(N2);
+    let restarts = kn(&[
+        "get",
+        "pod",
+        &pod,
+        "-o",
+        "jsonpath={.status.containerStatuses[0].restartCount}",
+    ]);
+    let inits = kn(&["logs", &format!("pod/{pod}")])
+        .matches("initializing AIDE db")
+        .count();
+    (
+        format!("reinitId {}", st["reinitId"]),
+        format!("generation {ds}"),
+        format!("pod {pod} restarts {restarts}"),
+        inits,
+    )
+}
+
+/// Poll real-2's condition until `done` holds, failing on any condition but Succeeded.
+fn succeeded_until(what: &str, timeout: Duration, done: impl Fn(&Value) -> bool) -> Value {
+    let started = Instant::now();
+    loop {
+        let st = status(N2);
+        let c = &st["lastResult"]["condition"];
+        assert_eq!(c, "Succeeded", "{N2} while {what}: {}", st["lastResult"]);
+        if done(&st) {
+            return st;
+        }
+        assert!(
+            started.elapsed() < timeout,
+            "{what}: not after {timeout:?}: {st}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// The whole section (scans 15 minutes apart: what moves the baseline is the acceptance).
+pub fn rules(real: &RealNodes) {
+    wait_condition(N2, "Succeeded", 60);
+    let path = format!("/{CA}");
+
+    // -- rules that cannot be used: the phase is Error, naming the rule and the field --------
+    set_rules(rule("/etc/fio-test/[.crt", "unit"));
+    wait_phase("Error", "expectedChanges[kubelet-ca].paths[0]", 60);
+    set_rules(rule("/etc/fio-test/*.crt", "daemon"));
+    wait_phase("Error", "expectedChanges[kubelet-ca].writers[0].kind", 60);
+    set_rules(rule("/etc/fio-test/*.crt", "unit"));
+    wait_phase("Active", "", 60);
+
+    // -- one rotation by the kubelet's unit: accepted, the node Succeeded throughout ---------
+    let before = fixed();
+    let backups_before = backups(real, N2);
+    let db_before = db_lines(real);
+    let mut writers = vec![as_kubelet(real, "ca 1")];
+    let started = Instant::now();
+    let st = succeeded_until("one rotation is accepted", secs(60), |st| {
+        accepted(st)
+            .first()
+            .is_some_and(|r| r["path"] == path.as_str() && r["acceptedAt"].is_string())
+    });
+    eprintln!(
+        "[real nodes] expected: a rotation by kubelet.service accepted {:?} after the write",
+        started.elapsed()
+    );
+    let records = accepted(&st);
+    assert_eq!(records.len(), 1, "one accepted change: {records:?}");
+    let r = &records[0];
+    assert_eq!(r["by"], format!("rule {RULE}"), "{r}");
+    assert_eq!(r["kind"], "changed", "{r}");
+    assert_eq!(r["writers"][0]["unit"], "kubelet.service", "{r}");
+    assert_eq!(r["writers"][0]["state"], "attributed", "{r}");
+    // The node's new database differs from the old in exactly that entry.
+    let db_after = db_lines(real);
+    let gone: Vec<&String> = db_before.iter().filter(|l| !db_after.contains(l)).collect();
+    let came: Vec<&String> = db_after.iter().filter(|l| !db_before.contains(l)).collect();
+    let entry = format!("/hostroot{path} ");
+    assert!(
+        gone.len() == 1 && came.len() == 1,
+        "lines gone {gone:?}, lines new {came:?}"
+    );
+    assert!(
+        gone[0].starts_with(&entry) && came[0].starts_with(&entry),
+        "not the certificate's entry: {gone:?} -> {came:?}"
+    );
+    let rotated = sha512_base64(&real.root(N2).join(CA));
+    assert!(
+        came[0].contains(&rotated),
+        "not the rotated content: {}",
+        came[0]
+    );
+    assert_eq!(db_before.len(), db_after.len());
+    assert_eq!(
+        backups(real, N2),
+        backups_before + 1,
+        "the previous baseline kept once"
+    );
+
+    // -- 10 rotations in 60 s: all accepted, nothing re-initialised, rolled out, restarted --
+    let started = Instant::now();
+    for i in 0..ROTATIONS {
+        let at = Duration::from_secs(6 * i as u64);
+        std::thread::sleep(at.saturating_sub(started.elapsed()));
+        writers.push(as_kubelet(real, &format!("ca {}", i + 2)));
+        let st = status(N2);
+        assert_eq!(
+            st["lastResult"]["condition"], "Succeeded",
+            "rotation {i}: {}",
+            st["lastResult"]
+        );
+    }
+    let last = format!("ca {}", ROTATIONS + 1);
+    let want = sha512_base64(&real.root(N2).join(CA));
+    let st = succeeded_until("the last rotation in the baseline", secs(90), |st| {
+        db_lines(real)
+            .iter()
+            .any(|l| l.starts_with(&entry) && l.contains(&want))
+            && status_settled(st)
+    });
+    let rotated_in = started.elapsed();
+    let after = fixed();
+    assert_eq!(after, before, "re-inits, roll-outs or restarts");
+    let moved = accepted(&st)
+        .iter()
+        .filter(|r| r["acceptedAt"].is_string())
+        .count();
+    eprintln!(
+        "[real nodes] expected: {ROTATIONS} rotations in {rotated_in:?}: {moved} accepted records \
+         shown, {} backups, {after:?} unchanged",
+        backups(real, N2) - backups_before
+    );
+    // The last content is the baseline's now: a change back from it is a change.
+    assert_eq!(
+        std::fs::read_to_string(real.root(N2).join(CA)).expect("read"),
+        format!("{last}\n")
+    );
+    for mut w in writers {
+        let _ = w.kill();
+        let _ = w.wait();
+    }
+
+    // -- the same file written by a pod: Failed, the pod named, nothing accepted -----------
+    let records_before = accepted(&status(N2)).len();
+    pod_writer(&path);
+    assert_eq!(condition(N2).as_deref(), Ok("Failed"));
+    let st = status(N2);
+    let c = listed(&st, &path).expect("listed");
+    assert!(
+        c["writers"]
+            .as_array()
+            .is_some_and(|w| w.iter().any(|w| w["pod"]["namespace"] == NS)),
+        "{c}"
+    );
+    assert_eq!(
+        accepted(&st).len(),
+        records_before,
+        "a pod's write accepted"
+    );
+    // Back as accepted: Succeeded again.
+    std::fs::write(real.root(N2).join(CA), format!("{last}\n")).expect("restore");
+    wait_condition(N2, "Succeeded", 60);
+}
+
+/// The SHA-512 of a file as AIDE's database writes it (base64).
+fn sha512_base64(file: &std::path::Path) -> String {
+    use base64::Engine as _;
+    let out = Command::new("sha512sum")
+        .arg(file)
+        .output()
+        .expect("run sha512sum");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let hex = text.split_whitespace().next().unwrap_or_default();
+    let bytes: Vec<u8> = (0..hex.len() / 2)
+        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex"))
+        .collect();
+    assert_eq!(bytes.len(), 64, "sha512sum {}: {text}", file.display());
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// No acceptance request of real-2 waits: the FileIntegrity's newest one is completed.
+fn status_settled(st: &Value) -> bool {
+    let requests = kn(&[
+        "get",
+        "fileintegrity",
+        FI,
+        "-o",
+        "jsonpath={.metadata.annotations.file-integrity\\.openshift\\.io/accept-requests}",
+    ]);
+    let newest = serde_json::from_str::<Value>(&requests)
+        .ok()
+        .and_then(|r| r["nodes"][N2]["id"].as_i64())
+        .unwrap_or(0);
+    st["acceptId"].as_i64().unwrap_or(0) >= newest
+}
