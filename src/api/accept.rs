@@ -77,6 +77,58 @@ pub fn fingerprint(c: &FileChange) -> String {
     fio_core::hash::sha256_hex(key.to_string().as_bytes())
 }
 
+/// An administrator's acceptance as annotated: per node, the paths (`"*"`: every listed change),
+/// and who asks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Demand {
+    pub nodes: BTreeMap<String, Vec<String>>,
+    pub by: String,
+}
+
+/// The `accept` annotation cannot be used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DemandError {
+    #[error("annotation {key}: {0} (expected {{\"<node>\": [\"<path>\", ...]}}, \"*\" for every listed change)", key = names::ACCEPT_ANNOTATION)]
+    Malformed(String),
+    #[error("annotation {key} names no requesting user: the admission policy {policy} is not in force", key = names::ACCEPT_BY_ANNOTATION, policy = names::ACCEPT_ADMISSION_POLICY)]
+    Anonymous,
+}
+
+impl Demand {
+    /// The administrator's acceptance on `fi` (`None`: none asked).
+    pub fn of(fi: &FileIntegrity) -> Option<Result<Demand, DemandError>> {
+        let text = fi.annotations().get(names::ACCEPT_ANNOTATION)?;
+        let by = fi
+            .annotations()
+            .get(names::ACCEPT_BY_ANNOTATION)
+            .cloned()
+            .unwrap_or_default();
+        Some(Self::parse(text, by))
+    }
+
+    fn parse(text: &str, by: String) -> Result<Demand, DemandError> {
+        let bad = |why: String| DemandError::Malformed(why);
+        if text.len() > MAX_ANNOTATION {
+            return Err(bad(format!("longer than {MAX_ANNOTATION} bytes")));
+        }
+        let nodes: BTreeMap<String, Vec<String>> =
+            serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+        if nodes.is_empty() {
+            return Err(bad("no node".into()));
+        }
+        if let Some((n, _)) = nodes
+            .iter()
+            .find(|(_, p)| p.is_empty() || p.len() > MAX_PATHS)
+        {
+            return Err(bad(format!("node {n}: 1 to {MAX_PATHS} paths")));
+        }
+        if by.is_empty() {
+            return Err(DemandError::Anonymous);
+        }
+        Ok(Demand { nodes, by })
+    }
+}
+
 impl AcceptRequests {
     /// The record on `fi` (`None` when there is none).
     pub fn of(fi: &FileIntegrity) -> Result<Option<Self>, AcceptParseError> {
@@ -125,6 +177,20 @@ impl AcceptRequests {
         self.seq
     }
 
+    /// A request for `node` of `paths` beside those of its pending request (not `completed`
+    /// yet), which stay asked: a path in both takes the new change and reason. Returns the id.
+    pub fn request_more(&mut self, node: &str, paths: Vec<AcceptPath>, completed: i64) -> i64 {
+        let mut all: Vec<AcceptPath> = self
+            .nodes
+            .get(node)
+            .filter(|r| r.id > completed)
+            .map(|r| r.paths.clone())
+            .unwrap_or_default();
+        all.retain(|p| !paths.iter().any(|n| n.path == p.path));
+        all.extend(paths);
+        self.request(node, all, completed)
+    }
+
     /// Drop the requests of nodes `keep` says are gone.
     pub fn retain_nodes(&mut self, keep: impl Fn(&str) -> bool) {
         self.nodes.retain(|n, _| keep(n));
@@ -170,6 +236,54 @@ mod tests {
         );
         assert_ne!(fingerprint(&first), fingerprint(&change("cc")));
         assert_eq!(fingerprint(&first).len(), 64);
+    }
+
+    #[test]
+    fn an_administrators_acceptance_is_read_strictly() {
+        assert_eq!(
+            Demand::parse(r#"{"n1": ["/etc/a", "*"]}"#, "alice".into()),
+            Ok(Demand {
+                nodes: BTreeMap::from([("n1".into(), vec!["/etc/a".into(), "*".into()])]),
+                by: "alice".into()
+            })
+        );
+        assert_eq!(
+            Demand::parse(r#"{"n1": ["/etc/a"]}"#, String::new()),
+            Err(DemandError::Anonymous)
+        );
+        for (text, says) in [
+            ("n1:/etc/a", "line 1 column"),
+            ("{}", "no node"),
+            (r#"{"n1": []}"#, "node n1: 1 to"),
+            (r#"{"n1": "/etc/a"}"#, "invalid type"),
+        ] {
+            let e = Demand::parse(text, "alice".into()).unwrap_err().to_string();
+            assert!(
+                e.starts_with("annotation file-integrity.openshift.io/accept: ")
+                    && e.contains(says),
+                "{text}: {e}"
+            );
+        }
+        let p = |path: &str, by: &str| AcceptPath {
+            path: path.into(),
+            change: "f".into(),
+            by: by.into(),
+        };
+        let mut r = AcceptRequests::default();
+        r.request("n1", vec![p("/a", "rule r")], 0);
+        let id = r.request_more("n1", vec![p("/b", "administrator alice")], 0);
+        assert_eq!(id, 2);
+        assert_eq!(
+            r.for_node("n1").map(|q| q.paths.clone()),
+            Some(vec![p("/a", "rule r"), p("/b", "administrator alice")]),
+            "the pending path stays asked"
+        );
+        r.request_more("n1", vec![p("/c", "administrator alice")], 2);
+        assert_eq!(
+            r.for_node("n1").map(|q| q.paths.len()),
+            Some(1),
+            "a completed request is not asked again"
+        );
     }
 
     #[test]

@@ -42,6 +42,14 @@ pub const REINIT_REQUESTS_ANNOTATION: &str = "file-integrity.openshift.io/reinit
 /// The operator's requests that nodes move their baseline for some paths only (ours, issue 28;
 /// JSON [`crate::accept::AcceptRequests`]).
 pub const ACCEPT_REQUESTS_ANNOTATION: &str = "file-integrity.openshift.io/accept-requests";
+/// Annotation on a FileIntegrity (ours, issue 28): an administrator accepts current changes of
+/// nodes into their baselines, per path, without a re-init. JSON `{"<node>": ["<path>", ...]}`
+/// (paths as the node status lists them; `"*"`: every listed change of the node). The operator
+/// turns it into requests ([`ACCEPT_REQUESTS_ANNOTATION`]) and removes it.
+pub const ACCEPT_ANNOTATION: &str = "file-integrity.openshift.io/accept";
+/// Beside [`ACCEPT_ANNOTATION`]: who asks, checked by the API server ([`ACCEPT_ADMISSION_POLICY`]
+/// admits it only equal to the requesting user's name); the acceptances record it.
+pub const ACCEPT_BY_ANNOTATION: &str = "file-integrity.openshift.io/accept-by";
 /// Annotation on result ConfigMaps (ours, issue 28): the acceptance request the node completed
 /// in this cycle and the paths it moved (JSON [`crate::accept::Accepted`]).
 pub const ACCEPTED_ANNOTATION: &str = "file-integrity.openshift.io/accepted";
@@ -184,6 +192,9 @@ pub const ENV_NODE_NAME: &str = "NODE_NAME";
 /// The daemons' admission policy and its binding (`deploy/rbac/daemon_admission_policy.yaml`):
 /// the operator may get and patch them by this name, to put them back.
 pub const DAEMON_ADMISSION_POLICY: &str = "file-integrity-daemon-results";
+/// The policy (and binding) that admits an administrator's acceptance only under the name of
+/// who asks (`deploy/rbac/accept_admission_policy.yaml`): guarded as the daemons' one.
+pub const ACCEPT_ADMISSION_POLICY: &str = "file-integrity-accept-requests";
 /// The policy (and binding) bounding the DaemonSets of the operator's own account
 /// (`deploy/rbac/operator_admission_policy.yaml`): the operator may create them, never change
 /// them.
@@ -211,6 +222,9 @@ pub const EVENT_REASON_CHANGES_ACCEPTED: &str = "ChangesAccepted";
 /// Ours: a node's MachineConfig update ended without its pool confirming it; scans resume
 /// without a re-init (Warning).
 pub const EVENT_REASON_UPDATE_UNCONFIRMED: &str = "NodeUpdateUnconfirmed";
+/// Ours (issue 28): part of an administrator's acceptance could not be asked (Warning, naming
+/// the node and path, or why the annotation was refused).
+pub const EVENT_REASON_ACCEPT_IGNORED: &str = "AcceptIgnored";
 /// Ours: scans on a node have been paused for a MachineConfig update for longer than the bound
 /// (Warning, once per pause).
 pub const EVENT_REASON_PAUSED_TOO_LONG: &str = "NodeUpdatePausedTooLong";

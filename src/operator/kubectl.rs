@@ -7,6 +7,9 @@
 //!   grouped across nodes ([`changes`]).
 //! - `kubectl fio report NODE [--fileintegrity FI] [-o text|json]`: a node's kept failure
 //!   report in clear (decompressed), or its change list as AIDE's JSON report.
+//! - `kubectl fio accept FILEINTEGRITY NODE (PATH...|--all)`: accept current changes of a node
+//!   into its baseline, per path (issue 28): annotates the FileIntegrity with the paths and the
+//!   user's name as the API server knows it (a SelfSubjectReview); needs `patch` on it.
 
 pub mod changes;
 
@@ -39,6 +42,10 @@ Commands:
   report NODE [--fileintegrity FI] [-o text|json]
                  The node's kept failure report in clear (json: its full change list,
                  AIDE's JSON report)
+  accept FILEINTEGRITY NODE (PATH...|--all)
+                 Accept the node's current changes of those paths (--all: every
+                 listed change) into its baseline, without a re-init; recorded
+                 under your user name
 
 Options:
   -n, --namespace NS   The operator's namespace [default: the context's, else
@@ -62,6 +69,13 @@ pub enum Command {
         node: String,
         fileintegrity: Option<String>,
         json: bool,
+        conn: Connection,
+    },
+    Accept {
+        fileintegrity: String,
+        node: String,
+        /// `["*"]` for `--all`.
+        paths: Vec<String>,
         conn: Connection,
     },
 }
@@ -88,7 +102,7 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, String> {
     let mut p = lexopt::Parser::from_args(args);
     let mut words: Vec<String> = Vec::new();
     let mut conn = Connection::default();
-    let (mut node, mut fi, mut output) = (None, None, None);
+    let (mut node, mut fi, mut output, mut all) = (None, None, None, false);
     fn text(v: OsString) -> Result<String, String> {
         v.into_string().map_err(|v| format!("not UTF-8: {v:?}"))
     }
@@ -104,6 +118,7 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, String> {
             Long("node") => node = Some(value(&mut p)?),
             Long("fileintegrity") => fi = Some(value(&mut p)?),
             Short('o') | Long("output") => output = Some(value(&mut p)?),
+            Long("all") => all = true,
             Value(v) => words.push(text(v)?),
             arg => return Err(arg.unexpected().to_string()),
         }
@@ -147,6 +162,24 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, String> {
                 node,
                 fileintegrity: fi,
                 json,
+                conn,
+            })
+        }
+        Some("accept") => {
+            let usage = "accept: kubectl fio accept FILEINTEGRITY NODE (PATH...|--all)";
+            let fileintegrity = words.next().or(fi).ok_or(usage)?;
+            let node = words.next().or(node).ok_or(usage)?;
+            let paths: Vec<String> = words.collect();
+            let paths = match (all, paths.is_empty()) {
+                (true, true) => vec!["*".to_owned()],
+                (false, false) => paths,
+                (true, false) => return Err("accept: paths or --all, not both".into()),
+                (false, true) => return Err(format!("{usage}: which paths?")),
+            };
+            Ok(Command::Accept {
+                fileintegrity,
+                node,
+                paths,
                 conn,
             })
         }
@@ -233,9 +266,55 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             )
             .await?;
         }
+        Command::Accept {
+            fileintegrity,
+            node,
+            paths,
+            conn,
+        } => {
+            let (client, ns) = connect(&conn).await?;
+            let user = whoami(&client).await?;
+            let value = serde_json::json!({ node.clone(): paths }).to_string();
+            let patch = serde_json::json!({"metadata": {"annotations": {
+                names::ACCEPT_ANNOTATION: value,
+                names::ACCEPT_BY_ANNOTATION: user,
+            }}});
+            let api: Api<fio_api::FileIntegrity> = Api::namespaced(client, &ns);
+            api.patch(
+                &fileintegrity,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(&patch),
+            )
+            .await
+            .with_context(|| format!("annotating FileIntegrity {ns}/{fileintegrity}"))?;
+            writeln!(
+                out,
+                "fileintegrity.fileintegrity.openshift.io/{fileintegrity} annotated: accept {} on node {node} as {user}",
+                if paths == ["*"] { "every listed change".to_owned() } else { paths.join(", ") }
+            )?;
+        }
     }
     out.flush()?;
     Ok(())
+}
+
+/// The requesting user's name as the API server knows it (what the acceptance policy compares).
+async fn whoami(client: &Client) -> anyhow::Result<String> {
+    use k8s_openapi::api::authentication::v1::SelfSubjectReview;
+    let api: Api<SelfSubjectReview> = Api::all(client.clone());
+    let review = api
+        .create(
+            &kube::api::PostParams::default(),
+            &SelfSubjectReview::default(),
+        )
+        .await
+        .context("asking the API server who you are (SelfSubjectReview)")?;
+    review
+        .status
+        .and_then(|s| s.user_info)
+        .and_then(|u| u.username)
+        .filter(|u| !u.is_empty())
+        .ok_or_else(|| anyhow!("the API server did not say who you are"))
 }
 
 /// The terminal's width, as the shell exports it, else 120.

@@ -10,12 +10,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::changes::status;
+use super::changes::{kubectl_fio, plugin_dir, status};
 use super::realtime::{listed, pod_writer};
 use super::{
     backups, condition, daemon_pod, kn, kube_dir, wait_condition, wait_phase, DS, FI, N2, NS,
 };
-use fio_harness::real::RealNodes;
+use fio_harness::real::{kubectl, kubectl_try, wait_until, RealNodes};
 use fio_harness::secs;
 
 /// The certificate the rule covers (selected by `/etc/ CONTENT_EX`, in every baseline).
@@ -251,9 +251,118 @@ pub fn rules(real: &RealNodes) {
         records_before,
         "a pod's write accepted"
     );
-    // Back as accepted: Succeeded again.
-    std::fs::write(real.root(N2).join(CA), format!("{last}\n")).expect("restore");
-    wait_condition(N2, "Succeeded", 60);
+
+    // -- an administrator accepts one of two changes, then the other -------------------------
+    administrator(real, &path, &last);
+}
+
+/// A file added on real-2 beside the pod's change: `kubectl fio accept` of the certificate
+/// leaves real-2 Failed listing only the added file; accepting that too makes it Succeeded.
+/// Both records name the user the API server authenticated; an acceptance under another
+/// user's name is refused by the API server.
+fn administrator(real: &RealNodes, ca: &str, accepted_ca: &str) {
+    let added = "/etc/fio-e2e-admin.conf";
+    std::fs::write(real.root(N2).join(&added[1..]), "added by hand\n").expect("add a file");
+    wait_until("both changes listed", secs(60), || {
+        let st = status(N2);
+        (listed(&st, ca).is_some() && listed(&st, added).is_some())
+            .then_some(())
+            .ok_or(format!("{}", st["lastResult"]))
+    });
+    let user = kubectl(&[
+        "auth",
+        "whoami",
+        "-o",
+        "jsonpath={.status.userInfo.username}",
+    ]);
+    assert!(!user.is_empty(), "kubectl auth whoami");
+
+    // Under another name: refused by the API server, nothing asked.
+    let forged = kubectl_try(&[
+        "-n",
+        NS,
+        "annotate",
+        "fileintegrity",
+        FI,
+        &format!("file-integrity.openshift.io/accept={{\"{N2}\": [\"{added}\"]}}"),
+        "file-integrity.openshift.io/accept-by=someone-else",
+    ])
+    .expect_err("an acceptance under another user's name");
+    assert!(
+        forged.contains(&format!(
+            "set annotation file-integrity.openshift.io/accept-by to your user name, {user}"
+        )),
+        "{forged}"
+    );
+
+    let plugin = plugin_dir();
+    let out = kubectl_fio(&plugin, &["accept", FI, N2, ca, "-n", NS]);
+    assert!(out.contains(&format!("as {user}")), "{out}");
+    let st = wait_until(
+        "the certificate accepted, the added file left",
+        secs(90),
+        || {
+            let st = status(N2);
+            let done = accepted(&st)
+                .first()
+                .is_some_and(|r| r["path"] == ca && r["acceptedAt"].is_string());
+            let left: Vec<Value> = st["lastResult"]["changes"]
+                .as_array()
+                .map(|c| c.iter().map(|c| c["path"].clone()).collect())
+                .unwrap_or_default();
+            (done && left == [added])
+                .then_some(st.clone())
+                .ok_or(format!(
+                    "listed {left:?}, records {:?}",
+                    accepted(&st).first()
+                ))
+        },
+    );
+    assert_eq!(st["lastResult"]["condition"], "Failed");
+    let r = &accepted(&st)[0];
+    assert_eq!(r["by"], format!("administrator {user}"), "{r}");
+    assert_eq!(
+        std::fs::read_to_string(real.root(N2).join(&ca[1..])).expect("read"),
+        format!("{accepted_ca}\nfrom a pod\n"),
+        "the pod's append is what was accepted"
+    );
+
+    kubectl_fio(&plugin, &["accept", FI, N2, "--all", "-n", NS]);
+    let st = wait_until("the added file accepted too", secs(90), || {
+        let st = status(N2);
+        let done = accepted(&st)
+            .first()
+            .is_some_and(|r| r["path"] == added && r["acceptedAt"].is_string());
+        (done && st["lastResult"]["condition"] == "Succeeded")
+            .then_some(st.clone())
+            .ok_or(format!("{}", st["lastResult"]))
+    });
+    let r = &accepted(&st)[0];
+    assert_eq!(r["kind"], "added", "{r}");
+    assert_eq!(r["by"], format!("administrator {user}"), "{r}");
+    let annotations = kn(&[
+        "get",
+        "fileintegrity",
+        FI,
+        "-o",
+        "jsonpath={.metadata.annotations}",
+    ]);
+    assert!(
+        !annotations.contains("file-integrity.openshift.io/accept\""),
+        "the acceptance annotation is removed once asked: {annotations}"
+    );
+    let events = kn(&[
+        "get",
+        "events",
+        "--field-selector",
+        "reason=ChangesAccepted",
+        "-o",
+        "jsonpath={.items[*].message}",
+    ]);
+    assert!(
+        events.contains(&format!("{added} (administrator {user})")),
+        "ChangesAccepted Events: {events}"
+    );
 }
 
 /// The SHA-512 of a file as AIDE's database writes it (base64).

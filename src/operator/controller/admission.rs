@@ -291,6 +291,8 @@ async fn may_use(client: &Client, namespace: &str, image: &str) -> Result<(), St
 fn consequence(ours: &DynamicObject) -> &'static str {
     if is_own_bound(ours) {
         "the operator's own account is not bounded to the product's DaemonSets"
+    } else if ours.name_any() == names::ACCEPT_ADMISSION_POLICY {
+        "who accepts changes into a baseline cannot be told"
     } else {
         "a node's result cannot be told from another node's"
     }

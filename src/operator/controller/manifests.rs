@@ -3,8 +3,8 @@
 //!
 //! * The PrometheusRule (alert `NodeHasIntegrityFailure`) and the ServiceMonitor, when the cluster
 //!   serves the Prometheus operator's API (upstream did the same).
-//! * The daemons' admission policy and the one bounding the operator's own DaemonSets, with their
-//!   bindings (cluster-wide, the same for an operator in any namespace): an OLM bundle cannot
+//! * The daemons' admission policy, the one bounding the operator's own DaemonSets and the one
+//!   naming who accepts changes, with their bindings (cluster-wide, the same for an operator in any namespace): an OLM bundle cannot
 //!   carry them (OLM refuses their kinds), and an install through OLM must not lose the trust
 //!   boundary. They are the guard's ([`super::admission`]), watched all along.
 
@@ -16,7 +16,7 @@ use kube::{Client, ResourceExt};
 use super::context::MANAGER;
 use fio_api::names;
 
-const MANIFESTS: [(&str, &str); 4] = [
+const MANIFESTS: [(&str, &str); 5] = [
     (
         "deploy/monitoring/prometheus_rule.yaml",
         include_str!("../../../deploy/monitoring/prometheus_rule.yaml"),
@@ -32,6 +32,10 @@ const MANIFESTS: [(&str, &str); 4] = [
     (
         "deploy/rbac/operator_admission_policy.yaml",
         include_str!("../../../deploy/rbac/operator_admission_policy.yaml"),
+    ),
+    (
+        "deploy/rbac/accept_admission_policy.yaml",
+        include_str!("../../../deploy/rbac/accept_admission_policy.yaml"),
     ),
 ];
 
@@ -129,7 +133,9 @@ mod tests {
                 "file-integrity-daemon-results",
                 "file-integrity-daemon-results",
                 "file-integrity-operator-daemonsets",
-                "file-integrity-operator-daemonsets"
+                "file-integrity-operator-daemonsets",
+                "file-integrity-accept-requests",
+                "file-integrity-accept-requests"
             ]
         );
         assert_eq!(names_in("fio-olm"), here);

@@ -245,6 +245,12 @@ pub fn plan_with(
             .map(|a| a.records.clone())
             .unwrap_or_default(),
         report.as_ref().and_then(|r| r.accepted.as_ref()),
+        fio_api::accept::AcceptRequests::of(fi)
+            .ok()
+            .flatten()
+            .as_ref()
+            .and_then(|r| r.for_node(&node)),
+        prev.map_or(&[][..], |p| &p.last_result.changes[..]),
         &probe,
     );
 

@@ -297,6 +297,28 @@ fn the_command_line_is_kubectls() {
             conn: Connection::default(),
         })
     );
+    assert_eq!(
+        parse(args("accept workers n2 /etc/a /etc/b")),
+        Ok(Command::Accept {
+            fileintegrity: "workers".into(),
+            node: "n2".into(),
+            paths: vec!["/etc/a".into(), "/etc/b".into()],
+            conn: Connection::default(),
+        })
+    );
+    assert_eq!(
+        parse(args("accept workers n2 --all")).map(|c| match c {
+            Command::Accept { paths, .. } => paths,
+            _ => Vec::new(),
+        }),
+        Ok(vec!["*".to_owned()])
+    );
+    assert!(parse(args("accept workers n2"))
+        .unwrap_err()
+        .contains("which paths"));
+    assert!(parse(args("accept workers n2 /etc/a --all"))
+        .unwrap_err()
+        .contains("not both"));
     assert_eq!(parse(args("")), Ok(Command::Help));
     assert!(parse(args("report")).unwrap_err().contains("which node"));
     assert!(parse(args("changes -o xml")).unwrap_err().contains("xml"));

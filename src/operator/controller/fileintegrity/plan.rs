@@ -17,6 +17,7 @@ use super::super::{adoption, daemonset};
 use super::machine_config::Pool;
 use super::updates::{self, NodeUpdates, Nodes};
 use crate::metrics::ReinitBy;
+use fio_api::accept::AcceptRequests;
 use fio_api::aideconf;
 use fio_api::reinit::parse_node_list;
 
@@ -537,8 +538,29 @@ fn update_requests(
     let new_holdoff = updates.holdoff.clone();
     requests.nodes.retain(|n, _| nodes.contains_key(n));
 
+    // An administrator's acceptance (issue 28): asked of the nodes beside their pending
+    // requests, and the annotation removed, as a re-init's.
+    let accept_before = AcceptRequests::of(fi).ok().flatten().unwrap_or_default();
+    let administered = crate::controller::results::acceptance::administrator(
+        fi,
+        &accept_before,
+        statuses,
+        selected,
+    );
+    if let Some(a) = &administered {
+        tracing::info!("acceptance on {name}: asked {:?}", a.requests.nodes.keys());
+        for why in &a.ignored {
+            events.push(PlannedEvent {
+                warning: true,
+                reason: names::EVENT_REASON_ACCEPT_IGNORED,
+                note: format!("acceptance on {name}: {why}"),
+            });
+        }
+    }
+
     let user_annotations = annotations.contains_key(names::REINIT_ANNOTATION)
-        || annotations.contains_key(names::REINIT_ON_FAILED_ANNOTATION);
+        || annotations.contains_key(names::REINIT_ON_FAILED_ANNOTATION)
+        || administered.is_some();
     let holdoff_changed = new_holdoff != holdoff;
     if annotated.as_ref() != Some(&requests) || user_annotations || holdoff_changed {
         // resourceVersion makes this a compare-and-swap: if the user changed the annotations
@@ -554,6 +576,14 @@ fn update_requests(
         if holdoff_changed {
             patch["metadata"]["annotations"][names::HOLDOFF_ANNOTATION] =
                 json!(new_holdoff.to_annotation());
+        }
+        if let Some(a) = &administered {
+            let annotations = &mut patch["metadata"]["annotations"];
+            annotations[names::ACCEPT_ANNOTATION] = json!(null);
+            annotations[names::ACCEPT_BY_ANNOTATION] = json!(null);
+            if a.requests != accept_before {
+                annotations[names::ACCEPT_REQUESTS_ANNOTATION] = json!(a.requests.to_annotation());
+            }
         }
         write.patch = Some(patch);
         write.paused = updates.paused.clone();

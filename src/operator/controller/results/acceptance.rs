@@ -6,20 +6,108 @@
 //! listed and expected; otherwise it stays Failed (the expected ones are still requested, so
 //! the other changes are what remains once the node has moved them).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use fio_api::accept::{fingerprint, AcceptPath, AcceptRequests, Accepted};
+use fio_api::accept::{fingerprint, AcceptPath, AcceptRequest, AcceptRequests, Accepted, Demand};
 use fio_api::expected::Rules;
 use fio_api::result::{ScanCondition, ScanReport};
 use fio_api::{
-    AcceptedChange, FileIntegrity, FileIntegrityNodeCondition as Condition,
-    FileIntegrityScanResult, WriterPod, MAX_ACCEPTED,
+    AcceptedChange, FileChange, FileIntegrity, FileIntegrityNodeCondition as Condition,
+    FileIntegrityNodeStatus, FileIntegrityScanResult, WriterPod, MAX_ACCEPTED,
 };
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
 
 /// Pods the operator read, by namespace and name: their uid and labels.
 pub type Pods = BTreeMap<(String, String), (String, BTreeMap<String, String>)>;
+
+/// An administrator's acceptance (the `accept` annotation) resolved against the nodes' last
+/// results: the requests with it, and what could not be asked (why, for an Event).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Administered {
+    pub requests: AcceptRequests,
+    pub ignored: Vec<String>,
+}
+
+/// The most reasons an [`Administered`] keeps.
+const MAX_IGNORED: usize = 10;
+
+/// Resolve `fi`'s `accept` annotation (`None`: there is none): each named path of a node's last
+/// Failed result is asked with the change the status lists (its fingerprint: a path written
+/// again meanwhile is not moved), beside the node's pending request. A node `fi` does not
+/// scan, a path not listed, or changes not listed for `*` are ignored, and said.
+pub fn administrator(
+    fi: &FileIntegrity,
+    requests: &AcceptRequests,
+    statuses: &[FileIntegrityNodeStatus],
+    selected: &BTreeSet<String>,
+) -> Option<Administered> {
+    let mut out = Administered {
+        requests: requests.clone(),
+        ignored: Vec::new(),
+    };
+    let demand = match Demand::of(fi)? {
+        Ok(d) => d,
+        Err(e) => {
+            out.ignored.push(e.to_string());
+            return Some(out);
+        }
+    };
+    let by = format!("administrator {}", demand.by);
+    for (node, paths) in &demand.nodes {
+        let status = statuses
+            .iter()
+            .find(|s| s.spec.node_name == *node)
+            .filter(|_| selected.contains(node));
+        let Some(status) = status else {
+            out.ignored
+                .push(format!("node {node}: not scanned by {}", fi.name_any()));
+            continue;
+        };
+        let last = &status.spec.last_result;
+        if last.condition != Condition::Failed {
+            out.ignored.push(format!(
+                "node {node}: no current change (last result {})",
+                last.condition.as_str()
+            ));
+            continue;
+        }
+        let every = paths.iter().any(|p| p == "*");
+        let asked: Vec<AcceptPath> = last
+            .changes
+            .iter()
+            .filter(|c| every || paths.contains(&c.path))
+            .map(|c| AcceptPath {
+                path: c.path.clone(),
+                change: fingerprint(c),
+                by: by.clone(),
+            })
+            .collect();
+        for p in paths {
+            if p != "*" && !last.changes.iter().any(|c| c.path == *p) {
+                out.ignored
+                    .push(format!("node {node}: {p} is not a change its status lists"));
+            }
+        }
+        if asked.is_empty() && last.changes.is_empty() {
+            out.ignored
+                .push(format!("node {node}: its status lists no change"));
+        }
+        if every && last.changes_truncated > 0 {
+            out.ignored.push(format!(
+                "node {node}: {} more changes not listed in its status (accepted once listed)",
+                last.changes_truncated
+            ));
+        }
+        if !asked.is_empty() {
+            let completed = status.spec.accept_id.unwrap_or(0);
+            out.requests.request_more(node, asked, completed);
+        }
+    }
+    out.ignored.truncate(MAX_IGNORED);
+    Some(out)
+}
 
 /// The pods (namespace, name) a Failed result names as writers of its listed changes, when a
 /// rule of `fi` allows pod writers (otherwise none is worth reading), in order, once each.
@@ -136,11 +224,15 @@ pub fn expected(
 /// The node status's records after a result: `new` requests first (replacing a pending record
 /// of the same path), then the earlier ones; the request the node `reported` completing marks
 /// the paths it moved accepted and drops those it did not (their change differed by then and
-/// is listed again); at most [`MAX_ACCEPTED`], newest first.
+/// is listed again); at most [`MAX_ACCEPTED`], newest first. A moved path with no record (an
+/// administrator's, asked by the FileIntegrity controller) gets one from `asked`, the node's
+/// request in force, and the change `listed` (its previous result's) names.
 pub fn records(
     prev: &[AcceptedChange],
     new: Vec<AcceptedChange>,
     reported: Option<&Accepted>,
+    asked: Option<&AcceptRequest>,
+    listed: &[FileChange],
     probe: &Time,
 ) -> Vec<AcceptedChange> {
     let pending_again =
@@ -148,6 +240,27 @@ pub fn records(
     let mut all: Vec<AcceptedChange> = prev.iter().filter(|r| !pending_again(r)).cloned().collect();
     all.splice(0..0, new);
     if let Some(done) = reported {
+        let asked = asked.filter(|q| q.id == done.id);
+        let mut unrecorded = Vec::new();
+        for path in &done.paths {
+            let recorded = all.iter().any(|r| r.request == done.id && r.path == *path);
+            let why = asked.and_then(|q| q.paths.iter().find(|p| p.path == *path));
+            let change = listed.iter().find(|c| c.path == *path);
+            if let (false, Some(why), Some(c)) = (recorded, why, change) {
+                unrecorded.push(AcceptedChange {
+                    path: c.path.clone(),
+                    kind: c.kind,
+                    attributes: c.attributes.clone(),
+                    details: c.details.clone(),
+                    writers: c.writers.clone(),
+                    by: why.by.clone(),
+                    request: done.id,
+                    requested_at: probe.clone(),
+                    accepted_at: None,
+                });
+            }
+        }
+        all.splice(0..0, unrecorded);
         all.retain_mut(|r| {
             if r.accepted_at.is_some() || r.request > done.id {
                 return true;

@@ -404,6 +404,93 @@ fn a_bad_expected_change_rule_is_the_error_phase_naming_it() {
 }
 
 #[test]
+fn an_administrator_accepts_listed_paths_under_their_name() {
+    use fio_api::accept::AcceptRequests;
+    let (mut fi, nodes) = (fi_at(0), two_nodes());
+    let mut failed = status("n2", FileIntegrityNodeCondition::Failed, 0);
+    let change = |path: &str| fio_api::FileChange {
+        path: path.into(),
+        kind: fio_api::ChangeKind::Changed,
+        attributes: vec!["sha512".into()],
+        details: Vec::new(),
+        since: None,
+        found_by: None,
+        writers: Vec::new(),
+    };
+    failed.spec.last_result.changes = vec![change("/etc/a"), change("/etc/b")];
+    failed.spec.accept_id = Some(4);
+    let statuses = [status("n1", FileIntegrityNodeCondition::Failed, 0), failed];
+    let ann = fi.annotations_mut();
+    ann.insert(
+        names::ACCEPT_ANNOTATION.into(),
+        r#"{"n2": ["/etc/a", "/etc/nosuch"], "n1": ["*"], "gone": ["/x"]}"#.into(),
+    );
+    ann.insert(names::ACCEPT_BY_ANNOTATION.into(), "alice".into());
+    let p = plan(&observe(
+        &fi,
+        &nodes,
+        &statuses,
+        None,
+        None,
+        default_config(),
+    ));
+    let ann = &p.requests.patch.expect("a write")["metadata"]["annotations"];
+    assert!(ann[names::ACCEPT_ANNOTATION].is_null() && ann[names::ACCEPT_BY_ANNOTATION].is_null());
+    let asked: AcceptRequests =
+        serde_json::from_str(ann[names::ACCEPT_REQUESTS_ANNOTATION].as_str().unwrap()).unwrap();
+    let n2 = asked.for_node("n2").expect("n2 asked");
+    assert_eq!(
+        n2.paths
+            .iter()
+            .map(|p| (p.path.as_str(), p.by.as_str(), p.change.clone()))
+            .collect::<Vec<_>>(),
+        [(
+            "/etc/a",
+            "administrator alice",
+            fio_api::accept::fingerprint(&change("/etc/a"))
+        )],
+        "only the path named, with the change listed"
+    );
+    assert!(
+        asked.for_node("n1").is_none(),
+        "n1 lists no change: nothing to ask"
+    );
+    let notes: Vec<&str> = p
+        .events
+        .iter()
+        .filter(|e| e.reason == names::EVENT_REASON_ACCEPT_IGNORED)
+        .map(|e| e.note.as_str())
+        .collect();
+    assert_eq!(
+        notes,
+        [
+            "acceptance on worker-fileintegrity: node gone: not scanned by worker-fileintegrity",
+            "acceptance on worker-fileintegrity: node n1: its status lists no change",
+            "acceptance on worker-fileintegrity: node n2: /etc/nosuch is not a change its status \
+             lists",
+        ]
+    );
+
+    // Without the name of who asks (the admission policy not in force): nothing asked, said.
+    fi.annotations_mut().remove(names::ACCEPT_BY_ANNOTATION);
+    let p = plan(&observe(
+        &fi,
+        &nodes,
+        &statuses,
+        None,
+        None,
+        default_config(),
+    ));
+    let ann = &p.requests.patch.expect("the annotation removed")["metadata"]["annotations"];
+    assert!(ann[names::ACCEPT_REQUESTS_ANNOTATION].is_null());
+    assert!(p
+        .events
+        .iter()
+        .any(|e| e.reason == names::EVENT_REASON_ACCEPT_IGNORED
+            && e.note.contains("names no requesting user")));
+}
+
+#[test]
 fn the_initial_delay_holds_the_daemonset_back_for_the_rest_of_it() {
     let (mut fi, nodes) = (fi_at(900), two_nodes());
     fi.spec.config.initial_delay = 200;

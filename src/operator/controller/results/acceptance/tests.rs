@@ -113,14 +113,14 @@ fn the_completed_request_marks_what_moved_and_drops_the_rest() {
         change("/etc/fio-test/b.crt", "kubelet.service"),
     ]);
     let a = expected(&fi, "n1", 0, &r, &Pods::new(), &t(100)).unwrap();
-    let pending = records(&[], a.records, None, &t(100));
+    let pending = records(&[], a.records, None, None, &[], &t(100));
     assert_eq!(pending.len(), 2);
     // The node moved a.crt only (b.crt was written again meanwhile).
     let done = Accepted {
         id: 1,
         paths: vec!["/etc/fio-test/a.crt".into()],
     };
-    let after = records(&pending, Vec::new(), Some(&done), &t(110));
+    let after = records(&pending, Vec::new(), Some(&done), None, &[], &t(110));
     assert_eq!(after.len(), 1);
     assert_eq!(after[0].path, "/etc/fio-test/a.crt");
     assert_eq!(after[0].accepted_at, Some(t(110)));
@@ -129,7 +129,7 @@ fn the_completed_request_marks_what_moved_and_drops_the_rest() {
     for i in 0..30 {
         let mut r = after[0].clone();
         r.path = format!("/etc/fio-test/{i}.crt");
-        many = records(&many, vec![r], None, &t(120));
+        many = records(&many, vec![r], None, None, &[], &t(120));
     }
     assert_eq!(many.len(), MAX_ACCEPTED);
     assert_eq!(many[0].path, "/etc/fio-test/29.crt");
@@ -232,4 +232,60 @@ fn pods_are_read_only_for_rules_that_allow_pod_writers() {
         vec![("certs".to_owned(), "rotator-1".to_owned())],
         "named once"
     );
+}
+
+#[test]
+fn an_administrators_paths_are_recorded_when_the_node_moved_them() {
+    let listed = vec![
+        change("/etc/a", "sshd.service"),
+        change("/etc/b", "sshd.service"),
+    ];
+    let asked = AcceptRequest {
+        id: 5,
+        paths: vec![AcceptPath {
+            path: "/etc/a".into(),
+            change: fingerprint(&listed[0]),
+            by: "administrator alice".into(),
+        }],
+    };
+    let done = Accepted {
+        id: 5,
+        paths: vec!["/etc/a".into()],
+    };
+    let r = records(&[], Vec::new(), Some(&done), Some(&asked), &listed, &t(200));
+    assert_eq!(r.len(), 1);
+    assert_eq!(
+        (r[0].path.as_str(), r[0].by.as_str(), r[0].request),
+        ("/etc/a", "administrator alice", 5)
+    );
+    assert_eq!(r[0].accepted_at, Some(t(200)));
+    assert_eq!(r[0].writers, listed[0].writers, "as the status listed it");
+    // A path the node says it moved that nobody asked for, or a completion of another
+    // request: no record.
+    let unasked = Accepted {
+        id: 5,
+        paths: vec!["/etc/b".into()],
+    };
+    assert!(records(
+        &[],
+        Vec::new(),
+        Some(&unasked),
+        Some(&asked),
+        &listed,
+        &t(200)
+    )
+    .is_empty());
+    let other = Accepted {
+        id: 4,
+        paths: vec!["/etc/a".into()],
+    };
+    assert!(records(
+        &[],
+        Vec::new(),
+        Some(&other),
+        Some(&asked),
+        &listed,
+        &t(200)
+    )
+    .is_empty());
 }
