@@ -735,13 +735,19 @@ fn operator_permissions() {
         };
         let allowed: &[&str] = if only(&reviews) {
             &["create"]
-        } else if only(&policies) && named(&[names::DAEMON_ADMISSION_POLICY]) {
-            // Puts the daemons' policy back; never its own bound.
+        } else if only(&policies)
+            && named(&[
+                names::DAEMON_ADMISSION_POLICY,
+                names::ACCEPT_ADMISSION_POLICY,
+            ])
+        {
+            // Puts the daemons' and the acceptance policy back; never its own bound.
             &["get", "list", "watch", "patch"]
         } else if only(&policies)
             && named(&[
                 names::DAEMON_ADMISSION_POLICY,
                 names::OPERATOR_ADMISSION_POLICY,
+                names::ACCEPT_ADMISSION_POLICY,
             ])
         {
             &["get", "list", "watch"]
