@@ -302,7 +302,7 @@ pub fn plan_with(
                 .and_then(|r| r.accepted.as_ref().map(|a| a.id))
                 .max(accept_completed)
         },
-        accepted_changes,
+        accepted_changes: acceptance::shown(accepted_changes),
         baseline: anchor,
         result_version: cm.metadata.resource_version.clone(),
     };

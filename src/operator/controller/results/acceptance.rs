@@ -221,6 +221,25 @@ pub fn expected(
     })
 }
 
+/// The most bytes of records a node status shows (as JSON): beside the listed changes (twice
+/// [`super::CHANGES_BUDGET`]) the status stays under 16 KiB whatever a node sends.
+pub const ACCEPTED_BUDGET: usize = 2 * 1024;
+
+/// The records a node status shows: the newest, as many as fit in [`ACCEPTED_BUDGET`].
+pub fn shown(mut records: Vec<AcceptedChange>) -> Vec<AcceptedChange> {
+    let mut used = 2; // `[]`
+    let fit = records
+        .iter()
+        .take_while(|r| {
+            // Serialising strings cannot fail; a failure would show nothing, not too much.
+            used += serde_json::to_vec(r).map_or(usize::MAX / 2, |v| v.len() + 1);
+            used <= ACCEPTED_BUDGET
+        })
+        .count();
+    records.truncate(fit);
+    records
+}
+
 /// The node status's records after a result: `new` requests first (replacing a pending record
 /// of the same path), then the earlier ones; the request the node `reported` completing marks
 /// the paths it moved accepted and drops those it did not (their change differed by then and

@@ -289,3 +289,28 @@ fn an_administrators_paths_are_recorded_when_the_node_moved_them() {
     )
     .is_empty());
 }
+
+#[test]
+fn a_node_status_shows_the_newest_records_that_fit() {
+    let fi = fi_with_rule();
+    let r = failed(vec![change("/etc/fio-test/ca.crt", "kubelet.service")]);
+    let one = expected(&fi, "n1", 0, &r, &Pods::new(), &t(100))
+        .unwrap()
+        .records
+        .remove(0);
+    let many: Vec<AcceptedChange> = (0..MAX_ACCEPTED as i64)
+        .map(|i| AcceptedChange {
+            request: i,
+            ..one.clone()
+        })
+        .collect();
+    let shown = shown(many.clone());
+    let bytes = serde_json::to_vec(&shown).unwrap().len();
+    assert!(bytes <= ACCEPTED_BUDGET, "{bytes} bytes");
+    assert!(
+        shown.len() > 1 && shown.len() < many.len(),
+        "{}",
+        shown.len()
+    );
+    assert_eq!(shown[..], many[..shown.len()], "the newest first");
+}
