@@ -90,19 +90,17 @@ def build_env():
                  "CARGO_PRIMARY_PACKAGE", "CARGO_TARGET_TMPDIR", "OUT_DIR")
     env = {k: v for k, v in os.environ.items() if not k.startswith(cargo_set)}
     env["RUSTFLAGS"] = " ".join(static_rustflags())
-    # The checkout's path is remapped for its own crates only (see the wrapper).
-    env["RUSTC_WORKSPACE_WRAPPER"] = str(ROOT / "scripts" / "rustc-workspace-wrapper")
     return env
 
 
 def static_rustflags():
     # crt-static: no libc to ship; strip: no symbols; remapped paths: the same bytes from any
-    # checkout (scripts/rustc-workspace-wrapper, for the checkout's own crates) and any
-    # CARGO_HOME (panic messages name files).
+    # checkout and any CARGO_HOME (panic messages name files).
     cargo_home = os.environ.get("CARGO_HOME", str(Path.home() / ".cargo"))
     return [
         "-C", "target-feature=+crt-static",
         "-C", "strip=symbols",
+        f"--remap-path-prefix={ROOT}=/src",
         f"--remap-path-prefix={cargo_home}=/cargo",
     ]
 
@@ -261,8 +259,7 @@ def cmd_product(args):
 
 def rustc_one(source, binary):
     """A one-file, std-only test program built static (no crate: rustc alone, in a second)."""
-    run(["rustc", "--edition", "2021", "-O", *static_rustflags(),
-         f"--remap-path-prefix={ROOT}=/src", "-o", str(binary),
+    run(["rustc", "--edition", "2021", "-O", *static_rustflags(), "-o", str(binary),
          str(ROOT / source)], build_env())
     return binary.read_bytes()
 

@@ -180,44 +180,21 @@ fn the_image_is_minimal_configured_from_image_json_and_reproducible() {
     assert_eq!(config["created"], "1970-01-01T00:00:00Z");
 
     // -- reproducible: the same digest from a copy elsewhere, in another target directory ----
-    // The copy's files are new (copied without their times) and elsewhere, so cargo compiles
-    // every crate of the workspace again, and links and assembles the image again. The
-    // registry's crates are the first build's: image.py remaps the checkout's path for the
-    // workspace's crates only (scripts/rustc-workspace-wrapper), so theirs are the same
-    // compilations from any checkout, and a second directory that does not exist yet (a fresh
-    // machine) starts as a copy of the first instead of compiling them all again (7 minutes).
-    // Their own determinism is rustc's, not checked here.
+    // The copy's files are new (copied without their times), so cargo compiles every crate of
+    // the workspace again. Both places are fixed (under cargo's target tmp directory, not
+    // per run): image.py's RUSTFLAGS name the sources' directory, and a fixed one lets the
+    // second target directory, kept like the first, reuse the registry's crates it compiled
+    // itself on an earlier run. On a fresh machine it compiles everything.
     let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
     let copy = tmp.join("image-repro-src");
     let _ = std::fs::remove_dir_all(&copy);
     std::fs::create_dir_all(&copy).unwrap();
     copy_sources(&copy);
-    let second = tmp.join("image-repro-target");
-    if !second.exists() {
-        let first = std::env::var_os("CARGO_TARGET_DIR")
-            .map(std::path::PathBuf::from)
-            .unwrap_or_else(|| root().join("target"))
-            .join("static");
-        let status = Command::new("cp")
-            .arg("-a")
-            .arg(&first)
-            .arg(&second)
-            .status()
-            .expect("run cp");
-        assert!(
-            status.success(),
-            "copy {} to {}",
-            first.display(),
-            second.display()
-        );
-    }
-    // What the first build linked is not what the second shows: gone, unless linked again.
-    for dir in std::fs::read_dir(&second).unwrap().flatten() {
-        for b in ["fio-operator", "fio-scanner"] {
-            let _ = std::fs::remove_file(dir.path().join("dist").join(b));
-        }
-    }
-    let digest2 = build(&copy, &copy.join("target/image"), Some(&second));
+    let digest2 = build(
+        &copy,
+        &copy.join("target/image"),
+        Some(&tmp.join("image-repro-target")),
+    );
     let same = digest1 == digest2;
     if same {
         let _ = std::fs::remove_dir_all(&copy);
