@@ -332,13 +332,19 @@ pub fn pod_writer(path: &str) {
     assert_eq!(w["pod"]["namespace"], NS, "{w}");
     assert_eq!(w["pod"]["container"], "appender", "{w}");
     assert_eq!(w["pod"]["uid"], uid.as_str(), "{w}");
-    let id = kn(&[
-        "get",
-        "pod",
-        WRITER_POD,
-        "-o",
-        "jsonpath={.status.containerStatuses[0].containerID}",
-    ]);
+    // The daemon may name the pod before its kubelet has posted the container's status.
+    let id = wait_until("the writer container's id in the API", secs(30), || {
+        let id = kn(&[
+            "get",
+            "pod",
+            WRITER_POD,
+            "-o",
+            "jsonpath={.status.containerStatuses[0].containerID}",
+        ]);
+        (!id.is_empty())
+            .then_some(id)
+            .ok_or("no container id yet".to_owned())
+    });
     assert_eq!(
         Some(w["pod"]["containerId"].as_str().unwrap_or_default()),
         id.strip_prefix("containerd://"),
