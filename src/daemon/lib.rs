@@ -773,20 +773,10 @@ impl Daemon {
             changes: Some(c), ..
         } = &mut condition
         {
-            // A scan's result: what the watcher saw written while it ran (the watcher was
-            // cleared when it started) names the writers of the changes it lists.
-            let during_scan = match (realtime, &self.watcher) {
-                (None, Some(w)) => {
-                    let root = self.opts.hostroot.as_os_str().as_encoded_bytes();
-                    focused::as_listed(w.pending_writers(), root)
-                }
-                _ => Vec::new(),
-            };
             let named: Vec<_> = realtime
                 .unwrap_or_default()
                 .iter()
                 .chain(&self.held)
-                .chain(&during_scan)
                 .cloned()
                 .collect();
             found::mark(&mut self.found, &mut c.summary.listed, Some(&named));

@@ -288,19 +288,6 @@ impl Watcher {
         std::mem::take(&mut self.shared.lock().pending)
     }
 
-    /// The paths pending now and their writers, left pending: what was written while a scan
-    /// ran (its result says who wrote what it lists; the focused check that follows measures
-    /// them again).
-    pub fn pending_writers(&self) -> Vec<(Vec<u8>, Vec<Writer>)> {
-        let inner = self.shared.lock();
-        inner
-            .pending
-            .paths
-            .iter()
-            .map(|(p, w)| (p.clone(), w.clone()))
-            .collect()
-    }
-
     /// Forget what is pending (a full scan is about to look at everything).
     pub fn clear(&self) {
         let mut inner = self.shared.lock();
