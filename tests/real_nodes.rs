@@ -110,7 +110,11 @@ fn clean(real: &RealNodes) {
     realtime::seed(real);
     expected::seed(real);
     for node in &real.names {
-        for f in ["etc/fio-e2e-changed.conf", "etc/fio-e2e-update.conf"] {
+        for f in [
+            "etc/fio-e2e-changed.conf",
+            "etc/fio-e2e-update.conf",
+            "etc/fio-e2e-admin.conf",
+        ] {
             let _ = std::fs::remove_file(real.root(node).join(f));
         }
     }
