@@ -202,23 +202,28 @@ pub fn expected(
         && i64::try_from(expected.len()).is_ok_and(|n| n == counted);
     let records = expected
         .into_iter()
-        .map(|(c, by)| AcceptedChange {
-            path: c.path.clone(),
-            kind: c.kind,
-            attributes: c.attributes.clone(),
-            details: c.details.clone(),
-            writers: c.writers.clone(),
-            by,
-            request: id,
-            requested_at: now.clone(),
-            accepted_at: None,
-        })
+        .map(|(c, by)| record(c, by, id, now))
         .collect();
     Some(Accepting {
         requests: (requests != before).then_some(requests),
         all,
         records,
     })
+}
+
+/// The pending record of listed change `c`, accepted by `by` under request `request`.
+fn record(c: &FileChange, by: String, request: i64, at: &Time) -> AcceptedChange {
+    AcceptedChange {
+        path: c.path.clone(),
+        kind: c.kind,
+        attributes: c.attributes.clone(),
+        details: c.details.clone(),
+        writers: c.writers.clone(),
+        by,
+        request,
+        requested_at: at.clone(),
+        accepted_at: None,
+    }
 }
 
 /// The most bytes of records a node status shows (as JSON): beside the listed changes (twice
@@ -266,17 +271,7 @@ pub fn records(
             let why = asked.and_then(|q| q.paths.iter().find(|p| p.path == *path));
             let change = listed.iter().find(|c| c.path == *path);
             if let (false, Some(why), Some(c)) = (recorded, why, change) {
-                unrecorded.push(AcceptedChange {
-                    path: c.path.clone(),
-                    kind: c.kind,
-                    attributes: c.attributes.clone(),
-                    details: c.details.clone(),
-                    writers: c.writers.clone(),
-                    by: why.by.clone(),
-                    request: done.id,
-                    requested_at: probe.clone(),
-                    accepted_at: None,
-                });
+                unrecorded.push(record(c, why.by.clone(), done.id, probe));
             }
         }
         all.splice(0..0, unrecorded);
