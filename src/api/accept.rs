@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use serde::{Deserialize, Serialize};
 
@@ -29,6 +30,30 @@ pub struct AcceptRequests {
     /// Per node, its newest request.
     #[serde(default)]
     pub nodes: BTreeMap<String, AcceptRequest>,
+    /// Per node, the confirmed node update whose changes its next check judges.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub windows: BTreeMap<String, UpdateWindow>,
+}
+
+/// A node update the operator confirmed (its pool's target changed and the node now runs it):
+/// the changes the node's first check after `to` lists for the first time are accepted per path
+/// with provenance `by` when the machine-config daemon wrote them, or when no writer was named
+/// (the watcher did not see the write: attribution off, or the node rebooted). Any other named
+/// writer fails the node as ever. The window closes with that check.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateWindow {
+    /// When the operator paused the node's scans for the update.
+    pub from: Time,
+    /// When the operator confirmed the update and resumed them.
+    pub to: Time,
+    /// `node update <from config> -> <to config>`.
+    pub by: String,
+    /// The node's last check before the update listed every change it counted: a change not
+    /// listed then is one made since. Otherwise a change listed only now may be older, and
+    /// only the machine-config daemon's are accepted.
+    #[serde(default)]
+    pub listed_all_before: bool,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
@@ -191,9 +216,10 @@ impl AcceptRequests {
         self.request(node, all, completed)
     }
 
-    /// Drop the requests of nodes `keep` says are gone.
+    /// Drop the requests and windows of nodes `keep` says are gone.
     pub fn retain_nodes(&mut self, keep: impl Fn(&str) -> bool) {
         self.nodes.retain(|n, _| keep(n));
+        self.windows.retain(|n, _| keep(n));
     }
 
     pub fn to_annotation(&self) -> String {

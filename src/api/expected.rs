@@ -263,6 +263,41 @@ impl Rules {
     }
 }
 
+/// Who made a change listed after a confirmed node update ([`crate::accept::UpdateWindow`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateWriter {
+    /// Every writer named is the machine-config daemon (a pod the operator read on the node).
+    MachineConfigDaemon,
+    /// No writer was named (a scan found it, or the process exited before it was read), and
+    /// none named is another.
+    Unnamed,
+    /// Another writer was named: the change fails the node as any other.
+    Other,
+}
+
+/// How `change` stands in a node update's window (`pods`: as for [`Rules::expects`]).
+pub fn update_writer(change: &FileChange, pods: PodLabels<'_>) -> UpdateWriter {
+    let mcd = machine_config_daemon();
+    let named = || change.writers.iter().filter(|w| w.state == WriterState::Attributed);
+    if named().any(|w| !mcd.allows(w, pods)) {
+        UpdateWriter::Other
+    } else if change.writers.is_empty()
+        || change.writers.iter().any(|w| w.state != WriterState::Attributed)
+    {
+        UpdateWriter::Unnamed
+    } else {
+        UpdateWriter::MachineConfigDaemon
+    }
+}
+
+fn machine_config_daemon() -> Allowed {
+    let (k, v) = MACHINE_CONFIG_DAEMON_LABEL;
+    Allowed::Pod {
+        namespace: MACHINE_CONFIG_DAEMON_NAMESPACE.into(),
+        selector: Selector::from_iter([(k.to_owned(), v.to_owned())]),
+    }
+}
+
 /// A writer of the spec as a matcher; `Err((field suffix, message))`.
 fn allowed(w: &ExpectedWriter) -> Result<Allowed, (String, String)> {
     let stray = |fields: &[(&str, bool)]| -> Result<(), (String, String)> {
@@ -315,16 +350,7 @@ fn allowed(w: &ExpectedWriter) -> Result<Allowed, (String, String)> {
                 ("namespace", !w.namespace.is_empty()),
                 ("selector", w.selector.is_some()),
             ])?;
-            let (k, v) = MACHINE_CONFIG_DAEMON_LABEL;
-            let selector = Selector::try_from(LabelSelector {
-                match_labels: Some(BTreeMap::from([(k.to_owned(), v.to_owned())])),
-                match_expressions: None,
-            })
-            .map_err(|e| (String::new(), e.to_string()))?;
-            Ok(Allowed::Pod {
-                namespace: MACHINE_CONFIG_DAEMON_NAMESPACE.into(),
-                selector,
-            })
+            Ok(machine_config_daemon())
         }
         other => Err((
             ".kind".into(),

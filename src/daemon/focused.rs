@@ -158,6 +158,53 @@ impl Daemon {
         }
     }
 
+    /// [`Daemon::wait`] while scans are paused: what the watcher names is held with its
+    /// writers for the first result after the pause (a gap is recorded; that result comes
+    /// from a full scan anyway).
+    pub(super) async fn hold_while_paused(
+        &mut self,
+        timeout: Duration,
+        lifted: impl Fn(&FileIntegrity) -> bool,
+    ) -> anyhow::Result<()> {
+        let Some(watcher) = self.watcher.clone() else {
+            return self.wait(timeout, lifted).await;
+        };
+        self.hb.expect_within(timeout + liveness::SLACK);
+        let deadline = tokio::time::Instant::now() + timeout;
+        let root = self.opts.hostroot.as_os_str().as_encoded_bytes().to_vec();
+        loop {
+            if watcher.has_pending() {
+                let pending = watcher.take();
+                if let Some((from, cause)) = &pending.gap {
+                    if let (Some(c), Ok(from)) = (
+                        &mut self.coverage,
+                        k8s_openapi::jiff::Timestamp::try_from(*from),
+                    ) {
+                        c.open(from, cause.clone());
+                    }
+                }
+                if pending.rebuild {
+                    self.rewatch().await?;
+                }
+                hold(
+                    &mut self.held,
+                    &as_listed(pending.paths.into_iter().collect(), &root),
+                );
+                continue;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => return Ok(()),
+                _ = watcher.changed() => {}
+                changed = self.followed.changed() => {
+                    anyhow::Context::context(changed, "the FileIntegrity watch ended")?;
+                    if self.followed.borrow_and_update().as_deref().is_some_and(&lifted) {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
     /// A focused check of the paths the watcher named, reported when its verdict or changes
     /// differ from the last result. False: no comparison to start from, scan everything.
     async fn realtime_check(

@@ -371,6 +371,8 @@ impl Daemon {
     }
 
     /// Paused while the node is updated: no scan, no re-init until the annotation is lifted.
+    /// The watcher goes on naming writers: the first scan after the pause lists what the
+    /// update changed with who wrote it, which the operator's window judges (issue 28).
     async fn pause(&mut self) -> anyhow::Result<()> {
         let node = self.opts.node_name.clone();
         if !std::mem::replace(&mut self.paused, true) {
@@ -379,8 +381,10 @@ impl Daemon {
                 names::HOLDOFF_ANNOTATION
             ));
         }
-        self.wait(self.opts.interval, move |fi| !Holdoff::of(fi).holds(&node))
-            .await
+        self.hold_while_paused(self.opts.interval, move |fi| {
+            !Holdoff::of(fi).holds(&node)
+        })
+        .await
     }
 
     /// The node's files (claiming them) and the configuration.

@@ -24,7 +24,6 @@ use serde_json::json;
 use super::context::{Context, MANAGER};
 use super::error::{Error, KubeContext, Step};
 use super::{adoption, cache, daemonset};
-use crate::metrics::ReinitBy;
 use fio_api::{aideconf, names, FileIntegrity, FileIntegrityNodeStatus, Holdoff};
 use machine_config::{NodeUpdate, Pool};
 use plan::{Observed, Plan, Wanted};
@@ -264,7 +263,6 @@ async fn apply(fi: &FileIntegrity, ctx: &Context, plan: Plan) -> Result<Action, 
         }
         for n in &r.resumed {
             ctx.metrics.unpause(n);
-            ctx.metrics.reinit(ReinitBy::Node, n);
         }
         for n in &r.released {
             ctx.metrics.unpause(n);

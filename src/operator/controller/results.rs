@@ -690,7 +690,7 @@ async fn writer_pods(
     ctx: &Context,
 ) -> Result<acceptance::Pods, Error> {
     let mut pods = acceptance::Pods::new();
-    let wanted = acceptance::writer_pods(fi, cm);
+    let wanted = acceptance::writer_pods(fi, node, cm);
     for (ns, name) in wanted.into_iter().take(MAX_WRITER_PODS) {
         let api: kube::Api<k8s_openapi::api::core::v1::Pod> =
             kube::Api::namespaced(ctx.client.clone(), &ns);

@@ -120,8 +120,6 @@ pub enum ReinitBy {
     Demand,
     /// A configuration change (all nodes).
     Config,
-    /// The end of a MachineConfig update on the node.
-    Node,
 }
 
 impl ReinitBy {
@@ -129,7 +127,6 @@ impl ReinitBy {
         match self {
             ReinitBy::Demand => "demand",
             ReinitBy::Config => "config",
-            ReinitBy::Node => "node",
         }
     }
 }

@@ -17,7 +17,7 @@ use super::super::{adoption, daemonset};
 use super::machine_config::Pool;
 use super::updates::{self, NodeUpdates, Nodes};
 use crate::metrics::ReinitBy;
-use fio_api::accept::AcceptRequests;
+use fio_api::accept::{AcceptRequests, UpdateWindow};
 use fio_api::aideconf;
 use fio_api::reinit::parse_node_list;
 
@@ -503,9 +503,10 @@ fn update_requests(
     );
     let (paused, resumed) = (&updates.paused, &updates.resumed);
     if !resumed.is_empty() {
-        tracing::info!("{name}: MachineConfig update over on {resumed:?}: re-initialising");
-        // Decided by the operator, not asked by an administrator: no backup is pruned.
-        requests.request_keeping_backups(resumed.iter().map(String::as_str));
+        tracing::info!(
+            "{name}: MachineConfig update over on {resumed:?}: its changes are judged by the \
+             update's window"
+        );
     }
     if !paused.is_empty() {
         tracing::info!("{name}: MachineConfig update on {paused:?}: scans paused");
@@ -538,14 +539,30 @@ fn update_requests(
     let new_holdoff = updates.holdoff.clone();
     requests.nodes.retain(|n, _| nodes.contains_key(n));
 
-    // An administrator's acceptance (issue 28): asked of the nodes beside their pending
-    // requests, and the annotation removed, as a re-init's.
+    // A confirmed update's window (issue 28), judged by the node's next check, and an
+    // administrator's acceptance, asked of the nodes beside their pending requests (the
+    // annotation removed, as a re-init's).
     let accept_before = AcceptRequests::of(fi).ok().flatten().unwrap_or_default();
+    let mut accepting = accept_before.clone();
+    for (n, w) in &updates.windows {
+        let last = statuses
+            .iter()
+            .find(|s| s.spec.node_name == *n)
+            .map(|s| &s.spec.last_result);
+        let listed_all_before = last.is_some_and(|r| match r.condition {
+            FileIntegrityNodeCondition::Succeeded => true,
+            FileIntegrityNodeCondition::Failed => r.changes_truncated == 0,
+            _ => false,
+        });
+        let w = UpdateWindow {
+            listed_all_before,
+            ..w.clone()
+        };
+        accepting.windows.insert(n.clone(), w);
+    }
+    accepting.retain_nodes(|n| nodes.contains_key(n));
     let administered = crate::controller::results::acceptance::administrator(
-        fi,
-        &accept_before,
-        statuses,
-        selected,
+        fi, &accepting, statuses, selected,
     );
     if let Some(a) = &administered {
         tracing::info!("acceptance on {name}: asked {:?}", a.requests.nodes.keys());
@@ -562,7 +579,13 @@ fn update_requests(
         || annotations.contains_key(names::REINIT_ON_FAILED_ANNOTATION)
         || administered.is_some();
     let holdoff_changed = new_holdoff != holdoff;
-    if annotated.as_ref() != Some(&requests) || user_annotations || holdoff_changed {
+    let accepting = administered.map_or(accepting, |a| a.requests);
+    let accepting_changed = accepting != accept_before;
+    if annotated.as_ref() != Some(&requests)
+        || user_annotations
+        || holdoff_changed
+        || accepting_changed
+    {
         // resourceVersion makes this a compare-and-swap: if the user changed the annotations
         // since we read them, the write fails (409) and the reconcile runs again.
         let mut patch = json!({"metadata": {
@@ -577,13 +600,15 @@ fn update_requests(
             patch["metadata"]["annotations"][names::HOLDOFF_ANNOTATION] =
                 json!(new_holdoff.to_annotation());
         }
-        if let Some(a) = &administered {
-            let annotations = &mut patch["metadata"]["annotations"];
+        let annotations = &mut patch["metadata"]["annotations"];
+        if fi.annotations().contains_key(names::ACCEPT_ANNOTATION)
+            || fi.annotations().contains_key(names::ACCEPT_BY_ANNOTATION)
+        {
             annotations[names::ACCEPT_ANNOTATION] = json!(null);
             annotations[names::ACCEPT_BY_ANNOTATION] = json!(null);
-            if a.requests != accept_before {
-                annotations[names::ACCEPT_REQUESTS_ANNOTATION] = json!(a.requests.to_annotation());
-            }
+        }
+        if accepting_changed {
+            annotations[names::ACCEPT_REQUESTS_ANNOTATION] = json!(accepting.to_annotation());
         }
         write.patch = Some(patch);
         write.paused = updates.paused.clone();

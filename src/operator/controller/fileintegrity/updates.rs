@@ -1,6 +1,7 @@
-//! The selected nodes' MachineConfig updates: which nodes to pause, which to resume with a
-//! re-init (the update is over and, where the MachineConfigPool API exists, its pool confirms
-//! it), which to resume without one (the node's word alone, a hostile node's way of moving its
+//! The selected nodes' MachineConfig updates: which nodes to pause, which to resume with the
+//! update's window (the update is over and, where the MachineConfigPool API exists, its pool
+//! confirms it: the changes it made are accepted per path, issue 28), which to resume without
+//! one (the node's word alone, a hostile node's way of moving its
 //! own baseline), and which pauses have lasted too long. Pure: fed by [`super::plan`].
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -10,6 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
 use super::machine_config::{confirms, pools_rolled_out, NodeUpdate, Pool};
+use fio_api::accept::UpdateWindow;
 use fio_api::Holdoff;
 use fio_api::NodePause;
 
@@ -43,8 +45,12 @@ pub struct NodeUpdates {
     pub pauses: BTreeMap<String, NodePause>,
     /// Nodes whose update began now.
     pub paused: Vec<String>,
-    /// Update over and confirmed: resume and re-initialise.
+    /// Update over and confirmed: resume, and judge the node's next check by the update's
+    /// window.
     pub resumed: Vec<String>,
+    /// The windows of the nodes resumed (`listed_all_before` left to the caller, who reads
+    /// the node statuses).
+    pub windows: BTreeMap<String, UpdateWindow>,
     /// Update over but not confirmed: resume without a re-init, and why.
     pub released: Vec<(String, String)>,
     /// Pauses that have just outlasted the bound (reported once each).
@@ -54,7 +60,7 @@ pub struct NodeUpdates {
 }
 
 /// A node is paused when its update starts and resumed only when it was paused and its update
-/// is over: however many Node events arrive, at most one re-init per update. Paused nodes that
+/// is over: however many Node events arrive, at most one window per update. Paused nodes that
 /// are no longer selected are released without a re-init. A hand-set `""` (everything paused)
 /// is left alone.
 pub fn follow(
@@ -106,7 +112,24 @@ pub fn follow(
                     current,
                     pause.as_ref(),
                 ) {
-                    Ok(()) => out.resumed.push(n.clone()),
+                    Ok(()) => {
+                        out.resumed.push(n.clone());
+                        let by = format!(
+                            "node update {} -> {}",
+                            pause
+                                .as_ref()
+                                .and_then(|p| p.from_config.as_deref())
+                                .unwrap_or("?"),
+                            current.unwrap_or("?")
+                        );
+                        let window = UpdateWindow {
+                            from: pause.map_or(Time(now), |p| p.since),
+                            to: Time(now),
+                            by,
+                            listed_all_before: false,
+                        };
+                        out.windows.insert(n.clone(), window);
+                    }
                     Err(why) => out.released.push((n.clone(), why)),
                 }
             }
@@ -237,6 +260,12 @@ mod tests {
             (&["n1".to_owned()][..], Holdoff::None)
         );
         assert!(after.pauses.is_empty());
+        let w = &after.windows["n1"];
+        assert_eq!(
+            (w.from.0, w.to.0, w.by.as_str()),
+            (at(100), at(200), "node update r1 -> r2"),
+            "the window runs from the pause to the confirmation"
+        );
 
         // The attack: the pool has settled at r2; the node claims Working from a made-up
         // config towards r2, then Done at r2.
@@ -261,7 +290,7 @@ mod tests {
             at(301),
             settings(false),
         );
-        assert!(back.resumed.is_empty());
+        assert!(back.resumed.is_empty() && back.windows.is_empty());
         assert_eq!(back.released.len(), 1);
         assert!(
             back.released[0].1.contains("already"),
@@ -340,7 +369,7 @@ mod tests {
     }
 
     #[test]
-    fn one_pause_and_one_reinit_per_machine_config_update() {
+    fn one_pause_and_one_window_per_machine_config_update() {
         let node = |u: Option<NodeUpdate>| NodeInfo {
             update: u,
             ..NodeInfo::default()
@@ -372,9 +401,10 @@ mod tests {
         // In between (Done, a newer config desired): still paused, nothing else.
         let between = f(&h, &u.pauses, &selected, nodes(Other, Finished));
         assert!(between.paused.is_empty() && between.resumed.is_empty() && between.holdoff == h);
-        // Over: resumed (to be re-initialised) once; n2 was never updated: never re-initialised.
+        // Over: resumed with a window once; n2 was never updated: no window.
         let over = f(&h, &u.pauses, &selected, nodes(Finished, Finished));
         assert_eq!(over.resumed, ["n1"]);
+        assert_eq!(over.windows.keys().collect::<Vec<_>>(), ["n1"]);
         assert_eq!(over.holdoff, Holdoff::None);
         let again = f(
             &over.holdoff,
@@ -382,7 +412,9 @@ mod tests {
             &selected,
             nodes(Finished, Finished),
         );
-        assert!(again.resumed.is_empty() && again.holdoff == Holdoff::None);
+        assert!(
+            again.resumed.is_empty() && again.windows.is_empty() && again.holdoff == Holdoff::None
+        );
         // A paused node that is no longer selected is released without a re-init.
         let gone = f(&h, &u.pauses, &set(&["n2"]), nodes(Finished, Finished));
         assert!(gone.resumed.is_empty() && gone.holdoff == Holdoff::None && gone.pauses.is_empty());

@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use fio_api::accept::{fingerprint, AcceptPath, AcceptRequest, AcceptRequests, Accepted, Demand};
-use fio_api::expected::Rules;
+use fio_api::expected::{update_writer, Rules, UpdateWriter};
 use fio_api::result::{ScanCondition, ScanReport};
 use fio_api::{
     AcceptedChange, FileChange, FileIntegrity, FileIntegrityNodeCondition as Condition,
@@ -109,15 +109,22 @@ pub fn administrator(
     Some(out)
 }
 
-/// The pods (namespace, name) a Failed result names as writers of its listed changes, when a
-/// rule of `fi` allows pod writers (otherwise none is worth reading), in order, once each.
-pub fn writer_pods(fi: &FileIntegrity, cm: &ConfigMap) -> Vec<(String, String)> {
+/// The pods (namespace, name) a Failed result of `node` names as writers of its listed
+/// changes, when a rule of `fi` allows pod writers or the node has an update window (the
+/// machine-config daemon's pods); otherwise none is worth reading. In order, once each.
+pub fn writer_pods(fi: &FileIntegrity, node: &str, cm: &ConfigMap) -> Vec<(String, String)> {
     let pod_rules = fi
         .spec
         .expected_changes
         .iter()
         .any(|r| r.writers.iter().any(|w| w.kind != "unit"));
-    if !pod_rules {
+    let window = || {
+        AcceptRequests::of(fi)
+            .ok()
+            .flatten()
+            .is_some_and(|r| r.windows.contains_key(node))
+    };
+    if !pod_rules && !window() {
         return Vec::new();
     }
     let Ok(report) = ScanReport::from_config_map(cm) else {
@@ -145,10 +152,11 @@ pub fn writer_pods(fi: &FileIntegrity, cm: &ConfigMap) -> Vec<(String, String)> 
     seen
 }
 
-/// What the rules make of a Failed result.
+/// What the rules and a node update's window make of a result.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Accepting {
-    /// The FileIntegrity's acceptance record with this node's request, when it changes.
+    /// The FileIntegrity's acceptance record with this node's request (or without its closed
+    /// window), when it changes.
     pub requests: Option<AcceptRequests>,
     /// Every change the result counts is listed and expected.
     pub all: bool,
@@ -156,36 +164,72 @@ pub struct Accepting {
     pub records: Vec<AcceptedChange>,
 }
 
-/// The expected changes of `result` (a Failed result of `node`, which completed acceptance
-/// request `completed`), or `None` when there are none (or the rules cannot be used: the
-/// FileIntegrity's phase says why).
+/// The expected changes of `result` (a result of `node` created at `probe`, which completed
+/// acceptance request `completed`), or `None` when nothing is expected and no window closes
+/// (or the rules cannot be used: the FileIntegrity's phase says why).
+///
+/// A change is expected by the first rule that expects it ([`Rules::expects`]), else by the
+/// node's update window when the result came after it: listed for the first time since the
+/// update began (`since`), and written by the machine-config daemon, or by no named writer
+/// when the node's last check before the update listed everything (the record says the writer
+/// was not named). The window closes with the first check after it, Failed or Succeeded.
 pub fn expected(
     fi: &FileIntegrity,
     node: &str,
     completed: i64,
     result: &FileIntegrityScanResult,
     pods: &Pods,
-    now: &Time,
+    probe: &Time,
 ) -> Option<Accepting> {
+    let before = AcceptRequests::of(fi).ok().flatten().unwrap_or_default();
+    let window = before
+        .windows
+        .get(node)
+        .filter(|w| probe.0 >= w.to.0 && result.condition != Condition::Errored);
     // (checked before compiling: this runs for every result the operator records)
-    if fi.spec.expected_changes.is_empty() || result.condition != Condition::Failed {
+    if window.is_none()
+        && (fi.spec.expected_changes.is_empty() || result.condition != Condition::Failed)
+    {
         return None;
     }
-    let rules = Rules::compile(&fi.spec.expected_changes).ok()?;
+    let rules = Rules::compile(&fi.spec.expected_changes).ok();
     let labels = |p: &WriterPod| {
         pods.get(&(p.namespace.clone(), p.name.clone()))
             .filter(|(uid, _)| *uid == p.uid)
             .map(|(_, l)| l.clone())
     };
+    let by_window = |c: &FileChange| -> Option<String> {
+        let w = window?;
+        let new = c.since.as_ref().is_some_and(|t| t.0 >= w.from.0);
+        match update_writer(c, &labels) {
+            _ if !new => None,
+            UpdateWriter::MachineConfigDaemon => Some(w.by.clone()),
+            UpdateWriter::Unnamed if w.listed_all_before => {
+                Some(format!("{} (writer not named)", w.by))
+            }
+            UpdateWriter::Unnamed | UpdateWriter::Other => None,
+        }
+    };
     let expected: Vec<_> = result
         .changes
         .iter()
-        .filter_map(|c| rules.expects(c, &labels).map(|r| (c, format!("rule {r}"))))
+        .filter(|_| result.condition == Condition::Failed)
+        .filter_map(|c| {
+            let by_rule = rules.as_ref().and_then(|r| r.expects(c, &labels));
+            by_rule
+                .map(|r| format!("rule {r}"))
+                .or_else(|| by_window(c))
+                .map(|by| (c, by))
+        })
         .collect();
-    if expected.is_empty() {
+    let mut requests = before.clone();
+    if window.is_some() {
+        requests.windows.remove(node);
+    }
+    if expected.is_empty() && requests == before {
         return None;
     }
-    let paths = expected
+    let paths: Vec<AcceptPath> = expected
         .iter()
         .map(|(c, by)| AcceptPath {
             path: c.path.clone(),
@@ -193,16 +237,19 @@ pub fn expected(
             by: by.clone(),
         })
         .collect();
-    let before = AcceptRequests::of(fi).ok().flatten().unwrap_or_default();
-    let mut requests = before.clone();
-    let id = requests.request(node, paths, completed);
+    let id = if paths.is_empty() {
+        0
+    } else {
+        requests.request(node, paths, completed)
+    };
     let counted = result.files_added + result.files_changed + result.files_removed;
-    let all = result.changes_truncated == 0
+    let all = !expected.is_empty()
+        && result.changes_truncated == 0
         && expected.len() == result.changes.len()
         && i64::try_from(expected.len()).is_ok_and(|n| n == counted);
     let records = expected
         .into_iter()
-        .map(|(c, by)| record(c, by, id, now))
+        .map(|(c, by)| record(c, by, id, probe))
         .collect();
     Some(Accepting {
         requests: (requests != before).then_some(requests),

@@ -654,10 +654,10 @@ fn a_node_no_longer_selected_is_marked_once() {
     assert!(again.silent.is_empty() && again.stale_statuses.is_empty());
 }
 
-/// Issue 22: a re-init the operator decides by itself (a confirmed node update) keeps every
-/// backup; the daemon reads that from the request record.
+/// The end of a confirmed node update: no re-init, a window for the node's next check (issue
+/// 28).
 #[test]
-fn a_node_update_reinit_keeps_every_backup() {
+fn a_confirmed_node_update_opens_a_window_not_a_reinit() {
     use super::super::machine_config::{MC_CURRENT_CONFIG, MC_DESIRED_CONFIG, MC_STATE};
     let mut fi = fi_at(0);
     fi.annotations_mut()
@@ -700,11 +700,21 @@ fn a_node_update_reinit_keeps_every_backup() {
     };
     let p = plan(&o);
     assert_eq!(p.requests.resumed, ["n1"]);
-    let patch = p.requests.patch.expect("the request recorded");
+    let patch = p.requests.patch.expect("the window recorded");
     let text = patch["metadata"]["annotations"][names::REINIT_REQUESTS_ANNOTATION]
         .as_str()
         .expect("the record")
         .to_owned();
     let r: ReinitRequests = serde_json::from_str(&text).expect("parses");
-    assert!(r.keeps_backups("n1", r.requested("n1")), "{text}");
+    assert_eq!(r.requested("n1"), 0, "no re-init: {text}");
+    let text = patch["metadata"]["annotations"][names::ACCEPT_REQUESTS_ANNOTATION]
+        .as_str()
+        .expect("the acceptance record")
+        .to_owned();
+    let a: fio_api::accept::AcceptRequests = serde_json::from_str(&text).expect("parses");
+    let w = &a.windows["n1"];
+    assert_eq!(w.by, "node update r1 -> r2");
+    assert_eq!(w.from, Time(Timestamp::from_second(900).unwrap()));
+    assert!(w.to.0 >= w.from.0);
+    assert!(!w.listed_all_before, "no status read: not known");
 }

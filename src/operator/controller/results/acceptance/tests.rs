@@ -219,7 +219,7 @@ fn pods_are_read_only_for_rules_that_allow_pod_writers() {
     };
     let cm = report.to_config_map("ns", "fi-uid");
     assert!(
-        writer_pods(&fi_with_rule(), &cm).is_empty(),
+        writer_pods(&fi_with_rule(), "n1", &cm).is_empty(),
         "unit rules only"
     );
     let mut fi = fi_with_rule();
@@ -228,7 +228,7 @@ fn pods_are_read_only_for_rules_that_allow_pod_writers() {
         ..ExpectedWriter::default()
     };
     assert_eq!(
-        writer_pods(&fi, &cm),
+        writer_pods(&fi, "n1", &cm),
         vec![("certs".to_owned(), "rotator-1".to_owned())],
         "named once"
     );
@@ -313,4 +313,109 @@ fn a_node_status_shows_the_newest_records_that_fit() {
         shown.len()
     );
     assert_eq!(shown[..], many[..shown.len()], "the newest first");
+}
+
+/// A confirmed node update (window 50..=60): its first check after it (t(100)) gets the
+/// machine-config daemon's changes and unnamed ones accepted as `node update r1 -> r2`, not
+/// another writer's, nor a change listed before the update; the window then closes.
+#[test]
+fn a_node_updates_window_accepts_its_own_changes_once() {
+    use fio_api::accept::UpdateWindow;
+    use fio_api::expected::{MACHINE_CONFIG_DAEMON_LABEL, MACHINE_CONFIG_DAEMON_NAMESPACE};
+    let window = |listed_all_before| UpdateWindow {
+        from: t(50),
+        to: t(60),
+        by: "node update r1 -> r2".into(),
+        listed_all_before,
+    };
+    let fi_with = |w: UpdateWindow| {
+        let mut fi = FileIntegrity::new("fi", FileIntegritySpec::default());
+        let mut r = AcceptRequests::default();
+        r.windows.insert("n1".into(), w);
+        kube::ResourceExt::annotations_mut(&mut fi).insert(
+            fio_api::names::ACCEPT_REQUESTS_ANNOTATION.into(),
+            r.to_annotation(),
+        );
+        fi
+    };
+    let since = |mut c: FileChange, at: i64| {
+        c.since = Some(t(at));
+        c
+    };
+    let by_mcd = {
+        let mut c = change("/etc/mco/a.conf", "");
+        c.writers[0].pod = Some(WriterPod {
+            namespace: MACHINE_CONFIG_DAEMON_NAMESPACE.into(),
+            name: "machine-config-daemon-x".into(),
+            uid: "m1".into(),
+            ..WriterPod::default()
+        });
+        since(c, 100)
+    };
+    let unnamed = {
+        let mut c = change("/etc/mco/b.conf", "");
+        c.writers.clear();
+        c.found_by = Some(FoundBy::Scan);
+        c.kind = ChangeKind::Added;
+        since(c, 100)
+    };
+    let by_shell = since(change("/etc/mco/c.conf", "sshd.service"), 100);
+    let before = {
+        let mut c = change("/etc/old", "");
+        c.writers.clear();
+        since(c, 10)
+    };
+    let (k, v) = MACHINE_CONFIG_DAEMON_LABEL;
+    let pods = Pods::from([(
+        (
+            MACHINE_CONFIG_DAEMON_NAMESPACE.to_owned(),
+            "machine-config-daemon-x".to_owned(),
+        ),
+        ("m1".to_owned(), BTreeMap::from([(k.into(), v.into())])),
+    )]);
+    let r = failed(vec![by_mcd.clone(), unnamed.clone()]);
+    let fi = fi_with(window(true));
+    let a = expected(&fi, "n1", 0, &r, &pods, &t(100)).expect("accepted");
+    assert!(a.all, "every change the update's");
+    let by: Vec<_> = a.records.iter().map(|r| r.by.as_str()).collect();
+    assert_eq!(
+        by,
+        [
+            "node update r1 -> r2",
+            "node update r1 -> r2 (writer not named)"
+        ]
+    );
+    let requests = a.requests.expect("written");
+    assert!(requests.windows.is_empty(), "closed by this check");
+    assert_eq!(requests.for_node("n1").map(|q| q.paths.len()), Some(2));
+
+    // Another named writer, or a change listed before the update: the node stays Failed.
+    let r = failed(vec![
+        by_mcd.clone(),
+        unnamed.clone(),
+        by_shell.clone(),
+        before.clone(),
+    ]);
+    let a = expected(&fi, "n1", 0, &r, &pods, &t(100)).unwrap();
+    assert!(!a.all);
+    let paths: Vec<_> = a.records.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(paths, ["/etc/mco/a.conf", "/etc/mco/b.conf"]);
+    // The machine-config daemon's name without its pod read (another node's, or made up).
+    let a = expected(&fi, "n1", 0, &r, &Pods::new(), &t(100)).unwrap();
+    let paths: Vec<_> = a.records.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(paths, ["/etc/mco/b.conf"]);
+    // The node's check before the update did not list everything: only the daemon's.
+    let a = expected(&fi_with(window(false)), "n1", 0, &r, &pods, &t(100)).unwrap();
+    let paths: Vec<_> = a.records.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(paths, ["/etc/mco/a.conf"]);
+    // A result from before the window's end judges nothing and keeps it open.
+    assert_eq!(expected(&fi, "n1", 0, &r, &pods, &t(59)), None);
+    // A Succeeded check closes it; with the window closed the same changes fail the node.
+    let ok = FileIntegrityScanResult::new(t(100), Condition::Succeeded);
+    let a = expected(&fi, "n1", 0, &ok, &pods, &t(100)).expect("closes");
+    assert!(a.records.is_empty() && !a.all);
+    assert!(a.requests.expect("written").windows.is_empty());
+    let closed = FileIntegrity::new("fi", FileIntegritySpec::default());
+    let r = failed(vec![by_mcd, unnamed]);
+    assert_eq!(expected(&closed, "n1", 0, &r, &pods, &t(400)), None);
 }
