@@ -113,6 +113,7 @@ fn clean(real: &RealNodes) {
         for f in [
             "etc/fio-e2e-changed.conf",
             "etc/fio-e2e-update.conf",
+            "etc/fio-e2e-after-update.conf",
             "etc/fio-e2e-admin.conf",
         ] {
             let _ = std::fs::remove_file(real.root(node).join(f));
@@ -506,7 +507,7 @@ fn the_product_runs_from_its_image_on_real_nodes() {
     // -- the admission policies are preconditions: deleted or altered, the phase says so ---
     admission_policies();
 
-    // -- a MachineConfig-style update of real-1: paused, then re-initialised once -----------
+    // -- a MachineConfig-style update of real-1: paused, then its change accepted per path ---
     machine_config_update(real);
 
     // -- the kubelets' client CA rotated on both workers: both stay Succeeded ---------------
@@ -520,6 +521,10 @@ fn the_product_runs_from_its_image_on_real_nodes() {
 
     // -- expected changes (issue 28): the kubelet's rotations accepted per path, a pod's not -
     expected::rules(real);
+
+    // -- a confirmed node update with realtime on: the machine-config daemon's write accepted
+    // per path, another writer's not -------------------------------------------------------
+    expected::node_update(real);
 
     // -- the realtime watcher's queue overflows; then scans every 10 s again ----------------
     realtime::overflow_then_scans_resume(real);
@@ -862,7 +867,8 @@ fn machine_config_update(real: &RealNodes) {
             .then_some(())
             .ok_or("no status.nodePauses entry".to_owned())
     });
-    // what the update changes on the node
+    // what the update changes on the node (realtime is off here: no writer is named)
+    let reinit_id = changes::status(N1)["reinitId"].clone();
     std::fs::write(
         real.root(N1).join("etc/fio-e2e-update.conf"),
         "written by the update\n",
@@ -876,30 +882,61 @@ fn machine_config_update(real: &RealNodes) {
         &format!("{mc}/currentConfig=rendered-2"),
         &format!("{mc}/state=Done"),
     ]);
-    wait_until(
-        &format!("{N1} re-initialised after its update"),
+    // Issue 28: the update's change accepted per path, no re-init.
+    let st = wait_until(
+        &format!("{N1}'s update accepted per path"),
         secs(180),
         || {
-            let n = backups(real, N1);
-            (n == b1 + 1)
-                .then_some(())
-                .ok_or(format!("{} new backups", n - b1))
+            let st = changes::status(N1);
+            let moved = st["acceptedChanges"].as_array().and_then(|a| {
+                a.iter().find(|r| {
+                    r["path"] == "/etc/fio-e2e-update.conf" && r["acceptedAt"].is_string()
+                })
+            });
+            moved
+                .is_some()
+                .then_some(st.clone())
+                .ok_or(format!("{}", st["acceptedChanges"]))
         },
     );
+    let record = st["acceptedChanges"]
+        .as_array()
+        .and_then(|a| a.iter().find(|r| r["path"] == "/etc/fio-e2e-update.conf"))
+        .cloned()
+        .expect("the record");
+    assert_eq!(
+        record["by"], "node update rendered-1 -> rendered-2 (writer not named)",
+        "{record}"
+    );
+    assert_eq!(record["kind"], "added", "{record}");
     wait_condition(N1, "Succeeded", 120);
-    // once: no second re-init over the next scans, and the other node untouched
+    // once: no re-init, only the delta's backup, over the next scans; the other node untouched
     std::thread::sleep(secs(25));
+    let st = changes::status(N1);
+    assert_eq!(st["reinitId"], reinit_id, "{N1} re-initialised by its update");
     assert_eq!(
         backups(real, N1),
         b1 + 1,
-        "{N1} re-initialised more than once"
+        "{N1}: one backup, the delta's"
     );
     assert_eq!(
         backups(real, N2),
         b2,
-        "{N2} was re-initialised by {N1}'s update"
+        "{N2}'s baseline moved by {N1}'s update"
     );
     assert_eq!(condition(N1).as_deref(), Ok("Succeeded"));
+    // After the window: a change fails the node as ever.
+    let after = real.root(N1).join("etc/fio-e2e-after-update.conf");
+    std::fs::write(&after, "written after the update\n").expect("write after the update");
+    wait_until(&format!("{N1} Failed after its update"), secs(120), || {
+        let st = changes::status(N1);
+        realtime::listed(&st, "/etc/fio-e2e-after-update.conf")
+            .map(|_| ())
+            .ok_or(format!("{}", st["lastResult"]))
+    });
+    assert_eq!(condition(N1).as_deref(), Ok("Failed"));
+    std::fs::remove_file(&after).expect("remove it");
+    wait_condition(N1, "Succeeded", 120);
 }
 
 /// Upstream's e2e `TestFileIntegrityCertRotation` on real kubelets: the CA bundle each worker's

@@ -150,10 +150,12 @@ fn requested_acceptance(
 }
 
 /// Whether `fi` ends the wait between scans early: a re-init or acceptance request for `node`
-/// newer than the one it `completed` or `accepted`.
-pub fn wakes_for_request(fi: &FileIntegrity, node: &str, completed: i64, accepted: i64) -> bool {
+/// newer than the one it `completed` or `accepted`, or a pause for a node update (the pause
+/// then names what the update writes, see `Daemon::hold_while_paused`).
+pub fn wakes_early(fi: &FileIntegrity, node: &str, completed: i64, accepted: i64) -> bool {
     ReinitRequests::in_force(fi).is_some_and(|r| r.requested(node) > completed)
         || requested_acceptance(fi, node, accepted).is_some()
+        || Holdoff::of(fi).holds(node)
 }
 
 /// The Errored result of a cycle in which the daemon refused to scan (`message` says why).

@@ -243,6 +243,8 @@ impl Daemon {
             &self.opts.node_name,
             false,
         ) {
+            // Paused: named for the first result after the pause.
+            hold(&mut self.held, &written);
             self.standing = Some(standing);
             return Ok(true);
         }

@@ -547,10 +547,10 @@ impl Daemon {
         self.report(fi, verdict, database, figures, &init, None)
             .await?;
         // Sleep for the interval, but wake for a new re-init or acceptance request for this
-        // node; check what the watcher reports meanwhile.
+        // node, or a pause; check what the watcher reports meanwhile.
         let (completed, accepted) = (init.completed, self.accepted);
         self.watch(fi, self.opts.interval, move |fi| {
-            cycle::wakes_for_request(fi, &node, completed, accepted)
+            cycle::wakes_early(fi, &node, completed, accepted)
         })
         .await
     }

@@ -13,15 +13,22 @@ use serde_json::Value;
 use super::changes::{kubectl_fio, plugin_dir, status};
 use super::realtime::{listed, pod_writer};
 use super::{
-    backups, condition, daemon_pod, kn, kube_dir, wait_condition, wait_phase, DS, FI, N2, NS,
+    backups, condition, daemon_pod, k, kn, kube_dir, wait_condition, wait_phase, DS, FI, N1, N2,
+    NS,
 };
-use fio_harness::real::{kubectl, kubectl_try, wait_until, RealNodes};
+use fio_harness::real::{kubectl, kubectl_try, repo_path, wait_until, RealNodes, WRITER_IMAGE};
 use fio_harness::secs;
 
 /// The certificate the rule covers (selected by `/etc/ CONTENT_EX`, in every baseline).
 const DIR: &str = "etc/fio-test";
 const CA: &str = "etc/fio-test/ca.crt";
 const RULE: &str = "kubelet-ca";
+/// In real-1's baseline: what the machine-config daemon's pod appends to during an update.
+const MCD_FILE: &str = "etc/fio-test/mcd.conf";
+/// Written during that update by another writer (the test), and after it.
+const OTHER_FILE: &str = "etc/fio-test/other-during-update.conf";
+const AFTER_FILE: &str = "etc/fio-test/after-update.conf";
+const MCD_POD: &str = "machine-config-daemon-e2e";
 const ROTATIONS: usize = 10;
 
 /// The certificate on both workers, before their first baseline.
@@ -30,6 +37,10 @@ pub fn seed(real: &RealNodes) {
         let dir = real.root(node).join(DIR);
         std::fs::create_dir_all(&dir).expect("create /etc/fio-test");
         std::fs::write(real.root(node).join(CA), "ca 0\n").expect("write the certificate");
+        std::fs::write(real.root(node).join(MCD_FILE), "mcd 0\n").expect("write mcd.conf");
+        for f in [OTHER_FILE, AFTER_FILE] {
+            let _ = std::fs::remove_file(real.root(node).join(f));
+        }
     }
 }
 
@@ -395,4 +406,164 @@ fn status_settled(st: &Value) -> bool {
         .and_then(|r| r["nodes"][N2]["id"].as_i64())
         .unwrap_or(0);
     st["acceptId"].as_i64().unwrap_or(0) >= newest
+}
+
+/// A confirmed update of real-1 (rendered-2 -> rendered-3) with realtime on: the
+/// machine-config daemon's pod appends to a file of the baseline and the test writes another
+/// one while scans are paused. The daemon's change is accepted per path with the update as
+/// provenance and the pod as writer; the test's, named too, fails the node; no re-init, one
+/// backup (the delta's). A change after the window fails the node, its writer named.
+pub fn node_update(real: &RealNodes) {
+    wait_condition(N1, "Succeeded", 120);
+    let mc = "machineconfiguration.openshift.io";
+    let b1 = backups(real, N1);
+    let reinit_id = status(N1)["reinitId"].clone();
+    k(&[
+        "patch",
+        "machineconfigpool",
+        "e2e-real-1",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"configuration":{"name":"rendered-3"}}}"#,
+    ]);
+    k(&[
+        "patch",
+        "machineconfigpool",
+        "e2e-real-1",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"configuration":{"name":"rendered-2"}}}"#,
+    ]);
+    k(&[
+        "annotate",
+        "node",
+        N1,
+        "--overwrite",
+        &format!("{mc}/currentConfig=rendered-2"),
+        &format!("{mc}/desiredConfig=rendered-3"),
+        &format!("{mc}/state=Working"),
+    ]);
+    wait_until(&format!("{N1} paused"), secs(60), || {
+        let p = kn(&[
+            "get",
+            "fileintegrity",
+            FI,
+            "-o",
+            &format!("jsonpath={{.status.nodePauses.{N1}}}"),
+        ]);
+        (!p.is_empty())
+            .then_some(())
+            .ok_or("no status.nodePauses entry".to_owned())
+    });
+    // The update: the machine-config daemon's pod appends; the test writes beside it.
+    let ns = fio_api::expected::MACHINE_CONFIG_DAEMON_NAMESPACE;
+    let (label, value) = fio_api::expected::MACHINE_CONFIG_DAEMON_LABEL;
+    let objects = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}},
+        {"apiVersion": "v1", "kind": "Pod",
+         "metadata": {"name": MCD_POD, "namespace": ns, "labels": {label: value}},
+         "spec": {
+            "nodeName": N1,
+            "restartPolicy": "Never",
+            "terminationGracePeriodSeconds": 1,
+            "containers": [{
+                "name": "machine-config-daemon",
+                "image": WRITER_IMAGE,
+                "imagePullPolicy": "Never",
+                "args": ["/host/mcd.conf", "written by the update"],
+                "volumeMounts": [{"name": "file", "mountPath": "/host/mcd.conf"}]
+            }],
+            "volumes": [{"name": "file",
+                         "hostPath": {"path": format!("/{MCD_FILE}"), "type": "File"}}]
+         }}
+    ]});
+    // (one left by an interrupted run would not write again)
+    let _ = kubectl_try(&[
+        "-n",
+        ns,
+        "delete",
+        "pod",
+        MCD_POD,
+        "--ignore-not-found",
+        "--wait=true",
+    ]);
+    let file = repo_path("target/real-nodes/mcd-pod.json");
+    std::fs::write(&file, objects.to_string()).expect("write the pod");
+    k(&["apply", "-f", file.to_str().expect("utf-8")]);
+    let mcd_file = real.root(N1).join(MCD_FILE);
+    wait_until("the machine-config daemon's write", secs(90), || {
+        let text = std::fs::read_to_string(&mcd_file).unwrap_or_default();
+        text.contains("written by the update")
+            .then_some(())
+            .ok_or(text)
+    });
+    std::fs::write(real.root(N1).join(OTHER_FILE), "not the update's\n")
+        .expect("write beside the update");
+    std::thread::sleep(secs(2));
+    k(&[
+        "annotate",
+        "node",
+        N1,
+        "--overwrite",
+        &format!("{mc}/currentConfig=rendered-3"),
+        &format!("{mc}/state=Done"),
+    ]);
+    let confirmed = Instant::now();
+    let mcd = format!("/{MCD_FILE}");
+    let other = format!("/{OTHER_FILE}");
+    let st = wait_until("the update's change accepted", secs(120), || {
+        let st = status(N1);
+        let moved = accepted(&st)
+            .into_iter()
+            .find(|r| r["path"] == mcd.as_str() && r["acceptedAt"].is_string());
+        moved.map(|r| (st.clone(), r)).ok_or(format!(
+            "{} / {}",
+            st["acceptedChanges"], st["lastResult"]["condition"]
+        ))
+    });
+    let (st, record) = st;
+    eprintln!(
+        "[real nodes] node update: the machine-config daemon's change accepted {:?} after the \
+         confirmation",
+        confirmed.elapsed()
+    );
+    assert_eq!(record["by"], "node update rendered-2 -> rendered-3", "{record}");
+    assert_eq!(
+        record["writers"][0]["pod"]["name"], MCD_POD,
+        "the writer is the daemon's pod: {record}"
+    );
+    // The test's write, its writer named, is no part of the update.
+    let c = listed(&st, &other)
+        .cloned()
+        .unwrap_or_else(|| panic!("{other} not listed: {}", st["lastResult"]));
+    assert_eq!(st["lastResult"]["condition"], "Failed", "{}", st["lastResult"]);
+    assert_eq!(c["writers"][0]["state"], "attributed", "{c}");
+    assert!(listed(&st, &mcd).is_none(), "{}", st["lastResult"]);
+    let changes = st["lastResult"]["filesAdded"].as_i64().unwrap_or(0)
+        + st["lastResult"]["filesChanged"].as_i64().unwrap_or(0)
+        + st["lastResult"]["filesRemoved"].as_i64().unwrap_or(0);
+    assert_eq!(changes, 1, "only the test's file: {}", st["lastResult"]);
+    assert_eq!(st["reinitId"], reinit_id, "no re-init");
+    assert_eq!(backups(real, N1), b1 + 1, "one backup, the delta's");
+    k(&["-n", ns, "delete", "pod", MCD_POD, "--wait=false"]);
+
+    // After the window: a change fails the node, its writer named.
+    std::fs::write(real.root(N1).join(AFTER_FILE), "after the update\n")
+        .expect("write after the update");
+    let after = format!("/{AFTER_FILE}");
+    let st = wait_until("the change after the update listed", secs(60), || {
+        let st = status(N1);
+        listed(&st, &after)
+            .filter(|c| c["writers"][0]["state"] == "attributed")
+            .map(|_| st.clone())
+            .ok_or(format!("{}", st["lastResult"]))
+    });
+    assert_eq!(st["lastResult"]["condition"], "Failed");
+    // Both written files gone: back at the moved baseline.
+    for f in [OTHER_FILE, AFTER_FILE] {
+        std::fs::remove_file(real.root(N1).join(f)).expect("remove");
+    }
+    wait_condition(N1, "Succeeded", 60);
+    assert_eq!(condition(N1).as_deref(), Ok("Succeeded"));
 }

@@ -76,20 +76,20 @@ fn a_reinit_runs_exactly_once_and_only_on_the_nodes_requested() {
     };
     assert_eq!(next(&fi, NODE, Some(&ours(0))), scan(reinit, 0));
     // The wait after the result ends early for a request not completed yet, not for one done.
-    assert!(wakes_for_request(&fi, NODE, 0, 0));
-    assert!(!wakes_for_request(&fi, NODE, 1, 0));
+    assert!(wakes_early(&fi, NODE, 0, 0));
+    assert!(!wakes_early(&fi, NODE, 1, 0));
     // Completed (the id is recorded beside the database): later cycles only scan.
     for _ in 0..3 {
         assert_eq!(next(&fi, NODE, Some(&ours(1))), scan(Init::IfMissing, 1));
     }
     assert_eq!(next(&fi, OTHER, Some(&ours(0))), scan(Init::IfMissing, 0));
-    assert!(!wakes_for_request(&fi, OTHER, 0, 0));
+    assert!(!wakes_early(&fi, OTHER, 0, 0));
 
     // A second request gets a new id, and runs once more.
     let mut r = requests_for(CONF, &[NODE]);
     r.request([NODE]);
     let fi = with_requests(fi, &r);
-    assert!(wakes_for_request(&fi, NODE, 1, 0));
+    assert!(wakes_early(&fi, NODE, 1, 0));
     assert_eq!(
         next(&fi, NODE, Some(&ours(1))),
         scan(
@@ -145,6 +145,22 @@ fn a_holdoff_pauses_scans_and_reinits_until_lifted() {
     }
     let other_held = annotated(requested.clone(), names::HOLDOFF_ANNOTATION, OTHER);
     assert_eq!(next(&other_held, NODE, None), Step::Read);
+    // The wait between scans ends for a pause of this node (which then names what the update
+    // writes), not another's.
+    let plain = fi();
+    assert!(!wakes_early(&plain, NODE, 0, 0));
+    assert!(wakes_early(
+        &annotated(plain.clone(), names::HOLDOFF_ANNOTATION, NODE),
+        NODE,
+        0,
+        0
+    ));
+    assert!(!wakes_early(
+        &annotated(plain, names::HOLDOFF_ANNOTATION, OTHER),
+        NODE,
+        0,
+        0
+    ));
     // Lifted: the pending re-init runs.
     assert_eq!(next(&requested, NODE, None), Step::Read);
     assert!(matches!(
@@ -240,14 +256,14 @@ fn an_acceptance_runs_once_after_any_reinit() {
         paths: vec![path("/etc/fio-test/ca.crt")],
     };
     assert_eq!(next(&asked, NODE, Some(&ours(0))), scan(moved, 0));
-    assert!(wakes_for_request(&asked, NODE, 0, 0));
+    assert!(wakes_early(&asked, NODE, 0, 0));
     // Completed: only scans, no wake; another node has nothing to accept.
     let done = Read {
         accepted: id,
         ..ours(0)
     };
     assert_eq!(next(&asked, NODE, Some(&done)), scan(Init::IfMissing, 0));
-    assert!(!wakes_for_request(&asked, NODE, 0, id));
+    assert!(!wakes_early(&asked, NODE, 0, id));
     assert_eq!(
         next(&asked, OTHER, Some(&ours(0))),
         scan(Init::IfMissing, 0)
