@@ -100,8 +100,8 @@ kubectl -n "$NS" rollout status deploy/file-integrity-operator --timeout=180s >/
 say "the operator runs on the control-plane node $(kubectl -n "$NS" get pods -lname=file-integrity-operator -o jsonpath='{.items[0].spec.nodeName}')"
 
 # OpenShift's MachineConfigPool API (its CRD, as the tests install it) and a pool for real-1
-# that has rolled rendered-1 out: a node update re-initialises a node only when its pool
-# confirms it.
+# that has rolled rendered-1 out: a node update's changes are accepted per path only when
+# its pool confirms it.
 kubectl apply --server-side -f tests/fixtures/machineconfigpool-crd.yaml >/dev/null
 kubectl wait --for=condition=Established crd/machineconfigpools.machineconfiguration.openshift.io --timeout=60s >/dev/null
 kubectl apply -f - >/dev/null <<'POOL'
@@ -154,17 +154,20 @@ Re-initialise the databases (all nodes; or =real-2 for one), then look at the ba
   ls -lR $REAL/real-*/root/etc/kubernetes/aide.*
 
 Update real-1 as the machine-config operator would: its pool targets rendered-2, the node is
-paused while Working, and re-initialised once when Done at rendered-2 (the pool confirms it):
+paused while Working; what changes meanwhile is accepted per path when it is Done at rendered-2
+(the pool confirms it), with no re-init:
 
   kubectl patch machineconfigpool demo-real-1 --type=merge -p '{"spec":{"configuration":{"name":"rendered-2"}}}'
   kubectl annotate node real-1 --overwrite machineconfiguration.openshift.io/currentConfig=rendered-1 \\
     machineconfiguration.openshift.io/desiredConfig=rendered-2 machineconfiguration.openshift.io/state=Working
   kubectl -n $NS get fileintegrities/$FI -o jsonpath='{.status.nodePauses}'
+  echo updated > $REAL/real-1/root/etc/demo-update.conf
   kubectl annotate node real-1 --overwrite machineconfiguration.openshift.io/currentConfig=rendered-2 \\
     machineconfiguration.openshift.io/state=Done
+  kubectl -n $NS get fileintegritynodestatuses $FI-real-1 -o jsonpath='{.acceptedChanges}'
 
 The same annotations set by the node itself while its pool rolls nothing out end the pause
-without a re-init (a NodeUpdateUnconfirmed Warning Event; kubectl -n $NS get events).
+with nothing accepted (a NodeUpdateUnconfirmed Warning Event; kubectl -n $NS get events).
 
 Metrics (plain HTTP /metrics on 8383, as upstream; HTTPS /metrics-fio on 8585 waits for a
 serving certificate, which this cluster has no service CA to make):

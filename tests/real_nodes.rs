@@ -507,7 +507,8 @@ fn the_product_runs_from_its_image_on_real_nodes() {
     // -- the admission policies are preconditions: deleted or altered, the phase says so ---
     admission_policies();
 
-    // -- a MachineConfig-style update of real-1: paused, then its change accepted per path ---
+    // -- a MachineConfig-style update of real-1 that "reboots" it: paused, then its change
+    // accepted per path, its writer not named -----------------------------------------------
     machine_config_update(real);
 
     // -- the kubelets' client CA rotated on both workers: both stay Succeeded ---------------
@@ -867,13 +868,26 @@ fn machine_config_update(real: &RealNodes) {
             .then_some(())
             .ok_or("no status.nodePauses entry".to_owned())
     });
-    // what the update changes on the node (realtime is off here: no writer is named)
+    // what the update changes on the node; then the node "reboots" (its daemon pod is
+    // replaced): what the watcher named is lost, and the change's writer is not named
     let reinit_id = changes::status(N1)["reinitId"].clone();
     std::fs::write(
         real.root(N1).join("etc/fio-e2e-update.conf"),
         "written by the update\n",
     )
     .expect("update a file");
+    let (old_pod, _) = daemon_pod(N1);
+    kn(&["delete", "pod", &old_pod, "--wait=true"]);
+    wait_until(&format!("a new daemon pod on {N1}"), secs(90), || {
+        let pods = daemon_pod_field(
+            N1,
+            r#"{range .items[*]}{.metadata.name} {.status.containerStatuses[0].ready}{"\n"}{end}"#,
+        );
+        let ready = pods
+            .lines()
+            .any(|l| !l.starts_with(&format!("{old_pod} ")) && l.ends_with(" true"));
+        ready.then_some(()).ok_or(pods)
+    });
     k(&[
         "annotate",
         "node",
@@ -913,24 +927,24 @@ fn machine_config_update(real: &RealNodes) {
     // once: no re-init, only the delta's backup, over the next scans; the other node untouched
     std::thread::sleep(secs(25));
     let st = changes::status(N1);
-    assert_eq!(st["reinitId"], reinit_id, "{N1} re-initialised by its update");
     assert_eq!(
-        backups(real, N1),
-        b1 + 1,
-        "{N1}: one backup, the delta's"
+        st["reinitId"], reinit_id,
+        "{N1} re-initialised by its update"
     );
+    assert_eq!(backups(real, N1), b1 + 1, "{N1}: one backup, the delta's");
     assert_eq!(
         backups(real, N2),
         b2,
         "{N2}'s baseline moved by {N1}'s update"
     );
     assert_eq!(condition(N1).as_deref(), Ok("Succeeded"));
-    // After the window: a change fails the node as ever.
+    // After the window: a change fails the node as ever, its writer named.
     let after = real.root(N1).join("etc/fio-e2e-after-update.conf");
     std::fs::write(&after, "written after the update\n").expect("write after the update");
     wait_until(&format!("{N1} Failed after its update"), secs(120), || {
         let st = changes::status(N1);
         realtime::listed(&st, "/etc/fio-e2e-after-update.conf")
+            .filter(|c| c["writers"][0]["state"] == "attributed")
             .map(|_| ())
             .ok_or(format!("{}", st["lastResult"]))
     });

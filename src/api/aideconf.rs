@@ -68,6 +68,24 @@ CONTENT_EX = sha512+ftype+p+u+g+n+acl+selinux+xattrs
 # Catch everything else in /etc
 /hostroot/etc/    CONTENT_EX";
 
+/// The default configuration, without the excludes that `spec.platformRules` replaces with
+/// rules when `platform_rules` ([`crate::expected::PLATFORM_FILES`]).
+pub fn default_config(platform_rules: bool) -> String {
+    if !platform_rules {
+        return DEFAULT_CONFIG.to_owned();
+    }
+    let replaced = |l: &str| {
+        crate::expected::PLATFORM_FILES
+            .iter()
+            .any(|f| f.excluded_by == l)
+    };
+    let mut out: Vec<&str> = DEFAULT_CONFIG.lines().filter(|l| !replaced(l)).collect();
+    if DEFAULT_CONFIG.ends_with('\n') {
+        out.push("");
+    }
+    out.join("\n")
+}
+
 const DEFINE_DBDIR: &str = "@@define DBDIR /hostroot/etc/kubernetes";
 const DEFINE_LOGDIR: &str = "@@define LOGDIR /hostroot/etc/kubernetes";
 const DB_IN_URL: &str = "file:@@{DBDIR}/aide.db.gz";

@@ -68,6 +68,15 @@ pub struct FileIntegritySpec {
     /// a record of it, instead of failing the node.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub expected_changes: Vec<crate::expected::ExpectedChange>,
+    /// Monitor files the platform rotates, which upstream's default configuration excludes,
+    /// under built-in expected-changes rules instead (ours; default false, upstream's
+    /// configuration): `/etc/kubernetes/kubelet-ca.crt`,
+    /// `/etc/machine-config-daemon/currentconfig` and
+    /// `/etc/mco/internal-registry-pull-secret.json`, each accepted per path when the
+    /// machine-config daemon rewrites it. Needs writers named (realtime attribution on);
+    /// turning it on or off changes the default configuration (every node re-initialised).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub platform_rules: bool,
 }
 
 /// Realtime detection: the daemon watches the scanned trees through the kernel (fanotify) and
@@ -86,6 +95,20 @@ pub struct RealtimeSpec {
 }
 
 impl FileIntegritySpec {
+    /// The expected-changes rules in force: the spec's, then the platform's when asked for.
+    pub fn rules(&self) -> Vec<crate::expected::ExpectedChange> {
+        let mut all = self.expected_changes.clone();
+        if self.platform_rules {
+            all.extend(crate::expected::platform_rules());
+        }
+        all
+    }
+
+    /// Some expected-changes rule is in force.
+    pub fn has_rules(&self) -> bool {
+        self.platform_rules || !self.expected_changes.is_empty()
+    }
+
     /// Realtime detection is on.
     pub fn realtime_enabled(&self) -> bool {
         self.realtime
@@ -116,6 +139,7 @@ impl Default for FileIntegritySpec {
             priority_class_name: String::new(),
             realtime: None,
             expected_changes: Vec::new(),
+            platform_rules: false,
         }
     }
 }

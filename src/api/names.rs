@@ -256,6 +256,20 @@ pub fn result_configmap_name(fi: &str, node: &str) -> String {
     )
 }
 
+/// The kept history of one node's accepted changes (issue 28): `aide-<fi>-<node>-accepted`,
+/// or `aide-accepted-` + SHA-1 hex when that would exceed the 253 characters of a name. Only
+/// the operator writes it (a daemon may create its result ConfigMap only).
+pub fn accepted_configmap_name(fi: &str, node: &str) -> String {
+    length_limited(
+        "aide-accepted-",
+        format!("{DAEMONSET_PREFIX}-{fi}-{node}-accepted"),
+        254,
+    )
+}
+
+/// The key of the kept history's JSON array of records, newest first.
+pub const ACCEPTED_HISTORY_KEY: &str = "accepted.json";
+
 /// The node status of one node: `<fi>-<node>`, or `fins-` + SHA-1 hex when that would exceed
 /// the 253 characters of a name (upstream did not limit it, and the object could not be made).
 pub fn node_status_name(fi: &str, node: &str) -> String {

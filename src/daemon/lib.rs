@@ -381,10 +381,8 @@ impl Daemon {
                 names::HOLDOFF_ANNOTATION
             ));
         }
-        self.hold_while_paused(self.opts.interval, move |fi| {
-            !Holdoff::of(fi).holds(&node)
-        })
-        .await
+        self.hold_while_paused(self.opts.interval, move |fi| !Holdoff::of(fi).holds(&node))
+            .await
     }
 
     /// The node's files (claiming them) and the configuration.

@@ -13,8 +13,7 @@ use serde_json::Value;
 use super::changes::{kubectl_fio, plugin_dir, status};
 use super::realtime::{listed, pod_writer};
 use super::{
-    backups, condition, daemon_pod, k, kn, kube_dir, wait_condition, wait_phase, DS, FI, N1, N2,
-    NS,
+    backups, condition, daemon_pod, k, kn, kube_dir, wait_condition, wait_phase, DS, FI, N1, N2, NS,
 };
 use fio_harness::real::{kubectl, kubectl_try, repo_path, wait_until, RealNodes, WRITER_IMAGE};
 use fio_harness::secs;
@@ -155,6 +154,7 @@ pub fn rules(real: &RealNodes) {
     wait_phase("Active", "", 60);
 
     // -- one rotation by the kubelet's unit: accepted, the node Succeeded throughout ---------
+    let section_start = k8s_openapi::jiff::Timestamp::now() - Duration::from_secs(1);
     let before = fixed();
     let backups_before = backups(real, N2);
     let db_before = db_lines(real);
@@ -234,6 +234,23 @@ pub fn rules(real: &RealNodes) {
         "[real nodes] expected: {ROTATIONS} rotations in {rotated_in:?}: {moved} accepted records \
          shown, {} backups, {after:?} unchanged",
         backups(real, N2) - backups_before
+    );
+    // Every rotation moved is in the node's kept history, however few the status shows.
+    let kept = kept_history(N2);
+    let moved_here = kept
+        .iter()
+        .filter(|r| r["by"] == format!("rule {RULE}").as_str())
+        .filter(|r| {
+            r["acceptedAt"]
+                .as_str()
+                .and_then(|t| t.parse::<k8s_openapi::jiff::Timestamp>().ok())
+                .is_some_and(|t| t >= section_start)
+        })
+        .count();
+    assert_eq!(
+        moved_here,
+        backups(real, N2) - backups_before,
+        "one kept record per moved baseline"
     );
     // The last content is the baseline's now: a change back from it is a change.
     assert_eq!(
@@ -528,7 +545,10 @@ pub fn node_update(real: &RealNodes) {
          confirmation",
         confirmed.elapsed()
     );
-    assert_eq!(record["by"], "node update rendered-2 -> rendered-3", "{record}");
+    assert_eq!(
+        record["by"], "node update rendered-2 -> rendered-3",
+        "{record}"
+    );
     assert_eq!(
         record["writers"][0]["pod"]["name"], MCD_POD,
         "the writer is the daemon's pod: {record}"
@@ -537,7 +557,11 @@ pub fn node_update(real: &RealNodes) {
     let c = listed(&st, &other)
         .cloned()
         .unwrap_or_else(|| panic!("{other} not listed: {}", st["lastResult"]));
-    assert_eq!(st["lastResult"]["condition"], "Failed", "{}", st["lastResult"]);
+    assert_eq!(
+        st["lastResult"]["condition"], "Failed",
+        "{}",
+        st["lastResult"]
+    );
     assert_eq!(c["writers"][0]["state"], "attributed", "{c}");
     assert!(listed(&st, &mcd).is_none(), "{}", st["lastResult"]);
     let changes = st["lastResult"]["filesAdded"].as_i64().unwrap_or(0)
@@ -566,4 +590,17 @@ pub fn node_update(real: &RealNodes) {
     }
     wait_condition(N1, "Succeeded", 60);
     assert_eq!(condition(N1).as_deref(), Ok("Succeeded"));
+}
+
+/// The records of `node`'s kept history (ConfigMap `aide-<fi>-<node>-accepted`), newest first.
+fn kept_history(node: &str) -> Vec<Value> {
+    let name = fio_api::names::accepted_configmap_name(FI, node);
+    let text = kn(&[
+        "get",
+        "configmap",
+        &name,
+        "-o",
+        "jsonpath={.data.accepted\\.json}",
+    ]);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}: {text}"))
 }

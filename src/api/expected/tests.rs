@@ -316,3 +316,44 @@ fn the_attribute_names_are_the_scanners() {
     let unknown: Vec<&&str> = named.iter().filter(|n| !stored.contains(**n)).collect();
     assert!(unknown.is_empty(), "{unknown:?}");
 }
+
+/// `spec.platformRules`: the platform's files are the machine-config daemon's to rewrite, and
+/// the default configuration no longer excludes them (only them).
+#[test]
+fn platform_rules_replace_upstreams_excludes_of_the_daemons_files() {
+    let rules = Rules::compile(&platform_rules()).expect("the platform rules compile");
+    let mcd = by_pod(MACHINE_CONFIG_DAEMON_NAMESPACE, "mcd-1");
+    for f in PLATFORM_FILES {
+        let c = changed(f.path, &["sha512", "inode"], vec![mcd.clone()]);
+        assert_eq!(rules.expects(&c, &pods), Some(f.rule), "{}", f.path);
+        let by_shell = changed(f.path, &["sha512"], vec![by_unit("sshd.service")]);
+        assert_eq!(rules.expects(&by_shell, &pods), None, "{}", f.path);
+        let chmod = changed(f.path, &["perm"], vec![mcd.clone()]);
+        assert_eq!(
+            rules.expects(&chmod, &pods),
+            None,
+            "{}: permissions",
+            f.path
+        );
+        assert!(
+            crate::aideconf::DEFAULT_CONFIG
+                .lines()
+                .any(|l| l == f.excluded_by),
+            "{} is not a line of the default configuration",
+            f.excluded_by
+        );
+    }
+    let monitored = crate::aideconf::default_config(true);
+    crate::aideconf::validate(&monitored).expect("still a valid configuration");
+    let removed: Vec<&str> = crate::aideconf::DEFAULT_CONFIG
+        .lines()
+        .filter(|l| !monitored.lines().any(|m| m == *l))
+        .collect();
+    let replaced: Vec<&str> = PLATFORM_FILES.iter().map(|f| f.excluded_by).collect();
+    assert_eq!(removed, replaced);
+    assert!(monitored.contains("!/hostroot/etc/machine-config-daemon/node-annotation.json*"));
+    assert_eq!(
+        crate::aideconf::default_config(false),
+        crate::aideconf::DEFAULT_CONFIG
+    );
+}

@@ -124,10 +124,13 @@ pub async fn reconcile(fi: Arc<FileIntegrity>, ctx: Arc<Context>) -> Result<Acti
     apply(&fi, &ctx, plan).await
 }
 
-/// The configuration `fi` asks for: the default, or the user's ConfigMap converted.
+/// The configuration `fi` asks for: the default (without the excludes `spec.platformRules`
+/// replaces), or the user's ConfigMap converted.
 async fn wanted_config(fi: &FileIntegrity, ctx: &Context) -> Result<Wanted, Error> {
     let Some((ns, name)) = fi.spec.config.user_config_map() else {
-        return Ok(Wanted::Text(aideconf::DEFAULT_CONFIG.to_owned()));
+        return Ok(Wanted::Text(aideconf::default_config(
+            fi.spec.platform_rules,
+        )));
     };
     let key = fi.spec.config.data_key();
     let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
@@ -288,7 +291,7 @@ async fn apply(fi: &FileIntegrity, ctx: &Context, plan: Plan) -> Result<Action, 
         delete_gone(&nss, st_name, "node status").await?;
     }
     for cm_name in &plan.stale_results {
-        delete_gone(&ctx.api::<ConfigMap>(), cm_name, "result ConfigMap").await?;
+        delete_gone(&ctx.api::<ConfigMap>(), cm_name, "ConfigMap").await?;
     }
     for st in &plan.silent {
         let st_name = st.name_any();

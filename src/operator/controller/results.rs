@@ -61,6 +61,9 @@ pub struct ResultPlan {
     /// (`by` of the records), and the Event's note naming them.
     pub accepted: Vec<(String, u64)>,
     pub accepted_event: Option<String>,
+    /// The records of the changes this result reports moved, for the node's kept history
+    /// (ConfigMap `aide-<fi>-<node>-accepted`).
+    pub history: Vec<fio_api::AcceptedChange>,
 }
 
 /// A result ConfigMap that cannot be attributed to a node: no owner or node label, or a name
@@ -238,7 +241,7 @@ pub fn plan_with(
         result = ok;
         kept_report = None;
     }
-    let accepted_changes = acceptance::records(
+    let (accepted_changes, moved_now) = acceptance::records_and_moved(
         prev.map_or(&[][..], |p| &p.accepted_changes[..]),
         accepting
             .as_ref()
@@ -254,10 +257,6 @@ pub fn plan_with(
         &probe,
     );
 
-    let moved_now: Vec<&fio_api::AcceptedChange> = accepted_changes
-        .iter()
-        .filter(|r| r.accepted_at.as_ref() == Some(&probe))
-        .collect();
     let mut accepted: Vec<(String, u64)> = Vec::new();
     for r in &moved_now {
         match accepted.iter_mut().find(|(by, _)| *by == r.by) {
@@ -330,6 +329,7 @@ pub fn plan_with(
         accept_requests: accepting.and_then(|a| a.requests),
         accepted,
         accepted_event,
+        history: moved_now,
         new_gaps,
         condition_changed: prev_last.map(|p| p.condition) != Some(last.condition),
         owner,
@@ -771,6 +771,11 @@ async fn apply(
                 format!("recording acceptance requests on FileIntegrity {ns}/{name}")
             })?;
     }
+    if !plan.history.is_empty() {
+        // Before the status: a status written first and a failure here would lose these
+        // records (the result would read as recorded). Written twice, a record is kept once.
+        write_history(fi, &plan, ctx).await?;
+    }
     if let Some(kept) = &plan.kept_report {
         ctx.apply(kept).await.ctx(Step::WriteFailureReport, || {
             format!("writing failure report {ns}/{}", kept.name_any())
@@ -843,6 +848,57 @@ async fn apply(
         ctx.node_event(fi, &plan.node, false, reason, note).await;
     }
     delete_processed(&cm.metadata, ctx).await
+}
+
+/// Add the records of `plan.history` to the node's kept history (a replace at the
+/// resourceVersion read, or a create: a conflict is planned again).
+async fn write_history(fi: &FileIntegrity, plan: &ResultPlan, ctx: &Context) -> Result<(), Error> {
+    let ns = ctx.namespace.as_str();
+    let name = names::accepted_configmap_name(&plan.owner, &plan.node);
+    let api = ctx.api::<ConfigMap>();
+    let current = api
+        .get_opt(&name)
+        .await
+        .ctx(Step::WriteAcceptedHistory, || {
+            format!("reading the accepted-changes history {ns}/{name}")
+        })?;
+    let kept = current
+        .as_ref()
+        .and_then(|c| c.data.as_ref())
+        .and_then(|d| d.get(names::ACCEPTED_HISTORY_KEY));
+    let (text, readable) = acceptance::history(kept.map(String::as_str), &plan.history);
+    if !readable {
+        tracing::warn!(
+            "{ns}/{name}: key {} is not a list of records: started anew",
+            names::ACCEPTED_HISTORY_KEY
+        );
+    }
+    let cm = ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            namespace: Some(ns.to_owned()),
+            labels: Some(BTreeMap::from([
+                (names::OWNER_LABEL.into(), plan.owner.clone()),
+                (names::NODE_LABEL.into(), plan.node.clone()),
+            ])),
+            owner_references: fi.controller_owner_ref(&()).map(|r| vec![r]),
+            resource_version: current
+                .as_ref()
+                .and_then(|c| c.metadata.resource_version.clone()),
+            ..ObjectMeta::default()
+        },
+        data: Some(BTreeMap::from([(names::ACCEPTED_HISTORY_KEY.into(), text)])),
+        ..ConfigMap::default()
+    };
+    let pp = PostParams::default();
+    match current {
+        Some(_) => api.replace(&name, &pp, &cm).await,
+        None => api.create(&pp, &cm).await,
+    }
+    .ctx(Step::WriteAcceptedHistory, || {
+        format!("writing the accepted-changes history {ns}/{name}")
+    })?;
+    Ok(())
 }
 
 pub mod acceptance;

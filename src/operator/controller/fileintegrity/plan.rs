@@ -168,8 +168,15 @@ pub fn plan(o: &Observed) -> Plan {
     // Rules that cannot be used accept nothing, visibly (the phase names the rule).
     let mut config_error_kind = "InvalidConfig";
     if config_error.is_none() {
-        if let Err(e) = fio_api::expected::Rules::compile(&fi.spec.expected_changes) {
+        if let Err(e) = fio_api::expected::Rules::compile(&fi.spec.rules()) {
             config_error = Some(format!("invalid expected changes: {e}"));
+            config_error_kind = "InvalidExpectedChanges";
+        } else if fi.spec.platform_rules && !fi.spec.attribution() {
+            // Rules accept only changes whose writers are named: without, the platform's
+            // files would be monitored with nothing to accept their rotations.
+            config_error = Some(
+                "platformRules: needs writers named (spec.realtime enabled, attribution on)".into(),
+            );
             config_error_kind = "InvalidExpectedChanges";
         }
     }
@@ -253,16 +260,24 @@ pub fn plan(o: &Observed) -> Plan {
         (None, current) => current,
     };
 
-    // 4. Node statuses of nodes that no longer exist (upstream OCPBUGS-15090).
-    let (stale_statuses, stale_results) = o
+    // 4. Node statuses of nodes that no longer exist (upstream OCPBUGS-15090), their result
+    // ConfigMaps and kept histories of accepted changes.
+    let gone: Vec<&FileIntegrityNodeStatus> = o
         .statuses
         .iter()
         .filter(|st| !o.nodes.contains_key(&st.spec.node_name))
-        .map(|st| {
-            let result = names::result_configmap_name(&name, &st.spec.node_name);
-            (st.name_any(), result)
+        .collect();
+    let stale_statuses = gone.iter().map(|st| st.name_any()).collect();
+    let stale_results = gone
+        .iter()
+        .flat_map(|st| {
+            let node = &st.spec.node_name;
+            [
+                names::result_configmap_name(&name, node),
+                names::accepted_configmap_name(&name, node),
+            ]
         })
-        .unzip();
+        .collect();
 
     // 4b. Nodes that have gone silent (not while paused: a paused daemon does not report).
     let interval = fi.spec.config.scan_interval();
@@ -561,9 +576,8 @@ fn update_requests(
         accepting.windows.insert(n.clone(), w);
     }
     accepting.retain_nodes(|n| nodes.contains_key(n));
-    let administered = crate::controller::results::acceptance::administrator(
-        fi, &accepting, statuses, selected,
-    );
+    let administered =
+        crate::controller::results::acceptance::administrator(fi, &accepting, statuses, selected);
     if let Some(a) = &administered {
         tracing::info!("acceptance on {name}: asked {:?}", a.requests.nodes.keys());
         for why in &a.ignored {

@@ -113,11 +113,12 @@ pub fn administrator(
 /// changes, when a rule of `fi` allows pod writers or the node has an update window (the
 /// machine-config daemon's pods); otherwise none is worth reading. In order, once each.
 pub fn writer_pods(fi: &FileIntegrity, node: &str, cm: &ConfigMap) -> Vec<(String, String)> {
-    let pod_rules = fi
-        .spec
-        .expected_changes
-        .iter()
-        .any(|r| r.writers.iter().any(|w| w.kind != "unit"));
+    let pod_rules = fi.spec.platform_rules
+        || fi
+            .spec
+            .expected_changes
+            .iter()
+            .any(|r| r.writers.iter().any(|w| w.kind != "unit"));
     let window = || {
         AcceptRequests::of(fi)
             .ok()
@@ -187,12 +188,10 @@ pub fn expected(
         .get(node)
         .filter(|w| probe.0 >= w.to.0 && result.condition != Condition::Errored);
     // (checked before compiling: this runs for every result the operator records)
-    if window.is_none()
-        && (fi.spec.expected_changes.is_empty() || result.condition != Condition::Failed)
-    {
+    if window.is_none() && (!fi.spec.has_rules() || result.condition != Condition::Failed) {
         return None;
     }
-    let rules = Rules::compile(&fi.spec.expected_changes).ok();
+    let rules = Rules::compile(&fi.spec.rules()).ok();
     let labels = |p: &WriterPod| {
         pods.get(&(p.namespace.clone(), p.name.clone()))
             .filter(|(uid, _)| *uid == p.uid)
@@ -306,6 +305,19 @@ pub fn records(
     listed: &[FileChange],
     probe: &Time,
 ) -> Vec<AcceptedChange> {
+    records_and_moved(prev, new, reported, asked, listed, probe).0
+}
+
+/// [`records`], and every record the node reported moved now (all of them, for the Event, the
+/// metric and the kept history, though the status keeps [`MAX_ACCEPTED`]).
+pub fn records_and_moved(
+    prev: &[AcceptedChange],
+    new: Vec<AcceptedChange>,
+    reported: Option<&Accepted>,
+    asked: Option<&AcceptRequest>,
+    listed: &[FileChange],
+    probe: &Time,
+) -> (Vec<AcceptedChange>, Vec<AcceptedChange>) {
     let pending_again =
         |r: &AcceptedChange| r.accepted_at.is_none() && new.iter().any(|n| n.path == r.path);
     let mut all: Vec<AcceptedChange> = prev.iter().filter(|r| !pending_again(r)).cloned().collect();
@@ -335,8 +347,49 @@ pub fn records(
             false
         });
     }
+    let moved = all
+        .iter()
+        .filter(|r| r.accepted_at.as_ref() == Some(probe))
+        .cloned()
+        .collect();
     all.truncate(MAX_ACCEPTED);
-    all
+    (all, moved)
+}
+
+/// The most bytes the kept history holds (as JSON); the oldest records go first.
+pub const HISTORY_BUDGET: usize = 256 * 1024;
+
+/// The kept history after `moved` (records the node just reported moved): those first, then
+/// the `kept` ones (its ConfigMap's text; unreadable or absent: none, and `false` says it was
+/// unreadable), a record once (its request and path), newest first, within
+/// [`HISTORY_BUDGET`].
+pub fn history(kept: Option<&str>, moved: &[AcceptedChange]) -> (String, bool) {
+    let (earlier, readable): (Vec<AcceptedChange>, bool) = match kept {
+        None => (Vec::new(), true),
+        Some(text) => match serde_json::from_str(text) {
+            Ok(v) => (v, true),
+            Err(_) => (Vec::new(), false),
+        },
+    };
+    let mut all: Vec<AcceptedChange> = moved.to_vec();
+    for r in earlier {
+        if !all
+            .iter()
+            .any(|a| a.request == r.request && a.path == r.path)
+        {
+            all.push(r);
+        }
+    }
+    let mut used = 2;
+    let fit = all
+        .iter()
+        .take_while(|r| {
+            used += serde_json::to_vec(r).map_or(usize::MAX / 2, |v| v.len() + 1);
+            used <= HISTORY_BUDGET
+        })
+        .count();
+    all.truncate(fit);
+    (serde_json::to_string(&all).unwrap_or_default(), readable)
 }
 
 #[cfg(test)]

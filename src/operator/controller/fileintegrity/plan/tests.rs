@@ -368,6 +368,28 @@ fn an_invalid_config_is_not_rolled_out_and_names_its_line() {
     assert_eq!(p.phase_changed, Some((Phase::Error, "InvalidConfig")));
 }
 
+/// `spec.platformRules` with writers not named would monitor the platform's files with
+/// nothing to accept their rotations: the Error phase says what is missing.
+#[test]
+fn platform_rules_need_writers_named() {
+    let (mut fi, nodes) = (fi_at(0), two_nodes());
+    fi.spec.platform_rules = true;
+    fi.spec.realtime = Some(fio_api::RealtimeSpec {
+        enabled: Some(true),
+        attribution: Some(false),
+    });
+    let p = plan(&observe(&fi, &nodes, &[], None, None, default_config()));
+    let st = p.status.unwrap();
+    assert_eq!(st.phase, Some(Phase::Error));
+    assert_eq!(
+        st.message.as_deref(),
+        Some("platformRules: needs writers named (spec.realtime enabled, attribution on)")
+    );
+    fi.spec.realtime = None;
+    let p = plan(&observe(&fi, &nodes, &[], None, None, default_config()));
+    assert_ne!(p.status.and_then(|s| s.phase), Some(Phase::Error));
+}
+
 #[test]
 fn a_bad_expected_change_rule_is_the_error_phase_naming_it() {
     let (mut fi, nodes) = (fi_at(0), two_nodes());
@@ -585,10 +607,14 @@ fn statuses_of_deleted_nodes_are_removed() {
         default_config(),
     ));
     assert_eq!(p.stale_statuses, vec!["fi-n1".to_owned()]);
-    // Its result ConfigMap goes too; the daemons may no longer update it.
+    // Its result ConfigMap goes too (the daemons may no longer update it), and its kept
+    // history of accepted changes.
     assert_eq!(
         p.stale_results,
-        vec!["aide-worker-fileintegrity-n1".to_owned()]
+        vec![
+            "aide-worker-fileintegrity-n1".to_owned(),
+            "aide-worker-fileintegrity-n1-accepted".to_owned()
+        ]
     );
     assert_eq!(p.selected, BTreeSet::from(["n2".to_owned()]));
 }

@@ -419,3 +419,47 @@ fn a_node_updates_window_accepts_its_own_changes_once() {
     let r = failed(vec![by_mcd, unnamed]);
     assert_eq!(expected(&closed, "n1", 0, &r, &pods, &t(400)), None);
 }
+
+/// The kept history: the records moved now first, a record once however often it is written,
+/// the oldest dropped past the budget; an unreadable history is started anew, and said.
+#[test]
+fn the_kept_history_keeps_each_record_once_newest_first_within_its_budget() {
+    let fi = fi_with_rule();
+    let r = failed(vec![change("/etc/fio-test/ca.crt", "kubelet.service")]);
+    let rec = |id: i64| {
+        let mut x = expected(&fi, "n1", 0, &r, &Pods::new(), &t(100))
+            .unwrap()
+            .records[0]
+            .clone();
+        x.request = id;
+        x.accepted_at = Some(t(100 + id));
+        x
+    };
+    let (one, ok) = history(None, &[rec(1)]);
+    assert!(ok);
+    let (two, _) = history(Some(&one), &[rec(2)]);
+    let (again, _) = history(Some(&two), &[rec(2)]);
+    assert_eq!(two, again, "written twice, kept once");
+    let kept: Vec<AcceptedChange> = serde_json::from_str(&two).unwrap();
+    assert_eq!(kept.iter().map(|r| r.request).collect::<Vec<_>>(), [2, 1]);
+    let mut text = two;
+    for id in 3..900 {
+        text = history(Some(&text), &[rec(id)]).0;
+    }
+    assert!(text.len() <= HISTORY_BUDGET, "{}", text.len());
+    let kept: Vec<AcceptedChange> = serde_json::from_str(&text).unwrap();
+    assert_eq!(kept[0].request, 899);
+    assert!(
+        kept.len() > 300 && kept.last().unwrap().request > 2,
+        "{}",
+        kept.len()
+    );
+    let (fresh, ok) = history(Some("not json"), &[rec(7)]);
+    assert!(!ok);
+    assert_eq!(
+        serde_json::from_str::<Vec<AcceptedChange>>(&fresh)
+            .unwrap()
+            .len(),
+        1
+    );
+}
