@@ -220,6 +220,7 @@ impl Daemon {
             database: None,
             completed: self.completed,
             accepted: None,
+            moved: Vec::new(),
         };
         // The view first: through an altered one the paths would read what a mount shows.
         if let Err(view) = observe(&self.checker).await? {

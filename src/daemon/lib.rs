@@ -40,6 +40,7 @@ use fio_api::{aideconf, names, FileChange, FileIntegrity, Holdoff, ReinitRequest
 use fio_core::atomic::replace_file;
 use fio_core::compare::Comparison;
 use fio_core::config::LoadOptions;
+use fio_core::focus::Focus;
 use fio_core::runner::{self, say, NodeScanner, OwnFiles, Verdict};
 
 use cycle::{Init, Ownership, Step};
@@ -285,6 +286,8 @@ struct Initialised {
     /// The acceptance completed in this cycle (then `database` is the moved baseline, if any
     /// path moved).
     accepted: Option<Accepted>,
+    /// The paths (below the host root) an acceptance moved.
+    moved: Vec<Vec<u8>>,
 }
 
 impl Daemon {
@@ -513,13 +516,24 @@ impl Daemon {
             return self.watch(fi, self.opts.interval, |_| false).await;
         }
         let uid = fi.uid().unwrap_or_default();
-        // This scan looks at everything: what the watcher saw so far is in it.
-        if let Some(w) = &self.watcher {
-            w.clear();
+        // An acceptance moves a few entries of the baseline the last comparison was made
+        // against: only those are measured again (a focused check, seconds on any node), and
+        // what the watcher saw meanwhile stays for the checks after it. Anything else (or no
+        // comparison to start from) is a full scan, which looks at everything the watcher saw.
+        let after_accept = matches!(scan.init, Init::Accept { .. }) && self.standing.is_some();
+        if !after_accept {
+            if let Some(w) = &self.watcher {
+                w.clear();
+            }
         }
         let init = self.initialise(&uid, &scan).await?;
         let started = Instant::now();
-        let (verdict, database, files, comparison) = self.check(&init).await?;
+        let standing = self.standing.take();
+        let (verdict, database, files, comparison) =
+            match standing.filter(|_| after_accept && init.failed.is_none()) {
+                Some(standing) => self.check_moved(&init, standing).await?,
+                None => self.check(&init).await?,
+            };
         let node = self.opts.node_name.clone();
         // A baseline moved for some paths keeps how the other changes were found.
         if init.database.is_some() && init.accepted.is_none() {
@@ -530,7 +544,9 @@ impl Daemon {
         if let Some(a) = &init.accepted {
             self.accepted = a.id;
         }
-        self.rewatch().await?;
+        if !after_accept {
+            self.rewatch().await?;
+        }
         let moved = init.database.is_some();
         if !cycle::keeps_result(self.followed.borrow().as_deref(), &node, moved) {
             say(&format!(
@@ -542,8 +558,17 @@ impl Daemon {
             seconds: started.elapsed().as_secs_f64(),
             files,
         });
-        self.report(fi, verdict, database, figures, &init, None)
-            .await?;
+        // (a focused check reports as the watcher's do: it is no scan of everything)
+        let focused: &[(String, Vec<Writer>)] = &[];
+        self.report(
+            fi,
+            verdict,
+            database,
+            figures,
+            &init,
+            after_accept.then_some(focused),
+        )
+        .await?;
         // Sleep for the interval, but wake for a new re-init or acceptance request for this
         // node, or a pause; check what the watcher reports meanwhile.
         let (completed, accepted) = (init.completed, self.accepted);
@@ -560,6 +585,7 @@ impl Daemon {
             database: None,
             completed: scan.completed,
             accepted: None,
+            moved: Vec::new(),
         };
         let mut s = self.scanner.clone();
         let reinit = match &scan.init {
@@ -681,6 +707,7 @@ impl Daemon {
         ));
         done.database = database;
         done.accepted = Some(Accepted { id, paths: shown });
+        done.moved = moved;
         Ok(done)
     }
 
@@ -718,6 +745,29 @@ impl Daemon {
             // reads no node status: see deploy/rbac/daemon_role.yaml).
             let c = s.check_sealed(&|_| Ok(()));
             // Right after an initialisation its figures (entries) are the richer ones.
+            let db = match (fresh, c.database) {
+                (Some(f), Some(d)) if f.sha256 == d.sha256 => Some(f),
+                (_, Some(d)) => Some(d),
+                (f, None) => f,
+            };
+            (c.verdict, db, c.files, c.comparison)
+        })
+        .await?)
+    }
+
+    /// The check after an acceptance, from `standing` (the comparison with the baseline before
+    /// it): the moved paths measured again against the moved baseline, the rest as it stood
+    /// (every other entry is byte-identical, see [`fio_core::runner::NodeScanner::accept`]).
+    async fn check_moved(
+        &self,
+        init: &Initialised,
+        standing: Comparison,
+    ) -> anyhow::Result<(Verdict, Option<DatabaseId>, Option<u64>, Option<Comparison>)> {
+        let focus = Arc::new(Focus::new(init.moved.iter().cloned()));
+        let s = self.scanner.clone();
+        let fresh = init.database.clone();
+        Ok(tokio::task::spawn_blocking(move || {
+            let c = s.check_focused(focus, standing, &|_| Ok(()));
             let db = match (fresh, c.database) {
                 (Some(f), Some(d)) if f.sha256 == d.sha256 => Some(f),
                 (_, Some(d)) => Some(d),

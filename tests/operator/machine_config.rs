@@ -1,7 +1,8 @@
 //! MachineConfig updates (issue 5, section 1): the machine-config daemon's Node annotations,
-//! the holdoff annotation, the pause and the re-init after a node's update; with the
-//! MachineConfigPool API (issue 11, point 4), the re-init only when the node's pool confirms the
-//! update, and a pause that lasts too long reported. Every test here runs with the pool API
+//! the holdoff annotation, the pause, and after a node's update its changes accepted per path
+//! (issue 28; upstream re-initialised the node); with the MachineConfigPool API (issue 11,
+//! point 4), only when the node's pool confirms the update, and a pause that lasts too long
+//! reported. Every test here runs with the pool API
 //! (installed once, cluster-wide) and a pool selecting the test's nodes.
 
 use std::time::Duration;
@@ -91,9 +92,10 @@ async fn wait_holdoff(t: &TestNs, want: Option<&str>) {
 }
 
 /// Node-1 is updated while node-2 is not; both see a file change. Node-1 is paused (no scan
-/// during the update), re-initialised exactly once after it, and Succeeded; node-2 goes Failed.
+/// during the update), its change accepted per path once after it (no re-init, one backup: the
+/// delta's), and Succeeded; node-2 goes Failed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn machine_config_update_pauses_the_node_and_reinitialises_it_once() {
+async fn machine_config_update_pauses_the_node_and_accepts_its_change_once() {
     let s = pooled_scenario("mcupdate", 2).await;
     let t = &s.t;
     let (n1, n2) = (s.node(0).to_owned(), s.node(1).to_owned());
@@ -138,8 +140,14 @@ async fn machine_config_update_pauses_the_node_and_reinitialises_it_once() {
 
     let done_at = Timestamp::now();
     set_mc_state(t, &n1, "rendered-2", "rendered-2", "Done").await;
-    s.wait_reinit_confirmed(std::slice::from_ref(&n1), done_at, secs(60))
+    let by = s
+        .wait_update_accepted(&n1, "/etc/resolv.conf", done_at)
         .await;
+    // (the daemons here run without realtime: no writer is named)
+    assert_eq!(
+        by,
+        "node update rendered-1 -> rendered-2 (writer not named)"
+    );
     wait_holdoff(t, None).await;
     assert_backups(s.root(&n1), 1);
     assert_backups(s.root(&n2), 0);
@@ -148,10 +156,10 @@ async fn machine_config_update_pauses_the_node_and_reinitialises_it_once() {
         condition(&statuses[&n2]),
         FileIntegrityNodeCondition::Failed
     );
-    // More Node events (kwok heartbeats, a repeated Done) bring no second re-init.
+    // More Node events (kwok heartbeats, a repeated Done) move nothing again.
     set_mc_state(t, &n1, "rendered-2", "rendered-2", "Done").await;
     s.backups_stay(
-        "one re-init of node-1",
+        "one baseline move of node-1",
         secs(2 * INTERVAL),
         std::slice::from_ref(&n1),
         1,
@@ -168,8 +176,8 @@ async fn machine_config_update_pauses_the_node_and_reinitialises_it_once() {
             vec![("node", n1.as_str())],
         ),
         (
-            "file_integrity_operator_reinit_total",
-            vec![("by", "node"), ("node", n1.as_str())],
+            "file_integrity_operator_node_accepted_changes_total",
+            vec![("by", "node update"), ("node", n1.as_str())],
         ),
     ] {
         assert_eq!(
@@ -183,9 +191,10 @@ async fn machine_config_update_pauses_the_node_and_reinitialises_it_once() {
 
 /// A rolling update over three nodes, one at a time: node-1 with an operator crash between
 /// Working and Done, node-2 ending Degraded (still at its old config), node-3 plainly. Each node
-/// that reached the pool's config is re-initialised exactly once, only after its own update, and
-/// only the node being updated is paused. The Degraded node is resumed without a re-init (its
-/// pool does not confirm the update, upstream re-initialised it): its changed file shows.
+/// that reached the pool's config has its change accepted exactly once, only after its own
+/// update, and only the node being updated is paused. The Degraded node is resumed with nothing
+/// accepted (its pool does not confirm the update, upstream re-initialised it): its changed
+/// file shows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rolling_machine_config_update_with_degraded_node_and_operator_restart() {
     let mut s = pooled_scenario("mcroll", 3).await;
@@ -196,7 +205,7 @@ async fn rolling_machine_config_update_with_degraded_node_and_operator_restart()
         wait_holdoff(&s.t, Some(n.as_str())).await;
         s.change_resolv_conf(n);
         if i == 0 {
-            // A crash mid-update: the pause survives, the re-init happens once.
+            // A crash mid-update: the pause survives, the change is accepted once.
             s.op.kill();
             tokio::time::sleep(secs(1)).await;
             s.op.start_again();
@@ -210,26 +219,25 @@ async fn rolling_machine_config_update_with_degraded_node_and_operator_restart()
             s.wait_failed(n, 1).await;
         } else {
             set_mc_state(&s.t, n, "rendered-2", "rendered-2", "Done").await;
-            s.wait_reinit_confirmed(std::slice::from_ref(n), end_at, secs(60))
-                .await;
+            s.wait_update_accepted(n, "/etc/resolv.conf", end_at).await;
             wait_holdoff(&s.t, None).await;
         }
         for (j, other) in nodes.iter().enumerate() {
             assert_backups(s.root(other), usize::from(j <= i && j != 1));
         }
     }
-    let reinitialised = [nodes[0].clone(), nodes[2].clone()];
+    let updated = [nodes[0].clone(), nodes[2].clone()];
     s.t.wait_node_statuses(FI, "the updated nodes Succeeded", secs(60), |st| {
-        reinitialised.iter().all(|n| {
+        updated.iter().all(|n| {
             st.get(n)
                 .is_some_and(|x| condition(x) == FileIntegrityNodeCondition::Succeeded)
         })
     })
     .await;
     s.backups_stay(
-        "one re-init per updated node",
+        "one baseline move per updated node",
         secs(INTERVAL + 2),
-        &reinitialised,
+        &updated,
         1,
     )
     .await;

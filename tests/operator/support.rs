@@ -342,6 +342,53 @@ impl Scenario {
         statuses[node].clone()
     }
 
+    /// `node` Succeeded after `since` with its change of `path` accepted into its baseline by
+    /// a node update (issue 28), and its re-init id unchanged; returns the record's `by`.
+    pub(crate) async fn wait_update_accepted(
+        &self,
+        node: &str,
+        path: &str,
+        since: Timestamp,
+    ) -> String {
+        let reinit_before = self
+            .t
+            .node_statuses(FI)
+            .await
+            .ok()
+            .and_then(|s| s.get(node).map(reinit_id));
+        let statuses = self
+            .t
+            .wait_node_statuses(
+                FI,
+                &format!("{node}'s {path} accepted by its update, Succeeded"),
+                secs(60),
+                |s| {
+                    s.get(node).is_some_and(|st| {
+                        condition(st) == FileIntegrityNodeCondition::Succeeded
+                            && after(st, Some(since))
+                            && st.spec.accepted_changes.iter().any(|r| {
+                                r.path == path
+                                    && r.accepted_at.is_some()
+                                    && r.by.starts_with("node update ")
+                            })
+                    })
+                },
+            )
+            .await;
+        let st = &statuses[node];
+        assert_eq!(
+            Some(reinit_id(st)),
+            reinit_before,
+            "{node} re-initialised by its update"
+        );
+        st.spec
+            .accepted_changes
+            .iter()
+            .find(|r| r.path == path)
+            .map(|r| r.by.clone())
+            .unwrap_or_default()
+    }
+
     /// Re-init requests handled (annotation removed) and every node in `nodes` confirmed the id
     /// the operator assigned to it, with a Succeeded result after `since`. Returns the requested
     /// ids.
