@@ -131,6 +131,9 @@ impl Daemon {
                         "node {}: realtime gap ({cause}): scanning everything",
                         self.opts.node_name
                     ));
+                    // No comparison to start from: the next check is a full scan, even one
+                    // after an acceptance.
+                    self.standing = None;
                     return Ok(());
                 }
                 if pending.rebuild {

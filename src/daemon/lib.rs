@@ -378,6 +378,9 @@ impl Daemon {
     /// update changed with who wrote it, which the operator's window judges (issue 28).
     async fn pause(&mut self) -> anyhow::Result<()> {
         let node = self.opts.node_name.clone();
+        // What the update writes is re-measured by a full scan after the pause, never by a
+        // check focused elsewhere (one after an acceptance).
+        self.standing = None;
         if !std::mem::replace(&mut self.paused, true) {
             say(&format!(
                 "holding off scans on node {node}: paused by annotation {}",
