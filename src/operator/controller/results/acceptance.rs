@@ -153,6 +153,11 @@ pub fn writer_pods(fi: &FileIntegrity, node: &str, cm: &ConfigMap) -> Vec<(Strin
     seen
 }
 
+/// How long after its confirmation a node update's window waits for the node's first check
+/// (a reboot and a full scan take minutes; a node that stays silent longer is reported, and its
+/// later changes are judged as ever).
+pub const WINDOW_LIFE: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// What the rules and a node update's window make of a result.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Accepting {
@@ -183,12 +188,14 @@ pub fn expected(
     probe: &Time,
 ) -> Option<Accepting> {
     let before = AcceptRequests::of(fi).ok().flatten().unwrap_or_default();
-    let window = before
+    let closing = before
         .windows
         .get(node)
         .filter(|w| probe.0 >= w.to.0 && result.condition != Condition::Errored);
+    // A node that keeps its first check from coming cannot keep its window open.
+    let window = closing.filter(|w| probe.0 <= w.to.0 + WINDOW_LIFE);
     // (checked before compiling: this runs for every result the operator records)
-    if window.is_none() && (!fi.spec.has_rules() || result.condition != Condition::Failed) {
+    if closing.is_none() && (!fi.spec.has_rules() || result.condition != Condition::Failed) {
         return None;
     }
     let rules = Rules::compile(&fi.spec.rules()).ok();
@@ -222,7 +229,7 @@ pub fn expected(
         })
         .collect();
     let mut requests = before.clone();
-    if window.is_some() {
+    if closing.is_some() {
         requests.windows.remove(node);
     }
     if expected.is_empty() && requests == before {

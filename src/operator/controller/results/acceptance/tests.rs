@@ -410,6 +410,11 @@ fn a_node_updates_window_accepts_its_own_changes_once() {
     assert_eq!(paths, ["/etc/mco/a.conf"]);
     // A result from before the window's end judges nothing and keeps it open.
     assert_eq!(expected(&fi, "n1", 0, &r, &pods, &t(59)), None);
+    // The first check more than an hour after the confirmation closes it, accepting nothing.
+    let late = t(60 + WINDOW_LIFE.as_secs() as i64 + 1);
+    let a = expected(&fi, "n1", 0, &r, &pods, &late).expect("closes");
+    assert!(a.records.is_empty(), "{:?}", a.records);
+    assert!(a.requests.expect("written").windows.is_empty());
     // A Succeeded check closes it; with the window closed the same changes fail the node.
     let ok = FileIntegrityScanResult::new(t(100), Condition::Succeeded);
     let a = expected(&fi, "n1", 0, &ok, &pods, &t(100)).expect("closes");
