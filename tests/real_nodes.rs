@@ -833,41 +833,9 @@ fn machine_config_update(real: &RealNodes) {
     )
     .expect("write the pool");
     k(&["apply", "-f", pool.to_str().expect("utf-8")]);
-    // Rolling rendered-2 out: all its machines still ran rendered-1 (the machine-config
-    // controller's status; what confirms the update is the pool moving on from it).
-    k(&[
-        "patch",
-        "machineconfigpool",
-        "e2e-real-1",
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        r#"{"status":{"configuration":{"name":"rendered-1"}}}"#,
-    ]);
     let b1 = backups(real, N1);
     let b2 = backups(real, N2);
-    let mc = "machineconfiguration.openshift.io";
-    k(&[
-        "annotate",
-        "node",
-        N1,
-        "--overwrite",
-        &format!("{mc}/currentConfig=rendered-1"),
-        &format!("{mc}/desiredConfig=rendered-2"),
-        &format!("{mc}/state=Working"),
-    ]);
-    wait_until(&format!("{N1} paused"), secs(60), || {
-        let p = kn(&[
-            "get",
-            "fileintegrity",
-            FI,
-            "-o",
-            &format!("jsonpath={{.status.nodePauses.{N1}}}"),
-        ]);
-        (!p.is_empty())
-            .then_some(())
-            .ok_or("no status.nodePauses entry".to_owned())
-    });
+    start_update("rendered-1", "rendered-2");
     // what the update changes on the node; then the node "reboots" (its daemon pod is
     // replaced): what the watcher named is lost, and the change's writer is not named
     let reinit_id = changes::status(N1)["reinitId"].clone();
@@ -888,14 +856,7 @@ fn machine_config_update(real: &RealNodes) {
             .any(|l| !l.starts_with(&format!("{old_pod} ")) && l.ends_with(" true"));
         ready.then_some(()).ok_or(pods)
     });
-    k(&[
-        "annotate",
-        "node",
-        N1,
-        "--overwrite",
-        &format!("{mc}/currentConfig=rendered-2"),
-        &format!("{mc}/state=Done"),
-    ]);
+    end_update("rendered-2");
     // Issue 28: the update's change accepted per path, no re-init.
     let st = wait_until(
         &format!("{N1}'s update accepted per path"),
@@ -951,6 +912,56 @@ fn machine_config_update(real: &RealNodes) {
     assert_eq!(condition(N1).as_deref(), Ok("Failed"));
     std::fs::remove_file(&after).expect("remove it");
     wait_condition(N1, "Succeeded", 120);
+}
+
+const MC: &str = "machineconfiguration.openshift.io";
+
+/// real-1's pool `e2e-real-1` rolls `target` out while its machines still run `from` (the
+/// machine-config controller's status: what confirms the update is the pool moving on from
+/// it); real-1 starts updating from `from` to `target` (`state=Working`), and is paused.
+fn start_update(from: &str, target: &str) {
+    let spec = serde_json::json!({"spec": {"configuration": {"name": target}}});
+    let status = serde_json::json!({"status": {"configuration": {"name": from}}});
+    let pool = ["patch", "machineconfigpool", "e2e-real-1", "--type=merge"];
+    k(&[&pool[..], &["-p", &spec.to_string()]].concat());
+    k(&[
+        &pool[..],
+        &["--subresource=status", "-p", &status.to_string()],
+    ]
+    .concat());
+    k(&[
+        "annotate",
+        "node",
+        N1,
+        "--overwrite",
+        &format!("{MC}/currentConfig={from}"),
+        &format!("{MC}/desiredConfig={target}"),
+        &format!("{MC}/state=Working"),
+    ]);
+    wait_until(&format!("{N1} paused"), secs(60), || {
+        let p = kn(&[
+            "get",
+            "fileintegrity",
+            FI,
+            "-o",
+            &format!("jsonpath={{.status.nodePauses.{N1}}}"),
+        ]);
+        (!p.is_empty())
+            .then_some(())
+            .ok_or("no status.nodePauses entry".to_owned())
+    });
+}
+
+/// real-1's update over: it runs `config` (`state=Done`).
+fn end_update(config: &str) {
+    k(&[
+        "annotate",
+        "node",
+        N1,
+        "--overwrite",
+        &format!("{MC}/currentConfig={config}"),
+        &format!("{MC}/state=Done"),
+    ]);
 }
 
 /// Upstream's e2e `TestFileIntegrityCertRotation` on real kubelets: the CA bundle each worker's

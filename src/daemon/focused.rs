@@ -121,12 +121,7 @@ impl Daemon {
                 tokio::time::sleep(realtime::DEBOUNCE).await;
                 let pending = watcher.take();
                 if let Some((from, cause)) = &pending.gap {
-                    if let (Some(c), Ok(from)) = (
-                        &mut self.coverage,
-                        k8s_openapi::jiff::Timestamp::try_from(*from),
-                    ) {
-                        c.open(from, cause.clone());
-                    }
+                    self.open_gap(*from, cause);
                     say(&format!(
                         "node {}: realtime gap ({cause}): scanning everything",
                         self.opts.node_name
@@ -161,6 +156,16 @@ impl Daemon {
         }
     }
 
+    /// Record in the coverage a gap in what the watcher saw, from `from`.
+    fn open_gap(&mut self, from: std::time::SystemTime, cause: &str) {
+        if let (Some(c), Ok(from)) = (
+            &mut self.coverage,
+            k8s_openapi::jiff::Timestamp::try_from(from),
+        ) {
+            c.open(from, cause.to_owned());
+        }
+    }
+
     /// [`Daemon::wait`] while scans are paused: what the watcher names is held with its
     /// writers for the first result after the pause (a gap is recorded; that result comes
     /// from a full scan anyway).
@@ -179,12 +184,7 @@ impl Daemon {
             if watcher.has_pending() {
                 let pending = watcher.take();
                 if let Some((from, cause)) = &pending.gap {
-                    if let (Some(c), Ok(from)) = (
-                        &mut self.coverage,
-                        k8s_openapi::jiff::Timestamp::try_from(*from),
-                    ) {
-                        c.open(from, cause.clone());
-                    }
+                    self.open_gap(*from, cause);
                 }
                 if pending.rebuild {
                     self.rewatch().await?;

@@ -531,12 +531,8 @@ impl Daemon {
         }
         let init = self.initialise(&uid, &scan).await?;
         let started = Instant::now();
-        let standing = self.standing.take();
-        let (verdict, database, files, comparison) =
-            match standing.filter(|_| after_accept && init.failed.is_none()) {
-                Some(standing) => self.check_moved(&init, standing).await?,
-                None => self.check(&init).await?,
-            };
+        let standing = self.standing.take().filter(|_| after_accept);
+        let (verdict, database, files, comparison) = self.check(&init, standing).await?;
         let node = self.opts.node_name.clone();
         // A baseline moved for some paths keeps how the other changes were found.
         if init.database.is_some() && init.accepted.is_none() {
@@ -732,45 +728,30 @@ impl Daemon {
         .await?)
     }
 
-    /// The check after `init`: its verdict, the database it read, the files it examined.
+    /// The check after `init`: its verdict, the database it read, the files it examined. A
+    /// full scan, or with `standing` (the comparison with the baseline before an acceptance)
+    /// a check focused on the paths the acceptance moved, the rest as it stood (every other
+    /// entry is byte-identical, see [`fio_core::runner::NodeScanner::accept`]).
     async fn check(
         &self,
         init: &Initialised,
+        standing: Option<Comparison>,
     ) -> anyhow::Result<(Verdict, Option<DatabaseId>, Option<u64>, Option<Comparison>)> {
         if let Some(failed) = &init.failed {
             return Ok((failed.clone(), None, None, None));
         }
         let s = self.scanner.clone();
         let fresh = init.database.clone();
+        let moved = Arc::new(Focus::new(init.moved.iter().cloned()));
         Ok(tokio::task::spawn_blocking(move || {
             // The result names the database by the bytes the check read (sealed); the
             // operator judges it against the node's anchor, which the daemon cannot read (it
             // reads no node status: see deploy/rbac/daemon_role.yaml).
-            let c = s.check_sealed(&|_| Ok(()));
-            // Right after an initialisation its figures (entries) are the richer ones.
-            let db = match (fresh, c.database) {
-                (Some(f), Some(d)) if f.sha256 == d.sha256 => Some(f),
-                (_, Some(d)) => Some(d),
-                (f, None) => f,
+            let c = match standing {
+                Some(standing) => s.check_focused(moved, standing, &|_| Ok(())),
+                None => s.check_sealed(&|_| Ok(())),
             };
-            (c.verdict, db, c.files, c.comparison)
-        })
-        .await?)
-    }
-
-    /// The check after an acceptance, from `standing` (the comparison with the baseline before
-    /// it): the moved paths measured again against the moved baseline, the rest as it stood
-    /// (every other entry is byte-identical, see [`fio_core::runner::NodeScanner::accept`]).
-    async fn check_moved(
-        &self,
-        init: &Initialised,
-        standing: Comparison,
-    ) -> anyhow::Result<(Verdict, Option<DatabaseId>, Option<u64>, Option<Comparison>)> {
-        let focus = Arc::new(Focus::new(init.moved.iter().cloned()));
-        let s = self.scanner.clone();
-        let fresh = init.database.clone();
-        Ok(tokio::task::spawn_blocking(move || {
-            let c = s.check_focused(focus, standing, &|_| Ok(()));
+            // Right after an initialisation its figures (entries) are the richer ones.
             let db = match (fresh, c.database) {
                 (Some(f), Some(d)) if f.sha256 == d.sha256 => Some(f),
                 (_, Some(d)) => Some(d),

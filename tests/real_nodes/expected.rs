@@ -13,7 +13,8 @@ use serde_json::Value;
 use super::changes::{kubectl_fio, plugin_dir, status};
 use super::realtime::{listed, pod_writer};
 use super::{
-    backups, condition, daemon_pod, k, kn, kube_dir, wait_condition, wait_phase, DS, FI, N1, N2, NS,
+    backups, condition, daemon_pod, end_update, k, kn, kube_dir, start_update, wait_condition,
+    wait_phase, DS, FI, N1, N2, NS,
 };
 use fio_harness::real::{kubectl, kubectl_try, repo_path, wait_until, RealNodes, WRITER_IMAGE};
 use fio_harness::secs;
@@ -432,47 +433,9 @@ fn status_settled(st: &Value) -> bool {
 /// backup (the delta's). A change after the window fails the node, its writer named.
 pub fn node_update(real: &RealNodes) {
     wait_condition(N1, "Succeeded", 120);
-    let mc = "machineconfiguration.openshift.io";
     let b1 = backups(real, N1);
     let reinit_id = status(N1)["reinitId"].clone();
-    k(&[
-        "patch",
-        "machineconfigpool",
-        "e2e-real-1",
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"configuration":{"name":"rendered-3"}}}"#,
-    ]);
-    k(&[
-        "patch",
-        "machineconfigpool",
-        "e2e-real-1",
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        r#"{"status":{"configuration":{"name":"rendered-2"}}}"#,
-    ]);
-    k(&[
-        "annotate",
-        "node",
-        N1,
-        "--overwrite",
-        &format!("{mc}/currentConfig=rendered-2"),
-        &format!("{mc}/desiredConfig=rendered-3"),
-        &format!("{mc}/state=Working"),
-    ]);
-    wait_until(&format!("{N1} paused"), secs(60), || {
-        let p = kn(&[
-            "get",
-            "fileintegrity",
-            FI,
-            "-o",
-            &format!("jsonpath={{.status.nodePauses.{N1}}}"),
-        ]);
-        (!p.is_empty())
-            .then_some(())
-            .ok_or("no status.nodePauses entry".to_owned())
-    });
+    start_update("rendered-2", "rendered-3");
     // The update: the machine-config daemon's pod appends; the test writes beside it.
     let ns = fio_api::expected::MACHINE_CONFIG_DAEMON_NAMESPACE;
     let (label, value) = fio_api::expected::MACHINE_CONFIG_DAEMON_LABEL;
@@ -518,14 +481,7 @@ pub fn node_update(real: &RealNodes) {
     std::fs::write(real.root(N1).join(OTHER_FILE), "not the update's\n")
         .expect("write beside the update");
     std::thread::sleep(secs(2));
-    k(&[
-        "annotate",
-        "node",
-        N1,
-        "--overwrite",
-        &format!("{mc}/currentConfig=rendered-3"),
-        &format!("{mc}/state=Done"),
-    ]);
+    end_update("rendered-3");
     let confirmed = Instant::now();
     let mcd = format!("/{MCD_FILE}");
     let other = format!("/{OTHER_FILE}");

@@ -241,7 +241,7 @@ pub fn plan_with(
         result = ok;
         kept_report = None;
     }
-    let (accepted_changes, moved_now) = acceptance::records_and_moved(
+    let (accepted_changes, moved_now) = acceptance::records(
         prev.map_or(&[][..], |p| &p.accepted_changes[..]),
         accepting
             .as_ref()

@@ -303,21 +303,10 @@ pub fn shown(mut records: Vec<AcceptedChange>) -> Vec<AcceptedChange> {
 /// the paths it moved accepted and drops those it did not (their change differed by then and
 /// is listed again); at most [`MAX_ACCEPTED`], newest first. A moved path with no record (an
 /// administrator's, asked by the FileIntegrity controller) gets one from `asked`, the node's
-/// request in force, and the change `listed` (its previous result's) names.
+/// request in force, and the change `listed` (its previous result's) names. Also returns every
+/// record the node reported moved now (all of them, for the Event, the metric and the kept
+/// history, though the status keeps [`MAX_ACCEPTED`]).
 pub fn records(
-    prev: &[AcceptedChange],
-    new: Vec<AcceptedChange>,
-    reported: Option<&Accepted>,
-    asked: Option<&AcceptRequest>,
-    listed: &[FileChange],
-    probe: &Time,
-) -> Vec<AcceptedChange> {
-    records_and_moved(prev, new, reported, asked, listed, probe).0
-}
-
-/// [`records`], and every record the node reported moved now (all of them, for the Event, the
-/// metric and the kept history, though the status keeps [`MAX_ACCEPTED`]).
-pub fn records_and_moved(
     prev: &[AcceptedChange],
     new: Vec<AcceptedChange>,
     reported: Option<&Accepted>,

@@ -113,14 +113,14 @@ fn the_completed_request_marks_what_moved_and_drops_the_rest() {
         change("/etc/fio-test/b.crt", "kubelet.service"),
     ]);
     let a = expected(&fi, "n1", 0, &r, &Pods::new(), &t(100)).unwrap();
-    let pending = records(&[], a.records, None, None, &[], &t(100));
+    let pending = records(&[], a.records, None, None, &[], &t(100)).0;
     assert_eq!(pending.len(), 2);
     // The node moved a.crt only (b.crt was written again meanwhile).
     let done = Accepted {
         id: 1,
         paths: vec!["/etc/fio-test/a.crt".into()],
     };
-    let after = records(&pending, Vec::new(), Some(&done), None, &[], &t(110));
+    let after = records(&pending, Vec::new(), Some(&done), None, &[], &t(110)).0;
     assert_eq!(after.len(), 1);
     assert_eq!(after[0].path, "/etc/fio-test/a.crt");
     assert_eq!(after[0].accepted_at, Some(t(110)));
@@ -129,7 +129,7 @@ fn the_completed_request_marks_what_moved_and_drops_the_rest() {
     for i in 0..30 {
         let mut r = after[0].clone();
         r.path = format!("/etc/fio-test/{i}.crt");
-        many = records(&many, vec![r], None, None, &[], &t(120));
+        many = records(&many, vec![r], None, None, &[], &t(120)).0;
     }
     assert_eq!(many.len(), MAX_ACCEPTED);
     assert_eq!(many[0].path, "/etc/fio-test/29.crt");
@@ -252,7 +252,7 @@ fn an_administrators_paths_are_recorded_when_the_node_moved_them() {
         id: 5,
         paths: vec!["/etc/a".into()],
     };
-    let r = records(&[], Vec::new(), Some(&done), Some(&asked), &listed, &t(200));
+    let r = records(&[], Vec::new(), Some(&done), Some(&asked), &listed, &t(200)).0;
     assert_eq!(r.len(), 1);
     assert_eq!(
         (r[0].path.as_str(), r[0].by.as_str(), r[0].request),
@@ -274,6 +274,7 @@ fn an_administrators_paths_are_recorded_when_the_node_moved_them() {
         &listed,
         &t(200)
     )
+    .0
     .is_empty());
     let other = Accepted {
         id: 4,
@@ -287,6 +288,7 @@ fn an_administrators_paths_are_recorded_when_the_node_moved_them() {
         &listed,
         &t(200)
     )
+    .0
     .is_empty());
 }
 
